@@ -1,0 +1,1 @@
+"""semcoat blender_addon."""

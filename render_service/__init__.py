@@ -1,0 +1,1 @@
+"""semcoat render_service."""

@@ -1,0 +1,64 @@
+"""The class table every part shares: mask values, names, overlay colours and backscatter physics.
+
+Mask files hold these ids as uint8. Rows are depth (coating surface at the top), columns run along the surface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BACKGROUND = 0
+FE2AL5 = 1
+FEAL = 2
+SUBSTRATE = 3
+PORE = 4
+PRECIPITATE = 5
+
+
+@dataclass(frozen=True)
+class PhaseClass:
+    """One segmentation class.
+
+    Attributes
+    ----------
+    id : mask value (uint8).
+    name : short machine name, used in metric names (``val/dice_pore``) and file columns.
+    label : human label for plots and reports.
+    color_rgb : overlay colour, 0-255 per channel.
+    mean_atomic_number : mass-weighted mean atomic number Z of the phase (drives backscatter contrast).
+    """
+
+    id: int
+    name: str
+    label: str
+    color_rgb: tuple[int, int, int]
+    mean_atomic_number: float
+
+
+CLASSES: tuple[PhaseClass, ...] = (
+    PhaseClass(BACKGROUND, "background", "Resin / background", (0, 0, 0), 6.0),
+    PhaseClass(FE2AL5, "fe2al5", "Fe2Al5", (66, 135, 245), 18.9),
+    PhaseClass(FEAL, "feal", "FeAl", (245, 194, 66), 21.8),
+    PhaseClass(SUBSTRATE, "substrate", "Steel substrate", (140, 140, 140), 25.8),
+    PhaseClass(PORE, "pore", "Pore", (230, 40, 40), 6.0),
+    PhaseClass(PRECIPITATE, "precipitate", "Cr-rich precipitate", (60, 220, 90), 22.4),
+)
+
+CLASS_IDS: frozenset[int] = frozenset(c.id for c in CLASSES)
+CLASS_NAMES: dict[int, str] = {c.id: c.name for c in CLASSES}
+NUM_CLASSES = len(CLASSES)
+
+
+def class_by_name(name: str) -> PhaseClass:
+    """Return the class called ``name``; raise ValueError listing the accepted names otherwise."""
+    for c in CLASSES:
+        if c.name == name:
+            return c
+    accepted = ", ".join(c.name for c in CLASSES)
+    raise ValueError(f"unknown class name {name!r}; accepted: {accepted}")
+
+
+def backscatter_coefficient(mean_atomic_number: float) -> float:
+    """Backscattered-electron coefficient eta of a phase of mass-weighted mean atomic number Z (Reuter's fit)."""
+    z = mean_atomic_number
+    return -0.0254 + 0.016 * z - 1.86e-4 * z**2 + 8.3e-7 * z**3
