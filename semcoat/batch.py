@@ -1,0 +1,259 @@
+"""The batch spec: a base coating, how many images, a seed, and which parameters vary how.
+
+Image ``i`` of a batch is ``BatchSpec.sample(i)``: the base spec with every randomised parameter drawn from a random
+generator seeded by (batch seed, i) alone, so any image can be re-rendered anywhere, in any order, bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semcoat.params import FieldError, SpecError, check_leaf, dataclass_errors, dataclass_from_dict, leaf_paths, param
+from semcoat.spec import CoatingSpec
+
+DISTRIBUTION_KINDS = ("uniform", "normal", "choice")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_IMAGES = 1_000_000
+
+
+@dataclass
+class Distribution:
+    """How one parameter varies across a batch.
+
+    ``uniform``: ``low``..``high``; ``normal``: ``mean`` +- ``std``, clipped to the parameter's accepted range;
+    ``choice``: one of ``values`` with equal probability. Integer parameters are rounded.
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    values: list[Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the keys this kind uses."""
+        keys = {"uniform": ("low", "high"), "normal": ("mean", "std"), "choice": ("values",)}[self.kind]
+        return {"kind": self.kind, **{k: getattr(self, k) for k in keys}}
+
+
+@dataclass
+class RenderSettings:
+    """How the batch is cut into render tasks and rendered."""
+
+    images_per_task: int = param(
+        25, minimum=1, maximum=100_000, doc="Images one render process (one Slurm array task) renders in a row.")
+    samples: int = param(1, minimum=1, maximum=4096, doc="Cycles samples per pixel (the scene is flat emission).")
+
+
+@dataclass
+class BatchSpec:
+    """A batch of randomised images: ``count`` samples of ``base`` with ``randomize`` applied, seeded by ``seed``."""
+
+    name: str = "batch"
+    count: int = 100
+    seed: int = 0
+    base: CoatingSpec = field(default_factory=CoatingSpec)
+    randomize: dict[str, Distribution] = field(default_factory=dict)
+    render: RenderSettings = field(default_factory=RenderSettings)
+
+    # --- serialisation -------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return {
+            "name": self.name,
+            "count": self.count,
+            "seed": self.seed,
+            "base": self.base.to_dict(),
+            "randomize": {path: d.to_dict() for path, d in sorted(self.randomize.items())},
+            "render": dataclasses.asdict(self.render),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON text."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "") -> BatchSpec:
+        """Build and validate a batch spec from a dict; raise SpecError listing every problem."""
+        errors: list[FieldError] = []
+        if not isinstance(data, dict):
+            raise SpecError([FieldError("", data, "expected a batch spec object (JSON {...})")], source)
+        accepted = ("name", "count", "seed", "base", "randomize", "render")
+        for key in data:
+            if key not in accepted:
+                errors.append(FieldError(key, data[key], f"unknown field; accepted: {', '.join(accepted)}"))
+        name = data.get("name", "batch")
+        count = data.get("count", 100)
+        seed = data.get("seed", 0)
+        base = dataclass_from_dict(CoatingSpec, data.get("base", {}), "base", errors)
+        render = dataclass_from_dict(RenderSettings, data.get("render", {}), "render", errors)
+        randomize: dict[str, Distribution] = {}
+        raw_randomize = data.get("randomize", {})
+        if not isinstance(raw_randomize, dict):
+            errors.append(FieldError("randomize", raw_randomize, 'expected an object {"section.field": {...}}'))
+        else:
+            for path, raw in raw_randomize.items():
+                dist = _distribution_from_dict(f"randomize.{path}", raw, errors)
+                if dist is not None:
+                    randomize[path] = dist
+        batch = cls(name=name, count=count, seed=seed, base=base or CoatingSpec(), randomize=randomize,
+                    render=render or RenderSettings())
+        errors.extend(batch._errors(consistency=not errors))
+        if errors:
+            raise SpecError(errors, source)
+        return batch
+
+    @classmethod
+    def load(cls, path: str | Path) -> BatchSpec:
+        """Read a batch spec JSON file; raise SpecError (bad content) or FileNotFoundError with the path."""
+        return cls.from_dict(read_json(path), source=str(path))
+
+    # --- validation ----------------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise SpecError if anything is invalid (fields set from Python included)."""
+        errors = dataclass_errors(self.base, "base") + dataclass_errors(self.render, "render")
+        errors.extend(self._errors(consistency=not errors))
+        if errors:
+            raise SpecError(errors)
+
+    def _errors(self, consistency: bool) -> list[FieldError]:
+        """Problems of the batch-level fields; with ``consistency``, also the cross-field checks of the base spec
+        (only meaningful once every leaf is valid)."""
+        errors: list[FieldError] = []
+        if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
+            errors.append(FieldError("name", self.name,
+                                     "expected 1-64 characters of letters, digits, '_', '.', '-' (not starting with "
+                                     "'.', '_' or '-'); the name becomes a folder and a Slurm job name"))
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or not 1 <= self.count <= MAX_IMAGES:
+            errors.append(FieldError("count", self.count, f"expected an integer in [1, {MAX_IMAGES}]"))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            errors.append(FieldError("seed", self.seed, "expected an integer in [0, 2**63)"))
+        leaves = leaf_paths(CoatingSpec)
+        for path, dist in self.randomize.items():
+            where = f"randomize.{path}"
+            if path not in leaves:
+                errors.append(FieldError(where, path, "unknown parameter; use a path like 'layers.fe2al5_thickness_um' "
+                                         "(see `semcoat spec schema`)"))
+                continue
+            typ, meta = leaves[path]
+            errors.extend(_distribution_errors(where, dist, typ, meta))
+        if consistency and not errors:
+            errors = [dataclasses.replace(e, path=f"base.{e.path}") for e in self.base.consistency_errors()]
+        return errors
+
+    # --- sampling ------------------------------------------------------------------------------------------------
+    def rng(self, index: int) -> random.Random:
+        """The random generator of image ``index``: depends on (seed, index) only."""
+        if not 0 <= index < self.count:
+            raise IndexError(f"image index {index} is outside this batch of {self.count} images (0..{self.count - 1})")
+        digest = hashlib.sha256(f"semcoat/{self.seed}/{index}".encode()).digest()
+        return random.Random(int.from_bytes(digest[:8], "big"))
+
+    def image_seed(self, index: int) -> int:
+        """Seed (0 <= s < 2**63) for everything image ``index`` draws beyond its parameters (geometry, noise)."""
+        digest = hashlib.sha256(f"semcoat/{self.seed}/{index}/image".encode()).digest()
+        return int.from_bytes(digest[:8], "big") >> 1
+
+    def sample(self, index: int) -> CoatingSpec:
+        """The coating spec of image ``index``: base spec + randomised parameters, validated.
+
+        Raises SpecError naming the image when the drawn values contradict each other (e.g. a pore line deeper than
+        the drawn layer thickness); ``semcoat spec check`` finds these before any render.
+        """
+        rng = self.rng(index)
+        data = self.base.to_dict()
+        leaves = leaf_paths(CoatingSpec)
+        for path in sorted(self.randomize):
+            typ, meta = leaves[path]
+            value = _draw(rng, self.randomize[path], typ, meta)
+            section_name, leaf = path.split(".", 1)
+            data[section_name][leaf] = value
+        return CoatingSpec.from_dict(data, source=f"batch {self.name!r} image {index}")
+
+    def task_ranges(self) -> list[tuple[int, int]]:
+        """``(start, count)`` of each render task, in order: images_per_task images each, the last one shorter."""
+        step = self.render.images_per_task
+        return [(start, min(step, self.count - start)) for start in range(0, self.count, step)]
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file, turning decode errors into a SpecError that names the file, line and column."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no such spec file: {p}")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SpecError([FieldError("", p.name, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")],
+                        str(p)) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError([FieldError("", p.name, "not a UTF-8 text file")], str(p)) from exc
+
+
+def _distribution_from_dict(path: str, raw: Any, errors: list[FieldError]) -> Distribution | None:
+    if not isinstance(raw, dict):
+        errors.append(FieldError(path, raw, 'expected an object like {"kind": "uniform", "low": 1, "high": 2}'))
+        return None
+    kind = raw.get("kind")
+    if kind not in DISTRIBUTION_KINDS:
+        errors.append(FieldError(f"{path}.kind", kind, f"expected one of {', '.join(DISTRIBUTION_KINDS)}"))
+        return None
+    needed = {"uniform": ("low", "high"), "normal": ("mean", "std"), "choice": ("values",)}[kind]
+    bad = False
+    for key in raw:
+        if key != "kind" and key not in needed:
+            errors.append(FieldError(f"{path}.{key}", raw[key],
+                                     f"not used by kind {kind!r}; it takes {', '.join(needed)}"))
+            bad = True
+    for key in needed:
+        if key not in raw:
+            errors.append(FieldError(f"{path}.{key}", None, f"missing; kind {kind!r} takes {', '.join(needed)}"))
+            bad = True
+    if bad:
+        return None
+    return Distribution(kind=kind, **{k: raw[k] for k in needed})
+
+
+def _distribution_errors(path: str, dist: Distribution, typ: Any, meta: dict[str, Any]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if dist.kind == "choice":
+        if not isinstance(dist.values, list) or not dist.values:
+            return [FieldError(f"{path}.values", dist.values, "expected a non-empty list of values")]
+        for i, v in enumerate(dist.values):
+            errors.extend(check_leaf(f"{path}.values[{i}]", v, typ, meta)[1])
+        return errors
+    if typ not in (int, float):
+        return [FieldError(f"{path}.kind", dist.kind, "this parameter is not numeric: only kind 'choice' applies")]
+    if dist.kind == "uniform":
+        for key in ("low", "high"):
+            errors.extend(check_leaf(f"{path}.{key}", getattr(dist, key), float, meta)[1])
+        if not errors and dist.low > dist.high:  # type: ignore[operator]
+            errors.append(FieldError(f"{path}.low", dist.low, f"must not exceed high ({dist.high})"))
+    else:
+        errors.extend(check_leaf(f"{path}.mean", dist.mean, float, meta)[1])
+        errors.extend(check_leaf(f"{path}.std", dist.std, float, {"minimum": 0.0})[1])
+    return errors
+
+
+def _draw(rng: random.Random, dist: Distribution, typ: Any, meta: dict[str, Any]) -> Any:
+    if dist.kind == "choice":
+        assert dist.values is not None
+        return dist.values[rng.randrange(len(dist.values))]
+    if dist.kind == "uniform":
+        value = rng.uniform(float(dist.low), float(dist.high))  # type: ignore[arg-type]
+    else:
+        value = rng.gauss(float(dist.mean), float(dist.std))  # type: ignore[arg-type]
+        lo, hi = meta.get("minimum"), meta.get("maximum")
+        value = min(hi, value) if hi is not None else value
+        value = max(lo, value) if lo is not None else value
+    if typ is int:
+        return int(round(value))
+    return round(value, 6)

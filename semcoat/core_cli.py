@@ -1,0 +1,86 @@
+"""``semcoat spec ...`` and ``semcoat dataset ...``: the shared core's commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from semcoat.batch import BatchSpec, read_json
+from semcoat.params import SpecError
+from semcoat.presets import PRESETS, preset_batch
+from semcoat.schema import batch_spec_schema, coating_spec_schema
+from semcoat.spec import CoatingSpec
+
+spec_app = typer.Typer(help="Coating and batch specs: presets, validation, JSON Schema.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Dataset folders (images, masks, ground truth).", no_args_is_help=True)
+
+MAX_PROBLEMS_SHOWN = 50
+
+
+@spec_app.command("schema")
+def spec_schema(
+    kind: str = typer.Option("batch", help="Which schema: 'batch' (BatchSpec files) or 'coating' (one CoatingSpec)."),
+) -> None:
+    """Print the JSON Schema of batch spec files (or of one coating spec)."""
+    if kind not in ("batch", "coating"):
+        typer.echo(f"error: --kind {kind!r} is not known; accepted: batch, coating", err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps(batch_spec_schema() if kind == "batch" else coating_spec_schema(), indent=2))
+
+
+@spec_app.command("preset")
+def spec_preset(
+    name: str = typer.Argument(..., help=f"Preset name: {', '.join(PRESETS)}."),
+    count: int = typer.Option(100, min=1, help="Number of images in the batch."),
+    seed: int = typer.Option(0, min=0, help="Batch seed."),
+) -> None:
+    """Print a ready BatchSpec (JSON) for a preset coating."""
+    if name not in PRESETS:
+        typer.echo(f"error: unknown preset {name!r}; accepted: {', '.join(PRESETS)}", err=True)
+        raise typer.Exit(2)
+    typer.echo(preset_batch(name, count=count, seed=seed).to_json())
+
+
+@spec_app.command("check")
+def spec_check(file: Path = typer.Argument(..., help="A BatchSpec (or CoatingSpec) JSON file.")) -> None:
+    """Validate a spec file; for a batch, also draw every image's parameters and check them."""
+    try:
+        data = read_json(file)
+        if isinstance(data, dict) and "base" in data:
+            batch = BatchSpec.from_dict(data, source=str(file))
+            for index in range(batch.count):
+                batch.sample(index)
+            typer.echo(f"ok: batch {batch.name!r}, {batch.count} images in {len(batch.task_ranges())} task(s), "
+                       f"{len(batch.randomize)} randomised parameter(s)")
+        else:
+            CoatingSpec.from_dict(data, source=str(file))
+            typer.echo("ok: coating spec")
+    except (SpecError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@dataset_app.command("check")
+def dataset_check(folder: Path = typer.Argument(..., help="Dataset folder.")) -> None:
+    """Check a dataset folder against the contract; exit 1 listing every problem."""
+    from semcoat.dataset import check_dataset
+
+    report = check_dataset(folder)
+    if report.ok:
+        typer.echo(f"ok: {folder}: {report.complete} of {report.expected} samples complete")
+        return
+    for line in report.problems[:MAX_PROBLEMS_SHOWN]:
+        typer.echo(f"problem: {line}", err=True)
+    if len(report.problems) > MAX_PROBLEMS_SHOWN:
+        typer.echo(f"... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more problem(s)", err=True)
+    typer.echo(f"{folder}: {len(report.problems)} problem(s); {report.complete} of {report.expected} samples complete",
+               err=True)
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the core commands to the ``semcoat`` app."""
+    app.add_typer(spec_app, name="spec")
+    app.add_typer(dataset_app, name="dataset")

@@ -1,0 +1,345 @@
+"""The dataset-folder contract shared by renderer, trainer and analysis (one folder per batch).
+
+Layout::
+
+    DIR/dataset.json        name, classes, pixel_size_um, image size, bit depth, count, seed, spec, generator version
+    DIR/images/<id>.png     grey image, 8 or 16 bit
+    DIR/masks/<id>.png      8-bit class ids (semcoat.classes)
+    DIR/meta/<id>.json      {"id", "index", "params": sampled parameters, "truth": measurements, ...}
+
+``<id>`` is the image index zero-padded to six digits. Each file is written to a temporary name and renamed into
+place, and the meta file is written last: a sample is complete exactly when its meta file exists, so a run that is
+killed mid-sample never leaves a sample that looks complete, and a resumed run rewrites it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semcoat import classes, pngio
+
+DATASET_FILE = "dataset.json"
+SUBDIRS = ("images", "masks", "meta")
+MEASUREMENT_NAMES = (
+    "fe2al5_thickness_um",
+    "fe2al5_thickness_std_um",
+    "fe2al5_top_thickness_um",
+    "fe2al5_bottom_thickness_um",
+    "feal_present",
+    "feal_thickness_um",
+    "pore_fraction_pct",
+    "pore_line_present",
+    "pore_line_depth_um",
+    "precipitate_fraction_pct",
+)
+_TMP_MARK = ".tmp-"
+_ID_FILE = re.compile(r"^(\d{6,})\.(png|json)$")
+
+
+class DatasetError(ValueError):
+    """A dataset folder cannot be used as asked (with the folder and the reason)."""
+
+
+def sample_id(index: int) -> str:
+    """File stem of image ``index``."""
+    return f"{index:06d}"
+
+
+@dataclass
+class DatasetInfo:
+    """What ``dataset.json`` holds."""
+
+    name: str
+    pixel_size_um: float
+    image_width_px: int
+    image_height_px: int
+    count: int
+    seed: int
+    bit_depth: int = 8
+    spec: dict[str, Any] = field(default_factory=dict)
+    generator_version: str = ""
+    classes: dict[str, str] = field(default_factory=lambda: {str(k): v for k, v in classes.CLASS_NAMES.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "name": self.name, "classes": self.classes, "pixel_size_um": self.pixel_size_um,
+            "image_width_px": self.image_width_px, "image_height_px": self.image_height_px,
+            "bit_depth": self.bit_depth, "count": self.count, "seed": self.seed,
+            "generator_version": self.generator_version, "spec": self.spec,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> DatasetInfo:
+        """Parse ``dataset.json`` content; DatasetError names the file and the bad key."""
+        if not isinstance(data, dict):
+            raise DatasetError(f"{source}: expected a JSON object")
+        required = {"name": str, "pixel_size_um": (int, float), "image_width_px": int, "image_height_px": int,
+                    "count": int, "seed": int}
+        for key, typ in required.items():
+            if key not in data:
+                raise DatasetError(f"{source}: missing key {key!r}")
+            if isinstance(data[key], bool) or not isinstance(data[key], typ):
+                raise DatasetError(f"{source}: key {key!r} has the wrong type (got {data[key]!r})")
+        if data["count"] < 1 or data["image_width_px"] < 1 or data["image_height_px"] < 1 or data["pixel_size_um"] <= 0:
+            raise DatasetError(f"{source}: count, image size and pixel_size_um must be positive")
+        return cls(
+            name=data["name"], pixel_size_um=float(data["pixel_size_um"]), image_width_px=data["image_width_px"],
+            image_height_px=data["image_height_px"], count=data["count"], seed=data["seed"],
+            bit_depth=data.get("bit_depth", 8), spec=data.get("spec", {}),
+            generator_version=data.get("generator_version", ""),
+            classes=data.get("classes", {str(k): v for k, v in classes.CLASS_NAMES.items()}),
+        )
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def read_info(root: str | Path) -> DatasetInfo:
+    """Read and check ``DIR/dataset.json``."""
+    p = Path(root) / DATASET_FILE
+    if not p.is_file():
+        raise DatasetError(f"{root} is not a dataset folder: {DATASET_FILE} is missing")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{p}: not valid JSON ({exc})") from exc
+    return DatasetInfo.from_dict(data, str(p))
+
+
+class DatasetWriter:
+    """Writes samples into a dataset folder; several writers (array tasks) may share one folder."""
+
+    def __init__(self, root: Path, info: DatasetInfo) -> None:
+        self.root = root
+        self.info = info
+
+    @classmethod
+    def open(cls, root: str | Path, info: DatasetInfo) -> DatasetWriter:
+        """Create the folder (or join an existing one of the same batch) and write ``dataset.json``.
+
+        Raises DatasetError when the folder already holds a different dataset, so nothing of it is overwritten.
+        """
+        path = Path(root)
+        if path.exists() and not path.is_dir():
+            raise DatasetError(f"{path} exists and is not a folder")
+        if (path / DATASET_FILE).is_file():
+            existing = read_info(path)
+            mine = info.to_dict()
+            theirs = existing.to_dict()
+            differing = sorted(k for k in ("name", "count", "seed", "spec", "image_width_px", "image_height_px")
+                               if mine[k] != theirs[k])
+            if differing:
+                raise DatasetError(
+                    f"{path} already holds dataset {existing.name!r} of another batch (differs in: "
+                    f"{', '.join(differing)}); choose another output folder or remove that one")
+        elif path.is_dir() and any(path.iterdir()):
+            raise DatasetError(f"{path} is not empty and holds no {DATASET_FILE}; choose an empty or new folder")
+        for sub in SUBDIRS:
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        if not (path / DATASET_FILE).is_file():
+            write_atomic(path / DATASET_FILE, (json.dumps(info.to_dict(), indent=2) + "\n").encode())
+        return cls(path, info)
+
+    def paths(self, sid: str) -> tuple[Path, Path, Path]:
+        """(image, mask, meta) paths of sample ``sid``."""
+        return (self.root / "images" / f"{sid}.png", self.root / "masks" / f"{sid}.png",
+                self.root / "meta" / f"{sid}.json")
+
+    def is_complete(self, sid: str) -> bool:
+        """True when all three files of the sample exist (meta is written last)."""
+        return all(p.is_file() for p in self.paths(sid))
+
+    def discard_partial(self, sid: str) -> None:
+        """Remove what an interrupted write of sample ``sid`` left (its files and temporaries)."""
+        for p in self.paths(sid):
+            for tmp in p.parent.glob(f".{p.name}{_TMP_MARK}*"):
+                tmp.unlink(missing_ok=True)
+            if not (self.root / "meta" / f"{sid}.json").is_file():
+                p.unlink(missing_ok=True)
+
+    def write_sample(self, sid: str, image_png: bytes, mask_png: bytes, meta: dict[str, Any]) -> None:
+        """Write one sample atomically: image, mask, then meta (the commit mark)."""
+        image_path, mask_path, meta_path = self.paths(sid)
+        write_atomic(image_path, image_png)
+        write_atomic(mask_path, mask_png)
+        write_atomic(meta_path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+
+
+@dataclass
+class Dataset:
+    """A dataset folder opened for reading: its info and the ids of its complete samples."""
+
+    root: Path
+    info: DatasetInfo
+    ids: list[str]
+
+    def image_path(self, sid: str) -> Path:
+        """Grey image of sample ``sid``."""
+        return self.root / "images" / f"{sid}.png"
+
+    def mask_path(self, sid: str) -> Path:
+        """Class-id mask of sample ``sid``."""
+        return self.root / "masks" / f"{sid}.png"
+
+    def meta(self, sid: str) -> dict[str, Any]:
+        """Parsed meta file of sample ``sid``."""
+        return json.loads((self.root / "meta" / f"{sid}.json").read_text(encoding="utf-8"))
+
+    @property
+    def is_complete(self) -> bool:
+        """True when every one of the ``count`` samples is complete."""
+        return len(self.ids) == self.info.count
+
+
+def read_dataset(root: str | Path, require_complete: bool = False) -> Dataset:
+    """Open a dataset folder; with ``require_complete`` raise DatasetError if any sample is missing."""
+    path = Path(root)
+    info = read_info(path)
+    ids = [sample_id(i) for i in range(info.count)
+           if all((path / sub / f"{sample_id(i)}.{ext}").is_file()
+                  for sub, ext in (("images", "png"), ("masks", "png"), ("meta", "json")))]
+    ds = Dataset(path, info, ids)
+    if require_complete and not ds.is_complete:
+        raise DatasetError(f"{path}: {info.count - len(ids)} of {info.count} samples are missing or incomplete; "
+                           f"run `semcoat dataset check {path}` for the list")
+    return ds
+
+
+@dataclass
+class CheckReport:
+    """What ``check_dataset`` found: problems (each one sentence naming the file) and the complete sample count."""
+
+    root: Path
+    problems: list[str]
+    complete: int
+    expected: int
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no problem at all."""
+        return not self.problems
+
+
+def _ranges(indices: Iterable[int]) -> str:
+    """Compact text of sorted indices: ``0-3, 7, 9-10``."""
+    out: list[str] = []
+    items = sorted(indices)
+    i = 0
+    while i < len(items):
+        j = i
+        while j + 1 < len(items) and items[j + 1] == items[j] + 1:
+            j += 1
+        out.append(sample_id(items[i]) if i == j else f"{sample_id(items[i])}-{sample_id(items[j])}")
+        i = j + 1
+    return ", ".join(out)
+
+
+def _check_mask(path: Path, info: DatasetInfo, allowed: bytes) -> list[str]:
+    try:
+        header, pixels = pngio.decode_grey(path.read_bytes())
+    except pngio.PngError as exc:
+        return [f"{path}: unreadable mask ({exc})"]
+    problems = []
+    if header.bit_depth != 8:
+        problems.append(f"{path}: mask must be 8-bit class ids, found {header.bit_depth}-bit")
+        return problems
+    if (header.width, header.height) != (info.image_width_px, info.image_height_px):
+        problems.append(f"{path}: mask is {header.width}x{header.height} px, dataset.json says "
+                        f"{info.image_width_px}x{info.image_height_px}")
+    unknown = set(pixels.translate(None, allowed))
+    if unknown:
+        problems.append(f"{path}: unknown class id(s) {sorted(unknown)}; accepted: {sorted(allowed)}")
+    return problems
+
+
+def _check_image(path: Path, info: DatasetInfo) -> list[str]:
+    data = path.read_bytes()
+    try:
+        header = pngio.read_header(data)
+    except pngio.PngError as exc:
+        return [f"{path}: unreadable image ({exc})"]
+    problems = []
+    if (header.width, header.height) != (info.image_width_px, info.image_height_px):
+        problems.append(f"{path}: image is {header.width}x{header.height} px, dataset.json says "
+                        f"{info.image_width_px}x{info.image_height_px}")
+    if not header.is_grey or header.bit_depth != info.bit_depth:
+        problems.append(f"{path}: expected a {info.bit_depth}-bit grey PNG, found colour type {header.color_type} "
+                        f"at {header.bit_depth} bit")
+    return problems
+
+
+def _check_meta(path: Path) -> list[str]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return [f"{path}: not valid JSON ({exc})"]
+    if not (isinstance(meta, dict) and isinstance(meta.get("params"), dict) and isinstance(meta.get("truth"), dict)):
+        return [f"{path}: expected an object with 'params' and 'truth' objects"]
+    missing = [k for k in MEASUREMENT_NAMES if k not in meta["truth"]]
+    if missing:
+        return [f"{path}: 'truth' lacks {', '.join(missing)}"]
+    return []
+
+
+def check_dataset(root: str | Path) -> CheckReport:
+    """Check a dataset folder against the contract; every problem names its file and says what is wrong."""
+    path = Path(root)
+    try:
+        info = read_info(path)
+    except DatasetError as exc:
+        return CheckReport(path, [str(exc)], 0, 0)
+    problems: list[str] = []
+    allowed = bytes(sorted(int(k) for k in info.classes))
+    unknown_classes = set(int(k) for k in info.classes) - set(classes.CLASS_IDS)
+    if unknown_classes:
+        problems.append(f"{path / DATASET_FILE}: classes holds unknown id(s) {sorted(unknown_classes)}")
+    never_written: list[int] = []
+    complete = 0
+    for sub in SUBDIRS:
+        folder = path / sub
+        if not folder.is_dir():
+            problems.append(f"{folder}: folder missing")
+            continue
+        for entry in sorted(folder.iterdir()):
+            if _TMP_MARK in entry.name:
+                problems.append(f"{entry}: leftover temporary file of an interrupted write")
+                continue
+            m = _ID_FILE.match(entry.name)
+            expected_ext = "json" if sub == "meta" else "png"
+            if not m or m.group(2) != expected_ext or int(m.group(1)) >= info.count:
+                problems.append(f"{entry}: unexpected file (expected <id>.{expected_ext} with id < {info.count})")
+    for i in range(info.count):
+        sid = sample_id(i)
+        image, mask, meta = (
+            path / "images" / f"{sid}.png", path / "masks" / f"{sid}.png", path / "meta" / f"{sid}.json")
+        present = [p.is_file() for p in (image, mask, meta)]
+        if not any(present):
+            never_written.append(i)
+            continue
+        if not present[2]:
+            problems.append(f"{path}/*/{sid}: incomplete sample (no meta file: interrupted write?)")
+        for p, ok in zip((image, mask, meta), present, strict=True):
+            if not ok:
+                problems.append(f"{p}: missing")
+        if present[0]:
+            problems.extend(_check_image(image, info))
+        if present[1]:
+            problems.extend(_check_mask(mask, info, allowed))
+        if present[2]:
+            problems.extend(_check_meta(meta))
+        if all(present):
+            complete += 1
+    if never_written:
+        problems.append(f"{len(never_written)} of {info.count} samples never written: {_ranges(never_written)}")
+    return CheckReport(path, problems, complete, info.count)

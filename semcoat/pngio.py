@@ -1,0 +1,132 @@
+"""Minimal greyscale PNG codec on the standard library (zlib), for masks and images of the dataset contract.
+
+Writes 8- or 16-bit greyscale, non-interlaced, filter type 0 (masks compress well without filters and decode fast).
+Reads any non-interlaced 8/16-bit greyscale PNG, whatever its row filters, which is what the dataset checker needs.
+Sixteen-bit samples are big-endian, as PNG stores them.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOR_GREY = 0
+
+
+class PngError(ValueError):
+    """A file is not a PNG this codec reads (with the reason)."""
+
+
+@dataclass(frozen=True)
+class PngHeader:
+    """The IHDR facts of a PNG."""
+
+    width: int
+    height: int
+    bit_depth: int
+    color_type: int
+    interlace: int
+
+    @property
+    def is_grey(self) -> bool:
+        """True for single-channel greyscale without alpha."""
+        return self.color_type == _COLOR_GREY
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def encode_grey(width: int, height: int, bit_depth: int, pixels: bytes, compress_level: int = 6) -> bytes:
+    """Encode row-major greyscale ``pixels`` (``height * width`` samples; 16-bit big-endian) as PNG bytes."""
+    if bit_depth not in (8, 16):
+        raise PngError(f"bit depth {bit_depth} is not supported; accepted: 8, 16")
+    stride = width * bit_depth // 8
+    if len(pixels) != stride * height:
+        raise PngError(f"pixel buffer holds {len(pixels)} bytes, expected {stride * height} for {width}x{height} "
+                       f"at {bit_depth} bit")
+    raw = b"".join(b"\x00" + pixels[r * stride:(r + 1) * stride] for r in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, _COLOR_GREY, 0, 0, 0)
+    idat = zlib.compress(raw, compress_level)
+    return PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    if not data.startswith(PNG_SIGNATURE):
+        raise PngError("not a PNG file (bad signature)")
+    pos, out = len(PNG_SIGNATURE), []
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind = data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        if len(body) != length or pos + 12 + length > len(data):
+            raise PngError(f"truncated PNG: chunk {kind!r} is cut short")
+        out.append((kind, body))
+        pos += 12 + length
+        if kind == b"IEND":
+            return out
+    raise PngError("truncated PNG: no IEND chunk")
+
+
+def read_header(data: bytes) -> PngHeader:
+    """Parse the IHDR of PNG bytes (only the first bytes are needed)."""
+    if not data.startswith(PNG_SIGNATURE) or len(data) < 33 or data[12:16] != b"IHDR":
+        raise PngError("not a PNG file (bad signature or no IHDR)")
+    w, h, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    return PngHeader(w, h, depth, color, interlace)
+
+
+def decode_grey(data: bytes) -> tuple[PngHeader, bytes]:
+    """Decode a greyscale 8/16-bit PNG to (header, row-major pixel bytes); PngError for anything else."""
+    chunks = _chunks(data)
+    header = read_header(data)
+    if not header.is_grey or header.bit_depth not in (8, 16):
+        raise PngError(
+            f"expected 8- or 16-bit greyscale, got colour type {header.color_type} at {header.bit_depth} bit")
+    if header.interlace:
+        raise PngError("interlaced PNGs are not supported")
+    try:
+        raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+    except zlib.error as exc:
+        raise PngError(f"corrupt image data: {exc}") from exc
+    bpp = header.bit_depth // 8
+    stride = header.width * bpp
+    if len(raw) != (stride + 1) * header.height:
+        raise PngError(f"image data holds {len(raw)} bytes, expected {(stride + 1) * header.height}")
+    rows: list[bytes] = []
+    prev = bytes(stride)
+    for r in range(header.height):
+        start = r * (stride + 1)
+        filt, line = raw[start], raw[start + 1:start + 1 + stride]
+        cur = line if filt == 0 else _unfilter(filt, bytearray(line), prev, bpp)
+        rows.append(cur)
+        prev = cur
+    return header, b"".join(rows)
+
+
+def _unfilter(filt: int, line: bytearray, prev: bytes, bpp: int) -> bytes:
+    n = len(line)
+    if filt == 1:
+        for i in range(bpp, n):
+            line[i] = (line[i] + line[i - bpp]) & 0xFF
+    elif filt == 2:
+        for i in range(n):
+            line[i] = (line[i] + prev[i]) & 0xFF
+    elif filt == 3:
+        for i in range(n):
+            left = line[i - bpp] if i >= bpp else 0
+            line[i] = (line[i] + ((left + prev[i]) >> 1)) & 0xFF
+    elif filt == 4:
+        for i in range(n):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            line[i] = (line[i] + pred) & 0xFF
+    else:
+        raise PngError(f"unknown PNG row filter {filt}")
+    return bytes(line)

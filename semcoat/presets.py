@@ -1,0 +1,80 @@
+"""Ready coatings for the two heat treatments of the literature (Al slurry on 9Cr steel, air, 650 degC).
+
+A longer anneal grows a thicker Fe2Al5 layer, a deeper pore line and a FeAl layer at the substrate interface.
+Each preset also comes as a ready batch (``preset_batch``) whose randomisation covers the spread seen between
+images of one sample and between samples.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from semcoat.batch import BatchSpec, Distribution, RenderSettings
+from semcoat.spec import CoatingSpec, ImagingSpec, LayerSpec, PoreLineSpec, PoreSpec, PrecipitateSpec
+
+
+def _preset_5h_650c() -> CoatingSpec:
+    return CoatingSpec(
+        layers=LayerSpec(surface_depth_um=14.0, fe2al5_thickness_um=55.0, fe2al5_thickness_variation_um=2.0,
+                         feal_present=False, feal_thickness_um=2.0),
+        pores=PoreSpec(area_fraction_pct=1.5, radius_mean_um=0.6, radius_std_um=0.3),
+        pore_line=PoreLineSpec(present=True, depth_um=20.0, width_um=3.0, lateral_coverage=0.85,
+                               area_fraction_pct=30.0, pore_radius_mean_um=0.9, pore_radius_std_um=0.35),
+        precipitates=PrecipitateSpec(area_fraction_pct=2.5, radius_mean_um=0.4, radius_std_um=0.2),
+        imaging=ImagingSpec(pixel_size_um=0.13),
+    )
+
+
+def _preset_20h_650c() -> CoatingSpec:
+    return CoatingSpec(
+        layers=LayerSpec(surface_depth_um=14.0, fe2al5_thickness_um=85.0, fe2al5_thickness_variation_um=3.0,
+                         feal_present=True, feal_thickness_um=4.0, interface_roughness_amplitude_um=2.0),
+        pores=PoreSpec(area_fraction_pct=2.0, radius_mean_um=0.8, radius_std_um=0.4),
+        pore_line=PoreLineSpec(present=True, depth_um=30.0, width_um=4.0, lateral_coverage=0.9,
+                               area_fraction_pct=30.0, pore_radius_mean_um=1.2, pore_radius_std_um=0.5),
+        precipitates=PrecipitateSpec(area_fraction_pct=3.0, radius_mean_um=0.55, radius_std_um=0.25),
+        imaging=ImagingSpec(pixel_size_um=0.17),
+    )
+
+
+PRESETS = {"5h_650C": _preset_5h_650c, "20h_650C": _preset_20h_650c}
+
+
+def preset(name: str) -> CoatingSpec:
+    """A fresh copy of the preset coating ``name``; ValueError lists the preset names otherwise."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; accepted: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def _relative_uniform(value: float, fraction: float) -> Distribution:
+    return Distribution("uniform", low=round(value * (1 - fraction), 4), high=round(value * (1 + fraction), 4))
+
+
+def preset_batch(name: str, count: int = 100, seed: int = 0) -> BatchSpec:
+    """A ready batch for preset ``name``: ``count`` images around it, seeded by ``seed``."""
+    base = preset(name)
+    lay, line = base.layers, base.pore_line
+    randomize = {
+        "layers.fe2al5_thickness_um": _relative_uniform(lay.fe2al5_thickness_um, 0.12),
+        "layers.surface_roughness_amplitude_um": Distribution("uniform", low=0.5, high=3.0),
+        "layers.interface_roughness_amplitude_um": Distribution("uniform", low=0.5, high=2.5),
+        "layers.feal_thickness_um": _relative_uniform(lay.feal_thickness_um, 0.3),
+        "pore_line.present": Distribution("choice", values=[True, True, True, False]),
+        "pore_line.depth_um": _relative_uniform(line.depth_um, 0.15),
+        "pore_line.lateral_coverage": Distribution("uniform", low=0.7, high=1.0),
+        "pores.area_fraction_pct": Distribution("uniform", low=0.5, high=3.5),
+        "precipitates.area_fraction_pct": Distribution("uniform", low=1.0, high=4.5),
+        "precipitates.orientation_spread_deg": Distribution("uniform", low=10.0, high=60.0),
+        "grey.fe2al5": Distribution("normal", mean=base.grey.fe2al5, std=0.03),
+        "grey.substrate": Distribution("normal", mean=base.grey.substrate, std=0.03),
+        "grey.precipitate": Distribution("normal", mean=base.grey.precipitate, std=0.03),
+        "imaging.probe_blur_fwhm_px": Distribution("uniform", low=0.8, high=2.2),
+        "imaging.dose_electrons_per_px": Distribution("uniform", low=60.0, high=400.0),
+        "imaging.brightness": Distribution("normal", mean=0.0, std=0.04),
+        "imaging.contrast": Distribution("normal", mean=1.0, std=0.08),
+    }
+    batch = BatchSpec(name=f"{name}-batch", count=count, seed=seed, base=copy.deepcopy(base), randomize=randomize,
+                      render=RenderSettings(images_per_task=25))
+    batch.validate()
+    return batch

@@ -1,0 +1,240 @@
+"""The coating spec: every parameter of one synthetic SEM cross-section of a slurry aluminide coating.
+
+Geometry (from the top of the image down): mounting resin, a rough coating surface, the Fe2Al5 layer (with pores,
+an optional pore line and Cr-rich precipitates), an optional FeAl layer, then the steel substrate to the bottom edge.
+Lengths are in micrometres (``_um``), image quantities in pixels (``_px``), fractions in percent (``_pct``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from semcoat import classes
+from semcoat.params import FieldError, SpecError, dataclass_errors, dataclass_from_dict, param, section
+
+
+def _grey_from_physics(phase_id: int) -> float:
+    """Default display grey (0-1) of a phase: its backscatter coefficient stretched from resin-dark to steel-bright.
+
+    eta(Z) spans ~0.06 (resin) to ~0.28 (9Cr steel); the stretch maps eta 0.04 -> 0 and 0.30 -> 1.
+    """
+    eta = classes.backscatter_coefficient(classes.CLASSES[phase_id].mean_atomic_number)
+    return round(min(1.0, max(0.0, (eta - 0.04) / 0.26)), 3)
+
+
+@dataclass
+class LayerSpec:
+    """Layer stack and interface roughness."""
+
+    surface_depth_um: float = param(
+        20.0, unit="um", minimum=0.0, maximum=2000.0,
+        doc="Mean depth of the coating surface below the top edge of the image (the resin band).")
+    fe2al5_thickness_um: float = param(
+        60.0, unit="um", minimum=1.0, maximum=1000.0, doc="Mean thickness of the Fe2Al5 layer.")
+    fe2al5_thickness_variation_um: float = param(
+        2.0, unit="um", minimum=0.0, maximum=200.0,
+        doc="Amplitude of the slow variation of the Fe2Al5 thickness along the surface.")
+    feal_present: bool = param(False, doc="Whether a thin FeAl layer lies between Fe2Al5 and the substrate.")
+    feal_thickness_um: float = param(
+        4.0, unit="um", minimum=0.0, maximum=200.0, doc="Mean thickness of the FeAl layer (used when present).")
+    surface_roughness_amplitude_um: float = param(
+        2.0, unit="um", minimum=0.0, maximum=200.0, doc="Amplitude (half peak-to-valley) of the surface roughness.")
+    surface_roughness_wavelength_um: float = param(
+        40.0, unit="um", minimum=1.0, maximum=10000.0, doc="Dominant wavelength of the surface roughness.")
+    interface_roughness_amplitude_um: float = param(
+        1.5, unit="um", minimum=0.0, maximum=200.0,
+        doc="Amplitude of the roughness of the Fe2Al5 / (FeAl or substrate) interface.")
+    interface_roughness_wavelength_um: float = param(
+        25.0, unit="um", minimum=1.0, maximum=10000.0, doc="Dominant wavelength of the interface roughness.")
+
+
+@dataclass
+class PoreSpec:
+    """Pores scattered through the Fe2Al5 layer (voids filled with resin or empty)."""
+
+    area_fraction_pct: float = param(
+        1.5, unit="%", minimum=0.0, maximum=30.0,
+        doc="Target area fraction of scattered pores in the Fe2Al5 layer, excluding the pore line.")
+    radius_mean_um: float = param(0.8, unit="um", minimum=0.05, maximum=50.0, doc="Mean pore radius (log-normal).")
+    radius_std_um: float = param(
+        0.4, unit="um", minimum=0.0, maximum=50.0, doc="Standard deviation of the pore radius.")
+    elongation: float = param(
+        1.3, minimum=1.0, maximum=10.0, doc="Maximum aspect ratio (long / short axis) of a pore; drawn in [1, max].")
+
+
+@dataclass
+class PoreLineSpec:
+    """A line of pores parallel to the surface that splits Fe2Al5 into a top and a bottom part."""
+
+    present: bool = param(True, doc="Whether the Fe2Al5 layer holds a pore line.")
+    depth_um: float = param(
+        25.0, unit="um", minimum=0.0, maximum=1000.0, doc="Depth of the band's centre below the local surface.")
+    width_um: float = param(4.0, unit="um", minimum=0.1, maximum=200.0, doc="Thickness of the band holding the pores.")
+    lateral_coverage: float = param(
+        0.85, minimum=0.0, maximum=1.0, doc="Fraction of the image width along which the band holds pores.")
+    area_fraction_pct: float = param(
+        30.0, unit="%", minimum=0.0, maximum=80.0, doc="Pore area fraction inside the band where it is covered.")
+    pore_radius_mean_um: float = param(
+        1.2, unit="um", minimum=0.05, maximum=50.0, doc="Mean radius of the pores of the line (log-normal).")
+    pore_radius_std_um: float = param(
+        0.5, unit="um", minimum=0.0, maximum=50.0, doc="Standard deviation of the radius of the pores of the line.")
+
+
+@dataclass
+class PrecipitateSpec:
+    """Bright Cr-rich precipitates (Cr2Al, Cr23C6) in the Fe2Al5 layer."""
+
+    area_fraction_pct: float = param(
+        2.0, unit="%", minimum=0.0, maximum=30.0, doc="Target area fraction of precipitates in the Fe2Al5 layer.")
+    radius_mean_um: float = param(
+        0.5, unit="um", minimum=0.05, maximum=50.0, doc="Mean equivalent-circle radius of a precipitate (log-normal).")
+    radius_std_um: float = param(
+        0.25, unit="um", minimum=0.0, maximum=50.0, doc="Standard deviation of the precipitate radius.")
+    elongation: float = param(
+        2.5, minimum=1.0, maximum=20.0, doc="Mean aspect ratio (long / short axis) of a precipitate.")
+    orientation_deg: float = param(
+        90.0, unit="deg", minimum=-180.0, maximum=180.0,
+        doc="Mean angle of the long axis to the surface (90 = pointing into the depth, along the diffusion direction).")
+    orientation_spread_deg: float = param(
+        25.0, unit="deg", minimum=0.0, maximum=180.0, doc="Standard deviation of the long-axis angle.")
+    depth_limit_fraction: float = param(
+        1.0, minimum=0.05, maximum=1.0,
+        doc="Precipitates lie in the top part of the Fe2Al5 layer of this fraction of its thickness (1 = everywhere).")
+
+
+@dataclass
+class GreyLevelSpec:
+    """Display grey (0 = black, 1 = white) of each phase before noise; defaults follow backscatter physics."""
+
+    resin: float = param(_grey_from_physics(classes.BACKGROUND), minimum=0.0, maximum=1.0, doc="Mounting resin.")
+    fe2al5: float = param(_grey_from_physics(classes.FE2AL5), minimum=0.0, maximum=1.0, doc="Fe2Al5 layer.")
+    feal: float = param(_grey_from_physics(classes.FEAL), minimum=0.0, maximum=1.0, doc="FeAl layer.")
+    substrate: float = param(_grey_from_physics(classes.SUBSTRATE), minimum=0.0, maximum=1.0, doc="Steel substrate.")
+    pore: float = param(0.03, minimum=0.0, maximum=1.0, doc="Open pores (read as dark resin or black).")
+    precipitate: float = param(
+        _grey_from_physics(classes.PRECIPITATE), minimum=0.0, maximum=1.0, doc="Cr-rich precipitates.")
+
+    def for_class(self, class_id: int) -> float:
+        """Grey level of the phase with mask value ``class_id``."""
+        name = {classes.BACKGROUND: "resin"}.get(class_id, classes.CLASS_NAMES[class_id])
+        return float(getattr(self, name))
+
+
+@dataclass
+class ImagingSpec:
+    """The virtual SEM: frame, probe, detector and scan."""
+
+    pixel_size_um: float = param(0.2, unit="um", minimum=0.001, maximum=100.0, doc="Edge length of one pixel.")
+    width_px: int = param(1024, unit="px", minimum=16, maximum=8192, doc="Image width (along the surface).")
+    height_px: int = param(768, unit="px", minimum=16, maximum=8192, doc="Image height (depth), data bar included.")
+    probe_blur_fwhm_px: float = param(
+        1.2, unit="px", minimum=0.0, maximum=20.0, doc="Full width at half maximum of the Gaussian electron probe.")
+    dose_electrons_per_px: float = param(
+        150.0, unit="e-/px", minimum=1.0, maximum=1e6,
+        doc="Electrons per pixel; sets the Poisson shot noise (more dose, less noise).")
+    detector_noise_std: float = param(
+        0.015, minimum=0.0, maximum=0.5, doc="Standard deviation of additive Gaussian detector noise (full scale 1).")
+    scan_line_jitter_px: float = param(
+        0.25, unit="px", minimum=0.0, maximum=10.0, doc="Standard deviation of the random horizontal shift per line.")
+    drift_px: float = param(
+        0.0, unit="px", minimum=-100.0, maximum=100.0,
+        doc="Horizontal drift accumulated from the first to the last line.")
+    brightness: float = param(0.0, minimum=-0.5, maximum=0.5, doc="Offset added to the signal (full scale 1).")
+    contrast: float = param(1.0, minimum=0.1, maximum=5.0, doc="Gain applied to the signal around mid grey.")
+    edge_brightening: float = param(
+        0.08, minimum=0.0, maximum=1.0, doc="Extra signal at phase edges (topographic edge effect), full scale 1.")
+    data_bar: bool = param(False, doc="Draw an instrument data bar with a scale bar along the bottom of the image.")
+    data_bar_height_px: int = param(
+        48, unit="px", minimum=8, maximum=1024, doc="Height of the data bar (its rows are class 0 in the mask).")
+    bit_depth: int = param(8, unit="bit", choices=(8, 16), doc="Bits per pixel of the written grey image.")
+
+
+@dataclass
+class CoatingSpec:
+    """Every parameter of one coating cross-section image. See the section classes for each parameter."""
+
+    layers: LayerSpec = section(LayerSpec, doc="Layer stack and interface roughness.")
+    pores: PoreSpec = section(PoreSpec, doc="Pores scattered through the Fe2Al5 layer.")
+    pore_line: PoreLineSpec = section(PoreLineSpec, doc="Band of pores parallel to the surface.")
+    precipitates: PrecipitateSpec = section(PrecipitateSpec, doc="Cr-rich precipitates in Fe2Al5.")
+    grey: GreyLevelSpec = section(GreyLevelSpec, doc="Grey level of each phase before noise.")
+    imaging: ImagingSpec = section(ImagingSpec, doc="Virtual SEM frame, probe, detector and scan.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of every parameter."""
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON text of every parameter."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "") -> CoatingSpec:
+        """Build and validate a spec from a dict; missing fields take their defaults.
+
+        Raises
+        ------
+        SpecError
+            listing every problem: field path, value, what is accepted.
+        """
+        errors: list[FieldError] = []
+        spec = dataclass_from_dict(cls, data, "", errors)
+        if not errors:
+            errors.extend(spec.consistency_errors())
+        if errors:
+            raise SpecError(errors, source)
+        return spec
+
+    def validate(self) -> None:
+        """Raise SpecError if any field (set from Python) is out of range or the fields contradict each other."""
+        errors = dataclass_errors(self)
+        if not errors:
+            errors = self.consistency_errors()
+        if errors:
+            raise SpecError(errors)
+
+    def coating_bottom_um(self) -> float:
+        """Deepest mean depth of the coating (Fe2Al5 + FeAl) below the top edge of the image."""
+        lay = self.layers
+        feal = lay.feal_thickness_um if lay.feal_present else 0.0
+        return lay.surface_depth_um + lay.fe2al5_thickness_um + feal
+
+    def consistency_errors(self) -> list[FieldError]:
+        """Problems that involve several fields (each field on its own is in range)."""
+        errors: list[FieldError] = []
+        lay, line, img = self.layers, self.pore_line, self.imaging
+        usable_height_um = (img.height_px - (img.data_bar_height_px if img.data_bar else 0)) * img.pixel_size_um
+        reach_um = (
+            self.coating_bottom_um() + lay.surface_roughness_amplitude_um + lay.interface_roughness_amplitude_um
+            + lay.fe2al5_thickness_variation_um
+        )
+        if reach_um >= usable_height_um:
+            errors.append(FieldError(
+                "layers", round(reach_um, 3),
+                f"the coating reaches {reach_um:.1f} um deep (surface depth + layers + roughness) but the image "
+                f"shows {usable_height_um:.1f} um above the data bar; lower the thicknesses or surface depth, or "
+                "raise imaging.height_px or imaging.pixel_size_um so the substrate is in the frame"))
+        if lay.surface_depth_um < lay.surface_roughness_amplitude_um:
+            errors.append(FieldError(
+                "layers.surface_depth_um", lay.surface_depth_um,
+                f"must be at least the surface roughness amplitude ({lay.surface_roughness_amplitude_um} um) so the "
+                "surface stays inside the image"))
+        if lay.feal_present and lay.feal_thickness_um <= 0:
+            errors.append(FieldError(
+                "layers.feal_thickness_um", lay.feal_thickness_um, "must be > 0 when layers.feal_present is true"))
+        if line.present:
+            top_um = line.depth_um - line.width_um / 2
+            bottom_um = line.depth_um + line.width_um / 2
+            if top_um < 0 or bottom_um > lay.fe2al5_thickness_um:
+                errors.append(FieldError(
+                    "pore_line.depth_um", line.depth_um,
+                    f"the band [{top_um:.2f}, {bottom_um:.2f}] um below the surface must lie inside the Fe2Al5 layer "
+                    f"[0, {lay.fe2al5_thickness_um}] um"))
+        if img.data_bar and img.data_bar_height_px >= img.height_px // 2:
+            errors.append(FieldError(
+                "imaging.data_bar_height_px", img.data_bar_height_px,
+                f"must be less than half the image height ({img.height_px // 2} px)"))
+        return errors
