@@ -1,0 +1,382 @@
+"""Coating measurements from a class mask: Fe2Al5 thickness, FeAl, porosity, the pore line, precipitates.
+
+The mask holds the class ids of :mod:`semcoat.classes`; rows are depth (coating surface at the top) and columns run
+along the surface. Every length is returned in micrometres (pixel count x ``pixel_size_um``), every fraction in percent.
+
+Definitions (the analysis issue is the reference; this module is its executable form). For each column ``c``:
+
+- ``s(c)``: the first row whose class is not background (the local surface);
+- ``b(c)``: the first row whose class is FeAl or substrate (always at or below ``s(c)``, because every row above
+  ``s(c)`` is background);
+- the column is *measured* when it has coating, when ``b(c)`` exists (the Fe2Al5 band does not run off the bottom)
+  and when ``b(c) > s(c)`` (a column whose first coating row is already FeAl or substrate has no Fe2Al5 band);
+- its Fe2Al5 band is rows ``s(c) .. b(c) - 1``, pores, precipitates and any resin inclusions included; its thickness
+  is ``(b(c) - s(c))`` pixels.
+
+Only numpy is imported, so the renderer can call :func:`measure` to write ground truth without scipy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from semcoat.classes import BACKGROUND, CLASS_IDS, CLASS_NAMES, FEAL, PORE, PRECIPITATE, SUBSTRATE
+
+# A pore line must hold a pore, within its depth window, in at least this share of the measured columns
+# ("spans most of the width"); pores of a real line leave gaps between them, hence not 1.
+LINE_MIN_COVERAGE = 0.5
+# ... and that coverage must be at least this many times the typical coverage of a window of the same height
+# elsewhere in the band, so that heavy but scattered porosity is not taken for a line.
+LINE_MIN_CONTRAST = 2.0
+# Half height of the depth window, as a share of the median band thickness (at least LINE_MIN_HALF_WINDOW_PX):
+# pores of one line sit at slightly different depths below a rough surface.
+LINE_HALF_WINDOW_FRACTION = 0.015
+LINE_MIN_HALF_WINDOW_PX = 2
+# The band of depths that makes up the line: contiguous depths around the peak whose single-row coverage stays above
+# background + this share of (peak - background).
+LINE_EXTENT_LEVEL = 0.2
+# FeAl is present when it starts right below the Fe2Al5 band in at least this share of the measured columns.
+FEAL_MIN_COLUMN_SHARE = 0.5
+
+
+class MaskError(ValueError):
+    """A mask that cannot be measured (empty, not 2-D, wrong dtype, unknown class ids, no coating).
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, with the offending value and what is accepted.
+    source : str, optional
+        The file the mask came from; it prefixes the message so a user knows which file to fix.
+    """
+
+    def __init__(self, message: str, source: str | None = None) -> None:
+        self.source = source
+        super().__init__(f"{source}: {message}" if source else message)
+
+
+class NoCoatingError(MaskError):
+    """A valid mask in which no column can be measured (all background, or no Fe2Al5 band with a bottom)."""
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Per-image coating measurements (lengths in µm, fractions in %).
+
+    Attributes
+    ----------
+    fe2al5_thickness_um : mean Fe2Al5 band thickness over the measured columns, µm.
+    fe2al5_thickness_std_um : population standard deviation of the band thickness over the measured columns, µm.
+    fe2al5_top_thickness_um : surface to the centre of the pore line, µm; None when there is no pore line.
+    fe2al5_bottom_thickness_um : centre of the pore line to the bottom of the band (mean), µm; None without a line.
+    feal_present : FeAl starts right below the band in at least half of the measured columns.
+    feal_thickness_um : mean length of that FeAl run over the columns that have it, µm; 0 when not present.
+    pore_fraction_pct : 100 x pore pixels / all pixels of the bands.
+    pore_line_present : a band of pores parallel to the local surface spans most of the width.
+    pore_line_depth_um : depth of the pore line's centre below the local surface, µm; None without a line.
+    precipitate_fraction_pct : 100 x precipitate pixels / all pixels of the bands.
+    """
+
+    fe2al5_thickness_um: float
+    fe2al5_thickness_std_um: float
+    fe2al5_top_thickness_um: float | None
+    fe2al5_bottom_thickness_um: float | None
+    feal_present: bool
+    feal_thickness_um: float
+    pore_fraction_pct: float
+    pore_line_present: bool
+    pore_line_depth_um: float | None
+    precipitate_fraction_pct: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The measurements as a plain dict in field order (JSON-ready: floats, bools and None)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Measurements:
+        """Build from a dict holding at least every measurement name (extra keys are ignored)."""
+        missing = [n for n in MEASUREMENT_NAMES if n not in values]
+        if missing:
+            raise ValueError(f"measurements lack {', '.join(missing)}; expected keys: {', '.join(MEASUREMENT_NAMES)}")
+        return cls(**{n: values[n] for n in MEASUREMENT_NAMES})
+
+
+MEASUREMENT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Measurements))
+BOOLEAN_MEASUREMENTS: tuple[str, ...] = ("feal_present", "pore_line_present")
+LENGTH_MEASUREMENTS: tuple[str, ...] = tuple(n for n in MEASUREMENT_NAMES if n.endswith("_um"))
+PERCENT_MEASUREMENTS: tuple[str, ...] = tuple(n for n in MEASUREMENT_NAMES if n.endswith("_pct"))
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """Per-column geometry of the Fe2Al5 band (row indices; -1 where a column has none).
+
+    Attributes
+    ----------
+    surface_row : s(c), first non-background row, -1 in columns without coating.
+    band_bottom_row : b(c), first FeAl or substrate row, -1 where there is none.
+    measured : columns that have an Fe2Al5 band with a bottom.
+    pixel_size_um : edge length of one pixel, µm.
+    """
+
+    surface_row: np.ndarray
+    band_bottom_row: np.ndarray
+    measured: np.ndarray
+    pixel_size_um: float
+
+    @property
+    def thickness_um(self) -> np.ndarray:
+        """Fe2Al5 band thickness per column, µm (NaN in columns that are not measured)."""
+        t = (self.band_bottom_row - self.surface_row).astype(np.float64) * self.pixel_size_um
+        t[~self.measured] = np.nan
+        return t
+
+
+def validate_mask(mask: np.ndarray, source: str | None = None) -> np.ndarray:
+    """Check a class mask and return it as uint8 (the input itself when it already is; never modified).
+
+    Parameters
+    ----------
+    mask : ndarray, shape (rows, columns)
+        Integer class ids.
+    source : str, optional
+        File name used in error messages.
+
+    Raises
+    ------
+    MaskError
+        When the mask is empty, not 2-D, not of an integer dtype or holds ids outside the class table.
+    """
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise MaskError(f"mask must be 2-D (rows, columns) of class ids; got shape {m.shape}", source)
+    if m.size == 0:
+        raise MaskError(f"mask is empty (shape {m.shape})", source)
+    if m.dtype == np.bool_ or m.dtype.kind not in "ui":
+        raise MaskError(f"mask dtype must be an integer type holding class ids; got {m.dtype}", source)
+    low, high = (0, int(m.max())) if m.dtype.kind == "u" else (int(m.min()), int(m.max()))
+    if low < 0 or high > max(CLASS_IDS):
+        unknown = [int(v) for v in np.unique(m) if int(v) not in CLASS_IDS]
+        accepted = ", ".join(f"{i} ({CLASS_NAMES[i]})" for i in sorted(CLASS_IDS))
+        shown = ", ".join(map(str, unknown[:10])) + (" ..." if len(unknown) > 10 else "")
+        raise MaskError(f"mask holds unknown class ids {shown}; accepted ids: {accepted}", source)
+    return m if m.dtype == np.uint8 else m.astype(np.uint8)
+
+
+def _check_pixel_size(pixel_size_um: float) -> float:
+    p = float(pixel_size_um)
+    if not np.isfinite(p) or p <= 0:
+        raise ValueError(f"pixel_size_um must be a positive finite number of micrometres; got {pixel_size_um!r}")
+    return p
+
+
+def _first_true_row(flags: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First True row per column, and whether the column has one at all."""
+    first = flags.argmax(axis=0)
+    return first, flags[first, columns]
+
+
+def _profile(m: np.ndarray, pixel_size_um: float) -> ColumnProfile:
+    columns = np.arange(m.shape[1])
+    s, has_coating = _first_true_row(m != BACKGROUND, columns)
+    # FeAl (2) and substrate (3) in one pass: uint8 arithmetic wraps every other id past 1.
+    b, has_bottom = _first_true_row((m - np.uint8(FEAL)) <= np.uint8(SUBSTRATE - FEAL), columns)
+    measured = has_coating & has_bottom & (b > s)
+    return ColumnProfile(
+        surface_row=np.where(has_coating, s, -1),
+        band_bottom_row=np.where(has_bottom, b, -1),
+        measured=measured,
+        pixel_size_um=pixel_size_um,
+    )
+
+
+def column_profile(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -> ColumnProfile:
+    """Per-column surface row, band bottom row and measured flag of a class mask (for thickness profiles).
+
+    Parameters
+    ----------
+    mask : ndarray, shape (rows, columns)
+        Class ids; not modified.
+    pixel_size_um : float
+        Edge length of one pixel, µm.
+    source : str, optional
+        File name used in error messages.
+    """
+    return _profile(validate_mask(mask, source), _check_pixel_size(pixel_size_um))
+
+
+def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -> Measurements:
+    """Measure the coating in a class mask.
+
+    Parameters
+    ----------
+    mask : ndarray, shape (rows, columns)
+        Class ids (:mod:`semcoat.classes`), surface at the top. Any integer dtype; never modified.
+    pixel_size_um : float
+        Edge length of one (square) pixel, µm.
+    source : str, optional
+        The file the mask came from, named in error messages.
+
+    Returns
+    -------
+    Measurements
+        Lengths in µm, fractions in %. See the module docstring for s(c), b(c) and the measured columns.
+
+    Raises
+    ------
+    MaskError
+        Empty, non-2-D, non-integer masks and unknown class ids.
+    NoCoatingError
+        A valid mask without a single measured column.
+    ValueError
+        A pixel size that is not a positive finite number.
+
+    Notes
+    -----
+    Thickness: mean and population standard deviation of ``b(c) - s(c)`` over measured columns.
+
+    FeAl: present when class FeAl is found at ``b(c)`` in at least half of the measured columns; its thickness is the
+    mean length of the FeAl run that starts at ``b(c)`` over those columns (a run reaching the last row is counted up
+    to it).
+
+    Fractions: pore (precipitate) pixels over all pixels of the measured columns' bands, x 100.
+
+    Pore line criterion. Every pore pixel of a band gets a depth ``d = row - s(c)`` below its column's surface. Let
+    ``h = max(2 px, 1.5 % of the median band thickness)`` and, for each depth ``d``, ``coverage(d)`` = the share of
+    measured columns holding at least one pore pixel at a depth in ``[d - h, d + h]``. At the peak depth ``d*``:
+
+    - ``coverage(d*) >= 0.5``: the pores at that depth span most of the width (gaps between the pores of a line are
+      allowed, a line over less than half the width is not a line);
+    - ``coverage(d*) >= 2 x`` the median coverage over depths ``0 .. median thickness``: the band stands out from
+      the rest of the coating, so scattered or uniformly heavy porosity is never a line.
+
+    Scattered pores of the same total area spread over the whole thickness, so a window of height ``2h + 1`` holds only
+    a small share of them and their coverage stays low. When both hold, the line's extent is the run of depths around
+    the peak whose single-depth coverage stays above background + 20 % of (peak - background), and its depth is the
+    mean depth of the pore pixels in that run, measured to pixel centres (``d + 0.5``, so a pore occupying depths
+    ``a .. a+k-1`` is centred at ``a + k/2``). ``fe2al5_top_thickness_um`` is that depth and
+    ``fe2al5_bottom_thickness_um`` the mean thickness minus it, so top + bottom = thickness.
+    """
+    m = validate_mask(mask, source)
+    p = _check_pixel_size(pixel_size_um)
+    prof = _profile(m, p)
+    measured = prof.measured
+    n_measured = int(np.count_nonzero(measured))
+    if n_measured == 0:
+        if not np.any(prof.surface_row >= 0):
+            raise NoCoatingError("mask holds only background (class 0): there is no coating to measure", source)
+        raise NoCoatingError(
+            "no column has an Fe2Al5 band ending on FeAl or substrate (the band runs off the bottom or is absent "
+            "everywhere); nothing to measure",
+            source,
+        )
+    s = prof.surface_row
+    b = prof.band_bottom_row
+    thickness_px = (b - s)[measured]
+    band_pixels = int(thickness_px.sum())
+
+    # Only the rows spanned by measured bands matter; restricting to them saves most of the work on thin coatings.
+    r0 = int(s[measured].min())
+    r1 = int(b[measured].max())
+    sub = m[r0:r1]
+    in_band = np.arange(r0, r1)[:, None] < np.where(measured, b, 0)[None, :]  # rows above s(c) are background anyway
+    pore_rows, pore_cols = np.nonzero((sub == PORE) & in_band)
+    n_precipitate = int(np.count_nonzero((sub == PRECIPITATE) & in_band))
+    pore_depth_px = pore_rows + r0 - s[pore_cols]
+
+    line_depth_px = _pore_line_depth_px(pore_depth_px, pore_cols, m.shape[1], n_measured, thickness_px)
+
+    feal_columns = measured & (m[np.maximum(b, 0), np.arange(m.shape[1])] == FEAL)
+    n_feal = int(np.count_nonzero(feal_columns))
+    feal_present = n_feal >= FEAL_MIN_COLUMN_SHARE * n_measured
+    feal_thickness_um = _feal_run_px(m, b, feal_columns) * p if feal_present else 0.0
+
+    mean_px = float(thickness_px.mean())
+    return Measurements(
+        fe2al5_thickness_um=mean_px * p,
+        fe2al5_thickness_std_um=float(thickness_px.std()) * p,
+        fe2al5_top_thickness_um=None if line_depth_px is None else line_depth_px * p,
+        fe2al5_bottom_thickness_um=None if line_depth_px is None else (mean_px - line_depth_px) * p,
+        feal_present=bool(feal_present),
+        feal_thickness_um=float(feal_thickness_um),
+        pore_fraction_pct=100.0 * pore_rows.size / band_pixels,
+        pore_line_present=line_depth_px is not None,
+        pore_line_depth_um=None if line_depth_px is None else line_depth_px * p,
+        precipitate_fraction_pct=100.0 * n_precipitate / band_pixels,
+    )
+
+
+def _feal_run_px(m: np.ndarray, b: np.ndarray, feal_columns: np.ndarray) -> float:
+    """Mean length, in pixels, of the FeAl run starting at b(c) over the columns flagged in ``feal_columns``."""
+    cols = np.flatnonzero(feal_columns)
+    start = b[cols]
+    top = int(start.min())
+    sub = m[top:, cols]
+    # First row after b(c) that is not FeAl; a run that reaches the last row ends there.
+    after_start = np.arange(top, m.shape[0])[:, None] > start[None, :]
+    end, found = _first_true_row((sub != FEAL) & after_start, np.arange(cols.size))
+    end = np.where(found, end + top, m.shape[0])
+    return float((end - start).mean())
+
+
+def _pore_line_depth_px(
+    depth_px: np.ndarray, cols: np.ndarray, width: int, n_measured: int, thickness_px: np.ndarray
+) -> float | None:
+    """Depth of the pore line's centre below the surface in pixels, or None when the pores form no line.
+
+    ``depth_px`` and ``cols`` locate every pore pixel of the measured bands; see :func:`measure` for the criterion.
+    """
+    if depth_px.size == 0:
+        return None
+    n_depths = int(depth_px.max()) + 1
+    median_thickness = float(np.median(thickness_px))
+    half = max(LINE_MIN_HALF_WINDOW_PX, int(round(LINE_HALF_WINDOW_FRACTION * median_thickness)))
+
+    occupied = np.zeros((n_depths + 2 * half + 1, width), dtype=np.bool_)
+    occupied[depth_px + half + 1, cols] = True
+    # Columns with a pore at each single depth, and within [d - h, d + h].
+    single = np.count_nonzero(occupied[half + 1 : half + 1 + n_depths], axis=1) / n_measured
+    in_window = _window_any(occupied[1:], 2 * half + 1)  # row d: depths d - h .. d + h
+    coverage = np.count_nonzero(in_window, axis=1) / n_measured
+
+    peak = int(np.argmax(coverage))
+    # Typical coverage inside the band: depths beyond the deepest pore have none.
+    n_inside = max(1, int(median_thickness))
+    background = float(np.median(_head(coverage, n_inside)))
+    if coverage[peak] < LINE_MIN_COVERAGE or coverage[peak] < LINE_MIN_CONTRAST * background:
+        return None
+
+    # Extent of the line: contiguous depths around the strongest single depth near the peak.
+    lo_w, hi_w = max(0, peak - half), min(n_depths, peak + half + 1)
+    centre = lo_w + int(np.argmax(single[lo_w:hi_w]))
+    single_background = float(np.median(_head(single, n_inside)))
+    level = single_background + LINE_EXTENT_LEVEL * (single[centre] - single_background)
+    below = np.flatnonzero(single[:centre] <= level)
+    above = np.flatnonzero(single[centre:] <= level)
+    lo = int(below[-1]) + 1 if below.size else 0
+    hi = centre + int(above[0]) if above.size else n_depths
+    selected = depth_px[(depth_px >= lo) & (depth_px < hi)]
+    return float(selected.mean()) + 0.5
+
+
+def _head(profile: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` values of a depth profile, zero-padded past its end."""
+    out = np.zeros(n)
+    k = min(n, profile.size)
+    out[:k] = profile[:k]
+    return out
+
+
+def _window_any(flags: np.ndarray, length: int) -> np.ndarray:
+    """``out[i] = flags[i : i + length].any(axis=0)`` for every full window, by doubling (log2(length) passes)."""
+    span = 1
+    acc = flags
+    while 2 * span <= length:
+        acc = acc[:-span] | acc[span:]
+        span *= 2
+    # acc[i] covers rows i .. i + span - 1; two overlapping spans cover the whole window.
+    n = flags.shape[0] - length + 1
+    return acc[:n] | acc[length - span : length - span + n]
