@@ -1,0 +1,5 @@
+"""``python -m semcoat`` runs the command line."""
+
+from semcoat.cli import main
+
+main()

@@ -1,0 +1,182 @@
+"""Dataset contract: writer -> reader round trip, and the checker's findings on broken folders."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from semcoat import pngio
+from semcoat.cli import app
+from semcoat.dataset import (
+    MEASUREMENT_NAMES,
+    DatasetError,
+    DatasetInfo,
+    DatasetWriter,
+    check_dataset,
+    read_dataset,
+    sample_id,
+)
+
+W, H = 24, 16
+
+
+def _mask_bytes(value_rows: list[int]) -> bytes:
+    """A mask whose row r holds class value_rows[r] (H rows)."""
+    return b"".join(bytes([v]) * W for v in value_rows)
+
+
+def _sample(writer: DatasetWriter, index: int, mask: bytes | None = None) -> None:
+    mask = mask if mask is not None else _mask_bytes([0] * 4 + [1] * 8 + [3] * 4)
+    image = bytes((i * 7) % 256 for i in range(W * H))
+    meta = {"id": sample_id(index), "index": index, "params": {"x": index},
+            "truth": {name: 0.0 for name in MEASUREMENT_NAMES}}
+    writer.write_sample(sample_id(index), pngio.encode_grey(W, H, 8, image), pngio.encode_grey(W, H, 8, mask), meta)
+
+
+def _info(count: int = 3) -> DatasetInfo:
+    return DatasetInfo(name="t", pixel_size_um=0.5, image_width_px=W, image_height_px=H, count=count, seed=1,
+                       spec={"name": "t"}, generator_version="test")
+
+
+@pytest.fixture()
+def full(tmp_path: Path) -> Path:
+    writer = DatasetWriter.open(tmp_path / "ds", _info())
+    for i in range(3):
+        _sample(writer, i)
+    return tmp_path / "ds"
+
+
+def test_png_round_trip_8_and_16_bit() -> None:
+    data8 = bytes(range(256)) * 3
+    header, pixels = pngio.decode_grey(pngio.encode_grey(32, 24, 8, data8))
+    assert (header.width, header.height, header.bit_depth, pixels) == (32, 24, 8, data8)
+    data16 = bytes((i * 37) % 256 for i in range(2 * 10 * 5))
+    header, pixels = pngio.decode_grey(pngio.encode_grey(10, 5, 16, data16))
+    assert (header.bit_depth, pixels) == (16, data16)
+
+
+def test_png_decodes_filtered_rows_written_by_other_tools(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    arr = (np.cumsum(rng.integers(0, 5, size=(20, 30)), axis=1) % 256).astype(np.uint8)
+    Image.fromarray(arr).save(tmp_path / "x.png", optimize=True)  # Pillow uses adaptive row filters
+    header, pixels = pngio.decode_grey((tmp_path / "x.png").read_bytes())
+    assert (header.width, header.height) == (30, 20)
+    assert pixels == arr.tobytes()
+
+
+def test_png_errors() -> None:
+    with pytest.raises(pngio.PngError, match="bad signature"):
+        pngio.decode_grey(b"GIF89a")
+    with pytest.raises(pngio.PngError, match="expected 48"):
+        pngio.encode_grey(8, 6, 8, b"\x00" * 5)
+    good = pngio.encode_grey(8, 6, 8, b"\x00" * 48)
+    with pytest.raises(pngio.PngError, match="truncated"):
+        pngio.decode_grey(good[:40])
+
+
+def test_writer_reader_round_trip(full: Path) -> None:
+    ds = read_dataset(full, require_complete=True)
+    assert ds.ids == ["000000", "000001", "000002"]
+    assert ds.info.pixel_size_um == 0.5 and ds.info.classes["4"] == "pore"
+    assert ds.meta("000001")["params"] == {"x": 1}
+    header, pixels = pngio.decode_grey(ds.mask_path("000002").read_bytes())
+    assert (header.width, header.height) == (W, H) and set(pixels) == {0, 1, 3}
+    report = check_dataset(full)
+    assert report.ok, report.problems
+    assert report.complete == 3
+
+
+def test_no_temporary_files_remain_after_writing(full: Path) -> None:
+    assert not [p for p in full.rglob("*") if ".tmp-" in p.name]
+
+
+def test_checker_finds_missing_mask(full: Path) -> None:
+    (full / "masks" / "000001.png").unlink()
+    problems = check_dataset(full).problems
+    assert any("masks/000001.png: missing" in p for p in problems)
+
+
+def test_checker_finds_unknown_class_id(tmp_path: Path) -> None:
+    writer = DatasetWriter.open(tmp_path / "ds", _info(1))
+    _sample(writer, 0, mask=_mask_bytes([0] * 8 + [9] * 8))
+    problems = check_dataset(tmp_path / "ds").problems
+    assert any("unknown class id(s) [9]" in p for p in problems)
+
+
+def test_checker_finds_size_mismatch(tmp_path: Path) -> None:
+    writer = DatasetWriter.open(tmp_path / "ds", _info(1))
+    small = pngio.encode_grey(W, H - 1, 8, bytes(W * (H - 1)))
+    meta = {"params": {}, "truth": {n: 0 for n in MEASUREMENT_NAMES}}
+    writer.write_sample("000000", small, small, meta)
+    problems = check_dataset(tmp_path / "ds").problems
+    assert any(f"image is {W}x{H - 1} px, dataset.json says {W}x{H}" in p for p in problems)
+    assert any(f"mask is {W}x{H - 1} px" in p for p in problems)
+
+
+def test_checker_finds_missing_meta_and_interrupted_write(full: Path) -> None:
+    (full / "meta" / "000002.json").unlink()
+    (full / "images" / f".000001.png.tmp-{os.getpid()}").write_bytes(b"partial")
+    problems = check_dataset(full).problems
+    assert any("000002: incomplete sample (no meta file" in p for p in problems)
+    assert any("leftover temporary file of an interrupted write" in p for p in problems)
+    assert read_dataset(full).ids == ["000000", "000001"]
+    with pytest.raises(DatasetError, match="1 of 3 samples are missing"):
+        read_dataset(full, require_complete=True)
+
+
+def test_checker_finds_bad_meta_and_never_written_samples(tmp_path: Path) -> None:
+    writer = DatasetWriter.open(tmp_path / "ds", _info(6))
+    _sample(writer, 0)
+    _sample(writer, 4)
+    (tmp_path / "ds" / "meta" / "000004.json").write_text(json.dumps({"params": {}, "truth": {}}))
+    problems = check_dataset(tmp_path / "ds").problems
+    assert any("'truth' lacks fe2al5_thickness_um" in p for p in problems)
+    assert any("4 of 6 samples never written: 000001-000003, 000005" in p for p in problems)
+
+
+def test_interrupted_write_is_discarded_on_resume(full: Path) -> None:
+    writer = DatasetWriter.open(full, _info())
+    (full / "meta" / "000001.json").unlink()  # killed after the image and mask
+    (full / "masks" / f".000001.png.tmp-{os.getpid()}").write_bytes(b"partial")
+    assert not writer.is_complete("000001")
+    writer.discard_partial("000001")
+    assert not (full / "images" / "000001.png").exists()
+    assert not list((full / "masks").glob(".*"))
+    _sample(writer, 1)
+    assert check_dataset(full).ok
+
+
+def test_writer_refuses_a_folder_of_another_batch(full: Path, tmp_path: Path) -> None:
+    other = _info()
+    other.seed = 99
+    with pytest.raises(DatasetError, match="differs in: seed"):
+        DatasetWriter.open(full, other)
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="not empty"):
+        DatasetWriter.open(stray, _info())
+    assert (stray / "notes.txt").read_text() == "mine"
+
+
+def test_not_a_dataset_folder(tmp_path: Path) -> None:
+    report = check_dataset(tmp_path)
+    assert not report.ok and "dataset.json is missing" in report.problems[0]
+    (tmp_path / "dataset.json").write_text("{")
+    assert "not valid JSON" in check_dataset(tmp_path).problems[0]
+
+
+def test_dataset_check_command(full: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["dataset", "check", str(full)])
+    assert ok.exit_code == 0 and "3 of 3 samples complete" in ok.output
+    (full / "masks" / "000000.png").unlink()
+    bad = runner.invoke(app, ["dataset", "check", str(full)])
+    assert bad.exit_code == 1 and "masks/000000.png: missing" in bad.output
