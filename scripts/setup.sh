@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up semcoat on a fresh Debian 12 machine with Python 3.11, as root. Idempotent; safe to run again.
+#
+#   bash scripts/setup.sh           system libraries for Blender + .venv/ with the whole stack, project installed
+#   bash scripts/setup.sh --stack   the same, plus the real stack on loopback (Redis, Slurm, munge, sshd) started
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+"$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' 2>/dev/null \
+    || { echo "setup: Python 3.11 is required (found: $("$PYTHON" --version 2>&1))" >&2; exit 1; }
+
+# Shared libraries that bpy (Blender as a Python module) loads; libegl1 for Workbench/EEVEE.
+BPY_LIBS=(libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libgl1 libegl1)
+missing=()
+for p in "${BPY_LIBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+# torch first and pinned: any other torch request pulls a CUDA build of several GB.
+.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import semcoat, torch, bpy; assert torch.__version__.startswith('2.13.0')" \
+    || { echo "setup: the environment in .venv is incomplete (see pip's messages above)" >&2; exit 1; }
+
+if [ "${1:-}" = "--stack" ]; then
+    bash scripts/stack.sh install
+    bash scripts/stack.sh up
+fi
+echo "setup: ready (.venv/bin/semcoat)" >&2
