@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class TransportError(RuntimeError):
@@ -68,9 +68,9 @@ class SSHRunner:
         self.host, self.port, self.user = host, port, user
         self.key_path, self.known_hosts_path = Path(key_path), Path(known_hosts_path)
         self.connect_timeout_s = connect_timeout_s
-        self._client = None
+        self._client: Any = None
 
-    def _connect(self):  # type: ignore[no-untyped-def]
+    def _connect(self) -> Any:
         import paramiko
 
         if self._client is not None and self._client.get_transport() is not None \
