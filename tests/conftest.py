@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
 STACK_ENV_FILE = Path(os.environ.get("SEMCOAT_STACK_DIR", "/var/lib/semcoat-stack")) / "stack.env"
 
 
 @pytest.fixture(scope="session")
 def stack_env() -> dict[str, str]:
-    """SEMCOAT_* settings of the running stack. Fails (never skips) when the stack is not there."""
+    """SEMCOAT_* settings of the running stack, brought up if it is down. Fails (never skips) without it."""
     if not STACK_ENV_FILE.is_file():
-        pytest.fail(f"the real stack is not installed ({STACK_ENV_FILE} missing): run `bash scripts/stack.sh install "
-                    "&& bash scripts/stack.sh up` as root, or deselect with -m 'not integration'")
+        pytest.fail(f"the real stack is not installed ({STACK_ENV_FILE} missing): run `bash scripts/stack.sh install` "
+                    "as root, or deselect with -m 'not integration'")
+    # idempotent: returns at once when every part already answers
+    up = subprocess.run(["bash", str(REPO / "scripts" / "stack.sh"), "up"], capture_output=True, text=True)
+    if up.returncode != 0:
+        pytest.fail(f"scripts/stack.sh up failed:\n{up.stderr}")
     env: dict[str, str] = {}
     for line in STACK_ENV_FILE.read_text().splitlines():
         if "=" in line and not line.startswith("#"):
