@@ -1,0 +1,207 @@
+"""Reading masks and micrographs, writing PNGs and measurement tables.
+
+Masks are single-channel PNG/TIFF files of class ids. Micrographs may be TIFF (8 or 16 bit), PNG or JPEG; colour
+files are reduced to grey.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from analysis.measure import MEASUREMENT_NAMES, MaskError, Measurements, measure, validate_mask
+
+MASK_SUFFIXES = (".png", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+CSV_COLUMNS = ("image", *MEASUREMENT_NAMES)
+
+
+class ImageReadError(ValueError):
+    """A micrograph that cannot be read or is not an image (with the file and the reason)."""
+
+
+@dataclass(frozen=True)
+class MaskSource:
+    """A mask file to measure and the pixel size that applies to it (None: take it from the command line)."""
+
+    path: Path
+    pixel_size_um: float | None
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a class-id mask (single-channel PNG or TIFF; palette PNGs give their indices).
+
+    Raises
+    ------
+    MaskError
+        Naming the file, when it cannot be read, has colour channels or holds unknown class ids.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
+                raise MaskError(f"mask must be a single-channel image of class ids; got PIL mode {im.mode}", str(path))
+            mask = np.asarray(im)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise MaskError(f"cannot read mask ({exc})", str(path)) from exc
+    return validate_mask(mask, str(path))
+
+
+def measure_file(path: str | Path, pixel_size_um: float) -> Measurements:
+    """Read and measure one mask file; errors name the file."""
+    return measure(read_mask(path), pixel_size_um, source=str(path))
+
+
+def resolve_masks(inputs: Sequence[str | Path]) -> list[MaskSource]:
+    """Expand mask files and folders into the masks to measure.
+
+    A dataset folder (with ``dataset.json``) contributes its complete samples' masks with the dataset's pixel size; a
+    folder with a ``masks/`` subfolder contributes that; any other folder its mask files; a file itself.
+
+    Raises
+    ------
+    FileNotFoundError
+        When an input does not exist or a folder holds no mask.
+    """
+    from semcoat.dataset import DATASET_FILE, read_dataset
+
+    out: list[MaskSource] = []
+    for item in map(Path, inputs):
+        if item.is_file():
+            out.append(MaskSource(item, None))
+        elif (item / DATASET_FILE).is_file():
+            ds = read_dataset(item)
+            out.extend(MaskSource(ds.mask_path(sid), ds.info.pixel_size_um) for sid in ds.ids)
+        elif item.is_dir():
+            folder = item / "masks" if (item / "masks").is_dir() else item
+            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in MASK_SUFFIXES)
+            if not files:
+                raise FileNotFoundError(f"{item}: no mask files ({', '.join(MASK_SUFFIXES)}) in {folder}")
+            out.extend(MaskSource(p, None) for p in files)
+        else:
+            raise FileNotFoundError(f"{item}: no such mask file or folder")
+    return out
+
+
+def read_grey_image(path: str | Path) -> np.ndarray:
+    """Read a micrograph as a 2-D array, keeping its integer depth (uint8 or uint16); colour becomes grey.
+
+    Raises
+    ------
+    ImageReadError
+        Naming the file, when it cannot be decoded or its layout is not an image.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                image = tif.pages.first.asarray()
+        else:
+            import cv2
+
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if image is None:
+                raise ImageReadError(f"{path}: cannot decode the image (supported: {', '.join(IMAGE_SUFFIXES)})")
+            if image.ndim == 3:
+                image = image[..., 2::-1] if image.shape[2] >= 3 else image  # BGR(A) to RGB
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ImageReadError):
+            raise
+        raise ImageReadError(f"{path}: cannot read the image ({exc})") from exc
+    return to_grey(np.asarray(image), str(path))
+
+
+def to_grey(image: np.ndarray, source: str = "image") -> np.ndarray:
+    """Reduce (rows, columns, channels) to (rows, columns) by luminance, keeping the dtype; 2-D passes unchanged."""
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] in (1, 2):
+        return image[..., 0]
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        grey = image[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        return np.round(grey).astype(image.dtype)
+    raise ImageReadError(f"{source}: expected a grey or RGB image; got an array of shape {image.shape}")
+
+
+def to_unit_float(image: np.ndarray) -> np.ndarray:
+    """Scale a grey image to float32 in [0, 1]: integers by their dtype's maximum, floats clipped."""
+    if image.dtype.kind in "ui":
+        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    return np.clip(image.astype(np.float32), 0.0, 1.0)
+
+
+def write_png(path: str | Path, array: np.ndarray) -> None:
+    """Write a uint8/uint16 grey or uint8 RGB array as PNG (folders created)."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(array)).save(path)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def write_results_csv_to(stream: TextIO, rows: Iterable[tuple[str, Measurements | None]]) -> None:
+    """Write the measurements table to an open text stream (see :func:`write_results_csv`)."""
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for image, m in rows:
+        values = m.as_dict() if m is not None else {}
+        writer.writerow([image, *(_cell(values.get(n)) for n in MEASUREMENT_NAMES)])
+
+
+def write_results_csv(path: str | Path, rows: Iterable[tuple[str, Measurements | None]]) -> None:
+    """Write one row per image: ``image`` (file stem) then every measurement; empty cells for missing values."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        write_results_csv_to(f, rows)
+
+
+def _parse_cell(name: str, text: str) -> Any:
+    text = text.strip()
+    if text == "":
+        return None
+    if name in ("feal_present", "pore_line_present"):
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"{name} must be true or false; got {text!r}")
+    return float(text)
+
+
+def read_results_csv(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a measurements table (as written by :func:`write_results_csv`) into ``{image: {name: value}}``.
+
+    Columns other than the measurements are ignored; missing measurement columns give None.
+    """
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "image" not in reader.fieldnames:
+            raise ValueError(f"{path}: a results table needs an 'image' column; columns: {reader.fieldnames}")
+        out: dict[str, dict[str, Any]] = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                out[row["image"]] = {n: _parse_cell(n, row.get(n) or "") for n in MEASUREMENT_NAMES}
+            except ValueError as exc:
+                raise ValueError(f"{path}:{line}: {exc}") from exc
+    return out

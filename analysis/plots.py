@@ -1,0 +1,105 @@
+"""Figures of the report, drawn with matplotlib's object API (no pyplot state, no display) and returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+# Pretty labels with units for the numeric measurements.
+LABELS = {
+    "fe2al5_thickness_um": "Fe2Al5 thickness (µm)",
+    "fe2al5_thickness_std_um": "Fe2Al5 thickness std (µm)",
+    "fe2al5_top_thickness_um": "Fe2Al5 top (µm)",
+    "fe2al5_bottom_thickness_um": "Fe2Al5 bottom (µm)",
+    "feal_thickness_um": "FeAl thickness (µm)",
+    "pore_fraction_pct": "Pores (%)",
+    "pore_line_depth_um": "Pore line depth (µm)",
+    "precipitate_fraction_pct": "Precipitates (%)",
+}
+
+
+def _figure(n_panels: int, panel_in: float = 3.2, columns: int = 4) -> tuple[Any, np.ndarray]:
+    from matplotlib.figure import Figure
+
+    cols = max(1, min(columns, n_panels))
+    rows = max(1, math.ceil(n_panels / cols))
+    fig = Figure(figsize=(panel_in * cols, panel_in * rows * 0.9), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def regression_metrics(predicted: Sequence[float], truth: Sequence[float]) -> tuple[float, float]:
+    """Mean absolute error and coefficient of determination R² of predicted against true values.
+
+    R² = 1 - sum((p - t)²) / sum((t - mean t)²); NaN with fewer than two pairs or constant truth. MAE is NaN for no
+    pairs.
+    """
+    p, t = np.asarray(predicted, float), np.asarray(truth, float)
+    if p.size == 0:
+        return math.nan, math.nan
+    mae = float(np.mean(np.abs(p - t)))
+    ss_tot = float(np.sum((t - t.mean()) ** 2))
+    r2 = 1.0 - float(np.sum((p - t) ** 2)) / ss_tot if p.size >= 2 and ss_tot > 0 else math.nan
+    return mae, r2
+
+
+def parity_figure(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> bytes:
+    """Predicted vs true scatter per measurement ({name: (predicted, truth)}), with the identity line, MAE and R²."""
+    fig, axes = _figure(len(pairs))
+    for ax, (name, (pred, true)) in zip(axes, pairs.items(), strict=False):
+        mae, r2 = regression_metrics(pred, true)
+        ax.scatter(true, pred, s=14, alpha=0.7, color="#2b6cb0")
+        values = [*pred, *true]
+        low, high = (min(values), max(values)) if values else (0.0, 1.0)
+        pad = 0.05 * (high - low or 1.0)
+        ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.5", lw=1, ls="--")
+        ax.set_xlim(low - pad, high + pad)
+        ax.set_ylim(low - pad, high + pad)
+        ax.set_xlabel(f"true {LABELS.get(name, name)}")
+        ax.set_ylabel("predicted")
+        ax.set_title(f"MAE {mae:.3g}   R² {r2:.3f}   n={len(pred)}", fontsize=9)
+    return _png(fig)
+
+
+def histogram_figure(values: Mapping[str, Sequence[float]]) -> bytes:
+    """One histogram per measurement ({name: values over the images})."""
+    fig, axes = _figure(len(values))
+    for ax, (name, vals) in zip(axes, values.items(), strict=False):
+        ax.hist(np.asarray(vals, float), bins=min(30, max(5, len(vals) // 2)), color="#2f855a", alpha=0.85)
+        ax.set_xlabel(LABELS.get(name, name))
+        ax.set_ylabel("images")
+    return _png(fig)
+
+
+def thickness_profile_figure(
+    thickness_um: np.ndarray, pixel_size_um: float, line_depth_um: float | None, title: str
+) -> bytes:
+    """Fe2Al5 thickness along the width (NaN columns left blank), with its mean and the pore line's depth."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 2.4), layout="constrained")
+    ax = fig.subplots()
+    x_um = np.arange(thickness_um.size) * pixel_size_um
+    ax.plot(x_um, thickness_um, color="#2b6cb0", lw=1, label="Fe2Al5 band")
+    if np.any(np.isfinite(thickness_um)):
+        ax.axhline(float(np.nanmean(thickness_um)), color="0.3", lw=1, ls="--", label="mean")
+    if line_depth_um is not None:
+        ax.axhline(line_depth_um, color="#c53030", lw=1, ls=":", label="pore line depth")
+    ax.set_xlabel("position along the surface (µm)")
+    ax.set_ylabel("thickness (µm)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)

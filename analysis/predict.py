@@ -1,0 +1,176 @@
+"""Prediction on real micrographs: read, crop the data bar, segment tile by tile, measure, write the results.
+
+Output folder layout (read back by :mod:`analysis.report`)::
+
+    OUT/images/<stem>.png     the micrograph as analysed (data bar cropped), 8-bit grey
+    OUT/masks/<stem>.png      predicted class ids
+    OUT/overlays/<stem>.png   classes coloured over the micrograph
+    OUT/measurements.csv      one row per image: image, then every measurement
+    OUT/predictions.json      per image: source file, pixel size and where it came from, data bar row, error
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from analysis import databar, io, sem_tiff, tiling
+from analysis.measure import MaskError, Measurements, measure
+from analysis.model import SegmentationModel, load_model
+from semcoat.classes import BACKGROUND, CLASSES
+
+RESULTS_CSV = "measurements.csv"
+PREDICTIONS_JSON = "predictions.json"
+OVERLAY_ALPHA = 0.45
+
+
+class PixelSizeError(ValueError):
+    """No pixel size is known for an image: its metadata has none and none was given."""
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """A micrograph ready for segmentation: grey pixels (data bar cropped) and what is known about it.
+
+    Attributes
+    ----------
+    path : the source file.
+    image : grey pixels, (rows, columns), original dtype, data bar cropped.
+    pixel_size_um : µm per pixel.
+    pixel_size_from : "option", "thermo-fei" or "zeiss".
+    databar_top_row : first row of the cropped data bar in the source file, None when there was none.
+    """
+
+    path: Path
+    image: np.ndarray
+    pixel_size_um: float
+    pixel_size_from: str
+    databar_top_row: int | None
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """What ``predictions.json`` says about one image."""
+
+    image: str
+    source: str
+    pixel_size_um: float
+    pixel_size_from: str
+    databar_top_row: int | None
+    rows: int
+    columns: int
+    error: str | None
+
+
+def load_input(path: str | Path, pixel_size_um: float | None = None, crop: bool = True) -> ImageInput:
+    """Read a micrograph, find its pixel size and crop its data bar.
+
+    Parameters
+    ----------
+    path : str or Path
+        TIFF (8 or 16 bit), PNG or JPEG.
+    pixel_size_um : float, optional
+        µm per pixel; overrides the file's metadata when given.
+    crop : bool
+        Detect and remove the instrument's data bar.
+
+    Raises
+    ------
+    PixelSizeError
+        When neither ``pixel_size_um`` nor the file's SEM metadata gives a pixel size.
+    io.ImageReadError, sem_tiff.SemMetadataError
+        For unreadable files and metadata.
+    """
+    path = Path(path)
+    image = io.read_grey_image(path)
+    meta = sem_tiff.NO_METADATA
+    if path.suffix.lower() in (".tif", ".tiff"):
+        meta = sem_tiff.read_sem_metadata(path)
+    if pixel_size_um is not None:
+        size, source = float(pixel_size_um), "option"
+    elif meta.pixel_size_um is not None:
+        size, source = meta.pixel_size_um, meta.instrument
+    else:
+        raise PixelSizeError(
+            f"{path}: no pixel size: the file has no Thermo/FEI or Zeiss SEM metadata; pass --pixel-size-um"
+        )
+    top = None
+    if crop:
+        image, top = databar.crop_databar(image, meta.scan_height_px)
+    return ImageInput(path, image, size, source, top)
+
+
+def predict_mask(model: SegmentationModel, image: np.ndarray, tile_px: int = 512, overlap_px: int = 64) -> np.ndarray:
+    """Class-id mask (uint8, same shape) of a grey micrograph, predicted tile by tile."""
+    probs = tiling.predict_probabilities(model, io.to_unit_float(image), model.n_classes, tile_px, overlap_px)
+    return probs.argmax(axis=0).astype(np.uint8)
+
+
+def to_display_uint8(image: np.ndarray) -> np.ndarray:
+    """A grey image as uint8 for display (integers by their dtype's range, floats from [0, 1])."""
+    return np.round(io.to_unit_float(image) * 255.0).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """RGB uint8 picture of the classes (colours of :mod:`semcoat.classes`) blended over a grey image.
+
+    Background is left uncoloured; ``alpha`` is the colour's weight elsewhere.
+    """
+    grey = to_display_uint8(image).astype(np.float32)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    palette = np.array([c.color_rgb for c in sorted(CLASSES, key=lambda c: c.id)], np.float32)
+    coloured = mask != BACKGROUND
+    rgb[coloured] = (1 - alpha) * rgb[coloured] + alpha * palette[mask[coloured]]
+    return np.round(rgb).astype(np.uint8)
+
+
+def predict_files(
+    model_path: str | Path,
+    image_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    pixel_size_um: float | None = None,
+    crop: bool = True,
+    tile_px: int = 512,
+    overlap_px: int = 64,
+    on_image: Callable[[PredictionRecord], None] | None = None,
+) -> list[PredictionRecord]:
+    """Segment and measure micrographs; write images, masks, overlays, ``measurements.csv`` and ``predictions.json``.
+
+    Every image is read (and its pixel size found) before the model is loaded, so a missing pixel size fails fast.
+    An image whose predicted mask cannot be measured (no coating found) keeps its mask and overlay, gets an empty
+    measurements row and its reason in ``predictions.json``.
+    """
+    out = Path(out_dir)
+    inputs = [load_input(p, pixel_size_um, crop) for p in image_paths]
+    stems = [i.path.stem for i in inputs]
+    if len(set(stems)) != len(stems):
+        raise ValueError(f"images must have distinct file stems (outputs are named after them); got {stems}")
+    model = load_model(model_path)
+    records: list[PredictionRecord] = []
+    rows: list[tuple[str, Measurements | None]] = []
+    for item in inputs:
+        stem = item.path.stem
+        mask = predict_mask(model, item.image, tile_px, overlap_px)
+        io.write_png(out / "images" / f"{stem}.png", to_display_uint8(item.image))
+        io.write_png(out / "masks" / f"{stem}.png", mask)
+        io.write_png(out / "overlays" / f"{stem}.png", overlay(item.image, mask))
+        error = None
+        try:
+            result: Measurements | None = measure(mask, item.pixel_size_um, source=str(item.path))
+        except MaskError as exc:
+            result, error = None, str(exc)
+        rows.append((stem, result))
+        record = PredictionRecord(
+            stem, str(item.path), item.pixel_size_um, item.pixel_size_from, item.databar_top_row,
+            int(mask.shape[0]), int(mask.shape[1]), error,
+        )  # fmt: skip
+        records.append(record)
+        if on_image is not None:
+            on_image(record)
+    io.write_results_csv(out / RESULTS_CSV, rows)
+    (out / PREDICTIONS_JSON).write_text(json.dumps([asdict(r) for r in records], indent=2), encoding="utf-8")
+    return records

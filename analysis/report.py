@@ -1,0 +1,271 @@
+"""The HTML report of a set of measurements: summary, parity plots against truth, histograms, per-image views.
+
+The report is one self-contained ``report.html`` (figures embedded as PNG data) next to a ``figures/`` folder that
+holds the same PNGs for reuse in papers and slides.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis import io, plots
+from analysis.measure import BOOLEAN_MEASUREMENTS, MEASUREMENT_NAMES, column_profile, measure
+from analysis.predict import PREDICTIONS_JSON, RESULTS_CSV
+
+Table = dict[str, dict[str, Any]]
+NUMERIC_MEASUREMENTS = tuple(n for n in MEASUREMENT_NAMES if n not in BOOLEAN_MEASUREMENTS)
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, gathered from the results folder and the truth."""
+
+    results_csv: Path
+    results: Table
+    truth: Table | None = None
+    truth_source: str | None = None
+    overlays: dict[str, Path] = field(default_factory=dict)
+    masks: dict[str, Path] = field(default_factory=dict)
+    pixel_size_um: dict[str, float] = field(default_factory=dict)
+
+
+def _results_csv(results: Path) -> Path:
+    if results.is_dir():
+        candidate = results / RESULTS_CSV
+        if not candidate.is_file():
+            raise FileNotFoundError(f"{results}: no {RESULTS_CSV} in this folder (is it a `semcoat predict` output?)")
+        return candidate
+    if not results.is_file():
+        raise FileNotFoundError(f"{results}: no such results file or folder")
+    return results
+
+
+def read_truth(truth: Path, pixel_size_um: dict[str, float] | None = None) -> Table:
+    """Ground-truth measurements by image stem.
+
+    Parameters
+    ----------
+    truth : Path
+        A CSV as written by ``semcoat measure``; a dataset folder (``meta/<id>.json`` truth, or its masks measured at
+        the dataset's pixel size when a meta file has none); or a folder of labelled masks (``masks/`` or the folder
+        itself), measured at the pixel sizes given for the same images.
+    pixel_size_um : dict, optional
+        µm per pixel by image stem, for labelled masks outside a dataset.
+    """
+    from semcoat.dataset import DATASET_FILE, read_dataset
+
+    if truth.is_file():
+        return io.read_results_csv(truth)
+    if (truth / DATASET_FILE).is_file():
+        ds = read_dataset(truth)
+        table: Table = {}
+        for sid in ds.ids:
+            values = ds.meta(sid).get("truth")
+            if not values:
+                values = measure(
+                    io.read_mask(ds.mask_path(sid)), ds.info.pixel_size_um, str(ds.mask_path(sid))
+                ).as_dict()
+            table[sid] = {n: values.get(n) for n in MEASUREMENT_NAMES}
+        return table
+    if truth.is_dir():
+        sizes = pixel_size_um or {}
+        table = {}
+        for src in io.resolve_masks([truth]):
+            stem = src.path.stem
+            if stem not in sizes:
+                continue  # a labelled mask for an image that was not predicted
+            table[stem] = io.measure_file(src.path, sizes[stem]).as_dict()
+        return table
+    raise FileNotFoundError(f"{truth}: no such truth file or folder")
+
+
+def gather(results: str | Path, truth: str | Path | None = None) -> ReportData:
+    """Collect the results table, the images next to it and the truth (see :func:`read_truth`)."""
+    csv_path = _results_csv(Path(results))
+    data = ReportData(csv_path, io.read_results_csv(csv_path))
+    folder = csv_path.parent
+    predictions = folder / PREDICTIONS_JSON
+    if predictions.is_file():
+        for rec in json.loads(predictions.read_text(encoding="utf-8")):
+            data.pixel_size_um[rec["image"]] = float(rec["pixel_size_um"])
+    for name in data.results:
+        if (folder / "overlays" / f"{name}.png").is_file():
+            data.overlays[name] = folder / "overlays" / f"{name}.png"
+        if (folder / "masks" / f"{name}.png").is_file():
+            data.masks[name] = folder / "masks" / f"{name}.png"
+    if truth is not None:
+        data.truth = read_truth(Path(truth), data.pixel_size_um)
+        data.truth_source = str(truth)
+    return data
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return html.escape(str(value))
+
+
+def _numeric(table: Table, name: str) -> list[float]:
+    return [float(v[name]) for v in table.values() if v.get(name) is not None]
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _truth_sections(data: ReportData, figures: dict[str, bytes]) -> list[str]:
+    assert data.truth is not None
+    common = [k for k in data.results if k in data.truth]
+    parts = [
+        f"<h2>Against ground truth</h2><p>{len(common)} images matched in {html.escape(data.truth_source or '')}"
+        f" ({len(data.results)} results, {len(data.truth)} truths).</p>"
+    ]
+    pairs: dict[str, tuple[list[float], list[float]]] = {}
+    rows = []
+    for name in NUMERIC_MEASUREMENTS:
+        both = [(data.results[k][name], data.truth[k][name]) for k in common]
+        both = [(float(p), float(t)) for p, t in both if p is not None and t is not None]
+        if not both:
+            continue
+        pairs[name] = ([p for p, _ in both], [t for _, t in both])
+        mae, r2 = plots.regression_metrics(*pairs[name])
+        rows.append([html.escape(plots.LABELS.get(name, name)), str(len(both)), _fmt(mae), _fmt(r2)])
+    for name in BOOLEAN_MEASUREMENTS:
+        both = [(data.results[k][name], data.truth[k][name]) for k in common]
+        both = [(p, t) for p, t in both if p is not None and t is not None]
+        if both:
+            agree = sum(p == t for p, t in both) / len(both)
+            missed = sum(t and not p for p, t in both)
+            false = sum(p and not t for p, t in both)
+            rows.append([name, str(len(both)), f"accuracy {agree:.1%}", f"{missed} missed, {false} false"])
+    parts.append(_table(["measurement", "n", "MAE", "R²"], rows))
+    if pairs:
+        figures["parity.png"] = plots.parity_figure(pairs)
+        parts.append(_img(figures["parity.png"], "parity plots"))
+    return parts
+
+
+def _image_sections(data: ReportData, figures: dict[str, bytes], max_images: int) -> list[str]:
+    parts = []
+    for name in list(data.results)[:max_images]:
+        values = data.results[name]
+        block = [f"<h3>{html.escape(name)}</h3>"]
+        if name in data.overlays:
+            block.append(_img(data.overlays[name].read_bytes(), f"overlay {name}"))
+        size = data.pixel_size_um.get(name)
+        if name in data.masks and size is not None:
+            profile = column_profile(io.read_mask(data.masks[name]), size)
+            key = f"profile_{name}.png"
+            figures[key] = plots.thickness_profile_figure(
+                profile.thickness_um, size, values.get("pore_line_depth_um"), f"{name}: thickness along the width"
+            )
+            block.append(_img(figures[key], f"thickness profile {name}"))
+        cells = [[html.escape(n), _fmt(values.get(n))] for n in MEASUREMENT_NAMES]
+        block.append(_table(["measurement", "value"], cells))
+        parts.append('<div class="image">' + "".join(block) + "</div>")
+    return parts
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #1a202c; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
+th, td { border: 1px solid #cbd5e0; padding: 0.25em 0.6em; text-align: right; }
+th { background: #edf2f7; } img { max-width: 100%; display: block; margin: 0.5em 0; }
+.image { border-top: 1px solid #cbd5e0; margin-top: 1.5em; } .wide { overflow-x: auto; }
+"""
+
+
+def render_html(data: ReportData, title: str = "Coating measurements", max_images: int = 24) -> tuple[str, dict]:
+    """The report page and its figures ({file name: PNG bytes})."""
+    figures: dict[str, bytes] = {}
+    summary_rows = []
+    for name in NUMERIC_MEASUREMENTS:
+        vals = _numeric(data.results, name)
+        if vals:
+            a = np.asarray(vals)
+            summary_rows.append(
+                [
+                    html.escape(plots.LABELS.get(name, name)),
+                    str(a.size),
+                    _fmt(float(a.mean())),
+                    _fmt(float(a.std())),
+                    _fmt(float(a.min())),
+                    _fmt(float(a.max())),
+                ]
+            )
+    for name in BOOLEAN_MEASUREMENTS:
+        vals = [v[name] for v in data.results.values() if v.get(name) is not None]
+        if vals:
+            summary_rows.append([name, str(len(vals)), f"{sum(vals)} yes", "", "", ""])
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{len(data.results)} images from {html.escape(str(data.results_csv))}.</p>",
+        "<h2>Summary</h2>",
+        _table(["measurement", "n", "mean", "std", "min", "max"], summary_rows),
+    ]
+    if data.truth is not None:
+        parts += _truth_sections(data, figures)
+    histograms = {n: _numeric(data.results, n) for n in NUMERIC_MEASUREMENTS}
+    histograms = {n: v for n, v in histograms.items() if v}
+    if histograms:
+        figures["histograms.png"] = plots.histogram_figure(histograms)
+        parts += ["<h2>Distributions</h2>", _img(figures["histograms.png"], "histograms")]
+    parts += ["<h2>Images</h2>", *_image_sections(data, figures, max_images)]
+    all_rows = [[html.escape(k), *(_fmt(v.get(n)) for n in MEASUREMENT_NAMES)] for k, v in data.results.items()]
+    parts += ["<h2>All results</h2>", '<div class="wide">', _table(["image", *MEASUREMENT_NAMES], all_rows), "</div>"]
+    page = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
+    )
+    return page, figures
+
+
+def write_report(
+    results: str | Path,
+    out_dir: str | Path,
+    truth: str | Path | None = None,
+    title: str = "Coating measurements",
+    max_images: int = 24,
+) -> Path:
+    """Write ``OUT/report.html`` and ``OUT/figures/*.png``; return the page's path.
+
+    Parameters
+    ----------
+    results : str or Path
+        A measurements CSV, or a ``semcoat predict`` output folder (its overlays, masks and pixel sizes are used).
+    out_dir : str or Path
+        Folder for the report (created).
+    truth : str or Path, optional
+        Ground truth, see :func:`read_truth`.
+    title : str
+        Page title.
+    max_images : int
+        How many images get their own overlay, profile and table.
+    """
+    data = gather(results, truth)
+    page, figures = render_html(data, title, max_images)
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for name, png in figures.items():
+        (out / "figures" / name).write_bytes(png)
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path

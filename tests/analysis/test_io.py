@@ -1,0 +1,100 @@
+"""Reading masks, images and measurement tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from analysis import io
+from analysis.measure import MEASUREMENT_NAMES, MaskError, measure
+from semcoat import dataset
+from tests.analysis.masks import slab
+
+
+def test_measurement_names_match_the_dataset_contract() -> None:
+    assert MEASUREMENT_NAMES == dataset.MEASUREMENT_NAMES
+
+
+def test_read_mask_png_and_measure_file(tmp_path: Path) -> None:
+    mask = slab(thickness=60, feal=5)
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    np.testing.assert_array_equal(io.read_mask(tmp_path / "m.png"), mask)
+    assert io.measure_file(tmp_path / "m.png", 0.5) == measure(mask, 0.5)
+
+
+def test_read_mask_errors_name_the_file(tmp_path: Path) -> None:
+    rgb = tmp_path / "colour.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(rgb)
+    with pytest.raises(MaskError, match="colour.png.*single-channel"):
+        io.read_mask(rgb)
+    bad_ids = tmp_path / "ids.png"
+    Image.fromarray(np.full((8, 8), 9, np.uint8)).save(bad_ids)
+    with pytest.raises(MaskError, match="ids.png.*unknown class ids 9"):
+        io.read_mask(bad_ids)
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"not a png")
+    with pytest.raises(MaskError, match="garbage.png.*cannot read"):
+        io.read_mask(garbage)
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(blank)
+    with pytest.raises(MaskError, match="blank.png.*only background"):
+        io.measure_file(blank, 1.0)
+
+
+def test_resolve_masks(tmp_path: Path, dataset_dir: Path) -> None:
+    sources = io.resolve_masks([dataset_dir])
+    assert [s.path.stem for s in sources] == ["000000", "000001", "000002", "000003"]
+    assert {s.pixel_size_um for s in sources} == {0.5}
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    Image.fromarray(slab()).save(plain / "a.png")
+    assert [(s.path.name, s.pixel_size_um) for s in io.resolve_masks([plain, plain / "a.png"])] == [
+        ("a.png", None),
+        ("a.png", None),
+    ]
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        io.resolve_masks([tmp_path / "nowhere"])
+
+
+def test_results_csv_round_trip(tmp_path: Path) -> None:
+    m = measure(slab(thickness=60, feal=5), 0.5)
+    io.write_results_csv(tmp_path / "r.csv", [("a", m), ("b", None)])
+    header = (tmp_path / "r.csv").read_text().splitlines()[0]
+    assert header == ",".join(("image", *MEASUREMENT_NAMES))
+    table = io.read_results_csv(tmp_path / "r.csv")
+    assert table["a"] == pytest.approx(m.as_dict())
+    assert table["b"] == dict.fromkeys(MEASUREMENT_NAMES)
+
+
+@pytest.mark.parametrize(("suffix", "dtype"), [(".png", np.uint8), (".png", np.uint16), (".jpg", np.uint8)])
+def test_read_grey_image_formats(tmp_path: Path, suffix: str, dtype: type) -> None:
+    import cv2
+
+    image = (np.arange(64 * 48).reshape(48, 64) % 200).astype(dtype)
+    cv2.imwrite(str(tmp_path / f"i{suffix}"), image)
+    out = io.read_grey_image(tmp_path / f"i{suffix}")
+    assert out.shape == (48, 64) and out.dtype == dtype
+    if suffix == ".png":
+        np.testing.assert_array_equal(out, image)
+
+
+def test_read_colour_image_becomes_grey(tmp_path: Path) -> None:
+    rgb = np.zeros((10, 12, 3), np.uint8)
+    rgb[..., 1] = 100
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    out = io.read_grey_image(tmp_path / "c.png")
+    assert out.shape == (10, 12) and int(out[0, 0]) == round(0.587 * 100)
+
+
+def test_unreadable_image(tmp_path: Path) -> None:
+    (tmp_path / "x.jpg").write_bytes(b"nope")
+    with pytest.raises(io.ImageReadError, match="x.jpg"):
+        io.read_grey_image(tmp_path / "x.jpg")
+
+
+def test_to_unit_float() -> None:
+    assert io.to_unit_float(np.array([[0, 65535]], np.uint16)).tolist() == [[0.0, 1.0]]
+    assert io.to_unit_float(np.array([[0, 255]], np.uint8)).tolist() == [[0.0, 1.0]]
