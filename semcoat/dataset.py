@@ -80,8 +80,9 @@ class DatasetInfo:
         """Parse ``dataset.json`` content; DatasetError names the file and the bad key."""
         if not isinstance(data, dict):
             raise DatasetError(f"{source}: expected a JSON object")
-        required: dict[str, type | tuple[type, ...]] = {"name": str, "pixel_size_um": (int, float), "image_width_px": int, "image_height_px": int,
-                    "count": int, "seed": int}
+        required: dict[str, type | tuple[type, ...]] = {
+            "name": str, "pixel_size_um": (int, float), "image_width_px": int, "image_height_px": int, "count": int,
+            "seed": int}
         for key, typ in required.items():
             if key not in data:
                 raise DatasetError(f"{source}: missing key {key!r}")
