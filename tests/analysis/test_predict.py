@@ -1,0 +1,123 @@
+"""Prediction end to end with a tiny ONNX model: TIFF with Thermo/FEI metadata and a data bar, PNG, JPEG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+
+from analysis import io, predict
+from analysis.measure import measure
+from analysis.model import ModelLoadError, load_model
+from tests.analysis.conftest import grey_image, line_mask
+from tests.analysis.test_databar import add_databar
+from tests.analysis.test_sem_tiff import FEI_TEXT
+
+PIXEL_SIZE_UM = 0.049609375  # FEI_TEXT's PixelWidth
+
+
+def fei_tiff_with_databar(path: Path, mask: np.ndarray, rng: np.random.Generator) -> Path:
+    """16-bit TIFF of ``mask``'s greys, a data bar under it and Thermo/FEI metadata saying where the scan ends."""
+    image = np.round(grey_image(mask, rng) * 65535).astype(np.uint16)
+    bar_rows = 40
+    full = np.zeros((image.shape[0] + bar_rows, image.shape[1]), np.uint16)
+    full[: image.shape[0]] = image
+    full = add_databar(full, image.shape[0], background=0, text=65535)
+    text = FEI_TEXT.replace("ResolutionX=1024", f"ResolutionX={image.shape[1]}").replace(
+        "ResolutionY=884", f"ResolutionY={image.shape[0]}"
+    )
+    tifffile.imwrite(path, full, extratags=[(34682, "s", 0, text, True)])
+    return path
+
+
+def test_predict_end_to_end_with_onnx(tmp_path: Path, onnx_model: Path) -> None:
+    rng = np.random.default_rng(0)
+    masks = {"fei": line_mask(0), "plain": line_mask(1)}
+    tiff = fei_tiff_with_databar(tmp_path / "fei.tif", masks["fei"], rng)
+    png = tmp_path / "plain.png"
+    cv2.imwrite(str(png), np.round(grey_image(masks["plain"], rng) * 255).astype(np.uint8))
+    out = tmp_path / "out"
+
+    records = predict.predict_files(onnx_model, [tiff], out, tile_px=96, overlap_px=16)
+    assert records[0].pixel_size_um == pytest.approx(PIXEL_SIZE_UM)
+    assert records[0].pixel_size_from == "thermo-fei" and records[0].databar_top_row == 160
+    records = predict.predict_files(onnx_model, [tiff, png], out, pixel_size_um=0.1, tile_px=96, overlap_px=16)
+    assert [r.pixel_size_from for r in records] == ["option", "option"]
+    assert records[0].databar_top_row == 160 and records[1].databar_top_row is None
+
+    for name, mask in masks.items():
+        predicted = io.read_mask(out / "masks" / f"{name}.png")
+        assert np.mean(predicted == mask) > 0.999
+        assert (out / "overlays" / f"{name}.png").is_file() and (out / "images" / f"{name}.png").is_file()
+    table = io.read_results_csv(out / "measurements.csv")
+    assert list(table) == ["fei", "plain"]
+    truth = measure(masks["fei"], 0.1).as_dict()
+    assert table["fei"]["fe2al5_thickness_um"] == pytest.approx(truth["fe2al5_thickness_um"], rel=0.01)
+    assert table["fei"]["pore_line_present"] is True and table["plain"]["pore_line_present"] is False
+    saved = json.loads((out / "predictions.json").read_text())
+    assert saved[0]["source"] == str(tiff) and saved[0]["error"] is None
+
+
+def test_jpeg_input(tmp_path: Path, onnx_model: Path) -> None:
+    mask = line_mask(2)
+    jpg = tmp_path / "j.jpg"
+    cv2.imwrite(str(jpg), np.round(grey_image(mask, np.random.default_rng(1)) * 255).astype(np.uint8))
+    predict.predict_files(onnx_model, [jpg], tmp_path / "out", pixel_size_um=0.5)
+    predicted = io.read_mask(tmp_path / "out" / "masks" / "j.png")
+    assert np.mean(predicted == mask) > 0.98
+
+
+def test_missing_pixel_size_fails_before_inference(tmp_path: Path, onnx_model: Path) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((32, 32), np.uint8))
+    with pytest.raises(predict.PixelSizeError, match="a.png.*--pixel-size-um"):
+        predict.predict_files(onnx_model, [tmp_path / "a.png"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_image_without_coating_keeps_mask_and_reports_why(tmp_path: Path, onnx_model: Path) -> None:
+    cv2.imwrite(str(tmp_path / "resin.png"), np.full((40, 40), 13, np.uint8))
+    (record,) = predict.predict_files(onnx_model, [tmp_path / "resin.png"], tmp_path / "out", pixel_size_um=1.0)
+    assert "only background" in record.error
+    assert io.read_results_csv(tmp_path / "out" / "measurements.csv")["resin"]["fe2al5_thickness_um"] is None
+
+
+def test_overlay_colours_classes_and_keeps_background() -> None:
+    image = np.full((2, 2), 128, np.uint8)
+    mask = np.array([[0, 1], [3, 4]], np.uint8)
+    rgb = predict.overlay(image, mask, alpha=1.0)
+    assert rgb[0, 0].tolist() == [128, 128, 128]
+    assert rgb[1, 1].tolist() == [230, 40, 40]
+
+
+def test_model_loading_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no such model"):
+        load_model(tmp_path / "missing.onnx")
+    (tmp_path / "m.ckpt").write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="Lightning checkpoints.*ONNX"):
+        load_model(tmp_path / "m.ckpt")
+    (tmp_path / "m.h5").write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="accepted: .onnx"):
+        load_model(tmp_path / "m.h5")
+    (tmp_path / "broken.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ModelLoadError, match="broken.onnx"):
+        load_model(tmp_path / "broken.onnx")
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_torchscript_model(tmp_path: Path) -> None:
+    import torch
+
+    class Constant(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros(x.shape[0], 6, x.shape[2], x.shape[3])
+            out[:, 1] = 1.0
+            return out
+
+    torch.jit.save(torch.jit.script(Constant()), str(tmp_path / "m.pt"))
+    model = load_model(tmp_path / "m.pt")
+    mask = predict.predict_mask(model, np.zeros((40, 50), np.uint8), tile_px=32, overlap_px=8)
+    assert mask.shape == (40, 50) and np.all(mask == 1)
