@@ -77,7 +77,9 @@ def measure_command(
 
 
 def predict_command(
-    images: Annotated[list[Path], typer.Argument(help="Micrographs: TIFF (8/16 bit), PNG or JPEG.")],
+    images: Annotated[
+        list[Path], typer.Argument(exists=True, dir_okay=False, help="Micrographs: TIFF (8/16 bit), PNG or JPEG.")
+    ],
     model: Annotated[Path, typer.Option("--model", help="Segmentation model: .onnx or TorchScript (.pt/.ts).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for images, masks, overlays and measurements.")],
     pixel_size_um: Annotated[
@@ -109,7 +111,7 @@ def predict_command(
         records = predict.predict_files(
             model, images, out, pixel_size_um, crop_databar, tile_px, overlap_px, on_image=progress
         )
-    except (predict.PixelSizeError, ImageReadError, SemMetadataError, ModelLoadError, ValueError) as exc:
+    except (predict.PixelSizeError, ImageReadError, SemMetadataError, ModelLoadError, OSError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"{len(records)} images -> {out / predict.RESULTS_CSV}", err=True)
 

@@ -87,21 +87,29 @@ def load_input(path: str | Path, pixel_size_um: float | None = None, crop: bool 
     """
     path = Path(path)
     image = io.read_grey_image(path)
-    meta = sem_tiff.NO_METADATA
-    if path.suffix.lower() in (".tif", ".tiff"):
-        meta = sem_tiff.read_sem_metadata(path)
-    if pixel_size_um is not None:
-        size, source = float(pixel_size_um), "option"
-    elif meta.pixel_size_um is not None:
-        size, source = meta.pixel_size_um, meta.instrument
-    else:
-        raise PixelSizeError(
-            f"{path}: no pixel size: the file has no Thermo/FEI or Zeiss SEM metadata; pass --pixel-size-um"
-        )
+    meta = _metadata(path)
+    size, source = _pixel_size(path, meta, pixel_size_um)
     top = None
     if crop:
         image, top = databar.crop_databar(image, meta.scan_height_px)
     return ImageInput(path, image, size, source, top)
+
+
+def _metadata(path: Path) -> sem_tiff.SemMetadata:
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return sem_tiff.read_sem_metadata(path)
+    return sem_tiff.NO_METADATA
+
+
+def _pixel_size(path: Path, meta: sem_tiff.SemMetadata, pixel_size_um: float | None) -> tuple[float, str]:
+    """µm per pixel and where it comes from: the option wins over the file's metadata."""
+    if pixel_size_um is not None:
+        return float(pixel_size_um), "option"
+    if meta.pixel_size_um is not None:
+        return meta.pixel_size_um, meta.instrument
+    raise PixelSizeError(
+        f"{path}: no pixel size: the file has no Thermo/FEI or Zeiss SEM metadata; pass --pixel-size-um"
+    )
 
 
 def predict_mask(model: SegmentationModel, image: np.ndarray, tile_px: int = 512, overlap_px: int = 64) -> np.ndarray:
@@ -140,20 +148,24 @@ def predict_files(
 ) -> list[PredictionRecord]:
     """Segment and measure micrographs; write images, masks, overlays, ``measurements.csv`` and ``predictions.json``.
 
-    Every image is read (and its pixel size found) before the model is loaded, so a missing pixel size fails fast.
+    Every image's pixel size is found before the model is loaded, so a missing one fails fast; images are then read
+    and segmented one at a time.
     An image whose predicted mask cannot be measured (no coating found) keeps its mask and overlay, gets an empty
     measurements row and its reason in ``predictions.json``.
     """
     out = Path(out_dir)
-    inputs = [load_input(p, pixel_size_um, crop) for p in image_paths]
-    stems = [i.path.stem for i in inputs]
+    paths = [Path(p) for p in image_paths]
+    stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):
         raise ValueError(f"images must have distinct file stems (outputs are named after them); got {stems}")
+    for path in paths:  # metadata only: a missing pixel size fails before any image is segmented
+        _pixel_size(path, _metadata(path), pixel_size_um)
     model = load_model(model_path)
     records: list[PredictionRecord] = []
     rows: list[tuple[str, Measurements | None]] = []
-    for item in inputs:
-        stem = item.path.stem
+    for path in paths:
+        item = load_input(path, pixel_size_um, crop)
+        stem = path.stem
         mask = predict_mask(model, item.image, tile_px, overlap_px)
         io.write_png(out / "images" / f"{stem}.png", to_display_uint8(item.image))
         io.write_png(out / "masks" / f"{stem}.png", mask)

@@ -83,3 +83,8 @@ def test_predict_errors(tmp_path: Path, onnx_model: Path) -> None:
         ["predict", "--model", str(tmp_path / "m.ckpt"), str(tmp_path / "a.png"), "--out", "o", "--pixel-size-um", "1"],
     )
     assert result.exit_code == 1 and "no such model file" in result.stderr
+
+
+def test_predict_missing_image(tmp_path: Path, onnx_model: Path) -> None:
+    result = runner.invoke(app, ["predict", "--model", str(onnx_model), str(tmp_path / "nope.tif"), "--out", "o"])
+    assert result.exit_code == 2 and "nope.tif" in result.output
