@@ -1,0 +1,42 @@
+"""What a renderer hands to image formation (bpy-free, so fakes and tests can build one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from blender_addon.geometry import CoatingGeometry
+from semcoat.spec import CoatingSpec
+
+
+class RenderError(RuntimeError):
+    """A frame could not be rendered or read back (the message says which and why)."""
+
+
+@dataclass
+class RenderedFrame:
+    """One render, frame sized: image height x (image width + 2 margins).
+
+    Attributes
+    ----------
+    signal : float32, the emitted grey (0-1) at each pixel centre.
+    mask : uint8 class ids of the same pixels.
+    """
+
+    signal: np.ndarray
+    mask: np.ndarray
+
+
+class FrameRenderer(Protocol):
+    """Draws a coating geometry and renders it (the Blender renderer, or a fake in tests)."""
+
+    def build(self, spec: CoatingSpec, geometry: CoatingGeometry, rng: np.random.Generator) -> None:
+        """Put ``geometry`` into the scene; ``rng`` places textures."""
+
+    def render(self) -> RenderedFrame:
+        """Render the current scene."""
+
+    def close(self) -> None:
+        """Release scratch files."""

@@ -1,0 +1,140 @@
+"""Headless Cycles render of one coating frame: the phase signal and the exact class mask from the same render.
+
+Cycles renders flat emission at one sample per pixel with a 0.01 px pixel filter, so every pixel is one ray through
+(very nearly) its centre: the Combined pass is the emission of the object hit there (grey level x grain texture) and
+the Object Index pass is that object's ``pass_index``, the class id. Both come from the same ray, so the mask is
+exact by construction: a pixel's class is the phase at its centre, with no blended edges. The two passes are written
+to one multilayer EXR in a scratch folder and read back with the OpenImageIO bundled in bpy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from blender_addon.frame import RenderedFrame, RenderError
+from blender_addon.geometry import CoatingGeometry
+from blender_addon.scene_builder import SceneBuilder
+from semcoat.spec import CoatingSpec
+
+PIXEL_FILTER_WIDTH_PX = 0.01  # the smallest Cycles accepts: samples land within 0.005 px of the pixel centre
+
+
+def _scratch_dir() -> Path:
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix="semcoat-render-", dir=base))
+
+
+def configure_scene(scene: bpy.types.Scene, threads: int = 0) -> None:
+    """Cycles on the CPU, one sample, no bounces, no denoising, persistent data, Raw colours, multilayer EXR output.
+
+    Parameters
+    ----------
+    threads : render threads; 0 lets Blender use every core.
+    """
+    scene.render.engine = "CYCLES"
+    cyc = scene.cycles
+    cyc.device = "CPU"
+    cyc.samples = 1
+    cyc.use_adaptive_sampling = False
+    cyc.use_denoising = False
+    cyc.max_bounces = 0
+    cyc.seed = 0
+    cyc.use_animated_seed = False
+    cyc.pixel_filter_type = "BOX"
+    cyc.filter_width = PIXEL_FILTER_WIDTH_PX
+    scene.render.use_persistent_data = True
+    scene.render.use_compositing = False
+    scene.render.use_sequencer = False
+    scene.render.dither_intensity = 0.0
+    scene.render.film_transparent = False
+    scene.render.threads_mode = "FIXED" if threads > 0 else "AUTO"
+    if threads > 0:
+        scene.render.threads = threads
+    scene.view_settings.view_transform = "Raw"
+    scene.view_settings.look = "None"
+    if scene.world is None:
+        scene.world = bpy.data.worlds.new("semcoat.world")
+    scene.world.color = (0.0, 0.0, 0.0)
+    for layer in scene.view_layers:
+        layer.use_pass_object_index = True
+    fmt = scene.render.image_settings
+    fmt.media_type = "MULTI_LAYER_IMAGE"  # before file_format, which it restricts
+    fmt.file_format = "OPEN_EXR_MULTILAYER"
+    fmt.color_depth = "32"
+    fmt.exr_codec = "NONE"
+
+
+class Renderer:
+    """Renders coating frames in this process, reusing one scene (objects are refilled, never rebuilt).
+
+    Parameters
+    ----------
+    threads : Cycles threads (0 = all cores).
+    """
+
+    def __init__(self, threads: int = 0) -> None:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        self.scene = bpy.context.scene
+        configure_scene(self.scene, threads)
+        self.builder = SceneBuilder(self.scene)
+        self._dir = _scratch_dir()
+        self._exr = self._dir / "frame.exr"
+        self.scene.render.filepath = str(self._exr)
+        bpy.utils.expose_bundled_modules()
+        import OpenImageIO  # only importable once bpy exposed its bundled modules
+
+        self._oiio = OpenImageIO
+
+    def build(self, spec: CoatingSpec, geometry: CoatingGeometry, rng: np.random.Generator) -> None:
+        """Put ``geometry`` into the scene (see :meth:`SceneBuilder.update`)."""
+        self.builder.update(spec, geometry, rng)
+
+    def render(self) -> RenderedFrame:
+        """Render the current scene and read back the signal and the class mask.
+
+        Raises
+        ------
+        RenderError
+            when Blender renders nothing or the EXR lacks a pass.
+        """
+        self._exr.unlink(missing_ok=True)
+        try:
+            bpy.ops.render.render(write_still=True)
+        except RuntimeError as exc:
+            raise RenderError(f"Blender failed to render: {exc}") from exc
+        if not self._exr.is_file():
+            raise RenderError(f"Blender rendered but wrote no file at {self._exr}")
+        return self._read_exr()
+
+    def _read_exr(self) -> RenderedFrame:
+        inp = self._oiio.ImageInput.open(str(self._exr))
+        if inp is None:
+            raise RenderError(f"cannot open {self._exr}: {self._oiio.geterror()}")
+        signal = mask = None
+        try:
+            sub = 0
+            while inp.seek_subimage(sub, 0):
+                names = list(inp.spec().channelnames)
+                for k, name in enumerate(names):
+                    if name.endswith("Combined.R"):
+                        signal = inp.read_image(sub, 0, k, k + 1, "float")
+                    elif name.endswith("Object Index.X") or name.endswith("IndexOB.X"):
+                        index = inp.read_image(sub, 0, k, k + 1, "float")
+                        mask = np.rint(index).astype(np.uint8)
+                sub += 1
+        finally:
+            inp.close()
+        if signal is None or mask is None:
+            raise RenderError(f"{self._exr} lacks the Combined or Object Index pass")
+        return RenderedFrame(
+            np.ascontiguousarray(signal[:, :, 0], dtype=np.float32), np.ascontiguousarray(mask[:, :, 0]))
+
+    def close(self) -> None:
+        """Remove the scratch folder."""
+        shutil.rmtree(self._dir, ignore_errors=True)

@@ -1,0 +1,153 @@
+"""SEM image formation in numpy: from the rendered phase signal and mask to a backscatter micrograph.
+
+Order of the steps (each a small function): scan-line shifts -> edge brightening -> probe blur -> shot noise ->
+detector noise and bandwidth -> brightness/contrast -> data bar -> quantisation.
+
+Scan-line jitter and drift (the alignment rule). Line ``r`` of a real scan samples the specimen at ``x + s_r``.
+The renderer draws a frame ``margin_px`` wider on each side; image line ``r`` is read from it at ``c + s_r``:
+the signal by linear interpolation, the mask by the nearest rendered pixel (``round(s_r)``). So the mask is the
+class of the rendered pixel centre nearest to where the beam was, the same half-pixel rule by which any mask
+quantises a phase boundary, and with no jitter or drift the mask is the render's index pass, pixel for pixel.
+Edge brightening is computed from the shifted mask, so bright rims sit on the mask's edges.
+
+Data bar rule. With ``imaging.data_bar`` the bottom ``data_bar_height_px`` rows of the image are the instrument's
+data bar (scale bar and labels, no specimen) and are class 0 (background) in the mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from blender_addon.data_bar import draw_data_bar
+from semcoat import classes
+from semcoat.spec import ImagingSpec
+
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+# Width (sigma, px) of the bright rim that the edge effect puts on solid material next to a pore or the resin.
+EDGE_SIGMA_PX = 0.9
+# Detector / amplifier bandwidth: the signal of one pixel leaks into the next along the scan line.
+SCAN_BANDWIDTH_KERNEL = np.array([0.2, 0.6, 0.2], dtype=np.float32)
+
+
+@dataclass
+class SemImage:
+    """The formed image and its mask, both ``(height_px, width_px)``.
+
+    Attributes
+    ----------
+    pixels : uint8 or uint16 grey levels (per ``imaging.bit_depth``).
+    mask : uint8 class ids, aligned with ``pixels``.
+    line_shift_px : per-row horizontal beam offset used, px.
+    """
+
+    pixels: np.ndarray
+    mask: np.ndarray
+    line_shift_px: np.ndarray
+
+
+def scan_margin_px(imaging: ImagingSpec) -> int:
+    """Columns the renderer must add on each side so that every shifted scan line stays inside the frame."""
+    return int(np.ceil(abs(imaging.drift_px) + 6.0 * imaging.scan_line_jitter_px)) + 2
+
+
+def line_shifts_px(imaging: ImagingSpec, height_px: int, margin_px: int, rng: np.random.Generator) -> np.ndarray:
+    """Horizontal beam offset of each scan line, px: Gaussian jitter plus a linear drift, limited to the margin."""
+    jitter = rng.normal(0.0, 1.0, height_px) * imaging.scan_line_jitter_px
+    drift = imaging.drift_px * np.linspace(0.0, 1.0, height_px)
+    limit = margin_px - 1.0
+    return np.clip(jitter + drift, -limit, limit)
+
+
+def apply_line_shifts(
+    signal: np.ndarray, mask: np.ndarray, shifts_px: np.ndarray, margin_px: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read each image line from the wider frame at ``c + shift``: signal interpolated, mask nearest.
+
+    Parameters
+    ----------
+    signal, mask : frame arrays, shape (height, width + 2 * margin_px).
+    shifts_px : per-row offsets, |shift| <= margin_px - 1.
+    margin_px : columns added on each side of the image in the frame.
+
+    Returns
+    -------
+    (signal, mask) of shape (height, width).
+    """
+    height, frame_w = mask.shape
+    width = frame_w - 2 * margin_px
+    pos = np.arange(width, dtype=np.float64)[None, :] + margin_px + shifts_px[:, None]
+    left = np.floor(pos).astype(np.intp)
+    frac = (pos - left).astype(np.float32)
+    rows = np.arange(height)[:, None]
+    out_signal = (1.0 - frac) * signal[rows, left] + frac * signal[rows, left + 1]
+    out_mask = mask[rows, np.rint(pos).astype(np.intp)]
+    return out_signal.astype(np.float32), out_mask
+
+
+def edge_map(mask: np.ndarray) -> np.ndarray:
+    """Topographic edge effect, 0-1: solid phases next to a void (pore or resin) light up in a narrow rim.
+
+    Polishing leaves steps at voids but not between solid phases, so only void edges brighten.
+    """
+    void = ((mask == classes.PORE) | (mask == classes.BACKGROUND)).astype(np.uint8)
+    near_void = cv2.dilate(void, np.ones((3, 3), np.uint8))
+    rim = ((near_void > 0) & (void == 0)).astype(np.float32)
+    return cv2.GaussianBlur(rim, (0, 0), EDGE_SIGMA_PX) * (2.0 * np.pi * EDGE_SIGMA_PX**2) ** 0.5
+
+
+def probe_blur(signal: np.ndarray, fwhm_px: float) -> np.ndarray:
+    """Gaussian electron probe of full width at half maximum ``fwhm_px`` (0 = ideal probe)."""
+    if fwhm_px <= 0:
+        return signal
+    return cv2.GaussianBlur(signal, (0, 0), fwhm_px / FWHM_PER_SIGMA, borderType=cv2.BORDER_REFLECT)
+
+
+def shot_noise(signal: np.ndarray, dose_electrons_per_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Poisson counting noise: a grey ``g`` is ``g * dose`` detected electrons on average."""
+    expected = np.clip(signal, 0.0, None).astype(np.float64) * dose_electrons_per_px
+    return (rng.poisson(expected) / dose_electrons_per_px).astype(np.float32)
+
+
+def detector_noise(signal: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    """Additive Gaussian amplifier noise of standard deviation ``std`` (full scale 1), then the scan bandwidth."""
+    noisy = signal + rng.standard_normal(signal.shape, dtype=np.float32) * np.float32(std)
+    return cv2.filter2D(noisy, -1, SCAN_BANDWIDTH_KERNEL[None, :], borderType=cv2.BORDER_REFLECT)
+
+
+def quantise(signal: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Clip to [0, 1] and round to uint8 (8 bit) or uint16 (16 bit)."""
+    top = 255 if bit_depth == 8 else 65535
+    out = np.rint(np.clip(signal, 0.0, 1.0) * top)
+    return out.astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def form_image(
+    signal: np.ndarray, mask: np.ndarray, imaging: ImagingSpec, margin_px: int, rng: np.random.Generator
+) -> SemImage:
+    """Turn a rendered frame into an SEM image and its aligned mask.
+
+    Parameters
+    ----------
+    signal : float32 frame, the phase grey (0-1) at each pixel centre; shape (height, width + 2 * margin_px).
+    mask : uint8 class ids of the same frame.
+    imaging : the virtual microscope (probe, dose, noise, scan, display, data bar, bit depth).
+    margin_px : columns added on each side of the image in the frame (:func:`scan_margin_px`).
+    rng : random generator for the scan shifts and the noise (same state, same image, bit for bit).
+    """
+    height = mask.shape[0]
+    shifts = line_shifts_px(imaging, height, margin_px, rng)
+    sig, out_mask = apply_line_shifts(signal, mask, shifts, margin_px)
+    if imaging.edge_brightening > 0:
+        sig = sig + np.float32(imaging.edge_brightening) * edge_map(out_mask)
+    sig = probe_blur(sig, imaging.probe_blur_fwhm_px)
+    sig = shot_noise(sig, imaging.dose_electrons_per_px, rng)
+    sig = detector_noise(sig, imaging.detector_noise_std, rng)
+    sig = (sig - np.float32(0.5)) * np.float32(imaging.contrast) + np.float32(0.5 + imaging.brightness)
+    if imaging.data_bar:
+        bar_rows = imaging.data_bar_height_px
+        sig[-bar_rows:] = draw_data_bar(out_mask.shape[1], bar_rows, imaging.pixel_size_um)
+        out_mask[-bar_rows:] = classes.BACKGROUND
+    return SemImage(quantise(sig, imaging.bit_depth), out_mask, shifts)
