@@ -82,5 +82,8 @@ def dataset_check(folder: Path = typer.Argument(..., help="Dataset folder.")) ->
 
 def register(app: typer.Typer) -> None:
     """Add the core commands to the ``semcoat`` app."""
+    from semcoat.demo import demo
+
     app.add_typer(spec_app, name="spec")
     app.add_typer(dataset_app, name="dataset")
+    app.command("demo")(demo)
