@@ -279,3 +279,9 @@ def test_feal_under_substrate_columns_only() -> None:
     mask[150:160] = FEAL
     assert measure(mask, 1.0).feal_present is False
     assert FEAL != FE2AL5
+
+
+def test_measurement_names_are_those_of_the_dataset_contract() -> None:
+    from semcoat.dataset import MEASUREMENT_NAMES as CONTRACT_NAMES
+
+    assert MEASUREMENT_NAMES == CONTRACT_NAMES
