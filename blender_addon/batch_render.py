@@ -1,7 +1,8 @@
 """Render a range of a batch into a dataset folder: the work of one Slurm array task, without bpy.
 
 For each image index ``i``: draw the geometry (seeded by the batch's ``image_seed(i)``), put it into the scene,
-render, form the SEM image, measure the truth on the mask and write the sample atomically (image, mask, then meta).
+render, add grain contrast, form the SEM image, measure the truth on the mask and write the sample atomically
+(image, mask, then meta).
 Finished samples are skipped, so a killed task can be rerun. Everything random comes from ``image_seed(i)``, split
 into independent streams for geometry, textures and noise, so image ``i`` is the same bit for bit wherever and
 whenever it is rendered.
@@ -21,6 +22,7 @@ import numpy as np
 from blender_addon import geometry as geometry_mod
 from blender_addon.frame import FrameRenderer, RenderError
 from blender_addon.sem_image import form_image, scan_margin_px
+from blender_addon.texture import grain_factor
 from blender_addon.truth import ground_truth
 from semcoat import __version__
 from semcoat.batch import BatchSpec
@@ -124,11 +126,12 @@ def render_sample(
     margin = scan_margin_px(spec.imaging)
     geometry = geometry_mod.build_geometry(spec, np.random.default_rng([seed, _GEOMETRY]), margin)
     t1 = time.perf_counter()
-    renderer.build(spec, geometry, np.random.default_rng([seed, _TEXTURE]))
+    renderer.build(spec, geometry)
     t2 = time.perf_counter()
     frame = renderer.render()
     t3 = time.perf_counter()
-    sem = form_image(frame.signal, frame.mask, spec.imaging, margin, np.random.default_rng([seed, _NOISE]))
+    texture = grain_factor(frame.mask, spec.imaging.pixel_size_um, np.random.default_rng([seed, _TEXTURE]))
+    sem = form_image(frame.signal * texture, frame.mask, spec.imaging, margin, np.random.default_rng([seed, _NOISE]))
     t4 = time.perf_counter()
     truth = ground_truth(sem.mask, spec.imaging.pixel_size_um)
     t5 = time.perf_counter()

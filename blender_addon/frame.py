@@ -32,8 +32,8 @@ class RenderedFrame:
 class FrameRenderer(Protocol):
     """Draws a coating geometry and renders it (the Blender renderer, or a fake in tests)."""
 
-    def build(self, spec: CoatingSpec, geometry: CoatingGeometry, rng: np.random.Generator) -> None:
-        """Put ``geometry`` into the scene; ``rng`` places textures."""
+    def build(self, spec: CoatingSpec, geometry: CoatingGeometry) -> None:
+        """Put ``geometry`` into the scene."""
 
     def render(self) -> RenderedFrame:
         """Render the current scene."""

@@ -1,7 +1,7 @@
 """Headless Cycles render of one coating frame: the phase signal and the exact class mask from the same render.
 
 Cycles renders flat emission at one sample per pixel with a 0.01 px pixel filter, so every pixel is one ray through
-(very nearly) its centre: the Combined pass is the emission of the object hit there (grey level x grain texture) and
+(very nearly) its centre: the Combined pass is the emission of the object hit there (the phase's grey level) and
 the Object Index pass is that object's ``pass_index``, the class id. Both come from the same ray, so the mask is
 exact by construction: a pixel's class is the phase at its centre, with no blended edges. The two passes are written
 to one multilayer EXR in a scratch folder and read back with the OpenImageIO bundled in bpy.
@@ -91,9 +91,9 @@ class Renderer:
 
         self._oiio = OpenImageIO
 
-    def build(self, spec: CoatingSpec, geometry: CoatingGeometry, rng: np.random.Generator) -> None:
+    def build(self, spec: CoatingSpec, geometry: CoatingGeometry) -> None:
         """Put ``geometry`` into the scene (see :meth:`SceneBuilder.update`)."""
-        self.builder.update(spec, geometry, rng)
+        self.builder.update(spec, geometry)
 
     def render(self) -> RenderedFrame:
         """Render the current scene and read back the signal and the class mask.

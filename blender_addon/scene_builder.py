@@ -12,8 +12,6 @@ second possible. The add-on's viewport preview calls the same :class:`SceneBuild
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import bpy
 import numpy as np
 
@@ -27,38 +25,21 @@ CAMERA_HEIGHT_PX = 100.0
 DEPTH_OVERHANG_PX = 64.0
 
 
-@dataclass(frozen=True)
-class Texture:
-    """Within-phase contrast drawn by the material (channelling contrast of grains).
-
-    Attributes
-    ----------
-    amplitude : peak relative brightness change (0.04 = +-4 %).
-    grain_um : mean grain size along the surface, µm.
-    aspect : grain length along the depth over its width (columnar Fe2Al5 grains > 1).
-    """
-
-    amplitude: float
-    grain_um: float
-    aspect: float
-
-
-# Class id -> (object name, z, texture). Textures are small: BSE compositional contrast dominates.
-LAYOUT: dict[int, tuple[str, float, Texture]] = {
-    classes.BACKGROUND: ("resin", 0.0, Texture(0.01, 3.0, 1.0)),
-    classes.FE2AL5: ("fe2al5", 1.0, Texture(0.025, 9.0, 3.0)),
-    classes.FEAL: ("feal", 2.0, Texture(0.02, 5.0, 1.0)),
-    classes.SUBSTRATE: ("substrate", 3.0, Texture(0.045, 6.0, 1.3)),
-    classes.PRECIPITATE: ("precipitates", 4.0, Texture(0.03, 0.8, 1.0)),
-    classes.PORE: ("pores", 5.0, Texture(0.0, 1.0, 1.0)),
+# Class id -> (object name, z).
+LAYOUT: dict[int, tuple[str, float]] = {
+    classes.BACKGROUND: ("resin", 0.0),
+    classes.FE2AL5: ("fe2al5", 1.0),
+    classes.FEAL: ("feal", 2.0),
+    classes.SUBSTRATE: ("substrate", 3.0),
+    classes.PRECIPITATE: ("precipitates", 4.0),
+    classes.PORE: ("pores", 5.0),
 }
 
 
 def _emission_material(name: str) -> bpy.types.Material:
-    """Emission = object colour x (1 + amplitude x grain value), grains from a 2-D Voronoi (shifted coordinates).
+    """Flat emission of the object's colour: per-image greys live on the objects, never in a node tree.
 
-    Per-image values live on the object (colour, custom properties read by Attribute nodes), so updating an image
-    never edits a node tree.
+    Grain contrast is added in numpy (:mod:`blender_addon.texture`): as a Cycles shader it doubled the render time.
     """
     mat = bpy.data.materials.get(name) or bpy.data.materials.new(name)
     mat.use_nodes = True
@@ -67,47 +48,8 @@ def _emission_material(name: str) -> bpy.types.Material:
     out = nt.nodes.new("ShaderNodeOutputMaterial")
     emit = nt.nodes.new("ShaderNodeEmission")
     info = nt.nodes.new("ShaderNodeObjectInfo")
-    coords = nt.nodes.new("ShaderNodeTexCoord")
-    scale = nt.nodes.new("ShaderNodeAttribute")
-    scale.attribute_type, scale.attribute_name = "OBJECT", "semcoat_tex_scale"
-    phase = nt.nodes.new("ShaderNodeAttribute")
-    phase.attribute_type, phase.attribute_name = "OBJECT", "semcoat_tex_offset"
-    amp = nt.nodes.new("ShaderNodeAttribute")
-    amp.attribute_type, amp.attribute_name = "OBJECT", "semcoat_tex_amplitude"
-    scaled = nt.nodes.new("ShaderNodeVectorMath")
-    scaled.operation = "MULTIPLY"
-    voronoi = nt.nodes.new("ShaderNodeTexVoronoi")
-    voronoi.voronoi_dimensions = "2D"  # the objects are flat; 3-D/4-D cost 3-9x the cell lookups
-    shifted = nt.nodes.new("ShaderNodeVectorMath")
-    shifted.operation = "ADD"
-    bw = nt.nodes.new("ShaderNodeRGBToBW")
-    centred = nt.nodes.new("ShaderNodeMath")
-    centred.operation = "MULTIPLY_ADD"  # (v - 0.5) * 2 * amp + 1 = v * 2amp + (1 - amp)
-    two_amp = nt.nodes.new("ShaderNodeMath")
-    two_amp.operation = "MULTIPLY"
-    two_amp.inputs[1].default_value = 2.0
-    offset = nt.nodes.new("ShaderNodeMath")
-    offset.operation = "SUBTRACT"
-    offset.inputs[0].default_value = 1.0
-    tint = nt.nodes.new("ShaderNodeMix")
-    tint.data_type, tint.blend_type = "RGBA", "MULTIPLY"
-    tint.inputs["Factor"].default_value = 1.0
-    link = nt.links.new
-    link(coords.outputs["Object"], scaled.inputs[0])
-    link(scale.outputs["Vector"], scaled.inputs[1])
-    link(scaled.outputs["Vector"], shifted.inputs[0])
-    link(phase.outputs["Vector"], shifted.inputs[1])
-    link(shifted.outputs["Vector"], voronoi.inputs["Vector"])
-    link(voronoi.outputs["Color"], bw.inputs["Color"])
-    link(amp.outputs["Fac"], two_amp.inputs[0])
-    link(amp.outputs["Fac"], offset.inputs[1])
-    link(bw.outputs["Val"], centred.inputs[0])
-    link(two_amp.outputs["Value"], centred.inputs[1])
-    link(offset.outputs["Value"], centred.inputs[2])
-    link(info.outputs["Color"], tint.inputs["A"])
-    link(centred.outputs["Value"], tint.inputs["B"])
-    link(tint.outputs["Result"], emit.inputs["Color"])
-    link(emit.outputs["Emission"], out.inputs["Surface"])
+    nt.links.new(info.outputs["Color"], emit.inputs["Color"])
+    nt.links.new(emit.outputs["Emission"], out.inputs["Surface"])
     return mat
 
 
@@ -167,7 +109,7 @@ class SceneBuilder:
             scene.collection.children.link(coll)
         self.collection = coll
         self.objects: dict[int, bpy.types.Object] = {}
-        for class_id, (name, _z, _tex) in LAYOUT.items():
+        for class_id, (name, _z) in LAYOUT.items():
             obj_name = f"{COLLECTION_NAME}.{name}"
             obj = bpy.data.objects.get(obj_name)
             if obj is None:
@@ -189,8 +131,8 @@ class SceneBuilder:
         scene.camera = cam
         self.camera = cam
 
-    def update(self, spec: CoatingSpec, geometry: CoatingGeometry, rng: np.random.Generator) -> None:
-        """Show ``geometry`` with the grey levels of ``spec``; ``rng`` places the grain textures.
+    def update(self, spec: CoatingSpec, geometry: CoatingGeometry) -> None:
+        """Show ``geometry`` with the grey levels of ``spec``.
 
         Sets the render resolution to the frame (image plus margins) and the camera so that one pixel is exactly
         ``pixel_size_um``: the orthographic scale is the frame width in Blender units, which are pixels.
@@ -223,12 +165,8 @@ class SceneBuilder:
             classes.PRECIPITATE: _polygons_px(g.precipitates, p),
             classes.PORE: np.concatenate([_polygons_px(g.pores, p), _polygons_px(g.line_pores, p)]),
         }
-        for class_id, (_name, z, tex) in LAYOUT.items():
+        for class_id, (_name, z) in LAYOUT.items():
             obj = self.objects[class_id]
             _fill_polygons(obj.data, shapes[class_id], z)
             grey = spec.grey.for_class(class_id)
             obj.color = (grey, grey, grey, 1.0)
-            grain_px = tex.grain_um / p
-            obj["semcoat_tex_scale"] = (1.0 / grain_px, 1.0 / (grain_px * tex.aspect), 1.0 / grain_px)
-            obj["semcoat_tex_offset"] = tuple(float(v) for v in rng.uniform(0.0, 1000.0, 3))
-            obj["semcoat_tex_amplitude"] = tex.amplitude
