@@ -42,7 +42,8 @@ def _emission_material(name: str) -> bpy.types.Material:
     Grain contrast is added in numpy (:mod:`blender_addon.texture`): as a Cycles shader it doubled the render time.
     """
     mat = bpy.data.materials.get(name) or bpy.data.materials.new(name)
-    mat.use_nodes = True
+    if mat.node_tree is None:  # Blender 5 gives new materials a node tree; use_nodes is deprecated
+        mat.use_nodes = True
     nt = mat.node_tree
     nt.nodes.clear()
     out = nt.nodes.new("ShaderNodeOutputMaterial")

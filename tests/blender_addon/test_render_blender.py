@@ -1,0 +1,172 @@
+"""The real renderer (bpy 5.0.1, Cycles on the CPU) on small 256 x 192 images.
+
+Tolerances stated here are the contract of the renderer:
+- mask and rendered grey come from the same rays: identical class at every pixel (exact);
+- a flat interface: every column's Fe2Al5 thickness in the mask is the designed thickness within 1 px;
+- area fractions: over a 6-image batch, the mean truth is within 10 % (relative) of the spec's target and every image
+  within 25 %; against the drawn geometry (``designed``), every image is within 5 % + 0.05 points;
+- pore line: found when asked, its depth below the local surface within 2 px of the spec, never found when absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blender_addon.batch_render import render_range
+from blender_addon.frame import RenderedFrame
+from blender_addon.geometry import build_geometry
+from semcoat import classes
+from semcoat.dataset import check_dataset, read_dataset
+from semcoat.pngio import decode_grey
+from tests.blender_addon.specs import FLAT, NO_NOISE, PIXEL_UM, small_batch
+
+pytestmark = pytest.mark.blender
+SEMCOAT = [str(Path(sys.executable).parent / "semcoat")]
+
+
+class _Shared:
+    """One Blender scene for the whole module; render_range's close() must not remove its scratch folder."""
+
+    def __init__(self) -> None:
+        from blender_addon.renderer import Renderer
+
+        self.inner = Renderer()
+
+    def build(self, spec, geometry):  # type: ignore[no-untyped-def]
+        self.inner.build(spec, geometry)
+
+    def render(self) -> RenderedFrame:
+        return self.inner.render()
+
+    def close(self) -> None:
+        """Kept open for the next test."""
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[_Shared]:
+    r = _Shared()
+    yield r
+    r.inner.close()
+
+
+def _mask(ds: Path, sid: str) -> np.ndarray:
+    header, pixels = decode_grey((ds / "masks" / f"{sid}.png").read_bytes())
+    return np.frombuffer(pixels, np.uint8).reshape(header.height, header.width)
+
+
+def test_mask_and_grey_come_from_the_same_rays(shared: _Shared) -> None:
+    batch = small_batch(count=1)
+    spec = batch.sample(0)
+    geometry = build_geometry(spec, np.random.default_rng(1), margin_px=3)
+    shared.build(spec, geometry)
+    frame = shared.render()
+    assert frame.mask.shape == frame.signal.shape == (192, 256 + 6)
+    assert set(np.unique(frame.mask)) <= set(classes.CLASS_IDS)
+    greys = np.array([spec.grey.for_class(c) for c in sorted(classes.CLASS_IDS)], np.float32)
+    np.testing.assert_allclose(frame.signal, greys[frame.mask], atol=1e-6)
+
+
+def test_dataset_has_only_valid_class_ids_and_passes_the_check(shared: _Shared, tmp_path: Path) -> None:
+    render_range(small_batch(count=3), tmp_path / "ds", lambda: shared)
+    assert check_dataset(tmp_path / "ds").ok
+    for sid in ("000000", "000001", "000002"):
+        assert set(np.unique(_mask(tmp_path / "ds", sid))) <= set(classes.CLASS_IDS)
+
+
+def test_flat_interfaces_give_the_designed_thickness_within_one_pixel(shared: _Shared, tmp_path: Path) -> None:
+    batch = small_batch(count=1, layers=FLAT, imaging=NO_NOISE, pores={"area_fraction_pct": 0.0},
+                        precipitates={"area_fraction_pct": 0.0}, pore_line={"present": False})
+    render_range(batch, tmp_path / "ds", lambda: shared)
+    mask = _mask(tmp_path / "ds", "000000")
+    top = (mask != classes.BACKGROUND).argmax(0)
+    bottom = (mask == classes.SUBSTRATE).argmax(0)
+    assert np.all(np.abs((bottom - top) - 24.0 / PIXEL_UM) <= 1)
+    assert np.all(np.abs(top - 6.0 / PIXEL_UM) <= 1)
+    truth = read_dataset(tmp_path / "ds").meta("000000")["truth"]
+    assert truth["fe2al5_thickness_um"] == pytest.approx(24.0, abs=PIXEL_UM)
+
+
+def test_pore_and_precipitate_fractions_land_on_target_over_a_batch(shared: _Shared, tmp_path: Path) -> None:
+    batch = small_batch(count=6, pore_line={"present": False})
+    render_range(batch, tmp_path / "ds", lambda: shared)
+    ds = read_dataset(tmp_path / "ds")
+    metas = [ds.meta(sid) for sid in ds.ids]
+    for key, target in (("pore_fraction_pct", 2.0), ("precipitate_fraction_pct", 3.0)):
+        truth = np.array([m["truth"][key] for m in metas])
+        designed = np.array([m["designed"][key] for m in metas])
+        assert truth.mean() == pytest.approx(target, rel=0.10), key
+        assert np.all(np.abs(truth - target) <= 0.25 * target), (key, truth)
+        assert np.all(np.abs(truth - designed) <= 0.05 * designed + 0.05), (key, truth, designed)
+
+
+def test_pore_line_is_where_the_spec_puts_it(shared: _Shared, tmp_path: Path) -> None:
+    batch = small_batch(count=2, imaging=NO_NOISE, pores={"area_fraction_pct": 0.5},
+                        randomize={"pore_line.depth_um": {"kind": "choice", "values": [8.0, 16.0]}})
+    render_range(batch, tmp_path / "with", lambda: shared)
+    ds = read_dataset(tmp_path / "with")
+    for sid in ds.ids:
+        meta = ds.meta(sid)
+        assert meta["truth"]["pore_line_present"] is True
+        assert meta["truth"]["pore_line_depth_um"] == pytest.approx(meta["params"]["pore_line"]["depth_um"],
+                                                                   abs=2 * PIXEL_UM)
+    render_range(small_batch(count=2, pore_line={"present": False}), tmp_path / "without", lambda: shared)
+    ds = read_dataset(tmp_path / "without")
+    assert not any(ds.meta(sid)["truth"]["pore_line_present"] for sid in ds.ids)
+
+
+@pytest.mark.slow
+def test_same_seed_and_index_give_the_same_files_in_any_process_and_order(shared: _Shared, tmp_path: Path) -> None:
+    batch = small_batch(count=3)
+    spec_file = tmp_path / "batch.json"
+    spec_file.write_text(batch.to_json())
+    done = subprocess.run([*SEMCOAT, "render", str(spec_file), "--out", str(tmp_path / "a"), "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    render_range(batch, tmp_path / "b", lambda: shared, start=2, count=1)
+    render_range(batch, tmp_path / "b", lambda: shared, start=1, count=1)
+    for sub, name in (("images", "000001.png"), ("masks", "000001.png"), ("meta", "000001.json"),
+                      ("images", "000002.png"), ("masks", "000002.png")):
+        assert (tmp_path / "a" / sub / name).read_bytes() == (tmp_path / "b" / sub / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_a_killed_render_resumes_to_a_complete_dataset(tmp_path: Path) -> None:
+    spec_file = tmp_path / "batch.json"
+    spec_file.write_text(small_batch(count=30).to_json())
+    out = tmp_path / "ds"
+    cmd = [*SEMCOAT, "render", str(spec_file), "--out", str(out), "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((out / "meta").glob("*.json"))) < 3:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list((out / "meta").glob("*.json")))
+    assert 3 <= finished < 30
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"skipped {finished} already complete" in done.stdout
+    report = check_dataset(out)
+    assert report.ok and report.complete == 30, report.problems
+
+
+def test_a_bad_spec_exits_non_zero_with_the_reason_and_writes_nothing(tmp_path: Path) -> None:
+    spec_file = tmp_path / "bad.json"
+    data = json.loads(small_batch(count=2).to_json())
+    data["base"]["pores"]["area_fraction_pct"] = 95.0
+    spec_file.write_text(json.dumps(data))
+    done = subprocess.run([*SEMCOAT, "render", str(spec_file), "--out", str(tmp_path / "ds")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "base.pores.area_fraction_pct" in done.stderr and "95" in done.stderr
+    assert not (tmp_path / "ds").exists()
