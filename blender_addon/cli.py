@@ -6,12 +6,16 @@ bpy is imported only when a render starts, so ``semcoat --help`` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from semcoat.batch import BatchSpec
 from semcoat.dataset import DatasetError
 from semcoat.params import SpecError
+
+if TYPE_CHECKING:  # numpy and scipy stay out of `semcoat --help`
+    from blender_addon.frame import FrameRenderer
 
 EXIT_BAD_INPUT = 2
 EXIT_RENDER_FAILED = 1
@@ -34,7 +38,7 @@ def render(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from exc
 
-    def factory():  # type: ignore[no-untyped-def]
+    def factory() -> FrameRenderer:
         from blender_addon.renderer import Renderer  # noqa: PLC0415 - imports bpy
 
         return Renderer(threads=threads)

@@ -33,15 +33,15 @@ def draw_data_bar(width_px: int, height_px: int, pixel_size_um: float) -> np.nda
     baseline_y = int(height_px * 0.68)
     field_um = width_px * pixel_size_um
     info = f"BSE  15.0 kV  WD 10.1 mm  HFW {field_um:.1f} um"
-    cv2.putText(canvas, info, (int(0.02 * width_px), baseline_y), font, text_scale, 255, thickness, cv2.LINE_AA)
+    cv2.putText(canvas, info, (int(0.02 * width_px), baseline_y), font, text_scale, (255,), thickness, cv2.LINE_AA)
     length_um = scale_bar_um(width_px, pixel_size_um)
     bar_px = int(round(length_um / pixel_size_um))
     x1 = width_px - int(0.03 * width_px)
     x0 = x1 - bar_px
     bar_y = int(height_px * 0.42)
-    cv2.rectangle(canvas, (x0, bar_y), (x1, bar_y + max(2, height_px // 12)), 255, -1)
+    cv2.rectangle(canvas, (x0, bar_y), (x1, bar_y + max(2, height_px // 12)), (255,), -1)
     label = _length_label(length_um)
     (tw, _th), _ = cv2.getTextSize(label, font, text_scale, thickness)
-    cv2.putText(canvas, label, (x0 + (bar_px - tw) // 2, int(height_px * 0.88)), font, text_scale, 255, thickness,
-                cv2.LINE_AA)
+    cv2.putText(canvas, label, (x0 + (bar_px - tw) // 2, int(height_px * 0.88)), font, text_scale, (255,),
+                thickness, cv2.LINE_AA)
     return canvas.astype(np.float32) / 255.0

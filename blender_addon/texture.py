@@ -61,7 +61,7 @@ def grain_factor(mask: np.ndarray, pixel_size_um: float, rng: np.random.Generato
     """Multiplicative brightness (around 1, float32) for each pixel of ``mask`` from its phase's grain texture."""
     factor = np.ones(mask.shape, np.float32)
     for class_id, tex in TEXTURES.items():
-        field = voronoi_field(mask.shape, tex.grain_um / pixel_size_um, tex.aspect, rng)
+        field = voronoi_field((mask.shape[0], mask.shape[1]), tex.grain_um / pixel_size_um, tex.aspect, rng)
         where = mask == class_id
         factor[where] += np.float32(tex.amplitude) * field[where]
     return factor
