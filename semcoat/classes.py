@@ -41,7 +41,8 @@ CLASSES: tuple[PhaseClass, ...] = (
     PhaseClass(FEAL, "feal", "FeAl", (245, 194, 66), 21.8),
     PhaseClass(SUBSTRATE, "substrate", "Steel substrate", (140, 140, 140), 25.8),
     PhaseClass(PORE, "pore", "Pore", (230, 40, 40), 6.0),
-    PhaseClass(PRECIPITATE, "precipitate", "Cr-rich precipitate", (60, 220, 90), 22.4),
+    # Cr2Al (Z ~21.7) and Cr23C6 (Z ~23.0); the carbide, the brighter of the two, is the one usually seen.
+    PhaseClass(PRECIPITATE, "precipitate", "Cr-rich precipitate", (60, 220, 90), 23.0),
 )
 
 CLASS_IDS: frozenset[int] = frozenset(c.id for c in CLASSES)

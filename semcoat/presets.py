@@ -70,7 +70,7 @@ def preset_batch(name: str, count: int = 100, seed: int = 0) -> BatchSpec:
         "grey.substrate": Distribution("normal", mean=base.grey.substrate, std=0.03),
         "grey.precipitate": Distribution("normal", mean=base.grey.precipitate, std=0.03),
         "imaging.probe_blur_fwhm_px": Distribution("uniform", low=0.8, high=2.2),
-        "imaging.dose_electrons_per_px": Distribution("uniform", low=60.0, high=400.0),
+        "imaging.dose_electrons_per_px": Distribution("uniform", low=150.0, high=800.0),
         "imaging.brightness": Distribution("normal", mean=0.0, std=0.04),
         "imaging.contrast": Distribution("normal", mean=1.0, std=0.08),
     }

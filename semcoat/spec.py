@@ -133,7 +133,7 @@ class ImagingSpec:
     probe_blur_fwhm_px: float = param(
         1.2, unit="px", minimum=0.0, maximum=20.0, doc="Full width at half maximum of the Gaussian electron probe.")
     dose_electrons_per_px: float = param(
-        150.0, unit="e-/px", minimum=1.0, maximum=1e6,
+        300.0, unit="e-/px", minimum=1.0, maximum=1e6,
         doc="Electrons per pixel; sets the Poisson shot noise (more dose, less noise).")
     detector_noise_std: float = param(
         0.015, minimum=0.0, maximum=0.5, doc="Standard deviation of additive Gaussian detector noise (full scale 1).")
