@@ -80,7 +80,13 @@ def predict_command(
     images: Annotated[
         list[Path], typer.Argument(exists=True, dir_okay=False, help="Micrographs: TIFF (8/16 bit), PNG or JPEG.")
     ],
-    model: Annotated[Path, typer.Option("--model", help="Segmentation model: .onnx or TorchScript (.pt/.ts).")],
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model",
+            help="Segmentation model: .onnx or TorchScript (.pt/.ts), or `classical` for the non-learned baseline.",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder for images, masks, overlays and measurements.")],
     pixel_size_um: Annotated[
         float | None,
@@ -92,7 +98,7 @@ def predict_command(
     tile_px: Annotated[int, typer.Option("--tile-px", min=32, help="Tile edge for inference, pixels.")] = 512,
     overlap_px: Annotated[int, typer.Option("--overlap-px", min=0, help="Overlap between tiles, pixels.")] = 64,
 ) -> None:
-    """Segment real SEM micrographs with a trained model, then measure them (writes OUT/measurements.csv)."""
+    """Segment real SEM micrographs with a trained model (or the classical baseline), then measure them."""
     from analysis import predict
     from analysis.io import ImageReadError
     from analysis.model import ModelLoadError

@@ -1,10 +1,12 @@
 """Loading a trained segmentation model for inference, behind one small interface.
 
 A model maps a float32 batch (N, 1, rows, columns) of grey images scaled to [0, 1] to class logits
-(N, 6, rows, columns), classes in the order of :mod:`semcoat.classes`. Two file kinds load:
+(N, 6, rows, columns), classes in the order of :mod:`semcoat.classes`. Two file kinds load, and one name:
 
 - ONNX (``.onnx``), run by onnxruntime (CUDA when available, else CPU);
-- TorchScript (``.pt``, ``.ts``, ``.torchscript``), loaded with ``torch.jit.load``.
+- TorchScript (``.pt``, ``.ts``, ``.torchscript``), loaded with ``torch.jit.load``;
+- ``classical`` (no file): the non-learned baseline of :mod:`analysis.baseline`, which segments whole images
+  (:class:`WholeImageModel`) rather than tiles.
 
 Lightning checkpoints (``.ckpt``) hold weights without the network's code; they are refused with a message saying
 how to export one, until the training package provides that export.
@@ -13,7 +15,7 @@ how to export one, until the training package provides that export.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,6 +36,19 @@ class SegmentationModel(Protocol):
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Logits (N, n_classes, rows, columns) of a float32 batch (N, 1, rows, columns) in [0, 1]."""
+        ...
+
+
+@runtime_checkable
+class WholeImageModel(Protocol):
+    """A model that must see the whole micrograph (it reasons about the top and bottom edges): no tiling."""
+
+    n_classes: int
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        """Class-id mask (uint8, same shape) of a whole grey image in [0, 1]."""
         ...
 
 
@@ -93,15 +108,19 @@ class TorchScriptModel:
 
 
 def load_model(path: str | Path, n_classes: int = NUM_CLASSES) -> SegmentationModel:
-    """Load an ONNX or TorchScript segmentation model.
+    """Load an ONNX or TorchScript segmentation model, or the classical baseline for the name ``classical``.
 
     Raises
     ------
     ModelLoadError
         For missing files, Lightning checkpoints and unknown file kinds, saying what is accepted.
     """
+    from analysis.baseline import CLASSICAL_MODEL_NAME, ClassicalSegmenter
+
+    if str(path) == CLASSICAL_MODEL_NAME:
+        return ClassicalSegmenter()
     path = Path(path)
-    accepted = ", ".join((*ONNX_SUFFIXES, *TORCHSCRIPT_SUFFIXES))
+    accepted = ", ".join((*ONNX_SUFFIXES, *TORCHSCRIPT_SUFFIXES)) + f" files, or {CLASSICAL_MODEL_NAME!r}"
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such model file (accepted: {accepted})")
     suffix = path.suffix.lower()

@@ -20,7 +20,7 @@ import numpy as np
 
 from analysis import databar, io, sem_tiff, tiling
 from analysis.measure import MaskError, Measurements, measure
-from analysis.model import SegmentationModel, load_model
+from analysis.model import SegmentationModel, WholeImageModel, load_model
 from semcoat.classes import BACKGROUND, CLASSES
 
 RESULTS_CSV = "measurements.csv"
@@ -113,7 +113,9 @@ def _pixel_size(path: Path, meta: sem_tiff.SemMetadata, pixel_size_um: float | N
 
 
 def predict_mask(model: SegmentationModel, image: np.ndarray, tile_px: int = 512, overlap_px: int = 64) -> np.ndarray:
-    """Class-id mask (uint8, same shape) of a grey micrograph, predicted tile by tile."""
+    """Class-id mask (uint8, same shape) of a grey micrograph, predicted tile by tile (whole for a WholeImageModel)."""
+    if isinstance(model, WholeImageModel):
+        return model.segment(io.to_unit_float(image))
     probs = tiling.predict_probabilities(model, io.to_unit_float(image), model.n_classes, tile_px, overlap_px)
     return probs.argmax(axis=0).astype(np.uint8)
 
