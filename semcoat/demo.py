@@ -1,8 +1,9 @@
 """``semcoat demo``: the main job on the embedded default, end to end, with no cluster.
 
 It runs the same commands a user would type, in order, and prints each one: write a preset batch spec, check it,
-render it locally, check the dataset, measure its masks, and write an HTML report comparing the measurements with the
-ground truth the renderer stored. Commands of parts that have not landed are reported and skipped.
+render it locally, check the dataset, measure its exact masks (the ground truth), segment its images with the classical
+baseline as if they were real micrographs, and write an HTML report comparing those predictions with the ground truth.
+Commands of parts that have not landed are reported and skipped.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -17,15 +19,24 @@ import typer
 from semcoat.presets import PRESETS, preset_batch
 
 
-def _steps(out: Path, batch_file: Path) -> list[tuple[str, list[str]]]:
+def _steps(out: Path, batch_file: Path, pixel_size_um: float) -> list[tuple[str, Callable[[], list[str]]]]:
+    """The demo's commands; each argument list is built when its step runs (the images exist only after render)."""
     dataset = out / "dataset"
+
+    def images() -> list[str]:
+        return sorted(str(p) for p in (dataset / "images").glob("*.png"))
+
     return [
-        ("check the batch spec", ["spec", "check", str(batch_file)]),
-        ("render the batch locally (headless Blender)", ["render", str(batch_file), "--out", str(dataset)]),
-        ("check the dataset folder", ["dataset", "check", str(dataset)]),
-        ("measure every mask", ["measure", str(dataset), "--out", str(out / "measurements.csv")]),
-        ("write the report", ["report", str(out / "measurements.csv"), "--truth", str(dataset), "--out",
-                              str(out / "report")]),
+        ("check the batch spec", lambda: ["spec", "check", str(batch_file)]),
+        ("render the batch locally (headless Blender)", lambda: ["render", str(batch_file), "--out", str(dataset)]),
+        ("check the dataset folder", lambda: ["dataset", "check", str(dataset)]),
+        ("measure the exact masks (ground truth)", lambda: ["measure", str(dataset), "--out", str(out / "truth.csv")]),
+        ("segment the images with the classical baseline, as if they were real micrographs",
+         lambda: ["predict", "--model", "classical", "--pixel-size-um", str(pixel_size_um), "--out",
+                  str(out / "predicted"), *images()]),
+        ("report predictions against the ground truth",
+         lambda: ["report", str(out / "predicted"), "--truth", str(dataset), "--out", str(out / "report"),
+                  "--title", "semcoat demo: classical baseline vs ground truth"]),
     ]
 
 
@@ -55,11 +66,13 @@ def demo(
     batch_file.write_text(batch.to_json() + "\n")
     typer.echo(f"wrote {batch_file} ({preset}, {count} images, seed {seed})")
     available = _available_commands()
-    for title, args in _steps(out, batch_file):
+    for title, make_args in _steps(out, batch_file, batch.base.imaging.pixel_size_um):
+        args = make_args()
         if args[0] not in available:
             typer.echo(f"-- skipped: {title}: `semcoat {args[0]}` is not part of this installation yet")
             continue
-        typer.echo(f"-- {title}: semcoat {' '.join(args)}")
+        shown = args if len(args) < 12 else [*args[:10], "..."]
+        typer.echo(f"-- {title}: semcoat {' '.join(shown)}")
         started = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "semcoat", *args], check=False)
         if proc.returncode != 0:
