@@ -9,9 +9,12 @@ to one multilayer EXR in a scratch folder and read back with the OpenImageIO bun
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import bpy
@@ -23,6 +26,31 @@ from blender_addon.scene_builder import SceneBuilder
 from semcoat.spec import CoatingSpec
 
 PIXEL_FILTER_WIDTH_PX = 0.01  # the smallest Cycles accepts: samples land within 0.005 px of the pixel centre
+
+
+@contextlib.contextmanager
+def _stdout_to(path: Path) -> Iterator[None]:
+    """Send what Blender's C code prints on file descriptor 1 ("Saved: ...", timings) to ``path``.
+
+    Blender writes to the process's stdout directly, past ``sys.stdout``, one line per render; the render command's own
+    progress lines would drown in them.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(path, "wb") as sink:
+            os.dup2(sink.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def _scratch_dir() -> Path:
@@ -104,12 +132,14 @@ class Renderer:
             when Blender renders nothing or the EXR lacks a pass.
         """
         self._exr.unlink(missing_ok=True)
+        log = self._dir / "blender.log"
         try:
-            bpy.ops.render.render(write_still=True)
+            with _stdout_to(log):
+                bpy.ops.render.render(write_still=True)
         except RuntimeError as exc:
-            raise RenderError(f"Blender failed to render: {exc}") from exc
+            raise RenderError(f"Blender failed to render: {exc} (Blender said: {_tail(log)})") from exc
         if not self._exr.is_file():
-            raise RenderError(f"Blender rendered but wrote no file at {self._exr}")
+            raise RenderError(f"Blender rendered but wrote no file at {self._exr} (Blender said: {_tail(log)})")
         return self._read_exr()
 
     def _read_exr(self) -> RenderedFrame:
