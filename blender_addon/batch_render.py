@@ -1,7 +1,8 @@
 """Render a range of a batch into a dataset folder: the work of one Slurm array task, without bpy.
 
 For each image index ``i``: draw the geometry (seeded by the batch's ``image_seed(i)``), put it into the scene,
-render, add grain contrast, form the SEM image, measure the truth on the mask and write the sample atomically
+render, add the specimen's grain contrast, Fe2Al5 depth gradient and polishing scratches, form the SEM image,
+measure the truth on the mask and write the sample atomically
 (image, mask, then meta).
 Finished samples are skipped, so a killed task can be rerun. Everything random comes from ``image_seed(i)``, split
 into independent streams for geometry, textures and noise, so image ``i`` is the same bit for bit wherever and
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from blender_addon import geometry as geometry_mod
+from blender_addon.artefacts import fe2al5_depth_factor, scratch_factor
 from blender_addon.frame import FrameRenderer, RenderError
 from blender_addon.sem_image import form_image, scan_margin_px
 from blender_addon.texture import grain_factor
@@ -31,7 +33,7 @@ from semcoat.spec import CoatingSpec
 
 GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 1"
 PNG_COMPRESSION = 1  # fastest zlib level; the 8-bit images gain ~10 % from level 6 at 3x the time
-_GEOMETRY, _TEXTURE, _NOISE = 0, 1, 2
+_GEOMETRY, _TEXTURE, _NOISE, _SCRATCHES = 0, 1, 2, 3
 
 
 @dataclass
@@ -130,8 +132,14 @@ def render_sample(
     t2 = time.perf_counter()
     frame = renderer.render()
     t3 = time.perf_counter()
-    texture = grain_factor(frame.mask, spec.imaging.pixel_size_um, np.random.default_rng([seed, _TEXTURE]))
-    sem = form_image(frame.signal * texture, frame.mask, spec.imaging, margin, np.random.default_rng([seed, _NOISE]))
+    img = spec.imaging
+    specimen = (
+        grain_factor(frame.mask, img.pixel_size_um, np.random.default_rng([seed, _TEXTURE]))
+        * fe2al5_depth_factor(frame.mask, spec.grey.fe2al5_depth_gradient)
+        * scratch_factor(frame.mask, img.pixel_size_um, img.scratch_density_per_100um, img.scratch_contrast,
+                         np.random.default_rng([seed, _SCRATCHES]))
+    )
+    sem = form_image(frame.signal * specimen, frame.mask, img, margin, np.random.default_rng([seed, _NOISE]))
     t4 = time.perf_counter()
     truth = ground_truth(sem.mask, spec.imaging.pixel_size_um)
     t5 = time.perf_counter()

@@ -1,7 +1,8 @@
 """SEM image formation in numpy: from the rendered phase signal and mask to a backscatter micrograph.
 
-Order of the steps (each a small function): scan-line shifts -> edge brightening -> probe blur -> shot noise ->
-detector noise and bandwidth -> brightness/contrast -> data bar -> quantisation.
+Order of the steps (each a small function): scan-line shifts -> edge brightening -> detector shading -> probe blur ->
+shot noise -> detector noise and bandwidth -> brightness/contrast -> data bar -> quantisation. (Specimen effects —
+grain contrast, the Fe2Al5 depth gradient, polishing scratches — are applied to the rendered frame before this.)
 
 Scan-line jitter and drift (the alignment rule). Line ``r`` of a real scan samples the specimen at ``x + s_r``.
 The renderer draws a frame ``margin_px`` wider on each side; image line ``r`` is read from it at ``c + s_r``:
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from blender_addon.artefacts import shading_field
 from blender_addon.data_bar import draw_data_bar
 from semcoat import classes
 from semcoat.spec import ImagingSpec
@@ -142,6 +144,8 @@ def form_image(
     sig, out_mask = apply_line_shifts(signal, mask, shifts, margin_px)
     if imaging.edge_brightening > 0:
         sig = sig + np.float32(imaging.edge_brightening) * edge_map(out_mask)
+    if imaging.shading_amplitude > 0:
+        sig = sig * shading_field(sig.shape, imaging.shading_amplitude, rng)
     sig = probe_blur(sig, imaging.probe_blur_fwhm_px)
     sig = shot_noise(sig, imaging.dose_electrons_per_px, rng)
     sig = detector_noise(sig, imaging.detector_noise_std, rng)

@@ -72,6 +72,10 @@ def preset_batch(name: str, count: int = 100, seed: int = 0) -> BatchSpec:
         "imaging.probe_blur_fwhm_px": Distribution("uniform", low=0.8, high=2.2),
         "imaging.dose_electrons_per_px": Distribution("uniform", low=150.0, high=800.0),
         "imaging.brightness": Distribution("normal", mean=0.0, std=0.04),
+        "imaging.shading_amplitude": Distribution("uniform", low=0.0, high=0.08),
+        "imaging.scratch_density_per_100um": Distribution("uniform", low=0.0, high=6.0),
+        "imaging.scratch_contrast": Distribution("uniform", low=0.02, high=0.08),
+        "grey.fe2al5_depth_gradient": Distribution("uniform", low=-0.01, high=0.06),
         "imaging.contrast": Distribution("normal", mean=1.0, std=0.08),
     }
     batch = BatchSpec(name=f"{name}-batch", count=count, seed=seed, base=copy.deepcopy(base), randomize=randomize,

@@ -116,6 +116,9 @@ class GreyLevelSpec:
     pore: float = param(0.03, minimum=0.0, maximum=1.0, doc="Open pores (read as dark resin or black).")
     precipitate: float = param(
         _grey_from_physics(classes.PRECIPITATE), minimum=0.0, maximum=1.0, doc="Cr-rich precipitates.")
+    fe2al5_depth_gradient: float = param(
+        0.03, minimum=-0.3, maximum=0.3,
+        doc="Relative grey change of Fe2Al5 from the surface to the bottom of its band (Al depletion with depth).")
 
     def for_class(self, class_id: int) -> float:
         """Grey level of the phase with mask value ``class_id``."""
@@ -146,6 +149,13 @@ class ImagingSpec:
     contrast: float = param(1.0, minimum=0.1, maximum=5.0, doc="Gain applied to the signal around mid grey.")
     edge_brightening: float = param(
         0.08, minimum=0.0, maximum=1.0, doc="Extra signal at phase edges (topographic edge effect), full scale 1.")
+    shading_amplitude: float = param(
+        0.03, minimum=0.0, maximum=0.5,
+        doc="Largest relative deviation of the slow brightness ramp across the frame (off-axis detector).")
+    scratch_density_per_100um: float = param(
+        2.0, minimum=0.0, maximum=100.0, doc="Polishing scratches per 100 um of image width (Poisson mean).")
+    scratch_contrast: float = param(
+        0.04, minimum=0.0, maximum=0.5, doc="Relative darkening of solid phases at the centre of a scratch.")
     data_bar: bool = param(False, doc="Draw an instrument data bar with a scale bar along the bottom of the image.")
     data_bar_height_px: int = param(
         48, unit="px", minimum=8, maximum=1024, doc="Height of the data bar (its rows are class 0 in the mask).")
