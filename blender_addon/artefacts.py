@@ -74,8 +74,8 @@ def scratch_factor(
         depth = rng.uniform(0.3, 1.0)  # grooves differ in depth
         p0 = (int(round(cx - dx)), int(round(cy - dy)))
         p1 = (int(round(cx + dx)), int(round(cy + dy)))
-        cv2.line(grooves, p0, p1, color=float(depth), thickness=1, lineType=cv2.LINE_AA)
-    grooves = cv2.GaussianBlur(grooves, (0, 0), SCRATCH_SIGMA_PX)
+        cv2.line(grooves, p0, p1, color=(float(depth),), thickness=1, lineType=cv2.LINE_AA)
+    grooves = np.asarray(cv2.GaussianBlur(grooves, (0, 0), SCRATCH_SIGMA_PX), dtype=np.float32)
     grooves /= max(float(grooves.max()), 1e-6)
     solid = (mask != classes.BACKGROUND) & (mask != classes.PORE)
     weight = np.where(solid, np.float32(1.0), np.float32(0.25))  # resin scratches too, but shows it less

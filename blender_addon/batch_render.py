@@ -11,6 +11,7 @@ whenever it is rendered.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -58,6 +59,7 @@ class RunReport:
 
     rendered: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+    interrupted: bool = False
     times: PhaseTimes = field(default_factory=PhaseTimes)
     elapsed_s: float = 0.0
 
@@ -170,20 +172,24 @@ def render_range(
     start: int = 0,
     count: int | None = None,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> RunReport:
     """Render images ``start .. start + count - 1`` of ``batch`` into the dataset folder ``out_dir``.
 
-    The specs are drawn and checked before anything is created; finished samples are skipped; a failing sample is
-    removed before :class:`SampleFailed` propagates, so the folder holds only complete samples.
+    The specs are drawn and checked before anything is created; intact finished samples are skipped (a damaged one is
+    rendered again); a failing sample is removed before :class:`SampleFailed` propagates, so the folder holds only
+    complete samples. When ``stop`` is set (the command's SIGINT/SIGTERM handler) the run ends after the image in
+    hand, with ``report.interrupted``.
     """
     t_start = time.perf_counter()
     work = plan(batch, start, count)
     report = RunReport()
     info = dataset_info(batch)
     writer = DatasetWriter.open(out_dir, info)
-    todo = [(i, s) for i, s in work if not writer.is_complete(sample_id(i))]
+    todo = [(i, s) for i, s in work if not writer.is_intact(sample_id(i))]
+    done = {i for i, _ in work} - {i for i, _ in todo}
     for i, _ in work:
-        if writer.is_complete(sample_id(i)):
+        if i in done:
             report.skipped.append(i)
             if progress:
                 progress(len(report.skipped), len(work), i, 0.0, True)
@@ -193,16 +199,19 @@ def render_range(
     renderer = renderer_factory()
     try:
         for i, spec in todo:
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
             sid = sample_id(i)
             t0 = time.perf_counter()
-            writer.discard_partial(sid)
+            writer.discard(sid)
             try:
                 image_png, mask_png, meta = render_sample(batch, i, spec, renderer, report.times)
                 t_write = time.perf_counter()
                 writer.write_sample(sid, image_png, mask_png, meta)
                 report.times.write_s += time.perf_counter() - t_write
             except BaseException as exc:
-                writer.discard_partial(sid)
+                writer.discard(sid)
                 if isinstance(exc, Exception):
                     raise SampleFailed(i, f"{type(exc).__name__}: {exc}") from exc
                 raise

@@ -5,6 +5,10 @@ bpy is imported only when a render starts, so ``semcoat --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +23,27 @@ if TYPE_CHECKING:  # numpy and scipy stay out of `semcoat --help`
 
 EXIT_BAD_INPUT = 2
 EXIT_RENDER_FAILED = 1
+# 128 + signal number, as a shell reports a process ended by that signal
+EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event, caught: list[int]) -> Iterator[None]:
+    """While rendering, SIGINT (Ctrl-C) and SIGTERM (scancel) ask the loop to stop after the image in hand.
+
+    Python's default KeyboardInterrupt would land inside Blender's render callback, which swallows it and carries on;
+    a flag checked between images stops reliably, and the image in hand is finished or discarded cleanly.
+    """
+    def handler(signum: int, _frame: object) -> None:
+        caught.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in EXIT_BY_SIGNAL}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def render(
@@ -48,14 +73,25 @@ def render(
             what = "already complete, skipped" if skipped else f"rendered in {seconds:.2f} s"
             typer.echo(f"[{done}/{total}] image {index}: {what}")
 
+    stop, caught = threading.Event(), list[int]()
     try:
-        report = render_range(batch, out, factory, start=start, count=count, progress=progress)
+        with _stop_on_signals(stop, caught):
+            report = render_range(batch, out, factory, start=start, count=count, progress=progress, stop=stop)
     except SampleFailed as exc:
         typer.echo(f"error: {exc}; the sample was removed, rerun the same command to resume", err=True)
         raise typer.Exit(EXIT_RENDER_FAILED) from exc
     except (SpecError, ValueError, DatasetError) as exc:  # a bad range, a drawn spec that contradicts itself
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from exc
+    except OSError as exc:  # the output folder cannot be created or written
+        typer.echo(f"error: cannot write the dataset folder {out}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    if report.interrupted:
+        done = len(report.rendered) + len(report.skipped)
+        planned = count if count is not None else batch.count - start
+        typer.echo(f"interrupted: {done} of {planned} images are complete in {out}; rerun the same command to "
+                   "render the rest", err=True)
+        raise typer.Exit(EXIT_BY_SIGNAL[signal.Signals(caught[0])])
     n = len(report.rendered)
     rate = n / report.elapsed_s if report.elapsed_s > 0 and n else 0.0
     typer.echo(f"{out}: rendered {n}, skipped {len(report.skipped)} already complete, "

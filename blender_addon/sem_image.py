@@ -145,7 +145,7 @@ def form_image(
     if imaging.edge_brightening > 0:
         sig = sig + np.float32(imaging.edge_brightening) * edge_map(out_mask)
     if imaging.shading_amplitude > 0:
-        sig = sig * shading_field(sig.shape, imaging.shading_amplitude, rng)
+        sig = sig * shading_field((sig.shape[0], sig.shape[1]), imaging.shading_amplitude, rng)
     sig = probe_blur(sig, imaging.probe_blur_fwhm_px)
     sig = shot_noise(sig, imaging.dose_electrons_per_px, rng)
     sig = detector_noise(sig, imaging.detector_noise_std, rng)

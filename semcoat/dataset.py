@@ -161,13 +161,21 @@ class DatasetWriter:
         """True when all three files of the sample exist (meta is written last)."""
         return all(p.is_file() for p in self.paths(sid))
 
-    def discard_partial(self, sid: str) -> None:
-        """Remove what an interrupted write of sample ``sid`` left (its files and temporaries)."""
-        for p in self.paths(sid):
+    def is_intact(self, sid: str) -> bool:
+        """True when the sample is complete and its files pass the checker (readable, right size, valid meta).
+
+        A resumed render uses this, so a sample damaged after it was written is rendered again, not skipped.
+        """
+        return self.is_complete(sid) and not sample_problems(*self.paths(sid), self.info)
+
+    def discard(self, sid: str) -> None:
+        """Remove every file of sample ``sid`` and any temporary an interrupted write left; meta goes first, so the
+        sample never looks complete while it is being removed."""
+        image, mask, meta = self.paths(sid)
+        for p in (meta, image, mask):
+            p.unlink(missing_ok=True)
             for tmp in p.parent.glob(f".{p.name}{_TMP_MARK}*"):
                 tmp.unlink(missing_ok=True)
-            if not (self.root / "meta" / f"{sid}.json").is_file():
-                p.unlink(missing_ok=True)
 
     def write_sample(self, sid: str, image_png: bytes, mask_png: bytes, meta: dict[str, Any]) -> None:
         """Write one sample atomically: image, mask, then meta (the commit mark)."""
@@ -293,6 +301,19 @@ def _check_meta(path: Path) -> list[str]:
     return []
 
 
+def sample_problems(image: Path, mask: Path, meta: Path, info: DatasetInfo) -> list[str]:
+    """Problems of the existing files of one sample: unreadable or mis-sized PNGs, unknown class ids, bad meta."""
+    allowed = bytes(sorted(int(k) for k in info.classes))
+    problems: list[str] = []
+    if image.is_file():
+        problems.extend(_check_image(image, info))
+    if mask.is_file():
+        problems.extend(_check_mask(mask, info, allowed))
+    if meta.is_file():
+        problems.extend(_check_meta(meta))
+    return problems
+
+
 def check_dataset(root: str | Path) -> CheckReport:
     """Check a dataset folder against the contract; every problem names its file and says what is wrong."""
     path = Path(root)
@@ -301,7 +322,6 @@ def check_dataset(root: str | Path) -> CheckReport:
     except DatasetError as exc:
         return CheckReport(path, [str(exc)], 0, 0)
     problems: list[str] = []
-    allowed = bytes(sorted(int(k) for k in info.classes))
     unknown_classes = set(int(k) for k in info.classes) - set(classes.CLASS_IDS)
     if unknown_classes:
         problems.append(f"{path / DATASET_FILE}: classes holds unknown id(s) {sorted(unknown_classes)}")
@@ -333,13 +353,9 @@ def check_dataset(root: str | Path) -> CheckReport:
         for p, ok in zip((image, mask, meta), present, strict=True):
             if not ok:
                 problems.append(f"{p}: missing")
-        if present[0]:
-            problems.extend(_check_image(image, info))
-        if present[1]:
-            problems.extend(_check_mask(mask, info, allowed))
-        if present[2]:
-            problems.extend(_check_meta(meta))
-        if all(present):
+        found = sample_problems(image, mask, meta, info)
+        problems.extend(found)
+        if all(present) and not found:
             complete += 1
     if never_written:
         problems.append(f"{len(never_written)} of {info.count} samples never written: {_ranges(never_written)}")

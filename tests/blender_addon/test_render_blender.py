@@ -170,3 +170,40 @@ def test_a_bad_spec_exits_non_zero_with_the_reason_and_writes_nothing(tmp_path: 
     assert done.returncode == 2
     assert "base.pores.area_fraction_pct" in done.stderr and "95" in done.stderr
     assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_scancel_stops_the_render_between_images(tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    spec_file = tmp_path / "batch.json"
+    spec_file.write_text(small_batch(count=40).to_json())
+    out = tmp_path / "ds"
+    cmd = [*SEMCOAT, "render", str(spec_file), "--out", str(out), "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((out / "meta").glob("*.json"))) < 2:
+        time.sleep(0.01)
+    proc.send_signal(sig)  # most likely lands inside a Cycles render
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == code, stderr
+    finished = len(list((out / "meta").glob("*.json")))
+    assert 2 <= finished < 40
+    assert f"interrupted: {finished} of 40 images are complete" in stderr
+    assert "Traceback" not in stderr
+    report = check_dataset(out)  # the complete samples are intact; nothing half-written remains
+    assert report.complete == finished
+    assert len(report.problems) == 1 and f"{40 - finished} of 40 samples never written" in report.problems[0]
+
+
+def test_resume_renders_a_damaged_sample_again(shared: _Shared, tmp_path: Path) -> None:
+    batch = small_batch(count=3)
+    out = tmp_path / "ds"
+    render_range(batch, out, lambda: shared)
+    good = (out / "images" / "000000.png").read_bytes()
+    (out / "images" / "000001.png").write_bytes(b"not a png")
+    (out / "meta" / "000002.json").write_text("{")
+    assert not check_dataset(out).ok
+    report = render_range(batch, out, lambda: shared)
+    assert report.skipped == [0] and report.rendered == [1, 2]
+    assert check_dataset(out).ok
+    assert (out / "images" / "000000.png").read_bytes() == good

@@ -146,7 +146,7 @@ def test_interrupted_write_is_discarded_on_resume(full: Path) -> None:
     (full / "meta" / "000001.json").unlink()  # killed after the image and mask
     (full / "masks" / f".000001.png.tmp-{os.getpid()}").write_bytes(b"partial")
     assert not writer.is_complete("000001")
-    writer.discard_partial("000001")
+    writer.discard("000001")
     assert not (full / "images" / "000001.png").exists()
     assert not list((full / "masks").glob(".*"))
     _sample(writer, 1)
@@ -180,3 +180,16 @@ def test_dataset_check_command(full: Path) -> None:
     (full / "masks" / "000000.png").unlink()
     bad = runner.invoke(app, ["dataset", "check", str(full)])
     assert bad.exit_code == 1 and "masks/000000.png: missing" in bad.output
+
+
+def test_a_damaged_complete_sample_is_not_intact_and_discard_removes_it(full: Path) -> None:
+    writer = DatasetWriter.open(full, _info())
+    assert writer.is_intact("000000")
+    (full / "images" / "000001.png").write_bytes(b"garbage")
+    (full / "meta" / "000002.json").write_text("{")
+    assert writer.is_complete("000001") and not writer.is_intact("000001")
+    assert not writer.is_intact("000002")
+    assert check_dataset(full).complete == 1
+    writer.discard("000001")
+    assert not any((full / sub / "000001.png").exists() for sub in ("images", "masks"))
+    assert not (full / "meta" / "000001.json").exists()
