@@ -19,6 +19,8 @@ from semcoat.params import FieldError, SpecError, check_leaf, dataclass_errors, 
 from semcoat.spec import CoatingSpec
 
 DISTRIBUTION_KINDS = ("uniform", "normal", "choice")
+BATCH_FIELDS = ("name", "count", "seed", "base", "randomize", "render")
+COATING_SECTIONS = tuple(f.name for f in dataclasses.fields(CoatingSpec))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_IMAGES = 1_000_000
 
@@ -86,10 +88,12 @@ class BatchSpec:
         errors: list[FieldError] = []
         if not isinstance(data, dict):
             raise SpecError([FieldError("", data, "expected a batch spec object (JSON {...})")], source)
-        accepted = ("name", "count", "seed", "base", "randomize", "render")
         for key in data:
-            if key not in accepted:
-                errors.append(FieldError(key, data[key], f"unknown field; accepted: {', '.join(accepted)}"))
+            if key in COATING_SECTIONS:
+                errors.append(FieldError(key, "{...}", f"'{key}' is a section of the coating: put it under \"base\" "
+                                         f"(a batch file holds {', '.join(BATCH_FIELDS)})"))
+            elif key not in BATCH_FIELDS:
+                errors.append(FieldError(key, data[key], f"unknown field; accepted: {', '.join(BATCH_FIELDS)}"))
         name = data.get("name", "batch")
         count = data.get("count", 100)
         seed = data.get("seed", 0)
@@ -182,6 +186,15 @@ class BatchSpec:
         """``(start, count)`` of each render task, in order: images_per_task images each, the last one shorter."""
         step = self.render.images_per_task
         return [(start, min(step, self.count - start)) for start in range(0, self.count, step)]
+
+
+def is_coating_document(data: Any) -> bool:
+    """True for a JSON object that holds coating sections only (``layers``, ``pores``, ...): one CoatingSpec.
+
+    Anything else, ``{}`` included, is read as a batch file (all of whose fields have defaults), as ``semcoat render``
+    reads it.
+    """
+    return isinstance(data, dict) and bool(data) and set(data) <= set(COATING_SECTIONS)
 
 
 def read_json(path: str | Path) -> Any:

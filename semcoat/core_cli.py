@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from semcoat.batch import BatchSpec, read_json
+from semcoat.batch import BatchSpec, is_coating_document, read_json
 from semcoat.params import SpecError
 from semcoat.presets import PRESETS, preset_batch
 from semcoat.schema import batch_spec_schema, coating_spec_schema
@@ -45,18 +45,19 @@ def spec_preset(
 
 @spec_app.command("check")
 def spec_check(file: Path = typer.Argument(..., help="A BatchSpec (or CoatingSpec) JSON file.")) -> None:
-    """Validate a spec file; for a batch, also draw every image's parameters and check them."""
+    """Validate a batch file (or a coating spec: an object of coating sections only); for a batch, also draw every
+    image's parameters and check them."""
     try:
         data = read_json(file)
-        if isinstance(data, dict) and "base" in data:
+        if is_coating_document(data):
+            CoatingSpec.from_dict(data, source=str(file))
+            typer.echo('ok: coating spec (to render it, put it under "base" in a batch file)')
+        else:
             batch = BatchSpec.from_dict(data, source=str(file))
             for index in range(batch.count):
                 batch.sample(index)
             typer.echo(f"ok: batch {batch.name!r}, {batch.count} images in {len(batch.task_ranges())} task(s), "
                        f"{len(batch.randomize)} randomised parameter(s)")
-        else:
-            CoatingSpec.from_dict(data, source=str(file))
-            typer.echo("ok: coating spec")
     except (SpecError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

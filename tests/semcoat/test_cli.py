@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from semcoat.batch import BatchSpec
 from semcoat.cli import app
+from semcoat.params import SpecError
 
 runner = CliRunner()
 
@@ -73,3 +75,24 @@ def test_schema_command_prints_json_schema() -> None:
     result = runner.invoke(app, ["spec", "schema"])
     assert result.exit_code == 0
     assert json.loads(result.output)["title"] == "semcoat BatchSpec"
+
+
+def test_batch_without_base_is_checked_as_a_batch(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"count": 5, "seed": 1,
+                                "randomize": {"pores.area_fraction_pct": {"kind": "uniform", "low": 1, "high": 2}}}))
+    result = runner.invoke(app, ["spec", "check", str(path)])
+    assert result.exit_code == 0 and "batch" in result.output and "5 images" in result.output
+    path.write_text("{}")
+    assert "ok: batch" in runner.invoke(app, ["spec", "check", str(path)]).output
+
+
+def test_coating_spec_file_is_checked_as_a_coating_and_a_batch_says_where_it_belongs(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"layers": {"fe2al5_thickness_um": 70}}))
+    result = runner.invoke(app, ["spec", "check", str(path)])
+    assert result.exit_code == 0 and "coating spec" in result.output
+    with pytest.raises(SpecError) as info:
+        BatchSpec.from_dict({"layers": {"fe2al5_thickness_um": 70}, "count": 3})
+    (error,) = info.value.errors
+    assert error.path == "layers" and 'put it under "base"' in error.message
