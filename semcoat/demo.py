@@ -40,6 +40,22 @@ def _steps(out: Path, batch_file: Path, pixel_size_um: float) -> list[tuple[str,
     ]
 
 
+def _out_folder_problem(out: Path, batch_file: Path, batch_json: str) -> str | None:
+    """Why ``out`` cannot hold this demo, or None. A folder of the same demo is resumed; anything else is left alone."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        return f"{out} exists and is not a folder; choose another --out"
+    if batch_file.is_file():
+        if batch_file.read_text() != batch_json:
+            return (f"{out} holds a demo of another batch (preset, count or seed differ); choose another --out or "
+                    "remove that folder")
+        return None
+    if any(out.iterdir()):
+        return f"{out} is not empty and holds no demo; choose an empty or new --out"
+    return None
+
+
 def _available_commands() -> set[str]:
     from semcoat.cli import app
 
@@ -59,11 +75,19 @@ def demo(
     if preset not in PRESETS:
         typer.echo(f"error: unknown preset {preset!r}; accepted: {', '.join(PRESETS)}", err=True)
         raise typer.Exit(2)
-    out.mkdir(parents=True, exist_ok=True)
     batch = preset_batch(preset, count=count, seed=seed)
     batch.render.images_per_task = count
     batch_file = out / "batch.json"
-    batch_file.write_text(batch.to_json() + "\n")
+    problem = _out_folder_problem(out, batch_file, batch.to_json() + "\n")
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        batch_file.write_text(batch.to_json() + "\n")
+    except OSError as exc:
+        typer.echo(f"error: cannot write the demo folder {out}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo(f"wrote {batch_file} ({preset}, {count} images, seed {seed})")
     available = _available_commands()
     for title, make_args in _steps(out, batch_file, batch.base.imaging.pixel_size_um):
