@@ -86,6 +86,9 @@ def plan(batch: BatchSpec, start: int, count: int | None) -> list[tuple[int, Coa
     SpecError
         when a drawn spec is inconsistent (before anything is written).
     """
+    if not 0 <= start < batch.count:
+        raise ValueError(f"--start {start} is outside the batch of {batch.count} images; use --start in "
+                         f"[0, {batch.count - 1}]")
     if count is None:
         count = batch.count - start
     if start < 0 or count < 1 or start + count > batch.count:

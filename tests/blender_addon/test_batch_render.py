@@ -51,6 +51,8 @@ def test_a_failing_render_leaves_no_partial_sample(tmp_path: Path) -> None:
 def test_a_range_outside_the_batch_is_refused_before_any_output(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not inside the batch of 3 images"):
         render_range(small_batch(count=3), tmp_path / "ds", RasterRenderer, start=2, count=5)
+    with pytest.raises(ValueError, match=r"--start 4 is outside the batch of 3 images; use --start in \[0, 2\]"):
+        render_range(small_batch(count=3), tmp_path / "ds", RasterRenderer, start=4)
     assert not (tmp_path / "ds").exists()
 
 
