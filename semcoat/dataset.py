@@ -144,12 +144,14 @@ class DatasetWriter:
                 raise DatasetError(
                     f"{path} already holds dataset {existing.name!r} of another batch (differs in: "
                     f"{', '.join(differing)}); choose another output folder or remove that one")
-        elif path.is_dir() and any(path.iterdir()):
+        elif path.is_dir() and any(e.name not in SUBDIRS and _TMP_MARK not in e.name for e in path.iterdir()):
+            # Our own sub-folders and temporaries may be there already: array tasks of one batch start together.
             raise DatasetError(f"{path} is not empty and holds no {DATASET_FILE}; choose an empty or new folder")
-        for sub in SUBDIRS:
-            (path / sub).mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
         if not (path / DATASET_FILE).is_file():
             write_atomic(path / DATASET_FILE, (json.dumps(info.to_dict(), indent=2) + "\n").encode())
+        for sub in SUBDIRS:
+            (path / sub).mkdir(exist_ok=True)
         return cls(path, info)
 
     def paths(self, sid: str) -> tuple[Path, Path, Path]:

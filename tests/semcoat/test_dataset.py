@@ -193,3 +193,16 @@ def test_a_damaged_complete_sample_is_not_intact_and_discard_removes_it(full: Pa
     writer.discard("000001")
     assert not any((full / sub / "000001.png").exists() for sub in ("images", "masks"))
     assert not (full / "meta" / "000001.json").exists()
+
+
+def test_writers_of_one_batch_starting_together_share_the_folder(tmp_path: Path) -> None:
+    # Array tasks start at the same moment: a second writer may find the first one's sub-folders and temporary
+    # dataset.json before the rename. Neither is a foreign folder.
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / f".dataset.json.tmp-{os.getpid() + 1}").write_text("{")
+    writer = DatasetWriter.open(root, _info(2))
+    _sample(writer, 0)
+    other = DatasetWriter.open(root, _info(2))
+    _sample(other, 1)
+    assert read_dataset(root, require_complete=True).ids == ["000000", "000001"]
