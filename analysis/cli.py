@@ -17,6 +17,29 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _check_pixel_size(value: float | None) -> None:
+    """Exit with a usage error (code 2) for a pixel size that is not a positive finite number."""
+    from analysis.io import check_pixel_size
+
+    try:
+        check_pixel_size(value)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+
+
+def _cannot_write(path: Path, exc: OSError) -> typer.Exit:
+    reason = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+    return _fail(f"{path}: cannot write the output: {reason}{where}")
+
+
+_PIXEL_SIZE_HELP = "µm per pixel, a positive number."
+
+
 def measure_command(
     inputs: Annotated[
         list[Path], typer.Argument(help="Mask files (PNG/TIFF of class ids), folders of masks, or dataset folders.")
@@ -24,7 +47,7 @@ def measure_command(
     pixel_size_um: Annotated[
         float | None,
         typer.Option(
-            "--pixel-size-um", min=0.0, help="µm per pixel. Dataset folders default to their dataset.json value."
+            "--pixel-size-um", help=f"{_PIXEL_SIZE_HELP} Dataset folders default to their dataset.json value."
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="File to write (default: standard output).")] = None,
@@ -39,6 +62,12 @@ def measure_command(
     from analysis import io
     from analysis.measure import MaskError, Measurements, NoCoatingError
 
+    _check_pixel_size(pixel_size_um)
+    if out is not None:
+        try:
+            io.check_output_file(out)
+        except io.OutputPathError as exc:
+            raise _fail(str(exc), 2) from exc
     try:
         sources = io.resolve_masks(inputs)
     except (FileNotFoundError, ValueError) as exc:
@@ -61,17 +90,15 @@ def measure_command(
     if as_json:
         text = json.dumps([{"image": name, **(m.as_dict() if m else {})} for name, m in rows], indent=2) + "\n"
     else:
-        if out is not None:
-            io.write_results_csv(out, rows)
-            typer.echo(f"{len(rows)} masks measured -> {out}", err=True)
-            return
         buffer = stdio.StringIO()
         io.write_results_csv_to(buffer, rows)
         text = buffer.getvalue()
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-        typer.echo(f"{len(rows)} masks measured -> {out}", err=True)
+        try:
+            io.write_text_atomic(out, text)
+        except OSError as exc:
+            raise _cannot_write(out, exc) from exc
+        typer.echo(f"{_plural(len(rows), 'mask')} measured -> {out}", err=True)
     else:
         typer.echo(text, nl=False)
 
@@ -90,7 +117,7 @@ def predict_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for images, masks, overlays and measurements.")],
     pixel_size_um: Annotated[
         float | None,
-        typer.Option("--pixel-size-um", min=0.0, help="µm per pixel; overrides the TIFF's SEM metadata."),
+        typer.Option("--pixel-size-um", help=f"{_PIXEL_SIZE_HELP} Overrides the TIFF's SEM metadata."),
     ] = None,
     crop_databar: Annotated[
         bool, typer.Option("--crop-databar/--no-crop-databar", help="Detect and cut the instrument's data bar.")
@@ -98,18 +125,29 @@ def predict_command(
     tile_px: Annotated[int, typer.Option("--tile-px", min=32, help="Tile edge for inference, pixels.")] = 512,
     overlap_px: Annotated[int, typer.Option("--overlap-px", min=0, help="Overlap between tiles, pixels.")] = 64,
 ) -> None:
-    """Segment real SEM micrographs with a trained model (or the classical baseline), then measure them."""
+    """Segment real SEM micrographs with a trained model (or the classical baseline), then measure them.
+
+    An image that cannot be read or segmented is reported and skipped; the others are still written, and the command
+    then exits with status 1 naming the failed images.
+    """
     from analysis import predict
-    from analysis.io import ImageReadError
+    from analysis.io import OutputPathError
     from analysis.model import ModelLoadError
-    from analysis.sem_tiff import SemMetadataError
+
+    try:
+        predict.check_options(pixel_size_um, tile_px, overlap_px)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
 
     def progress(record: predict.PredictionRecord) -> None:
+        if record.failed:
+            typer.echo(f"{record.image}: FAILED: {record.error}", err=True)
+            return
         crop = f", data bar from row {record.databar_top_row}" if record.databar_top_row is not None else ""
         note = f"  ({record.error})" if record.error else ""
+        size = f"{record.pixel_size_um:.4g}" if record.pixel_size_um is not None else "?"
         typer.echo(
-            f"{record.image}: {record.rows}x{record.columns} px at {record.pixel_size_um:.4g} µm/px "
-            f"({record.pixel_size_from}){crop}{note}",
+            f"{record.image}: {record.columns}x{record.rows} px at {size} µm/px ({record.pixel_size_from}){crop}{note}",
             err=True,
         )
 
@@ -117,9 +155,21 @@ def predict_command(
         records = predict.predict_files(
             model, images, out, pixel_size_um, crop_databar, tile_px, overlap_px, on_image=progress
         )
-    except (predict.PixelSizeError, ImageReadError, SemMetadataError, ModelLoadError, OSError, ValueError) as exc:
+    except OutputPathError as exc:
+        raise _fail(str(exc), 2) from exc
+    except (predict.PixelSizeError, ModelLoadError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(f"{len(records)} images -> {out / predict.RESULTS_CSV}", err=True)
+    except OSError as exc:
+        raise _cannot_write(out, exc) from exc
+    failed = [r for r in records if r.failed]
+    done = len(records) - len(failed)
+    typer.echo(f"{_plural(done, 'image')} -> {out / predict.RESULTS_CSV}", err=True)
+    if failed:
+        names = ", ".join(r.source for r in failed)
+        raise _fail(
+            f"{len(failed)} of {_plural(len(records), 'image')} failed: {names} (errors in "
+            f"{out / predict.PREDICTIONS_JSON}; their rows in {predict.RESULTS_CSV} are empty)"
+        )
 
 
 def report_command(
@@ -133,14 +183,38 @@ def report_command(
     ] = None,
     title: Annotated[str, typer.Option("--title", help="Report title.")] = "Coating measurements",
     max_images: Annotated[int, typer.Option("--max-images", min=0, help="Images shown one by one.")] = 24,
+    pixel_size_um: Annotated[
+        float | None,
+        typer.Option(
+            "--pixel-size-um",
+            help=f"{_PIXEL_SIZE_HELP} For a --truth folder of masks: the scale to measure them at (default: each "
+            "image's pixel size from the predict folder's predictions.json).",
+        ),
+    ] = None,
 ) -> None:
-    """Write an HTML report: overlays, thickness profiles, histograms, parity plots against truth."""
+    """Write an HTML report: overlays, thickness profiles, histograms, parity plots against truth.
+
+    With --truth, a warning says how many results matched a truth and why the others did not.
+    """
     from analysis import report
+    from analysis.io import OutputPathError
+
+    _check_pixel_size(pixel_size_um)
+
+    def warn(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
 
     try:
-        path = report.write_report(results, out, truth=truth, title=title, max_images=max_images)
+        path = report.write_report(
+            results, out, truth=truth, title=title, max_images=max_images, truth_pixel_size_um=pixel_size_um,
+            on_warning=warn,
+        )  # fmt: skip
+    except OutputPathError as exc:
+        raise _fail(str(exc), 2) from exc
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
+    except OSError as exc:
+        raise _cannot_write(out, exc) from exc
     typer.echo(f"report -> {path}", err=True)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,84 @@ CSV_COLUMNS = ("image", *MEASUREMENT_NAMES)
 
 class ImageReadError(ValueError):
     """A micrograph that cannot be read or is not an image (with the file and the reason)."""
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot be written (with the path, the reason and what is expected)."""
+
+
+def check_pixel_size(value: float | None, option: str = "--pixel-size-um") -> None:
+    """Refuse a pixel size that is not a positive finite number (None passes: not given).
+
+    Raises
+    ------
+    ValueError
+        Naming the option and the value, and what is accepted.
+    """
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{option} must be a positive finite number of µm per pixel (e.g. 0.05); got {value}")
+
+
+def _existing_ancestor(path: Path) -> Path:
+    parent = path.absolute()
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
+
+
+def _check_creatable(path: Path, what: str) -> None:
+    """The nearest existing ancestor of ``path`` must be a writable folder (nothing is created)."""
+    ancestor = _existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise OutputPathError(f"{path}: cannot create the {what}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{path}: cannot create the {what}: no permission to write in {ancestor}")
+
+
+def check_output_file(path: str | Path) -> None:
+    """Refuse an output file path that cannot be written, before any work: a folder, or an unwritable location.
+
+    Raises
+    ------
+    OutputPathError
+        Naming the path and why it cannot be written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{path}: is a folder; give a file path for the output (e.g. {path / 'results.csv'})")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputPathError(f"{path}: the file exists and is not writable")
+    if not path.exists():
+        _check_creatable(path, "output file")
+
+
+def check_output_dir(path: str | Path) -> None:
+    """Refuse an output folder that cannot be created or written, before any work (nothing is created).
+
+    Raises
+    ------
+    OutputPathError
+        Naming the path and why it cannot be used.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{path}: is a file; the output must be a folder (existing or new)")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{path}: no permission to write in this folder")
+    if not path.exists():
+        _check_creatable(path, "output folder")
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a text file through a temporary sibling renamed into place: a failure never leaves a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -168,11 +247,15 @@ def write_results_csv_to(stream: TextIO, rows: Iterable[tuple[str, Measurements 
 
 
 def write_results_csv(path: str | Path, rows: Iterable[tuple[str, Measurements | None]]) -> None:
-    """Write one row per image: ``image`` (file stem) then every measurement; empty cells for missing values."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        write_results_csv_to(f, rows)
+    """Write one row per image: ``image`` (file stem) then every measurement; empty cells for missing values.
+
+    The file appears complete or not at all (written to a temporary sibling, then renamed).
+    """
+    import io as stdio
+
+    buffer = stdio.StringIO()
+    write_results_csv_to(buffer, rows)
+    write_text_atomic(path, buffer.getvalue())
 
 
 def _parse_cell(name: str, text: str) -> Any:

@@ -29,6 +29,10 @@ class ModelLoadError(ValueError):
     """A model file that cannot be used (with the file, the reason and the accepted kinds)."""
 
 
+class ModelRunError(ValueError):
+    """A model that failed on an input (with the model file, the input's shape and what the model expects)."""
+
+
 class SegmentationModel(Protocol):
     """What inference needs from a model."""
 
@@ -52,8 +56,23 @@ class WholeImageModel(Protocol):
         ...
 
 
+def _fixed_dim(dim: object) -> int | None:
+    """An ONNX input dimension: an int when fixed, None when symbolic ('n', 'height') or unknown."""
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
 class OnnxModel:
-    """An ONNX segmentation model run by onnxruntime."""
+    """An ONNX segmentation model run by onnxruntime.
+
+    The input's declared shape is read from the model: a fixed batch size (models exported without a dynamic batch
+    axis) makes every call run in chunks of exactly that many images (the last one padded), and fixed rows and
+    columns are exposed as :attr:`input_size` so that tiling uses tiles of that size.
+
+    Attributes
+    ----------
+    batch_size : the model's fixed batch size, None when it accepts any.
+    input_size : the model's fixed (rows, columns), None when either is free.
+    """
 
     def __init__(self, path: Path, n_classes: int = NUM_CLASSES) -> None:
         import onnxruntime as ort
@@ -78,12 +97,52 @@ class OnnxModel:
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
             raise ModelLoadError(f"{path}: expected one input (N, 1, H, W); the model has {len(inputs)}")
+        self._path = path
         self._input = inputs[0].name
+        self._shape = list(inputs[0].shape)
+        if len(self._shape) != 4:
+            raise ModelLoadError(f"{path}: expected an input of shape (N, 1, H, W); the model's is {self._shape}")
+        channels = _fixed_dim(self._shape[1])
+        if channels not in (None, 1):
+            raise ModelLoadError(
+                f"{path}: the model takes {channels} input channels; micrographs are grey: (N, 1, H, W) is accepted"
+            )
+        self.batch_size = _fixed_dim(self._shape[0])
+        rows, columns = _fixed_dim(self._shape[2]), _fixed_dim(self._shape[3])
+        self.input_size = (rows, columns) if rows is not None and columns is not None else None
+        self._run_errors = load_errors
         self.n_classes = n_classes
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Logits of a float32 batch (N, 1, rows, columns)."""
-        return self._session.run(None, {self._input: batch.astype(np.float32, copy=False)})[0]
+        """Logits of a float32 batch (N, 1, rows, columns), in chunks of the model's fixed batch size if it has one.
+
+        Raises
+        ------
+        ModelRunError
+            When onnxruntime refuses the input, with the model's declared input shape.
+        """
+        batch = batch.astype(np.float32, copy=False)
+        if self.batch_size is None:
+            return self._run(batch)
+        size, n = self.batch_size, batch.shape[0]
+        outputs = []
+        for k in range(0, n, size):
+            chunk = batch[k : k + size]
+            if chunk.shape[0] < size:
+                fill = np.zeros((size - chunk.shape[0], *chunk.shape[1:]), np.float32)
+                chunk = np.concatenate([chunk, fill])
+            outputs.append(self._run(chunk)[: min(size, n - k)])
+        return np.concatenate(outputs)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            return np.asarray(self._session.run(None, {self._input: batch})[0])
+        except self._run_errors as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelRunError(
+                f"{self._path}: the model failed on an input of shape {tuple(batch.shape)}; it declares input "
+                f"{self._input!r} of shape {self._shape} (N, 1, H, W; names are free sizes) ({reason})"
+            ) from exc
 
 
 class TorchScriptModel:
@@ -98,13 +157,27 @@ class TorchScriptModel:
             self._module = torch.jit.load(str(path), map_location=self._device).eval()
         except (RuntimeError, ValueError) as exc:
             raise ModelLoadError(f"{path}: not a TorchScript module ({exc})") from exc
+        self._path = path
         self.n_classes = n_classes
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Logits of a float32 batch (N, 1, rows, columns)."""
+        """Logits of a float32 batch (N, 1, rows, columns).
+
+        Raises
+        ------
+        ModelRunError
+            When the module fails on the input.
+        """
         with self._torch.inference_mode():
             x = self._torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self._device)
-            return self._module(x).float().cpu().numpy()
+            try:
+                out = self._module(x)
+            except RuntimeError as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ModelRunError(
+                    f"{self._path}: the model failed on an input of shape {tuple(batch.shape)} ({reason})"
+                ) from exc
+            return out.float().cpu().numpy()
 
 
 def load_model(path: str | Path, n_classes: int = NUM_CLASSES) -> SegmentationModel:

@@ -40,19 +40,44 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
+# R² is only defined (else NaN, shown as "–") with at least R2_MIN_POINTS pairs and a truth that varies: its
+# population standard deviation must exceed R2_MIN_RELATIVE_STD x |mean| + R2_MIN_ABSOLUTE_STD. Below that the
+# denominator sum((t - mean t)²) is rounding noise or sub-resolution jitter, and R² becomes a meaningless large
+# negative number (e.g. -1.01e+03 for a FeAl thickness that is the same in every image).
+R2_MIN_POINTS = 3
+R2_MIN_RELATIVE_STD = 1e-3
+R2_MIN_ABSOLUTE_STD = 1e-9
+
+
+def truth_varies(truth: Sequence[float] | np.ndarray) -> bool:
+    """Whether R² of predictions against ``truth`` is meaningful (see ``R2_MIN_*``)."""
+    t = np.asarray(truth, float)
+    if t.size < R2_MIN_POINTS:
+        return False
+    return float(t.std()) > R2_MIN_RELATIVE_STD * abs(float(t.mean())) + R2_MIN_ABSOLUTE_STD
+
+
 def regression_metrics(predicted: Sequence[float], truth: Sequence[float]) -> tuple[float, float]:
     """Mean absolute error and coefficient of determination R² of predicted against true values.
 
-    R² = 1 - sum((p - t)²) / sum((t - mean t)²); NaN with fewer than two pairs or constant truth. MAE is NaN for no
-    pairs.
+    R² = 1 - sum((p - t)²) / sum((t - mean t)²); NaN unless :func:`truth_varies` (at least ``R2_MIN_POINTS`` pairs
+    and a truth standard deviation above ``R2_MIN_RELATIVE_STD`` x |mean| + ``R2_MIN_ABSOLUTE_STD``). MAE is NaN for
+    no pairs.
     """
     p, t = np.asarray(predicted, float), np.asarray(truth, float)
     if p.size == 0:
         return math.nan, math.nan
     mae = float(np.mean(np.abs(p - t)))
+    if not truth_varies(t):
+        return mae, math.nan
     ss_tot = float(np.sum((t - t.mean()) ** 2))
-    r2 = 1.0 - float(np.sum((p - t) ** 2)) / ss_tot if p.size >= 2 and ss_tot > 0 else math.nan
-    return mae, r2
+    return mae, 1.0 - float(np.sum((p - t) ** 2)) / ss_tot
+
+
+def parity_title(mae: float, r2: float, n: int) -> str:
+    """Title of one parity panel: MAE, R² when it is defined (see :func:`regression_metrics`), number of pairs."""
+    r2_text = f"   R² {r2:.3f}" if math.isfinite(r2) else ""
+    return f"MAE {mae:.3g}{r2_text}   n={n}"
 
 
 def parity_figure(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> bytes:
@@ -69,7 +94,7 @@ def parity_figure(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) 
         ax.set_ylim(low - pad, high + pad)
         ax.set_xlabel(f"true {LABELS.get(name, name)}")
         ax.set_ylabel("predicted")
-        ax.set_title(f"MAE {mae:.3g}   R² {r2:.3f}   n={len(pred)}", fontsize=9)
+        ax.set_title(parity_title(mae, r2, len(pred)), fontsize=9)
     return _png(fig)
 
 

@@ -6,7 +6,11 @@ Output folder layout (read back by :mod:`analysis.report`)::
     OUT/masks/<stem>.png      predicted class ids
     OUT/overlays/<stem>.png   classes coloured over the micrograph
     OUT/measurements.csv      one row per image: image, then every measurement
-    OUT/predictions.json      per image: source file, pixel size and where it came from, data bar row, error
+    OUT/predictions.json      per image: source file, pixel size and where it came from, data bar row, size, error,
+                              failed
+
+An image that cannot be read or segmented does not stop the batch: it gets no image, mask or overlay (stale ones of
+an earlier run are removed), an empty measurements row, ``failed: true`` and its error in ``predictions.json``.
 """
 
 from __future__ import annotations
@@ -54,16 +58,22 @@ class ImageInput:
 
 @dataclass(frozen=True)
 class PredictionRecord:
-    """What ``predictions.json`` says about one image."""
+    """What ``predictions.json`` says about one image.
+
+    ``error`` is set both for a failed image (``failed``: not read or not segmented, no mask written) and for one
+    whose mask has no measurable coating (mask written, measurements empty). Sizes are those of the analysed image
+    (data bar cropped); they, and the pixel size, are None when the image failed before they were known.
+    """
 
     image: str
     source: str
-    pixel_size_um: float
-    pixel_size_from: str
+    pixel_size_um: float | None
+    pixel_size_from: str | None
     databar_top_row: int | None
-    rows: int
-    columns: int
+    rows: int | None
+    columns: int | None
     error: str | None
+    failed: bool = False
 
 
 def load_input(path: str | Path, pixel_size_um: float | None = None, crop: bool = True) -> ImageInput:
@@ -116,7 +126,13 @@ def predict_mask(model: SegmentationModel, image: np.ndarray, tile_px: int = 512
     """Class-id mask (uint8, same shape) of a grey micrograph, predicted tile by tile (whole for a WholeImageModel)."""
     if isinstance(model, WholeImageModel):
         return model.segment(io.to_unit_float(image))
-    probs = tiling.predict_probabilities(model, io.to_unit_float(image), model.n_classes, tile_px, overlap_px)
+    # An ONNX model with a fixed input size gets tiles of exactly that size (its fixed batch size it handles itself).
+    tile_shape = getattr(model, "input_size", None)
+    if tile_shape is not None:
+        overlap_px = min(overlap_px, min(tile_shape) // 4)
+    probs = tiling.predict_probabilities(
+        model, io.to_unit_float(image), model.n_classes, tile_px, overlap_px, tile_shape=tile_shape
+    )
     return probs.argmax(axis=0).astype(np.uint8)
 
 
@@ -138,6 +154,46 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = OVERLAY_ALPHA) -
     return np.round(rgb).astype(np.uint8)
 
 
+def _named(path: Path, exc: Exception) -> str:
+    """The error's message, prefixed with the file when it does not name it already."""
+    message = str(exc) or type(exc).__name__
+    return message if str(path) in message else f"{path}: {message}"
+
+
+def check_options(pixel_size_um: float | None, tile_px: int, overlap_px: int) -> None:
+    """Refuse prediction options that cannot work, before anything is read or written.
+
+    Raises
+    ------
+    ValueError
+        Naming the option, its value and what is accepted.
+    """
+    io.check_pixel_size(pixel_size_um)
+    if tile_px < 32:
+        raise ValueError(f"--tile-px must be at least 32 pixels; got {tile_px}")
+    if not 0 <= overlap_px < tile_px:
+        raise ValueError(f"--overlap-px must be at least 0 and less than --tile-px ({tile_px}); got {overlap_px}")
+
+
+def _write_outputs(out: Path, stem: str, item: ImageInput, mask: np.ndarray) -> None:
+    for folder, array in (
+        ("images", to_display_uint8(item.image)),
+        ("masks", mask),
+        ("overlays", overlay(item.image, mask)),
+    ):
+        path = out / folder / f"{stem}.png"
+        try:
+            io.write_png(path, array)
+        except OSError as exc:
+            raise io.OutputPathError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc
+
+
+def _remove_outputs(out: Path, stem: str) -> None:
+    """Remove an image's outputs of an earlier run, so that a failed image leaves nothing that looks current."""
+    for folder in ("images", "masks", "overlays"):
+        (out / folder / f"{stem}.png").unlink(missing_ok=True)
+
+
 def predict_files(
     model_path: str | Path,
     image_paths: Sequence[str | Path],
@@ -150,41 +206,75 @@ def predict_files(
 ) -> list[PredictionRecord]:
     """Segment and measure micrographs; write images, masks, overlays, ``measurements.csv`` and ``predictions.json``.
 
-    Every image's pixel size is found before the model is loaded, so a missing one fails fast; images are then read
-    and segmented one at a time.
+    Options, the output folder and every image's pixel size are checked before the model is loaded and before
+    anything is written, so those mistakes fail fast and leave nothing behind; images are then read and segmented
+    one at a time.
     An image whose predicted mask cannot be measured (no coating found) keeps its mask and overlay, gets an empty
-    measurements row and its reason in ``predictions.json``.
+    measurements row and its reason in ``predictions.json``. An image that cannot be read or segmented is recorded
+    as failed (see the module docstring) and the batch goes on; callers check ``record.failed``.
+
+    Raises
+    ------
+    ValueError
+        For bad options (pixel size, tile and overlap) and repeated file stems.
+    PixelSizeError
+        When an image has no pixel size (before any work).
+    io.OutputPathError
+        When the output folder cannot be created or written.
+    ModelLoadError
+        When the model cannot be loaded.
     """
+    check_options(pixel_size_um, tile_px, overlap_px)
     out = Path(out_dir)
     paths = [Path(p) for p in image_paths]
     stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):
         raise ValueError(f"images must have distinct file stems (outputs are named after them); got {stems}")
+    io.check_output_dir(out)
+    known: dict[Path, tuple[float, str]] = {}
     for path in paths:  # metadata only: a missing pixel size fails before any image is segmented
-        _pixel_size(path, _metadata(path), pixel_size_um)
+        try:
+            meta = _metadata(path)
+        except (OSError, ValueError):
+            continue  # unreadable: recorded as this image's failure below, the others go on
+        known[path] = _pixel_size(path, meta, pixel_size_um)
     model = load_model(model_path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in (RESULTS_CSV, PREDICTIONS_JSON):  # a stale summary must not pass for this run's
+            (out / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise io.OutputPathError(f"{out}: cannot create or write the output folder ({exc.strerror or exc})") from exc
     records: list[PredictionRecord] = []
     rows: list[tuple[str, Measurements | None]] = []
     for path in paths:
-        item = load_input(path, pixel_size_um, crop)
         stem = path.stem
-        mask = predict_mask(model, item.image, tile_px, overlap_px)
-        io.write_png(out / "images" / f"{stem}.png", to_display_uint8(item.image))
-        io.write_png(out / "masks" / f"{stem}.png", mask)
-        io.write_png(out / "overlays" / f"{stem}.png", overlay(item.image, mask))
-        error = None
         try:
-            result: Measurements | None = measure(mask, item.pixel_size_um, source=str(item.path))
-        except MaskError as exc:
-            result, error = None, str(exc)
-        rows.append((stem, result))
-        record = PredictionRecord(
-            stem, str(item.path), item.pixel_size_um, item.pixel_size_from, item.databar_top_row,
-            int(mask.shape[0]), int(mask.shape[1]), error,
-        )  # fmt: skip
+            item = load_input(path, pixel_size_um, crop)
+            mask = predict_mask(model, item.image, tile_px, overlap_px)
+        except ValueError as exc:  # unreadable image or metadata, model failure, nothing to segment
+            _remove_outputs(out, stem)
+            size, source = known.get(path, (None, None))
+            record = PredictionRecord(stem, str(path), size, source, None, None, None, _named(path, exc), True)
+            rows.append((stem, None))
+        else:
+            _write_outputs(out, stem, item, mask)
+            error = None
+            try:
+                result: Measurements | None = measure(mask, item.pixel_size_um, source=str(item.path))
+            except MaskError as exc:
+                result, error = None, str(exc)
+            rows.append((stem, result))
+            record = PredictionRecord(
+                stem, str(item.path), item.pixel_size_um, item.pixel_size_from, item.databar_top_row,
+                int(mask.shape[0]), int(mask.shape[1]), error,
+            )  # fmt: skip
         records.append(record)
         if on_image is not None:
             on_image(record)
-    io.write_results_csv(out / RESULTS_CSV, rows)
-    (out / PREDICTIONS_JSON).write_text(json.dumps([asdict(r) for r in records], indent=2), encoding="utf-8")
+    try:
+        io.write_results_csv(out / RESULTS_CSV, rows)
+        io.write_text_atomic(out / PREDICTIONS_JSON, json.dumps([asdict(r) for r in records], indent=2))
+    except OSError as exc:
+        raise io.OutputPathError(f"{out}: cannot write the summary files ({exc.strerror or exc})") from exc
     return records

@@ -10,6 +10,7 @@ import base64
 import html
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,11 @@ NUMERIC_MEASUREMENTS = tuple(n for n in MEASUREMENT_NAMES if n not in BOOLEAN_ME
 
 @dataclass
 class ReportData:
-    """Everything the report shows, gathered from the results folder and the truth."""
+    """Everything the report shows, gathered from the results folder and the truth.
+
+    ``truth_names`` are all the images the truth source holds (matched or not); ``truth_unsized`` the results'
+    images whose labelled truth mask was found but not measured, for want of a pixel size.
+    """
 
     results_csv: Path
     results: Table
@@ -35,6 +40,8 @@ class ReportData:
     overlays: dict[str, Path] = field(default_factory=dict)
     masks: dict[str, Path] = field(default_factory=dict)
     pixel_size_um: dict[str, float] = field(default_factory=dict)
+    truth_names: list[str] = field(default_factory=list)
+    truth_unsized: list[str] = field(default_factory=list)
 
 
 def _results_csv(results: Path) -> Path:
@@ -48,6 +55,73 @@ def _results_csv(results: Path) -> Path:
     return results
 
 
+def truth_kind(truth: Path) -> str:
+    """``"csv"`` (a file), ``"dataset"`` (a folder with dataset.json) or ``"masks"`` (another folder).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``truth`` does not exist.
+    """
+    from semcoat.dataset import DATASET_FILE
+
+    if truth.is_file():
+        return "csv"
+    if (truth / DATASET_FILE).is_file():
+        return "dataset"
+    if truth.is_dir():
+        return "masks"
+    raise FileNotFoundError(f"{truth}: no such truth file or folder")
+
+
+@dataclass(frozen=True)
+class TruthRead:
+    """Truth measurements by image stem, every image name the source holds, and the masks left unmeasured."""
+
+    table: Table
+    names: list[str]
+    unsized: list[str]
+
+
+def read_truth_details(
+    truth: Path, pixel_size_um: dict[str, float] | None = None, wanted: set[str] | None = None
+) -> TruthRead:
+    """Like :func:`read_truth`, also saying which images the source holds and which masks had no pixel size.
+
+    ``wanted`` (the results' images) limits which labelled masks are measured; masks of wanted images without a
+    pixel size in ``pixel_size_um`` are listed in ``unsized``.
+    """
+    from semcoat.dataset import read_dataset
+
+    kind = truth_kind(truth)
+    if kind == "csv":
+        table = io.read_results_csv(truth)
+        return TruthRead(table, list(table), [])
+    if kind == "dataset":
+        ds = read_dataset(truth)
+        table = {}
+        for sid in ds.ids:
+            values = ds.meta(sid).get("truth")
+            if not values:
+                values = measure(
+                    io.read_mask(ds.mask_path(sid)), ds.info.pixel_size_um, str(ds.mask_path(sid))
+                ).as_dict()
+            table[sid] = {n: values.get(n) for n in MEASUREMENT_NAMES}
+        return TruthRead(table, list(table), [])
+    sizes = pixel_size_um or {}
+    table, names, unsized = {}, [], []
+    for src in io.resolve_masks([truth]):
+        stem = src.path.stem
+        names.append(stem)
+        if wanted is not None and stem not in wanted:
+            continue  # a labelled mask for an image that was not predicted
+        if stem not in sizes:
+            unsized.append(stem)
+            continue
+        table[stem] = io.measure_file(src.path, sizes[stem]).as_dict()
+    return TruthRead(table, names, unsized)
+
+
 def read_truth(truth: Path, pixel_size_um: dict[str, float] | None = None) -> Table:
     """Ground-truth measurements by image stem.
 
@@ -56,55 +130,87 @@ def read_truth(truth: Path, pixel_size_um: dict[str, float] | None = None) -> Ta
     truth : Path
         A CSV as written by ``semcoat measure``; a dataset folder (``meta/<id>.json`` truth, or its masks measured at
         the dataset's pixel size when a meta file has none); or a folder of labelled masks (``masks/`` or the folder
-        itself), measured at the pixel sizes given for the same images.
+        itself), measured at the pixel sizes given for the same images (masks without one are left out).
     pixel_size_um : dict, optional
         µm per pixel by image stem, for labelled masks outside a dataset.
     """
-    from semcoat.dataset import DATASET_FILE, read_dataset
-
-    if truth.is_file():
-        return io.read_results_csv(truth)
-    if (truth / DATASET_FILE).is_file():
-        ds = read_dataset(truth)
-        table: Table = {}
-        for sid in ds.ids:
-            values = ds.meta(sid).get("truth")
-            if not values:
-                values = measure(
-                    io.read_mask(ds.mask_path(sid)), ds.info.pixel_size_um, str(ds.mask_path(sid))
-                ).as_dict()
-            table[sid] = {n: values.get(n) for n in MEASUREMENT_NAMES}
-        return table
-    if truth.is_dir():
-        sizes = pixel_size_um or {}
-        table = {}
-        for src in io.resolve_masks([truth]):
-            stem = src.path.stem
-            if stem not in sizes:
-                continue  # a labelled mask for an image that was not predicted
-            table[stem] = io.measure_file(src.path, sizes[stem]).as_dict()
-        return table
-    raise FileNotFoundError(f"{truth}: no such truth file or folder")
+    return read_truth_details(truth, pixel_size_um, set(pixel_size_um or {})).table
 
 
-def gather(results: str | Path, truth: str | Path | None = None) -> ReportData:
-    """Collect the results table, the images next to it and the truth (see :func:`read_truth`)."""
+def gather(
+    results: str | Path, truth: str | Path | None = None, truth_pixel_size_um: float | None = None
+) -> ReportData:
+    """Collect the results table, the images next to it and the truth (see :func:`read_truth`).
+
+    Labelled truth masks are measured at ``truth_pixel_size_um`` when given, else at the pixel sizes that
+    ``predictions.json`` records for the same images.
+
+    Raises
+    ------
+    ValueError
+        When ``truth_pixel_size_um`` is not a positive finite number, or is given for a truth that is not a folder
+        of masks (a CSV or a dataset folder carries its own scale).
+    """
+    io.check_pixel_size(truth_pixel_size_um)
     csv_path = _results_csv(Path(results))
     data = ReportData(csv_path, io.read_results_csv(csv_path))
     folder = csv_path.parent
     predictions = folder / PREDICTIONS_JSON
     if predictions.is_file():
         for rec in json.loads(predictions.read_text(encoding="utf-8")):
-            data.pixel_size_um[rec["image"]] = float(rec["pixel_size_um"])
+            if rec.get("pixel_size_um") is not None:
+                data.pixel_size_um[rec["image"]] = float(rec["pixel_size_um"])
     for name in data.results:
         if (folder / "overlays" / f"{name}.png").is_file():
             data.overlays[name] = folder / "overlays" / f"{name}.png"
         if (folder / "masks" / f"{name}.png").is_file():
             data.masks[name] = folder / "masks" / f"{name}.png"
-    if truth is not None:
-        data.truth = read_truth(Path(truth), data.pixel_size_um)
-        data.truth_source = str(truth)
+    if truth is None:
+        if truth_pixel_size_um is not None:
+            raise ValueError("--pixel-size-um applies to a --truth folder of masks; no --truth was given")
+        return data
+    truth = Path(truth)
+    kind = truth_kind(truth)
+    sizes = data.pixel_size_um
+    if truth_pixel_size_um is not None:
+        if kind != "masks":
+            what = "a CSV of measurements" if kind == "csv" else "a dataset folder (its dataset.json has the size)"
+            raise ValueError(
+                f"--pixel-size-um {truth_pixel_size_um} applies to a --truth folder of masks; {truth} is {what}"
+            )
+        sizes = {name: truth_pixel_size_um for name in data.results}
+    read = read_truth_details(truth, sizes, set(data.results))
+    data.truth, data.truth_source = read.table, str(truth)
+    data.truth_names, data.truth_unsized = read.names, read.unsized
     return data
+
+
+def _some(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return f"{shown}, … ({len(names)} in all)" if len(names) > limit else shown
+
+
+def truth_match(data: ReportData) -> tuple[int, list[str]]:
+    """How many results have a truth, and the reasons (sentences) why the others do not; no reasons when all match."""
+    if data.truth is None:
+        return 0, []
+    matched = sum(k in data.truth for k in data.results)
+    reasons = []
+    if data.truth_unsized:
+        reasons.append(
+            f"{len(data.truth_unsized)} labelled masks in {data.truth_source} have no pixel size to be measured at "
+            f"({_some(data.truth_unsized)}): pass --pixel-size-um, or report on the `semcoat predict` output folder, "
+            f"whose predictions.json records each image's pixel size"
+        )
+    unsized = set(data.truth_unsized)
+    missing = [k for k in data.results if k not in data.truth and k not in unsized]
+    if missing:
+        truth_only = [k for k in data.truth_names if k not in data.results]
+        reasons.append(
+            f"{len(missing)} results have no truth of the same name in {data.truth_source}: names differ "
+            f"(results: {_some(missing)}; truth: {_some(truth_only) if truth_only else 'none'})"
+        )
+    return matched, reasons
 
 
 def _fmt(value: Any) -> str:
@@ -134,9 +240,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def _truth_sections(data: ReportData, figures: dict[str, bytes]) -> list[str]:
     assert data.truth is not None
     common = [k for k in data.results if k in data.truth]
+    _, reasons = truth_match(data)
     parts = [
         f"<h2>Against ground truth</h2><p>{len(common)} images matched in {html.escape(data.truth_source or '')}"
-        f" ({len(data.results)} results, {len(data.truth)} truths).</p>"
+        f" ({len(data.results)} results, {len(data.truth)} truths).</p>",
+        *(f'<p class="warning">{html.escape(r)}.</p>' for r in reasons),
     ]
     pairs: dict[str, tuple[list[float], list[float]]] = {}
     rows = []
@@ -189,7 +297,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; 
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
 th, td { border: 1px solid #cbd5e0; padding: 0.25em 0.6em; text-align: right; }
 th { background: #edf2f7; } img { max-width: 100%; display: block; margin: 0.5em 0; }
-.image { border-top: 1px solid #cbd5e0; margin-top: 1.5em; } .wide { overflow-x: auto; }
+.warning { color: #9c4221; } .image { border-top: 1px solid #cbd5e0; margin-top: 1.5em; } .wide { overflow-x: auto; }
 """
 
 
@@ -244,6 +352,8 @@ def write_report(
     truth: str | Path | None = None,
     title: str = "Coating measurements",
     max_images: int = 24,
+    truth_pixel_size_um: float | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Path:
     """Write ``OUT/report.html`` and ``OUT/figures/*.png``; return the page's path.
 
@@ -252,20 +362,40 @@ def write_report(
     results : str or Path
         A measurements CSV, or a ``semcoat predict`` output folder (its overlays, masks and pixel sizes are used).
     out_dir : str or Path
-        Folder for the report (created).
+        Folder for the report (created). Checked before any work; ``report.html`` is written last, in one piece.
     truth : str or Path, optional
         Ground truth, see :func:`read_truth`.
     title : str
         Page title.
     max_images : int
         How many images get their own overlay, profile and table.
+    truth_pixel_size_um : float, optional
+        µm per pixel for a truth folder of masks (overrides the pixel sizes of ``predictions.json``).
+    on_warning : callable, optional
+        Called with a message when not every result matched a truth (how many did, and why the others did not).
+
+    Raises
+    ------
+    io.OutputPathError
+        When ``out_dir`` cannot be created or written.
     """
-    data = gather(results, truth)
-    page, figures = render_html(data, title, max_images)
     out = Path(out_dir)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    for name, png in figures.items():
-        (out / "figures" / name).write_bytes(png)
-    path = out / "report.html"
-    path.write_text(page, encoding="utf-8")
+    io.check_output_dir(out)
+    data = gather(results, truth, truth_pixel_size_um)
+    if data.truth is not None and on_warning is not None:
+        matched, reasons = truth_match(data)
+        if matched < len(data.results):
+            on_warning(
+                f"{matched} of {len(data.results)} results matched a truth in {data.truth_source}"
+                + "".join(f"; {r}" for r in reasons)
+            )
+    page, figures = render_html(data, title, max_images)
+    try:
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        for name, png in figures.items():
+            (out / "figures" / name).write_bytes(png)
+        path = out / "report.html"
+        io.write_text_atomic(path, page)
+    except OSError as exc:
+        raise io.OutputPathError(f"{out}: cannot write the report ({exc.strerror or exc})") from exc
     return path

@@ -49,6 +49,7 @@ def predict_probabilities(
     overlap_px: int = 64,
     size_multiple: int = 32,
     batch_size: int = 4,
+    tile_shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Class probabilities (classes, rows, columns) of a grey image, predicted tile by tile.
 
@@ -67,12 +68,18 @@ def predict_probabilities(
         padded by reflection up to it.
     batch_size : int
         Tiles per model call.
+    tile_shape : (rows, columns), optional
+        Exact tile size, for models with a fixed input size; replaces ``tile_px`` and ``size_multiple`` (images
+        smaller than it are padded by reflection).
     """
     if image.ndim != 2:
         raise ValueError(f"expected a 2-D image; got shape {image.shape}")
     rows, cols = image.shape
-    tile_r = -(-min(tile_px, rows) // size_multiple) * size_multiple
-    tile_c = -(-min(tile_px, cols) // size_multiple) * size_multiple
+    if tile_shape is not None:
+        tile_r, tile_c = tile_shape
+    else:
+        tile_r = -(-min(tile_px, rows) // size_multiple) * size_multiple
+        tile_c = -(-min(tile_px, cols) // size_multiple) * size_multiple
     pad_r, pad_c = max(0, tile_r - rows), max(0, tile_c - cols)
     padded = np.pad(image, ((0, pad_r), (0, pad_c)), mode="reflect" if min(rows, cols) > 1 else "edge")
     pr, pc = padded.shape

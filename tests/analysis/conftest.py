@@ -23,11 +23,17 @@ def grey_image(mask: np.ndarray, rng: np.random.Generator, noise: float = 0.01) 
     return np.clip(CLASS_GREY[mask] + rng.normal(0, noise, mask.shape), 0, 1).astype(np.float32)
 
 
-def export_nearest_grey_model(path: Path) -> Path:
+DYNAMIC_AXES = {"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}}
+
+
+def export_nearest_grey_model(
+    path: Path, dynamic_axes: dict[str, dict[int, str]] | None = DYNAMIC_AXES, example_batch: int = 1
+) -> Path:
     """Export to ONNX a 1x1 convolution that labels each pixel with the class of the nearest grey level.
 
     -s (x - g_k)^2 = -s x^2 + 2 s g_k x - s g_k^2; the first term is common to every class, so the rest, linear in x,
-    is a 1x1 convolution with weight 2 s g_k and bias -s g_k^2.
+    is a 1x1 convolution with weight 2 s g_k and bias -s g_k^2. Without ``dynamic_axes`` the model's input shape
+    is fixed to (example_batch, 1, 64, 64).
     """
     import torch
 
@@ -41,20 +47,20 @@ def export_nearest_grey_model(path: Path) -> Path:
     with warnings.catch_warnings():
         # The TorchScript-based exporter (dynamo=False) is deprecated but needs no onnxscript; the model is trivial.
         warnings.simplefilter("ignore", DeprecationWarning)
-        _export(conv, path)
+        _export(conv, path, dynamic_axes, example_batch)
     return path
 
 
-def _export(conv: object, path: Path) -> None:
+def _export(conv: object, path: Path, dynamic_axes: dict[str, dict[int, str]] | None, example_batch: int) -> None:
     import torch
 
     torch.onnx.export(
         conv,
-        (torch.zeros(1, 1, 64, 64),),
+        (torch.zeros(example_batch, 1, 64, 64),),
         str(path),
         input_names=["image"],
         output_names=["logits"],
-        dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}},
+        dynamic_axes=dynamic_axes,
         dynamo=False,
     )
 

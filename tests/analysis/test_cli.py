@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -68,7 +69,8 @@ def test_predict_then_report(tmp_path: Path, onnx_model: Path, dataset_dir: Path
         app, ["predict", "--model", str(onnx_model), str(image), "--out", str(out), "--pixel-size-um", "0.5"]
     )
     assert result.exit_code == 0, result.output
-    assert "000000: 160x240 px at 0.5 µm/px (option)" in result.stderr
+    assert "000000: 240x160 px at 0.5 µm/px (option)" in result.stderr  # width x height, as everywhere else
+    assert "1 image -> " in result.stderr
     result = runner.invoke(app, ["report", str(out), "--truth", str(dataset_dir), "--out", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "rep" / "report.html").is_file()
@@ -88,3 +90,89 @@ def test_predict_errors(tmp_path: Path, onnx_model: Path) -> None:
 def test_predict_missing_image(tmp_path: Path, onnx_model: Path) -> None:
     result = runner.invoke(app, ["predict", "--model", str(onnx_model), str(tmp_path / "nope.tif"), "--out", "o"])
     assert result.exit_code == 2 and "nope.tif" in result.output
+
+
+def _clean_error(result: Any, code: int) -> str:
+    """The command failed with ``code`` and an ``error:`` line, not a traceback; its stderr."""
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output and result.stderr.startswith("error: ")
+    return str(result.stderr)
+
+
+def test_bad_pixel_sizes_are_refused_up_front(tmp_path: Path, dataset_dir: Path) -> None:
+    image = tmp_path / "plain0.png"
+    cv2.imwrite(str(image), np.round(grey_image(line_mask(0), np.random.default_rng(2)) * 255).astype(np.uint8))
+    for value in ("0", "-0.5", "nan", "inf"):
+        stderr = _clean_error(runner.invoke(app, ["measure", str(dataset_dir), "--pixel-size-um", value]), 2)
+        assert "--pixel-size-um must be a positive finite number" in stderr and f"got {float(value)}" in stderr
+        out = tmp_path / f"p_{value}"
+        result = runner.invoke(
+            app, ["predict", "--model", "classical", str(image), "--out", str(out), "--pixel-size-um", value]
+        )
+        assert "--pixel-size-um must be a positive finite number" in _clean_error(result, 2)
+        assert not out.exists()  # nothing written before the options were checked
+    result = runner.invoke(app, ["predict", "--help"])
+    assert "x>=0.0" not in result.output  # the pixel size option no longer claims 0 is accepted
+
+
+def test_predict_bad_tiling_options_fail_before_any_output(tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((32, 32), np.uint8))
+    out = tmp_path / "o"
+    args = ["predict", "--model", "classical", str(image), "--out", str(out), "--pixel-size-um", "1"]
+    stderr = _clean_error(runner.invoke(app, [*args, "--tile-px", "64", "--overlap-px", "64"]), 2)
+    assert "--overlap-px must be" in stderr and "got 64" in stderr
+    assert not out.exists()
+
+
+def test_unwritable_outputs_give_clean_errors(tmp_path: Path, dataset_dir: Path) -> None:
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    for target, reason in ((tmp_path, "is a folder"), (a_file / "m.csv", "is a file, not a folder")):
+        stderr = _clean_error(runner.invoke(app, ["measure", str(dataset_dir), "--out", str(target)]), 2)
+        assert str(target) in stderr and reason in stderr
+    if Path("/proc/self").is_dir():  # a location nobody can create files in, even root
+        stderr = _clean_error(runner.invoke(app, ["measure", str(dataset_dir), "--out", "/proc/x/m.csv"]), 1)
+        assert "/proc/x/m.csv: cannot write the output" in stderr
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((32, 32), np.uint8))
+    result = runner.invoke(
+        app, ["predict", "--model", "classical", str(image), "--out", str(a_file), "--pixel-size-um", "1"]
+    )
+    assert str(a_file) in _clean_error(result, 2) and "must be a folder" in result.stderr
+    csv_path = tmp_path / "r.csv"
+    assert runner.invoke(app, ["measure", str(dataset_dir), "--out", str(csv_path)]).exit_code == 0
+    result = runner.invoke(app, ["report", str(csv_path), "--out", str(a_file)])
+    assert str(a_file) in _clean_error(result, 2)
+    result = runner.invoke(app, ["report", str(csv_path), "--out", str(a_file / "rep")])
+    assert str(a_file / "rep") in _clean_error(result, 2)
+
+
+def test_predict_keeps_going_over_failed_images_and_names_them(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    paths = []
+    for name in ("plain0", "plain1", "blank", "plain2"):
+        paths.append(tmp_path / f"{name}.png")
+        image = np.full((160, 240), 128, np.uint8) if name == "blank" else grey_image(line_mask(int(name[-1])), rng)
+        cv2.imwrite(str(paths[-1]), np.round(image * 255).astype(np.uint8) if image.dtype != np.uint8 else image)
+    out = tmp_path / "pred"
+    (out / "masks").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(out / "masks" / "blank.png")  # stale, from an earlier run
+    result = runner.invoke(
+        app, ["predict", "--model", "classical", *map(str, paths), "--out", str(out), "--pixel-size-um", "0.5"]
+    )
+    assert result.exit_code == 1, result.output
+    assert f"blank: FAILED: {paths[2]}: the image is uniform" in result.stderr
+    assert "3 images -> " in result.stderr
+    assert f"error: 1 of 4 images failed: {paths[2]}" in result.stderr and "Traceback" not in result.output
+    with (out / "measurements.csv").open() as f:
+        rows = {r["image"]: r for r in csv.DictReader(f)}
+    assert list(rows) == ["plain0", "plain1", "blank", "plain2"]
+    assert rows["blank"]["fe2al5_thickness_um"] == "" and rows["plain2"]["fe2al5_thickness_um"] != ""
+    saved = {r["image"]: r for r in json.loads((out / "predictions.json").read_text())}
+    assert saved["blank"]["failed"] is True and "uniform" in saved["blank"]["error"]
+    assert saved["plain2"]["failed"] is False and saved["plain2"]["columns"] == 240
+    assert not (out / "masks" / "blank.png").exists() and (out / "masks" / "plain2.png").is_file()
+    result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
