@@ -138,7 +138,7 @@ class OnnxModel:
         try:
             return np.asarray(self._session.run(None, {self._input: batch})[0])
         except self._run_errors as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = " ".join(str(exc).split())[:400] or type(exc).__name__
             raise ModelRunError(
                 f"{self._path}: the model failed on an input of shape {tuple(batch.shape)}; it declares input "
                 f"{self._input!r} of shape {self._shape} (N, 1, H, W; names are free sizes) ({reason})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,29 @@ def test_unreadable_image(tmp_path: Path) -> None:
 def test_to_unit_float() -> None:
     assert io.to_unit_float(np.array([[0, 65535]], np.uint16)).tolist() == [[0.0, 1.0]]
     assert io.to_unit_float(np.array([[0, 255]], np.uint8)).tolist() == [[0.0, 1.0]]
+
+
+def test_results_csv_is_written_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io.os, "replace", fail)
+    with pytest.raises(OSError, match="No space"):
+        io.write_results_csv(tmp_path / "r.csv", [("a", None)])
+    assert list(tmp_path.iterdir()) == []  # neither the table nor its temporary file
+
+
+def test_output_path_checks(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    io.check_output_file(tmp_path / "new" / "deeper" / "r.csv")  # creatable: fine, nothing created
+    io.check_output_dir(tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(io.OutputPathError, match="is a folder"):
+        io.check_output_file(tmp_path)
+    with pytest.raises(io.OutputPathError, match=r"f/x/r.csv: cannot create .* is a file"):
+        io.check_output_file(tmp_path / "f" / "x" / "r.csv")
+    with pytest.raises(io.OutputPathError, match="must be a folder"):
+        io.check_output_dir(tmp_path / "f")
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="positive finite"):
+            io.check_pixel_size(bad)

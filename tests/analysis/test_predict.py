@@ -12,8 +12,8 @@ import tifffile
 
 from analysis import io, predict
 from analysis.measure import measure
-from analysis.model import ModelLoadError, load_model
-from tests.analysis.conftest import grey_image, line_mask
+from analysis.model import ModelLoadError, ModelRunError, load_model
+from tests.analysis.conftest import export_nearest_grey_model, grey_image, line_mask
 from tests.analysis.test_databar import add_databar
 from tests.analysis.test_sem_tiff import FEI_TEXT
 
@@ -121,3 +121,29 @@ def test_torchscript_model(tmp_path: Path) -> None:
     model = load_model(tmp_path / "m.pt")
     mask = predict.predict_mask(model, np.zeros((40, 50), np.uint8), tile_px=32, overlap_px=8)
     assert mask.shape == (40, 50) and np.all(mask == 1)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_onnx_model_with_a_fixed_batch_size_runs_tiles_in_chunks(tmp_path: Path, batch: int) -> None:
+    # Exported without a dynamic batch axis: onnxruntime refuses any other N ("index: 0 Got: 4 Expected: 1").
+    axes = {"image": {2: "h", 3: "w"}, "logits": {2: "h", 3: "w"}}
+    path = export_nearest_grey_model(tmp_path / f"b{batch}.onnx", dynamic_axes=axes, example_batch=batch)
+    model = load_model(path)
+    assert getattr(model, "batch_size", None) == batch and getattr(model, "input_size", None) is None
+    mask = line_mask(0)
+    image = np.round(grey_image(mask, np.random.default_rng(3)) * 255).astype(np.uint8)
+    predicted = predict.predict_mask(model, image, tile_px=64, overlap_px=16)  # 4 x 6 tiles: 24, not a multiple
+    assert np.mean(predicted == mask) > 0.999
+
+
+def test_onnx_model_with_a_fixed_input_size_gets_tiles_of_that_size(tmp_path: Path) -> None:
+    path = export_nearest_grey_model(tmp_path / "fixed.onnx", dynamic_axes=None)  # (1, 1, 64, 64)
+    model = load_model(path)
+    assert getattr(model, "input_size", None) == (64, 64)
+    mask = line_mask(1)
+    image = np.round(grey_image(mask, np.random.default_rng(4)) * 255).astype(np.uint8)
+    assert np.mean(predict.predict_mask(model, image, tile_px=512, overlap_px=64) == mask) > 0.999
+    small = image[:40, :50]  # smaller than the model's input: padded up to it
+    assert np.mean(predict.predict_mask(model, small, tile_px=512) == mask[:40, :50]) > 0.999
+    with pytest.raises(ModelRunError, match=r"fixed.onnx: the model failed on an input of shape \(1, 1, 32, 32\).*"):
+        model(np.zeros((1, 1, 32, 32), np.float32))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -61,3 +62,79 @@ def test_report_without_truth_and_missing_results(tmp_path: Path) -> None:
     io.write_results_csv(tmp_path / "r.csv", [("a", None)])
     text = write_report(tmp_path / "r.csv", tmp_path / "r").read_text()
     assert "<h1>Coating measurements</h1>" in text and "Against ground truth" not in text
+
+
+def test_r2_is_undefined_when_the_truth_barely_varies() -> None:
+    # Truth differing only in the 4th significant digit: R² would be about -1e3 and mean nothing.
+    truth, predicted = [3.000, 3.001, 3.000, 3.002], [3.2, 2.9, 3.1, 3.05]
+    mae, r2 = plots.regression_metrics(predicted, truth)
+    assert mae == pytest.approx(0.11225) and np.isnan(r2)
+    assert np.isnan(plots.regression_metrics([0.0, 0.1, 0.0], [0.0, 0.0, 0.0])[1])  # constant zero truth
+    assert np.isnan(plots.regression_metrics([1.0, 2.0], [1.0, 2.0])[1])  # fewer than 3 points
+    assert plots.regression_metrics([1.0, 2.0, 3.5], [1.0, 2.0, 3.0])[1] == pytest.approx(1 - 0.25 / 2)
+    assert plots.parity_title(0.0875, math.nan, 4) == "MAE 0.0875   n=4"
+    assert plots.parity_title(0.1, 0.91234, 4) == "MAE 0.1   R² 0.912   n=4"
+
+
+def test_report_shows_a_dash_for_r2_of_a_constant_truth(tmp_path: Path, dataset_dir: Path) -> None:
+    rows = [(s.path.stem, io.measure_file(s.path, 0.5)) for s in io.resolve_masks([dataset_dir])]
+    io.write_results_csv(tmp_path / "results.csv", rows)
+    table = io.read_results_csv(tmp_path / "results.csv")
+    with (tmp_path / "truth.csv").open("w") as f:  # the same thickness in every image, a little off the results
+        f.write("image,fe2al5_thickness_um\n" + "".join(f"{k},{30 + 1e-5 * i}\n" for i, k in enumerate(table)))
+    text = write_report(tmp_path / "results.csv", tmp_path / "rep", truth=tmp_path / "truth.csv").read_text()
+    assert re.search(r"Fe2Al5 thickness \(µm\)</td><td>4</td><td>[0-9.e+]+</td><td>–</td>", text)
+
+
+def _masks_folder(folder: Path, names: list[str]) -> Path:
+    folder.mkdir()
+    for i, name in enumerate(names):
+        cv2.imwrite(str(folder / f"{name}.png"), line_mask(i))
+    return folder
+
+
+def test_report_warns_when_names_differ(tmp_path: Path, dataset_dir: Path) -> None:
+    rows = [(f"img{i}", io.measure_file(s.path, 0.5)) for i, s in enumerate(io.resolve_masks([dataset_dir]))]
+    io.write_results_csv(tmp_path / "r.csv", rows)
+    warnings: list[str] = []
+    page = write_report(tmp_path / "r.csv", tmp_path / "rep", truth=dataset_dir, on_warning=warnings.append)
+    (warning,) = warnings
+    assert warning.startswith(f"0 of 4 results matched a truth in {dataset_dir}") and "names differ" in warning
+    assert "results: img0, img1, img2, img3" in warning and "truth: 000000, 000001" in warning
+    assert "names differ" in page.read_text()
+
+
+def test_report_truth_masks_without_pixel_size(tmp_path: Path) -> None:
+    truth = _masks_folder(tmp_path / "labelled", ["a", "b", "c"])
+    rows = [(name, io.measure_file(truth / f"{name}.png", 0.5)) for name in ("a", "b", "c")]
+    io.write_results_csv(tmp_path / "m_only.csv", rows)
+    warnings: list[str] = []
+    write_report(tmp_path / "m_only.csv", tmp_path / "rep", truth=truth, on_warning=warnings.append)
+    (warning,) = warnings
+    assert warning.startswith("0 of 3 results matched") and "no pixel size" in warning
+    assert "--pixel-size-um" in warning and "names differ" not in warning
+    # Given the scale, they match and measure as the results did.
+    warnings.clear()
+    page = write_report(
+        tmp_path / "m_only.csv", tmp_path / "rep", truth=truth, truth_pixel_size_um=0.5, on_warning=warnings.append
+    )
+    assert warnings == [] and "3 images matched" in page.read_text()
+    with pytest.raises(ValueError, match="applies to a --truth folder of masks.*CSV"):
+        write_report(tmp_path / "m_only.csv", tmp_path / "rep", truth=tmp_path / "m_only.csv", truth_pixel_size_um=1)
+
+
+def test_report_cli_prints_the_match_warning_and_takes_pixel_size(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from semcoat.cli import app
+
+    truth = _masks_folder(tmp_path / "labelled", ["a", "b", "c"])
+    io.write_results_csv(tmp_path / "m.csv", [(n, io.measure_file(truth / f"{n}.png", 0.5)) for n in "abc"])
+    runner = CliRunner()
+    args = ["report", str(tmp_path / "m.csv"), "--truth", str(truth), "--out", str(tmp_path / "rep")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "warning: 0 of 3 results matched" in result.stderr
+    result = runner.invoke(app, [*args, "--pixel-size-um", "0.5"])
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    result = runner.invoke(app, [*args, "--pixel-size-um", "nan"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: --pixel-size-um must be a positive finite")
