@@ -185,6 +185,10 @@ def gather(
     return data
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def _some(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(names[:limit])
     return f"{shown}, … ({len(names)} in all)" if len(names) > limit else shown
@@ -198,7 +202,8 @@ def truth_match(data: ReportData) -> tuple[int, list[str]]:
     reasons = []
     if data.truth_unsized:
         reasons.append(
-            f"{len(data.truth_unsized)} labelled masks in {data.truth_source} have no pixel size to be measured at "
+            f"{_count(len(data.truth_unsized), 'labelled mask has', 'labelled masks have')} in {data.truth_source} "
+            f"no pixel size to be measured at "
             f"({_some(data.truth_unsized)}): pass --pixel-size-um, or report on the `semcoat predict` output folder, "
             f"whose predictions.json records each image's pixel size"
         )
@@ -207,7 +212,8 @@ def truth_match(data: ReportData) -> tuple[int, list[str]]:
     if missing:
         truth_only = [k for k in data.truth_names if k not in data.results]
         reasons.append(
-            f"{len(missing)} results have no truth of the same name in {data.truth_source}: names differ "
+            f"{_count(len(missing), 'result has', 'results have')} no truth of the same name in {data.truth_source}: "
+            f"names differ "
             f"(results: {_some(missing)}; truth: {_some(truth_only) if truth_only else 'none'})"
         )
     return matched, reasons

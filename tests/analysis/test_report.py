@@ -100,6 +100,7 @@ def test_report_warns_when_names_differ(tmp_path: Path, dataset_dir: Path) -> No
     page = write_report(tmp_path / "r.csv", tmp_path / "rep", truth=dataset_dir, on_warning=warnings.append)
     (warning,) = warnings
     assert warning.startswith(f"0 of 4 results matched a truth in {dataset_dir}") and "names differ" in warning
+    assert "4 results have no truth of the same name" in warning
     assert "results: img0, img1, img2, img3" in warning and "truth: 000000, 000001" in warning
     assert "names differ" in page.read_text()
 
@@ -111,7 +112,8 @@ def test_report_truth_masks_without_pixel_size(tmp_path: Path) -> None:
     warnings: list[str] = []
     write_report(tmp_path / "m_only.csv", tmp_path / "rep", truth=truth, on_warning=warnings.append)
     (warning,) = warnings
-    assert warning.startswith("0 of 3 results matched") and "no pixel size" in warning
+    assert warning.startswith("0 of 3 results matched") and "3 labelled masks have" in warning
+    assert "no pixel size" in warning
     assert "--pixel-size-um" in warning and "names differ" not in warning
     # Given the scale, they match and measure as the results did.
     warnings.clear()
