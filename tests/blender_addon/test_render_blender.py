@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -139,16 +140,23 @@ def test_same_seed_and_index_give_the_same_files_in_any_process_and_order(shared
         assert (tmp_path / "a" / sub / name).read_bytes() == (tmp_path / "b" / sub / name).read_bytes(), name
 
 
-@pytest.mark.slow
-def test_a_killed_render_resumes_to_a_complete_dataset(tmp_path: Path) -> None:
+def _start_render(tmp_path: Path, count: int, wait_for_done: int, **popen: Any) -> tuple[subprocess.Popen[str],
+                                                                                        list[str], Path]:
+    """Start ``semcoat render`` of a ``count``-image batch and return once ``wait_for_done`` samples are complete."""
     spec_file = tmp_path / "batch.json"
-    spec_file.write_text(small_batch(count=30).to_json())
+    spec_file.write_text(small_batch(count=count).to_json())
     out = tmp_path / "ds"
     cmd = [*SEMCOAT, "render", str(spec_file), "--out", str(out), "--threads", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, text=True, **popen)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list((out / "meta").glob("*.json"))) < 3:
-        time.sleep(0.02)
+    while time.monotonic() < deadline and len(list((out / "meta").glob("*.json"))) < wait_for_done:
+        time.sleep(0.01)
+    return proc, cmd, out
+
+
+@pytest.mark.slow
+def test_a_killed_render_resumes_to_a_complete_dataset(tmp_path: Path) -> None:
+    proc, cmd, out = _start_render(tmp_path, 30, 3, stderr=subprocess.DEVNULL, start_new_session=True)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = len(list((out / "meta").glob("*.json")))
@@ -175,14 +183,7 @@ def test_a_bad_spec_exits_non_zero_with_the_reason_and_writes_nothing(tmp_path: 
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_scancel_stops_the_render_between_images(tmp_path: Path, sig: signal.Signals, code: int) -> None:
-    spec_file = tmp_path / "batch.json"
-    spec_file.write_text(small_batch(count=40).to_json())
-    out = tmp_path / "ds"
-    cmd = [*SEMCOAT, "render", str(spec_file), "--out", str(out), "--threads", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list((out / "meta").glob("*.json"))) < 2:
-        time.sleep(0.01)
+    proc, _, out = _start_render(tmp_path, 40, 2, stderr=subprocess.PIPE)
     proc.send_signal(sig)  # most likely lands inside a Cycles render
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == code, stderr
