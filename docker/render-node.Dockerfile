@@ -16,7 +16,7 @@ COPY render_service ./render_service
 COPY training ./training
 COPY analysis ./analysis
 COPY scripts ./scripts
-RUN bash scripts/setup.sh && rm -rf /var/lib/apt/lists/*
+RUN SEMCOAT_EXTRAS=render bash scripts/setup.sh && rm -rf /var/lib/apt/lists/*
 
 ENV PATH=/opt/semcoat/.venv/bin:$PATH
 RUN useradd --create-home --uid 1000 render

@@ -3,8 +3,11 @@
 #
 #   bash scripts/setup.sh           system libraries for Blender + .venv/ with the whole stack, project installed
 #   bash scripts/setup.sh --stack   the same, plus the real stack on loopback (Redis, Slurm, munge, sshd) started
+#
+# SEMCOAT_EXTRAS picks the parts to install (default "all,dev"); a render node needs only "render".
 set -euo pipefail
 cd "$(dirname "$0")/.."
+EXTRAS=${SEMCOAT_EXTRAS:-all,dev}
 
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
@@ -26,10 +29,14 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-# torch first and pinned: any other torch request pulls a CUDA build of several GB.
-.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import semcoat, torch, bpy; assert torch.__version__.startswith('2.13.0')" \
+case ",$EXTRAS," in
+    *,all,*|*,train,*)
+        # torch first and pinned: any other torch request pulls a CUDA build of several GB.
+        .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+        ;;
+esac
+.venv/bin/pip install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python scripts/check_env.py "$EXTRAS" \
     || { echo "setup: the environment in .venv is incomplete (see pip's messages above)" >&2; exit 1; }
 
 if [ "${1:-}" = "--stack" ]; then

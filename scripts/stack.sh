@@ -3,7 +3,8 @@
 # and an OpenSSH server with its own host key, a client key, a known_hosts file and an unprivileged cluster user that
 # jobs run as. Everything binds to 127.0.0.1; nothing leaves this machine.
 #
-#   scripts/stack.sh install   apt-install the daemons (idempotent; writes /etc/slurm/slurm.conf first)
+#   scripts/stack.sh install   apt-install the daemons (idempotent; writes /etc/slurm/slurm.conf first) and the
+#                              cluster's render environment (semcoat[render] in $SEMCOAT_CLUSTER_RENDER_ENV)
 #   scripts/stack.sh up        start what is not running, wait until each part answers (idempotent)
 #   scripts/stack.sh down      cancel jobs, stop every daemon by its PID file
 #   scripts/stack.sh status    one line per part; exit 0 only when all are up
@@ -19,7 +20,9 @@ REDIS_PORT=${SEMCOAT_REDIS_PORT:-6390}
 CLUSTER_USER=${SEMCOAT_CLUSTER_USER:-semcoat-hpc}
 SLURM_CONF=/etc/slurm/slurm.conf
 READY_TIMEOUT_S=${SEMCOAT_STACK_TIMEOUT_S:-30}
-PACKAGES=(slurmctld slurmd slurm-client munge openssh-server openssh-client redis-server redis-tools procps)
+RENDER_ENV=${SEMCOAT_CLUSTER_RENDER_ENV:-/opt/semcoat-cluster}
+PACKAGES=(slurmctld slurmd slurm-client munge openssh-server openssh-client redis-server redis-tools procps
+          python3.11 python3.11-venv)
 
 log() { printf 'stack: %s\n' "$*" >&2; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
@@ -146,6 +149,9 @@ StrictModes no
 AuthorizedKeysFile .ssh/authorized_keys
 Subsystem sftp internal-sftp
 EOF
+    # the software jobs run: this checkout's semcoat with the render extra, on Debian's Python 3.11 (the project's own
+    # .venv may sit on an interpreter the cluster user cannot reach, as a login node's software would not)
+    bash "$(dirname "$0")/install-render-env.sh" "$RENDER_ENV" --python /usr/bin/python3.11
     write_env
     log "installed; state in $STATE"
 }
@@ -162,6 +168,7 @@ SEMCOAT_SSH_KEY=$STATE/ssh/client_ed25519
 SEMCOAT_SSH_KNOWN_HOSTS=$STATE/ssh/known_hosts
 SEMCOAT_SLURM_JOBCOMP_LOG=$STATE/slurm/jobcomp.log
 SEMCOAT_CLUSTER_HOME=$home
+SEMCOAT_CLUSTER_SEMCOAT=$RENDER_ENV/bin/semcoat
 EOF
 }
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ ARRAY_SCRIPT = """#!/bin/bash
 if [ "$SLURM_ARRAY_TASK_ID" = 2 ]; then echo failing on purpose >&2; exit 3; fi
 echo "task $SLURM_ARRAY_TASK_ID ran as $(id -un)" > {workdir}/done-$SLURM_ARRAY_TASK_ID
 """
-
-
-@pytest.fixture(scope="module")
-def ssh(stack_env: dict[str, str]) -> Iterator[SSHRunner]:
-    runner = SSHRunner(stack_env["SEMCOAT_SSH_HOST"], int(stack_env["SEMCOAT_SSH_PORT"]), stack_env["SEMCOAT_SSH_USER"],
-                       stack_env["SEMCOAT_SSH_KEY"], stack_env["SEMCOAT_SSH_KNOWN_HOSTS"])
-    yield runner
-    runner.close()
 
 
 @pytest.fixture()

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install the render environment where Slurm jobs can use it: a virtual environment holding semcoat with the
+# `render` extra (bpy 5.0.1, numpy, scipy, OpenCV; no torch), readable and runnable by every user.
+#
+#   bash scripts/install-render-env.sh PREFIX [--python PYTHON] [--editable]
+#
+# On a cluster, run it on the login node into a shared folder (e.g. /shared/apps/semcoat), with a Python 3.11 every
+# compute node can run. --editable points the environment at this checkout (development, the loopback stack) instead
+# of copying the code. Then `PREFIX/bin/semcoat render ...` is the command an array task runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+
+PREFIX=${1:?usage: install-render-env.sh PREFIX [--python PYTHON] [--editable]}
+shift
+PYTHON=python3.11
+EDITABLE=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --python) PYTHON=${2:?--python needs a value}; shift 2 ;;
+        --editable) EDITABLE=1; shift ;;
+        *) echo "install-render-env: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+"$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null \
+    || { echo "install-render-env: $PYTHON is not Python 3.11 (bpy 5.0.1 needs 3.11)" >&2; exit 1; }
+
+[ -x "$PREFIX/bin/python" ] || "$PYTHON" -m venv "$PREFIX"
+pip_quiet() { "$PREFIX/bin/pip" install -q --disable-pip-version-check "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+if [ $EDITABLE = 1 ]; then
+    pip_quiet -e "$REPO[render]"
+else
+    pip_quiet "$REPO[render]"
+    pip_quiet --force-reinstall --no-deps "$REPO"   # the code of this checkout, even at an unchanged version
+fi
+"$PREFIX/bin/python" "$REPO/scripts/check_env.py" render \
+    || { echo "install-render-env: the environment in $PREFIX is incomplete (see pip's messages above)" >&2; exit 1; }
+chmod -R a+rX "$PREFIX"
+echo "install-render-env: ready ($PREFIX/bin/semcoat render ...)" >&2
