@@ -25,11 +25,14 @@ import numpy as np
 
 from semcoat.classes import BACKGROUND, CLASS_IDS, CLASS_NAMES, FEAL, PORE, PRECIPITATE, SUBSTRATE
 
-# A pore line must hold a pore, within its depth window, in at least this share of the measured columns
-# ("spans most of the width"); pores of a real line leave gaps between them, hence not 1.
-LINE_MIN_COVERAGE = 0.5
-# ... and that coverage must be at least this many times the typical coverage of a window of the same height
-# elsewhere in the band, so that heavy but scattered porosity is not taken for a line.
+# A pore line must span at least this share of the measured columns ("most of the width"), where the gaps between
+# the pores of the line are part of its span ...
+LINE_MIN_SPAN = 0.5
+# ... a gap counting as "between pores of the line" when it is at most this many times the median width of the pores
+# at the line's depth (pores of a line sit a pore or two apart; the ends of a partial line are much farther);
+LINE_GAP_BRIDGE_FACTOR = 2.0
+# ... and the share of columns holding a pore at the line's depth must be at least this many times the typical share
+# at other depths of the band, so that heavy but scattered porosity is not taken for a line.
 LINE_MIN_CONTRAST = 2.0
 # Half height of the depth window, as a share of the median band thickness (at least LINE_MIN_HALF_WINDOW_PX):
 # pores of one line sit at slightly different depths below a rough surface.
@@ -248,8 +251,10 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     ``h = max(2 px, 1.5 % of the median band thickness)`` and, for each depth ``d``, ``coverage(d)`` = the share of
     measured columns holding at least one pore pixel at a depth in ``[d - h, d + h]``. At the peak depth ``d*``:
 
-    - ``coverage(d*) >= 0.5``: the pores at that depth span most of the width (gaps between the pores of a line are
-      allowed, a line over less than half the width is not a line);
+    - the pores at that depth span at least half of the measured columns: the columns holding a pore in the window,
+      with every gap between two of them that is at most twice the median pore width (the median run of covered
+      columns) counted as spanned too. Pores of a line sit a pore or two apart, so a line with gaps between its pores
+      spans the width it runs along; a line over less than half the width is not a line;
     - ``coverage(d*) >= 2 x`` the median coverage over depths ``0 .. median thickness``: the band stands out from
       the rest of the coating, so scattered or uniformly heavy porosity is never a line.
 
@@ -287,7 +292,7 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     n_precipitate = int(np.count_nonzero((sub == PRECIPITATE) & in_band))
     pore_depth_px = pore_rows + r0 - s[pore_cols]
 
-    line_depth_px = _pore_line_depth_px(pore_depth_px, pore_cols, m.shape[1], n_measured, thickness_px)
+    line_depth_px = _pore_line_depth_px(pore_depth_px, pore_cols, measured, thickness_px)
 
     feal_columns = measured & (m[np.maximum(b, 0), np.arange(m.shape[1])] == FEAL)
     n_feal = int(np.count_nonzero(feal_columns))
@@ -322,15 +327,33 @@ def _feal_run_px(m: np.ndarray, b: np.ndarray, feal_columns: np.ndarray) -> floa
     return float((end - start).mean())
 
 
+def _span_share(hit: np.ndarray, measured: np.ndarray) -> float:
+    """Share of the measured columns spanned by the runs of ``hit`` once the gaps between runs that are at most
+    LINE_GAP_BRIDGE_FACTOR x the median run length are counted as spanned."""
+    edges = np.diff(np.concatenate([[0], hit.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # runs [start, end)
+    if starts.size == 0:
+        return 0.0
+    max_gap = LINE_GAP_BRIDGE_FACTOR * float(np.median(ends - starts))
+    bridge = (starts[1:] - ends[:-1]) <= max_gap
+    fill = np.zeros(hit.size + 1, dtype=np.int32)
+    np.add.at(fill, ends[:-1][bridge], 1)
+    np.add.at(fill, starts[1:][bridge], -1)
+    spanned = hit | (np.cumsum(fill)[:-1] > 0)
+    return float(np.count_nonzero(spanned & measured)) / float(np.count_nonzero(measured))
+
+
 def _pore_line_depth_px(
-    depth_px: np.ndarray, cols: np.ndarray, width: int, n_measured: int, thickness_px: np.ndarray
+    depth_px: np.ndarray, cols: np.ndarray, measured: np.ndarray, thickness_px: np.ndarray
 ) -> float | None:
     """Depth of the pore line's centre below the surface in pixels, or None when the pores form no line.
 
-    ``depth_px`` and ``cols`` locate every pore pixel of the measured bands; see :func:`measure` for the criterion.
+    ``depth_px`` and ``cols`` locate every pore pixel of the measured bands, ``measured`` flags the measured
+    columns; see :func:`measure` for the criterion.
     """
     if depth_px.size == 0:
         return None
+    width, n_measured = measured.size, int(np.count_nonzero(measured))
     n_depths = int(depth_px.max()) + 1
     median_thickness = float(np.median(thickness_px))
     half = max(LINE_MIN_HALF_WINDOW_PX, int(round(LINE_HALF_WINDOW_FRACTION * median_thickness)))
@@ -346,7 +369,7 @@ def _pore_line_depth_px(
     # Typical coverage inside the band: depths beyond the deepest pore have none.
     n_inside = max(1, int(median_thickness))
     background = float(np.median(_head(coverage, n_inside)))
-    if coverage[peak] < LINE_MIN_COVERAGE or coverage[peak] < LINE_MIN_CONTRAST * background:
+    if coverage[peak] < LINE_MIN_CONTRAST * background or _span_share(in_window[peak], measured) < LINE_MIN_SPAN:
         return None
 
     # Extent of the line: contiguous depths around the strongest single depth near the peak.

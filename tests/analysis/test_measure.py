@@ -285,3 +285,30 @@ def test_measurement_names_are_those_of_the_dataset_contract() -> None:
     from semcoat.dataset import MEASUREMENT_NAMES as CONTRACT_NAMES
 
     assert MEASUREMENT_NAMES == CONTRACT_NAMES
+
+
+def test_a_line_of_sparse_pores_across_the_width_is_a_line() -> None:
+    # 6 px pores 15 px apart: only 40 % of the columns hold a pore, but the pores run along the whole width.
+    width = 420
+    mask = slab(height=240, width=width, surface=30, thickness=150)
+    square_lattice(mask, np.full(width, 30), depths=range(60, 61), columns=range(0, width, 15), size=6)
+    m = measure(mask, 1.0)
+    assert m.pore_line_present is True
+    assert m.pore_line_depth_um == pytest.approx(63.0)
+
+
+def test_a_sparse_line_over_three_quarters_of_the_width_is_a_line_and_over_a_third_is_not() -> None:
+    width = 420
+    long = slab(height=240, width=width, surface=30, thickness=150)
+    square_lattice(long, np.full(width, 30), depths=range(60, 61), columns=range(0, 315, 15), size=6)
+    short = slab(height=240, width=width, surface=30, thickness=150)
+    square_lattice(short, np.full(width, 30), depths=range(60, 61), columns=range(0, 140, 15), size=6)
+    assert measure(long, 1.0).pore_line_present is True
+    assert measure(short, 1.0).pore_line_present is False
+
+
+def test_two_pores_far_apart_at_one_depth_are_not_a_line() -> None:
+    width = 400
+    mask = slab(height=240, width=width, surface=30, thickness=150)
+    square_lattice(mask, np.full(width, 30), depths=range(60, 61), columns=(10, 380), size=6)
+    assert measure(mask, 1.0).pore_line_present is False
