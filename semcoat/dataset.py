@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,15 @@ class DatasetInfo:
                 raise DatasetError(f"{source}: key {key!r} has the wrong type (got {data[key]!r})")
         if data["count"] < 1 or data["image_width_px"] < 1 or data["image_height_px"] < 1 or data["pixel_size_um"] <= 0:
             raise DatasetError(f"{source}: count, image size and pixel_size_um must be positive")
+        if data.get("bit_depth", 8) not in (8, 16):
+            raise DatasetError(f"{source}: bit_depth must be 8 or 16 (got {data.get('bit_depth')!r})")
+        if not isinstance(data.get("spec", {}), dict):
+            raise DatasetError(f"{source}: spec must be an object (got {data.get('spec')!r})")
+        table = data.get("classes", {})
+        if not isinstance(table, dict) or not all(
+                isinstance(k, str) and k.isdecimal() and int(k) < 256 and isinstance(v, str) for k, v in table.items()):
+            raise DatasetError(f"{source}: classes must map mask values '0'..'255' to names, like "
+                               f"{json.dumps({str(c.id): c.name for c in classes.CLASSES[:2]})} (got {table!r})")
         return cls(
             name=data["name"], pixel_size_um=float(data["pixel_size_um"]), image_width_px=data["image_width_px"],
             image_height_px=data["image_height_px"], count=data["count"], seed=data["seed"],
@@ -100,10 +110,20 @@ class DatasetInfo:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` through a uniquely named temporary file in the same folder and a rename.
+
+    The temporary name is unique across processes and machines (writers on several nodes share one folder, and in
+    containers they may all be PID 1); it is removed if the write fails.
+    """
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{_TMP_MARK}")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a dataset is meant to be read by others
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
 
 
 def read_info(root: str | Path) -> DatasetInfo:
@@ -118,6 +138,20 @@ def read_info(root: str | Path) -> DatasetInfo:
     return DatasetInfo.from_dict(data, str(p))
 
 
+def _differing_batch_keys(mine: DatasetInfo, theirs: DatasetInfo) -> list[str]:
+    """What makes two dataset infos belong to different batches. The render settings (task size) change no pixel,
+    so a batch may be re-chunked; another generator version would mix images of two generators."""
+    def key(info: DatasetInfo) -> dict[str, Any]:
+        d = info.to_dict()
+        d["spec"] = {k: v for k, v in d["spec"].items() if k != "render"}
+        return d
+
+    a, b = key(mine), key(theirs)
+    compared = ("name", "count", "seed", "spec", "image_width_px", "image_height_px", "pixel_size_um", "bit_depth",
+                "generator_version")
+    return sorted(k for k in compared if a[k] != b[k])
+
+
 class DatasetWriter:
     """Writes samples into a dataset folder; several writers (array tasks) may share one folder."""
 
@@ -129,27 +163,24 @@ class DatasetWriter:
     def open(cls, root: str | Path, info: DatasetInfo) -> DatasetWriter:
         """Create the folder (or join an existing one of the same batch) and write ``dataset.json``.
 
-        Raises DatasetError when the folder already holds a different dataset, so nothing of it is overwritten.
+        Several writers of one batch (array tasks) may open the folder at the same moment. Raises DatasetError when
+        the folder holds anything else or a dataset of another batch, so nothing of it is overwritten.
         """
         path = Path(root)
         if path.exists() and not path.is_dir():
             raise DatasetError(f"{path} exists and is not a folder")
-        if (path / DATASET_FILE).is_file():
-            existing = read_info(path)
-            mine = info.to_dict()
-            theirs = existing.to_dict()
-            differing = sorted(k for k in ("name", "count", "seed", "spec", "image_width_px", "image_height_px")
-                               if mine[k] != theirs[k])
-            if differing:
-                raise DatasetError(
-                    f"{path} already holds dataset {existing.name!r} of another batch (differs in: "
-                    f"{', '.join(differing)}); choose another output folder or remove that one")
-        elif path.is_dir() and any(e.name not in SUBDIRS and _TMP_MARK not in e.name for e in path.iterdir()):
-            # Our own sub-folders and temporaries may be there already: array tasks of one batch start together.
+        ours = {*SUBDIRS, DATASET_FILE}  # what writers of the same batch may already have made, temporaries too
+        if path.is_dir() and any(e.name not in ours and _TMP_MARK not in e.name for e in path.iterdir()):
             raise DatasetError(f"{path} is not empty and holds no {DATASET_FILE}; choose an empty or new folder")
         path.mkdir(parents=True, exist_ok=True)
         if not (path / DATASET_FILE).is_file():
             write_atomic(path / DATASET_FILE, (json.dumps(info.to_dict(), indent=2) + "\n").encode())
+        existing = read_info(path)  # ours, or one another writer put there first
+        differing = _differing_batch_keys(info, existing)
+        if differing:
+            raise DatasetError(
+                f"{path} already holds dataset {existing.name!r} of another batch (differs in: "
+                f"{', '.join(differing)}); choose another output folder or remove that one")
         for sub in SUBDIRS:
             (path / sub).mkdir(exist_ok=True)
         return cls(path, info)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from semcoat.dataset import (
     check_dataset,
     read_dataset,
     sample_id,
+    write_atomic,
 )
 
 W, H = 24, 16
@@ -206,3 +209,52 @@ def test_writers_of_one_batch_starting_together_share_the_folder(tmp_path: Path)
     other = DatasetWriter.open(root, _info(2))
     _sample(other, 1)
     assert read_dataset(root, require_complete=True).ids == ["000000", "000001"]
+
+
+def _open_and_write(root: str, index: int, start_at: float) -> str:
+    """One array task: wait for the common start, join the folder, write one sample (returns '' or the error)."""
+    while time.time() < start_at:
+        pass
+    try:
+        _sample(DatasetWriter.open(root, _info(8)), index)
+    except Exception as exc:  # reported to the test, which fails on it
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
+def test_many_writers_opening_one_folder_at_the_same_moment_all_succeed(tmp_path: Path) -> None:
+    # Bounded: 20 trials of 8 writers, ~0.2 s each. Before the fix about one run in three failed here.
+    with ProcessPoolExecutor(max_workers=8) as pool:
+        for trial in range(20):
+            root = str(tmp_path / f"ds{trial}")
+            start_at = time.time() + 0.15
+            errors = [e for e in pool.map(_open_and_write, [root] * 8, range(8), [start_at] * 8) if e]
+            assert errors == []
+            report = check_dataset(root)
+            assert report.ok and report.complete == 8, report.problems
+
+
+def test_resume_refuses_another_generator_but_accepts_another_task_size(full: Path) -> None:
+    other = _info()
+    other.generator_version = "test 2"
+    with pytest.raises(DatasetError, match="differs in: generator_version"):
+        DatasetWriter.open(full, other)
+    rechunked = _info()
+    rechunked.spec = {"name": "t", "render": {"images_per_task": 7}}
+    DatasetWriter.open(full, rechunked)
+
+
+def test_a_malformed_class_table_is_a_clear_error(full: Path) -> None:
+    info = json.loads((full / "dataset.json").read_text())
+    info["classes"] = {"a": "pore"}
+    (full / "dataset.json").write_text(json.dumps(info))
+    report = check_dataset(full)
+    assert not report.ok and "classes must map mask values" in report.problems[0]
+
+
+def test_temporaries_get_unique_names_and_none_is_left(tmp_path: Path) -> None:
+    target = tmp_path / "x.json"
+    for i in range(3):
+        write_atomic(target, f"{i}".encode())
+    assert target.read_text() == "2"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
