@@ -56,11 +56,11 @@ def measure_command(
         bool, typer.Option("--keep-going", help="Give masks without a measurable coating an empty row; do not stop.")
     ] = False,
 ) -> None:
-    """Measure coatings in class masks: one row per mask, column `image` (file stem) then every measurement."""
+    """Measure coatings in class masks: one row per mask: `image` (file stem), `pixel_size_um`, every measurement."""
     import io as stdio
 
     from analysis import io
-    from analysis.measure import MaskError, Measurements, NoCoatingError
+    from analysis.measure import MaskError, NoCoatingError
 
     _check_pixel_size(pixel_size_um)
     if out is not None:
@@ -72,23 +72,24 @@ def measure_command(
         sources = io.resolve_masks(inputs)
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    rows: list[tuple[str, Measurements | None]] = []
+    rows: list[io.ResultRow] = []
     for src in sources:
         size = pixel_size_um if pixel_size_um is not None else src.pixel_size_um
         if size is None:
             raise _fail(f"{src.path}: no pixel size; pass --pixel-size-um (or measure a dataset folder)", 2)
         try:
-            rows.append((src.path.stem, io.measure_file(src.path, size)))
+            rows.append((src.path.stem, size, io.measure_file(src.path, size)))
         except NoCoatingError as exc:
             if not keep_going:
                 raise _fail(f"{exc} (use --keep-going to write an empty row instead)") from exc
             typer.echo(f"warning: {exc}", err=True)
-            rows.append((src.path.stem, None))
+            rows.append((src.path.stem, size, None))
         except MaskError as exc:
             raise _fail(str(exc)) from exc
 
     if as_json:
-        text = json.dumps([{"image": name, **(m.as_dict() if m else {})} for name, m in rows], indent=2) + "\n"
+        objects = [{"image": name, "pixel_size_um": size, **(m.as_dict() if m else {})} for name, size, m in rows]
+        text = json.dumps(objects, indent=2) + "\n"
     else:
         buffer = stdio.StringIO()
         io.write_results_csv_to(buffer, rows)
@@ -117,18 +118,29 @@ def predict_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for images, masks, overlays and measurements.")],
     pixel_size_um: Annotated[
         float | None,
-        typer.Option("--pixel-size-um", help=f"{_PIXEL_SIZE_HELP} Overrides the TIFF's SEM metadata."),
+        typer.Option(
+            "--pixel-size-um",
+            help=f"{_PIXEL_SIZE_HELP} Overrides the TIFF's SEM metadata for every image (a warning names both values "
+            "where they differ by more than 1 %); needed for images without it (PNG, JPEG, plain TIFF).",
+        ),
     ] = None,
     crop_databar: Annotated[
-        bool, typer.Option("--crop-databar/--no-crop-databar", help="Detect and cut the instrument's data bar.")
+        bool,
+        typer.Option(
+            "--crop-databar/--no-crop-databar",
+            help="Cut the instrument's data bar: from the row the Thermo/FEI metadata gives (ResolutionY), else where "
+            "it is detected in the pixels. --no-crop-databar disables both: the whole image, bar included, is "
+            "segmented and measured, even when the metadata says where the bar starts.",
+        ),
     ] = True,
     tile_px: Annotated[int, typer.Option("--tile-px", min=32, help="Tile edge for inference, pixels.")] = 512,
     overlap_px: Annotated[int, typer.Option("--overlap-px", min=0, help="Overlap between tiles, pixels.")] = 64,
 ) -> None:
     """Segment real SEM micrographs with a trained model (or the classical baseline), then measure them.
 
-    An image that cannot be read or segmented is reported and skipped; the others are still written, and the command
-    then exits with status 1 naming the failed images.
+    An image that cannot be read, has no pixel size, cannot be segmented or has nothing to measure is reported and
+    recorded as failed; the others are still written, and the command then exits with status 1 naming the failed
+    images.
     """
     from analysis import predict
     from analysis.io import OutputPathError
@@ -140,14 +152,15 @@ def predict_command(
         raise _fail(str(exc), 2) from exc
 
     def progress(record: predict.PredictionRecord) -> None:
+        for warning in record.warnings:
+            typer.echo(f"warning: {warning}", err=True)
         if record.failed:
             typer.echo(f"{record.image}: FAILED: {record.error}", err=True)
             return
         crop = f", data bar from row {record.databar_top_row}" if record.databar_top_row is not None else ""
-        note = f"  ({record.error})" if record.error else ""
         size = f"{record.pixel_size_um:.4g}" if record.pixel_size_um is not None else "?"
         typer.echo(
-            f"{record.image}: {record.columns}x{record.rows} px at {size} µm/px ({record.pixel_size_from}){crop}{note}",
+            f"{record.image}: {record.columns}x{record.rows} px at {size} µm/px ({record.pixel_size_from}){crop}",
             err=True,
         )
 
@@ -157,7 +170,7 @@ def predict_command(
         )
     except OutputPathError as exc:
         raise _fail(str(exc), 2) from exc
-    except (predict.PixelSizeError, ModelLoadError, ValueError) as exc:
+    except (ModelLoadError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     except OSError as exc:
         raise _cannot_write(out, exc) from exc

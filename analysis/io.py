@@ -20,7 +20,12 @@ from analysis.measure import MEASUREMENT_NAMES, MaskError, Measurements, measure
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
-CSV_COLUMNS = ("image", *MEASUREMENT_NAMES)
+# The table's columns: the image (file stem), the pixel size it was measured at, then every measurement (the
+# measurement names are the contract shared with the dataset's truth; keep them as they are).
+PIXEL_SIZE = "pixel_size_um"
+CSV_COLUMNS = ("image", "pixel_size_um", *MEASUREMENT_NAMES)
+# One row of a measurements table: image (file stem), µm per pixel (None when unknown), measurements (None: empty).
+ResultRow = tuple[str, float | None, Measurements | None]
 
 
 class ImageReadError(ValueError):
@@ -237,19 +242,20 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_results_csv_to(stream: TextIO, rows: Iterable[tuple[str, Measurements | None]]) -> None:
+def write_results_csv_to(stream: TextIO, rows: Iterable[ResultRow]) -> None:
     """Write the measurements table to an open text stream (see :func:`write_results_csv`)."""
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for image, m in rows:
+    for image, pixel_size_um, m in rows:
         values = m.as_dict() if m is not None else {}
-        writer.writerow([image, *(_cell(values.get(n)) for n in MEASUREMENT_NAMES)])
+        writer.writerow([image, _cell(pixel_size_um), *(_cell(values.get(n)) for n in MEASUREMENT_NAMES)])
 
 
-def write_results_csv(path: str | Path, rows: Iterable[tuple[str, Measurements | None]]) -> None:
-    """Write one row per image: ``image`` (file stem) then every measurement; empty cells for missing values.
+def write_results_csv(path: str | Path, rows: Iterable[ResultRow]) -> None:
+    """Write one row per image: ``image`` (file stem), ``pixel_size_um``, then every measurement.
 
-    The file appears complete or not at all (written to a temporary sibling, then renamed).
+    Empty cells for missing values (an image that failed has only its name, and its pixel size when known). The file
+    appears complete or not at all (written to a temporary sibling, then renamed).
     """
     import io as stdio
 
@@ -268,13 +274,17 @@ def _parse_cell(name: str, text: str) -> Any:
         if text.lower() in ("false", "0", "no"):
             return False
         raise ValueError(f"{name} must be true or false; got {text!r}")
-    return float(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number; got {text!r}") from None
 
 
 def read_results_csv(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read a measurements table (as written by :func:`write_results_csv`) into ``{image: {name: value}}``.
 
-    Columns other than the measurements are ignored; missing measurement columns give None.
+    Each row's dict holds every measurement name and ``pixel_size_um`` (None for an empty cell, or for tables of
+    earlier versions without that column); other columns are ignored, missing measurement columns give None.
     """
     path = Path(path)
     with path.open(newline="", encoding="utf-8") as f:
@@ -284,7 +294,7 @@ def read_results_csv(path: str | Path) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for line, row in enumerate(reader, start=2):
             try:
-                out[row["image"]] = {n: _parse_cell(n, row.get(n) or "") for n in MEASUREMENT_NAMES}
+                out[row["image"]] = {n: _parse_cell(n, row.get(n) or "") for n in (*MEASUREMENT_NAMES, PIXEL_SIZE)}
             except ValueError as exc:
                 raise ValueError(f"{path}:{line}: {exc}") from exc
     return out

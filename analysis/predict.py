@@ -5,19 +5,21 @@ Output folder layout (read back by :mod:`analysis.report`)::
     OUT/images/<stem>.png     the micrograph as analysed (data bar cropped), 8-bit grey
     OUT/masks/<stem>.png      predicted class ids
     OUT/overlays/<stem>.png   classes coloured over the micrograph
-    OUT/measurements.csv      one row per image: image, then every measurement
-    OUT/predictions.json      per image: source file, pixel size and where it came from, data bar row, size, error,
-                              failed
+    OUT/measurements.csv      one row per image: image, pixel_size_um, then every measurement
+    OUT/predictions.json      per image: source file, model, pixel size and where it came from (and the file's own
+                              when --pixel-size-um overrode it), data bar row, size, error, failed, warnings
 
-An image that cannot be read or segmented does not stop the batch: it gets no image, mask or overlay (stale ones of
-an earlier run are removed), an empty measurements row, ``failed: true`` and its error in ``predictions.json``.
+An image that fails does not stop the batch: it gets an empty measurements row (its pixel size when known),
+``failed: true`` and its error in ``predictions.json``. One that cannot be read, has no pixel size or cannot be
+segmented gets no image, mask or overlay (stale ones of an earlier run are removed); one whose predicted mask has
+nothing to measure keeps its image, mask and overlay, so that one can see why.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,8 @@ from semcoat.classes import BACKGROUND, CLASSES
 RESULTS_CSV = "measurements.csv"
 PREDICTIONS_JSON = "predictions.json"
 OVERLAY_ALPHA = 0.45
+# --pixel-size-um differing from a file's metadata by more than this share of the metadata's value is warned about.
+PIXEL_SIZE_MISMATCH = 0.01
 
 
 class PixelSizeError(ValueError):
@@ -47,6 +51,7 @@ class ImageInput:
     pixel_size_um : µm per pixel.
     pixel_size_from : "option", "thermo-fei" or "zeiss".
     databar_top_row : first row of the cropped data bar in the source file, None when there was none.
+    metadata_pixel_size_um : µm per pixel according to the file's SEM metadata, None when it has none.
     """
 
     path: Path
@@ -54,26 +59,34 @@ class ImageInput:
     pixel_size_um: float
     pixel_size_from: str
     databar_top_row: int | None
+    metadata_pixel_size_um: float | None = None
 
 
 @dataclass(frozen=True)
 class PredictionRecord:
     """What ``predictions.json`` says about one image.
 
-    ``error`` is set both for a failed image (``failed``: not read or not segmented, no mask written) and for one
-    whose mask has no measurable coating (mask written, measurements empty). Sizes are those of the analysed image
-    (data bar cropped); they, and the pixel size, are None when the image failed before they were known.
+    ``error`` says why an image ``failed``: not read, no pixel size or not segmented (no mask written), or a
+    predicted mask with no measurable coating (mask written, measurements empty). ``model`` is the model given
+    (a path or ``classical``). ``pixel_size_um`` is the one the measurements use, ``pixel_size_from`` its origin
+    ("option", "thermo-fei", "zeiss"), ``metadata_pixel_size_um`` the file's own (None without SEM metadata); pixel
+    sizes are rounded to 6 significant digits. Sizes are those of the analysed image (data bar cropped); they, and
+    the pixel size, are None when the image failed before they were known. ``warnings``: e.g. an option that
+    differs from the file's metadata.
     """
 
     image: str
     source: str
+    model: str
     pixel_size_um: float | None
     pixel_size_from: str | None
+    metadata_pixel_size_um: float | None
     databar_top_row: int | None
     rows: int | None
     columns: int | None
     error: str | None
     failed: bool = False
+    warnings: list[str] = field(default_factory=list)
 
 
 def load_input(path: str | Path, pixel_size_um: float | None = None, crop: bool = True) -> ImageInput:
@@ -86,7 +99,8 @@ def load_input(path: str | Path, pixel_size_um: float | None = None, crop: bool 
     pixel_size_um : float, optional
         µm per pixel; overrides the file's metadata when given.
     crop : bool
-        Detect and remove the instrument's data bar.
+        Remove the instrument's data bar: from the row the Thermo/FEI metadata gives (``ResolutionY``), else where
+        :func:`analysis.databar.find_databar_top` finds it. False disables both: the whole image is kept.
 
     Raises
     ------
@@ -102,7 +116,7 @@ def load_input(path: str | Path, pixel_size_um: float | None = None, crop: bool 
     top = None
     if crop:
         image, top = databar.crop_databar(image, meta.scan_height_px)
-    return ImageInput(path, image, size, source, top)
+    return ImageInput(path, image, size, source, top, meta.pixel_size_um)
 
 
 def _metadata(path: Path) -> sem_tiff.SemMetadata:
@@ -120,6 +134,37 @@ def _pixel_size(path: Path, meta: sem_tiff.SemMetadata, pixel_size_um: float | N
     raise PixelSizeError(
         f"{path}: no pixel size: the file has no Thermo/FEI or Zeiss SEM metadata; pass --pixel-size-um"
     )
+
+
+def pixel_size_warning(path: str | Path, pixel_size_um: float | None, metadata_um: float | None) -> str | None:
+    """A warning when ``pixel_size_um`` (the option) differs from the file's metadata by more than 1 %, else None."""
+    if pixel_size_um is None or metadata_um is None:
+        return None
+    relative = pixel_size_um / metadata_um - 1.0
+    if abs(relative) <= PIXEL_SIZE_MISMATCH:
+        return None
+    return (
+        f"{path}: --pixel-size-um {pixel_size_um:.6g} differs from the file's SEM metadata, {metadata_um:.6g} µm/px "
+        f"({relative:+.1%}); the option wins: the measurements use {pixel_size_um:.6g} µm/px"
+    )
+
+
+def _known_pixel_size(path: Path, pixel_size_um: float | None) -> tuple[float | None, str | None, float | None]:
+    """Best effort for a failed image: (pixel size, its origin, the metadata's); None where unknown, never raises."""
+    try:
+        meta = _metadata(path)
+    except (OSError, ValueError):
+        meta = sem_tiff.NO_METADATA
+    if pixel_size_um is not None:
+        return pixel_size_um, "option", meta.pixel_size_um
+    if meta.pixel_size_um is not None:
+        return meta.pixel_size_um, meta.instrument, meta.pixel_size_um
+    return None, None, None
+
+
+def _round6(value: float | None) -> float | None:
+    """A pixel size for the record: 6 significant digits (0.16999999999999998 -> 0.17)."""
+    return None if value is None else float(f"{value:.6g}")
 
 
 def predict_mask(model: SegmentationModel, image: np.ndarray, tile_px: int = 512, overlap_px: int = 64) -> np.ndarray:
@@ -206,19 +251,17 @@ def predict_files(
 ) -> list[PredictionRecord]:
     """Segment and measure micrographs; write images, masks, overlays, ``measurements.csv`` and ``predictions.json``.
 
-    Options, the output folder and every image's pixel size are checked before the model is loaded and before
-    anything is written, so those mistakes fail fast and leave nothing behind; images are then read and segmented
-    one at a time.
-    An image whose predicted mask cannot be measured (no coating found) keeps its mask and overlay, gets an empty
-    measurements row and its reason in ``predictions.json``. An image that cannot be read or segmented is recorded
-    as failed (see the module docstring) and the batch goes on; callers check ``record.failed``.
+    Options and the output folder are checked before the model is loaded and before anything is written, so those
+    mistakes fail fast and leave nothing behind; images are then read, segmented and measured one at a time.
+    An image that fails (unreadable, no pixel size, not segmented, or a predicted mask with nothing to measure) is
+    recorded as failed (see the module docstring) and the batch goes on; callers check ``record.failed``.
+    ``pixel_size_um`` overrides every file's metadata; where it differs from it by more than 1 % the record holds a
+    warning naming both values.
 
     Raises
     ------
     ValueError
         For bad options (pixel size, tile and overlap) and repeated file stems.
-    PixelSizeError
-        When an image has no pixel size (before any work).
     io.OutputPathError
         When the output folder cannot be created or written.
     ModelLoadError
@@ -231,13 +274,6 @@ def predict_files(
     if len(set(stems)) != len(stems):
         raise ValueError(f"images must have distinct file stems (outputs are named after them); got {stems}")
     io.check_output_dir(out)
-    known: dict[Path, tuple[float, str]] = {}
-    for path in paths:  # metadata only: a missing pixel size fails before any image is segmented
-        try:
-            meta = _metadata(path)
-        except (OSError, ValueError):
-            continue  # unreadable: recorded as this image's failure below, the others go on
-        known[path] = _pixel_size(path, meta, pixel_size_um)
     model = load_model(model_path)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -246,29 +282,35 @@ def predict_files(
     except OSError as exc:
         raise io.OutputPathError(f"{out}: cannot create or write the output folder ({exc.strerror or exc})") from exc
     records: list[PredictionRecord] = []
-    rows: list[tuple[str, Measurements | None]] = []
+    rows: list[io.ResultRow] = []
     for path in paths:
         stem = path.stem
         try:
             item = load_input(path, pixel_size_um, crop)
             mask = predict_mask(model, item.image, tile_px, overlap_px)
-        except ValueError as exc:  # unreadable image or metadata, model failure, nothing to segment
+        except ValueError as exc:  # unreadable image or metadata, no pixel size, model failure, nothing to segment
             _remove_outputs(out, stem)
-            size, source = known.get(path, (None, None))
-            record = PredictionRecord(stem, str(path), size, source, None, None, None, _named(path, exc), True)
-            rows.append((stem, None))
+            size, source, meta_size = _known_pixel_size(path, pixel_size_um)
+            warning = pixel_size_warning(path, pixel_size_um, meta_size)
+            record = PredictionRecord(
+                stem, str(path), str(model_path), _round6(size), source, _round6(meta_size), None, None, None,
+                _named(path, exc), True, [warning] if warning else [],
+            )  # fmt: skip
+            rows.append((stem, record.pixel_size_um, None))
         else:
             _write_outputs(out, stem, item, mask)
             error = None
             try:
                 result: Measurements | None = measure(mask, item.pixel_size_um, source=str(item.path))
             except MaskError as exc:
-                result, error = None, str(exc)
-            rows.append((stem, result))
+                result, error = None, _named(path, exc)
+            warning = pixel_size_warning(path, pixel_size_um, item.metadata_pixel_size_um)
             record = PredictionRecord(
-                stem, str(item.path), item.pixel_size_um, item.pixel_size_from, item.databar_top_row,
-                int(mask.shape[0]), int(mask.shape[1]), error,
+                stem, str(item.path), str(model_path), _round6(item.pixel_size_um), item.pixel_size_from,
+                _round6(item.metadata_pixel_size_um), item.databar_top_row, int(mask.shape[0]), int(mask.shape[1]),
+                error, error is not None, [warning] if warning else [],
             )  # fmt: skip
+            rows.append((stem, record.pixel_size_um, result))
         records.append(record)
         if on_image is not None:
             on_image(record)

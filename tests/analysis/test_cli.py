@@ -32,8 +32,9 @@ def test_measure_dataset_folder_to_csv(tmp_path: Path, dataset_dir: Path) -> Non
     assert result.exit_code == 0, result.output
     with (tmp_path / "r.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["image", *MEASUREMENT_NAMES]
+    assert list(rows[0]) == ["image", "pixel_size_um", *MEASUREMENT_NAMES]
     assert [r["image"] for r in rows] == ["000000", "000001", "000002", "000003"]
+    assert {r["pixel_size_um"] for r in rows} == {"0.5"}  # the dataset's
     meta = json.loads((dataset_dir / "meta" / "000001.json").read_text())
     assert float(rows[1]["fe2al5_thickness_um"]) == meta["truth"]["fe2al5_thickness_um"]
 
@@ -43,9 +44,10 @@ def test_measure_files_to_json_on_stdout(tmp_path: Path) -> None:
     result = runner.invoke(app, ["measure", str(tmp_path / "a.png"), "--pixel-size-um", "0.5", "--json"])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
-    assert row == {"image": "a", **measure(slab(thickness=60, feal=5), 0.5).as_dict()}
+    assert row == {"image": "a", "pixel_size_um": 0.5, **measure(slab(thickness=60, feal=5), 0.5).as_dict()}
     csv_out = runner.invoke(app, ["measure", str(tmp_path / "a.png"), "--pixel-size-um", "0.5"])
-    assert csv_out.stdout.splitlines()[0].startswith("image,fe2al5_thickness_um")
+    assert csv_out.stdout.splitlines()[0].startswith("image,pixel_size_um,fe2al5_thickness_um")
+    assert csv_out.stdout.splitlines()[1].startswith("a,0.5,")
 
 
 def test_measure_errors_name_the_file(tmp_path: Path) -> None:
@@ -58,7 +60,7 @@ def test_measure_errors_name_the_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["measure", str(tmp_path / "blank.png"), "--pixel-size-um", "1"])
     assert result.exit_code == 1 and "--keep-going" in result.stderr
     result = runner.invoke(app, ["measure", str(tmp_path / "blank.png"), "--pixel-size-um", "1", "--keep-going"])
-    assert result.exit_code == 0 and result.stdout.splitlines()[1] == "blank" + "," * len(MEASUREMENT_NAMES)
+    assert result.exit_code == 0 and result.stdout.splitlines()[1] == "blank,1" + "," * len(MEASUREMENT_NAMES)
 
 
 def test_predict_then_report(tmp_path: Path, onnx_model: Path, dataset_dir: Path) -> None:
@@ -78,17 +80,19 @@ def test_predict_then_report(tmp_path: Path, onnx_model: Path, dataset_dir: Path
 
 def test_predict_errors(tmp_path: Path, onnx_model: Path) -> None:
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((32, 32), np.uint8))
-    result = runner.invoke(app, ["predict", "--model", str(onnx_model), str(tmp_path / "a.png"), "--out", "o"])
+    out = str(tmp_path / "o")
+    result = runner.invoke(app, ["predict", "--model", str(onnx_model), str(tmp_path / "a.png"), "--out", out])
     assert result.exit_code == 1 and "--pixel-size-um" in result.stderr
     result = runner.invoke(
         app,
-        ["predict", "--model", str(tmp_path / "m.ckpt"), str(tmp_path / "a.png"), "--out", "o", "--pixel-size-um", "1"],
+        ["predict", "--model", str(tmp_path / "m.ckpt"), str(tmp_path / "a.png"), "--out", out, "--pixel-size-um", "1"],
     )
     assert result.exit_code == 1 and "no such model file" in result.stderr
 
 
 def test_predict_missing_image(tmp_path: Path, onnx_model: Path) -> None:
-    result = runner.invoke(app, ["predict", "--model", str(onnx_model), str(tmp_path / "nope.tif"), "--out", "o"])
+    out = str(tmp_path / "o")
+    result = runner.invoke(app, ["predict", "--model", str(onnx_model), str(tmp_path / "nope.tif"), "--out", out])
     assert result.exit_code == 2 and "nope.tif" in result.output
 
 
@@ -176,3 +180,71 @@ def test_predict_keeps_going_over_failed_images_and_names_them(tmp_path: Path) -
     assert not (out / "masks" / "blank.png").exists() and (out / "masks" / "plain2.png").is_file()
     result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
+
+
+def test_predict_image_without_pixel_size_fails_alone(tmp_path: Path) -> None:
+    from tests.analysis.test_predict import fei_tiff_with_databar
+
+    rng = np.random.default_rng(4)
+    paths = [fei_tiff_with_databar(tmp_path / f"fei{i}.tif", line_mask(i), rng) for i in range(2)]
+    paths.append(tmp_path / "plain.png")
+    cv2.imwrite(str(paths[-1]), np.round(grey_image(line_mask(2), rng) * 255).astype(np.uint8))
+    out = tmp_path / "predA"
+    result = runner.invoke(app, ["predict", "--model", "classical", *map(str, paths), "--out", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"plain: FAILED: {paths[-1]}: no pixel size" in result.stderr and "--pixel-size-um" in result.stderr
+    assert f"error: 1 of 3 images failed: {paths[-1]}" in result.stderr
+    with (out / "measurements.csv").open() as f:
+        rows = {r["image"]: r for r in csv.DictReader(f)}
+    assert rows["plain"]["fe2al5_thickness_um"] == "" and rows["fei0"]["fe2al5_thickness_um"] != ""
+    assert rows["fei0"]["pixel_size_um"] == "0.0496094"
+    saved = {r["image"]: r for r in json.loads((out / "predictions.json").read_text())}
+    assert saved["plain"]["failed"] is True and saved["fei1"]["pixel_size_from"] == "thermo-fei"
+    assert (out / "masks" / "fei1.png").is_file() and not (out / "masks" / "plain.png").exists()
+    # Options are still checked before any work.
+    result = runner.invoke(app, ["predict", "--model", "classical", str(paths[0]), "--out", str(tmp_path / "o2"),
+                                 "--tile-px", "64", "--overlap-px", "64"])  # fmt: skip
+    assert result.exit_code == 2 and not (tmp_path / "o2").exists()
+
+
+def test_predict_warns_when_the_pixel_size_option_differs_from_the_metadata(tmp_path: Path) -> None:
+    from tests.analysis.test_predict import fei_tiff_with_databar
+
+    tiff = fei_tiff_with_databar(tmp_path / "fei.tif", line_mask(0), np.random.default_rng(4))
+    out = tmp_path / "pred"
+    args = ["predict", "--model", "classical", str(tiff), "--out", str(out), "--pixel-size-um", "0.2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    expected = f"warning: {tiff}: --pixel-size-um 0.2 differs from the file's SEM metadata, 0.0496094 µm/px"
+    assert expected in result.stderr
+    saved = json.loads((out / "predictions.json").read_text())[0]
+    assert (saved["pixel_size_um"], saved["pixel_size_from"], saved["metadata_pixel_size_um"]) == (
+        0.2, "option", 0.0496094,
+    )  # fmt: skip
+
+
+def test_predict_counts_a_mask_with_nothing_to_measure_as_failed(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    good, resin = tmp_path / "good.png", tmp_path / "resin.png"
+    cv2.imwrite(str(good), np.round(grey_image(line_mask(0), rng) * 255).astype(np.uint8))
+    resin_image = np.full((160, 240), 20, np.uint8)
+    resin_image[::2] = 40  # not uniform, so it is segmented; but all of it is dark resin touching the top
+    cv2.imwrite(str(resin), resin_image)
+    out = tmp_path / "pred"
+    args = ["predict", "--model", "classical", str(good), str(resin), "--out", str(out), "--pixel-size-um", "0.5"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert f"error: 1 of 2 images failed: {resin}" in result.stderr
+    saved = {r["image"]: r for r in json.loads((out / "predictions.json").read_text())}
+    assert saved["resin"]["failed"] is True and saved["resin"]["error"]
+    assert saved["resin"]["error"] in result.stderr and saved["good"]["failed"] is False
+
+
+def test_predict_help_says_what_no_crop_databar_disables() -> None:
+    import typer
+
+    command = typer.main.get_command(app).commands["predict"]  # type: ignore[attr-defined]
+    (option,) = [p for p in command.params if p.name == "crop_databar"]
+    assert "ResolutionY" in option.help and "disables both" in option.help
+    (option,) = [p for p in command.params if p.name == "pixel_size_um"]
+    assert "Overrides" in option.help and "1 %" in option.help

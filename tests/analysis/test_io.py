@@ -62,12 +62,21 @@ def test_resolve_masks(tmp_path: Path, dataset_dir: Path) -> None:
 
 def test_results_csv_round_trip(tmp_path: Path) -> None:
     m = measure(slab(thickness=60, feal=5), 0.5)
-    io.write_results_csv(tmp_path / "r.csv", [("a", m), ("b", None)])
-    header = (tmp_path / "r.csv").read_text().splitlines()[0]
-    assert header == ",".join(("image", *MEASUREMENT_NAMES))
+    io.write_results_csv(tmp_path / "r.csv", [("a", 0.16999999999999998, m), ("b", None, None)])
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0] == ",".join(("image", "pixel_size_um", *MEASUREMENT_NAMES))  # pixel size right after image
+    assert lines[1].startswith("a,0.17,") and lines[2] == "b," + "," * len(MEASUREMENT_NAMES)
     table = io.read_results_csv(tmp_path / "r.csv")
-    assert table["a"] == pytest.approx(m.as_dict())
-    assert table["b"] == dict.fromkeys(MEASUREMENT_NAMES)
+    assert table["a"] == pytest.approx({**m.as_dict(), "pixel_size_um": 0.17})
+    assert table["b"] == dict.fromkeys((*MEASUREMENT_NAMES, "pixel_size_um"))
+
+
+def test_results_csv_of_earlier_versions_without_pixel_size_and_bad_cells(tmp_path: Path) -> None:
+    (tmp_path / "old.csv").write_text("image,fe2al5_thickness_um\na,30.5\n")
+    assert io.read_results_csv(tmp_path / "old.csv")["a"]["pixel_size_um"] is None
+    (tmp_path / "bad.csv").write_text("image,pixel_size_um\na,tiny\n")
+    with pytest.raises(ValueError, match="bad.csv:2: pixel_size_um must be a number; got 'tiny'"):
+        io.read_results_csv(tmp_path / "bad.csv")
 
 
 @pytest.mark.parametrize(("suffix", "dtype"), [(".png", np.uint8), (".png", np.uint16), (".jpg", np.uint8)])
@@ -107,7 +116,7 @@ def test_results_csv_is_written_whole_or_not_at_all(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(io.os, "replace", fail)
     with pytest.raises(OSError, match="No space"):
-        io.write_results_csv(tmp_path / "r.csv", [("a", None)])
+        io.write_results_csv(tmp_path / "r.csv", [("a", None, None)])
     assert list(tmp_path.iterdir()) == []  # neither the table nor its temporary file
 
 

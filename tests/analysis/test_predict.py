@@ -71,18 +71,67 @@ def test_jpeg_input(tmp_path: Path, onnx_model: Path) -> None:
     assert np.mean(predicted == mask) > 0.98
 
 
-def test_missing_pixel_size_fails_before_inference(tmp_path: Path, onnx_model: Path) -> None:
-    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((32, 32), np.uint8))
-    with pytest.raises(predict.PixelSizeError, match="a.png.*--pixel-size-um"):
-        predict.predict_files(onnx_model, [tmp_path / "a.png"], tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+def test_missing_pixel_size_fails_that_image_only(tmp_path: Path, onnx_model: Path) -> None:
+    rng = np.random.default_rng(0)
+    tiff = fei_tiff_with_databar(tmp_path / "fei.tif", line_mask(0), rng)
+    png = tmp_path / "plain.png"
+    cv2.imwrite(str(png), np.round(grey_image(line_mask(1), rng) * 255).astype(np.uint8))
+    out = tmp_path / "out"
+    (out / "masks").mkdir(parents=True)
+    cv2.imwrite(str(out / "masks" / "plain.png"), np.zeros((4, 4), np.uint8))  # stale, from an earlier run
+    fei, plain = predict.predict_files(onnx_model, [tiff, png], out, tile_px=96, overlap_px=16)
+    assert not fei.failed and fei.pixel_size_from == "thermo-fei" and (out / "masks" / "fei.png").is_file()
+    assert plain.failed and plain.pixel_size_um is None and plain.rows is None
+    assert plain.error is not None and str(png) in plain.error and "--pixel-size-um" in plain.error
+    assert not (out / "masks" / "plain.png").exists()
+    table = io.read_results_csv(out / "measurements.csv")
+    assert list(table) == ["fei", "plain"] and table["plain"] == dict.fromkeys(table["plain"])
+    assert table["fei"]["pixel_size_um"] == pytest.approx(PIXEL_SIZE_UM, rel=1e-6)
+    saved = {r["image"]: r for r in json.loads((out / "predictions.json").read_text())}
+    assert saved["plain"]["failed"] is True and saved["fei"]["failed"] is False
 
 
-def test_image_without_coating_keeps_mask_and_reports_why(tmp_path: Path, onnx_model: Path) -> None:
+def test_pixel_size_option_differing_from_the_metadata_warns_and_records_both(tmp_path: Path, onnx_model: Path) -> None:
+    tiff = fei_tiff_with_databar(tmp_path / "fei.tif", line_mask(0), np.random.default_rng(0))
+    out = tmp_path / "out"
+    (record,) = predict.predict_files(onnx_model, [tiff], out, pixel_size_um=0.2, tile_px=96, overlap_px=16)
+    assert record.pixel_size_um == 0.2 and record.pixel_size_from == "option"
+    assert record.metadata_pixel_size_um == 0.0496094 and record.model == str(onnx_model)
+    (warning,) = record.warnings
+    assert str(tiff) in warning and "--pixel-size-um 0.2" in warning and "0.0496094 µm/px" in warning
+    saved = json.loads((out / "predictions.json").read_text())[0]
+    assert saved["pixel_size_um"] == 0.2 and saved["pixel_size_from"] == "option"
+    assert saved["metadata_pixel_size_um"] == 0.0496094 and saved["warnings"] == [warning]
+    assert io.read_results_csv(out / "measurements.csv")["fei"]["pixel_size_um"] == 0.2
+    # Within 1 % of the metadata: no warning, the option still wins.
+    (record,) = predict.predict_files(onnx_model, [tiff], out, pixel_size_um=0.05, tile_px=96, overlap_px=16)
+    assert record.warnings == [] and record.pixel_size_um == 0.05
+    # No option: the metadata's, recorded once as such.
+    (record,) = predict.predict_files(onnx_model, [tiff], out, tile_px=96, overlap_px=16)
+    assert record.warnings == [] and record.pixel_size_um == record.metadata_pixel_size_um == 0.0496094
+    assert predict.pixel_size_warning("x.tif", 0.2, None) is None
+
+
+def test_pixel_sizes_in_predictions_json_have_6_significant_digits(tmp_path: Path) -> None:
+    image = np.round(grey_image(line_mask(0), np.random.default_rng(0)) * 255).astype(np.uint8)
+    text = FEI_TEXT.replace("PixelWidth=4.9609375e-08", "PixelWidth=1.7e-07").replace("ResolutionY=884", "")
+    tifffile.imwrite(tmp_path / "a.tif", image, extratags=[(34682, "s", 0, text, True)])
+    assert 1.7e-07 * 1e6 != 0.17  # 0.16999999999999998
+    (record,) = predict.predict_files("classical", [tmp_path / "a.tif"], tmp_path / "out")
+    assert record.pixel_size_um == 0.17
+    assert '"pixel_size_um": 0.17,' in (tmp_path / "out" / "predictions.json").read_text()
+    assert (tmp_path / "out" / "measurements.csv").read_text().splitlines()[1].startswith("a,0.17,")
+
+
+def test_image_without_coating_keeps_mask_and_fails(tmp_path: Path, onnx_model: Path) -> None:
     cv2.imwrite(str(tmp_path / "resin.png"), np.full((40, 40), 13, np.uint8))
     (record,) = predict.predict_files(onnx_model, [tmp_path / "resin.png"], tmp_path / "out", pixel_size_um=1.0)
-    assert "only background" in record.error
+    assert record.failed and record.error is not None and "only background" in record.error
+    assert str(tmp_path / "resin.png") in record.error
+    assert (tmp_path / "out" / "masks" / "resin.png").is_file()  # kept, to see why
     assert io.read_results_csv(tmp_path / "out" / "measurements.csv")["resin"]["fe2al5_thickness_um"] is None
+    saved = json.loads((tmp_path / "out" / "predictions.json").read_text())[0]
+    assert saved["failed"] is True and "only background" in saved["error"]
 
 
 def test_overlay_colours_classes_and_keeps_background() -> None:

@@ -24,7 +24,7 @@ def test_regression_metrics() -> None:
 
 
 def test_report_on_a_dataset_measured_against_its_truth(tmp_path: Path, dataset_dir: Path) -> None:
-    rows = [(s.path.stem, io.measure_file(s.path, 0.5)) for s in io.resolve_masks([dataset_dir])]
+    rows = [(s.path.stem, 0.5, io.measure_file(s.path, 0.5)) for s in io.resolve_masks([dataset_dir])]
     io.write_results_csv(tmp_path / "results.csv", rows)
     page = write_report(tmp_path / "results.csv", tmp_path / "report", truth=dataset_dir)
     text = page.read_text()
@@ -59,7 +59,7 @@ def test_report_on_predictions_with_overlays_and_profiles(tmp_path: Path, onnx_m
 def test_report_without_truth_and_missing_results(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="measurements.csv"):
         write_report(tmp_path, tmp_path / "r")
-    io.write_results_csv(tmp_path / "r.csv", [("a", None)])
+    io.write_results_csv(tmp_path / "r.csv", [("a", None, None)])
     text = write_report(tmp_path / "r.csv", tmp_path / "r").read_text()
     assert "<h1>Coating measurements</h1>" in text and "Against ground truth" not in text
 
@@ -77,7 +77,7 @@ def test_r2_is_undefined_when_the_truth_barely_varies() -> None:
 
 
 def test_report_shows_a_dash_for_r2_of_a_constant_truth(tmp_path: Path, dataset_dir: Path) -> None:
-    rows = [(s.path.stem, io.measure_file(s.path, 0.5)) for s in io.resolve_masks([dataset_dir])]
+    rows = [(s.path.stem, 0.5, io.measure_file(s.path, 0.5)) for s in io.resolve_masks([dataset_dir])]
     io.write_results_csv(tmp_path / "results.csv", rows)
     table = io.read_results_csv(tmp_path / "results.csv")
     with (tmp_path / "truth.csv").open("w") as f:  # the same thickness in every image, a little off the results
@@ -94,7 +94,7 @@ def _masks_folder(folder: Path, names: list[str]) -> Path:
 
 
 def test_report_warns_when_names_differ(tmp_path: Path, dataset_dir: Path) -> None:
-    rows = [(f"img{i}", io.measure_file(s.path, 0.5)) for i, s in enumerate(io.resolve_masks([dataset_dir]))]
+    rows = [(f"img{i}", 0.5, io.measure_file(s.path, 0.5)) for i, s in enumerate(io.resolve_masks([dataset_dir]))]
     io.write_results_csv(tmp_path / "r.csv", rows)
     warnings: list[str] = []
     page = write_report(tmp_path / "r.csv", tmp_path / "rep", truth=dataset_dir, on_warning=warnings.append)
@@ -107,7 +107,7 @@ def test_report_warns_when_names_differ(tmp_path: Path, dataset_dir: Path) -> No
 
 def test_report_truth_masks_without_pixel_size(tmp_path: Path) -> None:
     truth = _masks_folder(tmp_path / "labelled", ["a", "b", "c"])
-    rows = [(name, io.measure_file(truth / f"{name}.png", 0.5)) for name in ("a", "b", "c")]
+    rows = [(name, 0.5, io.measure_file(truth / f"{name}.png", 0.5)) for name in ("a", "b", "c")]
     io.write_results_csv(tmp_path / "m_only.csv", rows)
     warnings: list[str] = []
     write_report(tmp_path / "m_only.csv", tmp_path / "rep", truth=truth, on_warning=warnings.append)
@@ -131,7 +131,7 @@ def test_report_cli_prints_the_match_warning_and_takes_pixel_size(tmp_path: Path
     from semcoat.cli import app
 
     truth = _masks_folder(tmp_path / "labelled", ["a", "b", "c"])
-    io.write_results_csv(tmp_path / "m.csv", [(n, io.measure_file(truth / f"{n}.png", 0.5)) for n in "abc"])
+    io.write_results_csv(tmp_path / "m.csv", [(n, 0.5, io.measure_file(truth / f"{n}.png", 0.5)) for n in "abc"])
     runner = CliRunner()
     args = ["report", str(tmp_path / "m.csv"), "--truth", str(truth), "--out", str(tmp_path / "rep")]
     result = runner.invoke(app, args)
