@@ -20,6 +20,8 @@ from semcoat.spec import CoatingSpec
 
 DISTRIBUTION_KINDS = ("uniform", "normal", "choice")
 BATCH_FIELDS = ("name", "count", "seed", "base", "randomize", "render")
+# Properties of the whole dataset (dataset.json): every image of a batch shares them, so they cannot vary.
+FRAME_PATHS = ("imaging.width_px", "imaging.height_px", "imaging.pixel_size_um", "imaging.bit_depth")
 COATING_SECTIONS = tuple(f.name for f in dataclasses.fields(CoatingSpec))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_IMAGES = 1_000_000
@@ -48,11 +50,11 @@ class Distribution:
 
 @dataclass
 class RenderSettings:
-    """How the batch is cut into render tasks and rendered."""
+    """How the batch is cut into render tasks. (One Cycles sample per pixel is not a setting: the scene is flat
+    emission, and one ray through each pixel centre is what makes the mask exact.)"""
 
     images_per_task: int = param(
         25, minimum=1, maximum=100_000, doc="Images one render process (one Slurm array task) renders in a row.")
-    samples: int = param(1, minimum=1, maximum=4096, doc="Cycles samples per pixel (the scene is flat emission).")
 
 
 @dataclass
@@ -132,7 +134,7 @@ class BatchSpec:
         """Problems of the batch-level fields; with ``consistency``, also the cross-field checks of the base spec
         (only meaningful once every leaf is valid)."""
         errors: list[FieldError] = []
-        if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
+        if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
             errors.append(FieldError("name", self.name,
                                      "expected 1-64 characters of letters, digits, '_', '.', '-' (not starting with "
                                      "'.', '_' or '-'); the name becomes a folder and a Slurm job name"))
@@ -146,6 +148,11 @@ class BatchSpec:
             if path not in leaves:
                 errors.append(FieldError(where, path, "unknown parameter; use a path like 'layers.fe2al5_thickness_um' "
                                          "(see `semcoat spec schema`)"))
+                continue
+            if path in FRAME_PATHS:
+                errors.append(FieldError(where, path, "the image frame (size, pixel size, bit depth) is shared by "
+                                         "every image of a dataset and cannot vary; set it in base, or render one "
+                                         "batch per frame"))
                 continue
             typ, meta = leaves[path]
             errors.extend(_distribution_errors(where, dist, typ, meta))

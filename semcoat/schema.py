@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from semcoat.batch import DISTRIBUTION_KINDS, MAX_IMAGES, NAME_PATTERN, BatchSpec, RenderSettings
+from semcoat.batch import DISTRIBUTION_KINDS, FRAME_PATHS, MAX_IMAGES, NAME_PATTERN, BatchSpec, RenderSettings
 from semcoat.params import leaf_paths, leaf_types
 from semcoat.spec import CoatingSpec
 
@@ -74,7 +74,7 @@ def batch_spec_schema() -> dict[str, Any]:
             "randomize": {
                 "type": "object",
                 "description": "Parameters that vary, by path 'section.field'.",
-                "propertyNames": {"enum": sorted(leaf_paths(CoatingSpec))},
+                "propertyNames": {"enum": sorted(set(leaf_paths(CoatingSpec)) - set(FRAME_PATHS))},
                 "additionalProperties": distribution,
             },
             "render": {**dataclass_schema(RenderSettings), "description": "Task size and sampling."},

@@ -179,7 +179,7 @@ def test_distributions_stay_in_range_and_respect_kinds() -> None:
     batch = BatchSpec(count=300, seed=1, randomize={
         "layers.fe2al5_thickness_um": Distribution("uniform", low=50, high=60),
         "pores.area_fraction_pct": Distribution("normal", mean=0.5, std=5.0),  # clipped at 0
-        "imaging.width_px": Distribution("uniform", low=500, high=600),
+        "imaging.data_bar_height_px": Distribution("uniform", low=20, high=40),
         "layers.feal_present": Distribution("choice", values=[True, False]),
     })
     batch.validate()
@@ -187,7 +187,8 @@ def test_distributions_stay_in_range_and_respect_kinds() -> None:
     assert all(50 <= s.layers.fe2al5_thickness_um <= 60 for s in samples)
     assert all(0.0 <= s.pores.area_fraction_pct <= 30.0 for s in samples)
     assert any(s.pores.area_fraction_pct == 0.0 for s in samples)
-    assert all(isinstance(s.imaging.width_px, int) for s in samples)
+    assert all(isinstance(s.imaging.data_bar_height_px, int) for s in samples)
+    assert len({s.imaging.data_bar_height_px for s in samples}) > 5
     assert {s.layers.feal_present for s in samples} == {True, False}
 
 
@@ -202,8 +203,8 @@ def test_distributions_stay_in_range_and_respect_kinds() -> None:
      "randomize.layers.fe2al5_thickness_um.low", "out of range"),
     ({"layers.feal_present": {"kind": "uniform", "low": 0, "high": 1}}, "randomize.layers.feal_present.kind",
      "only kind 'choice'"),
-    ({"imaging.bit_depth": {"kind": "choice", "values": [8, 12]}}, "randomize.imaging.bit_depth.values[1]",
-     "one of 8, 16"),
+    ({"layers.feal_present": {"kind": "choice", "values": [True, "yes"]}}, "randomize.layers.feal_present.values[1]",
+     "true or false"),
     ({"pores.area_fraction_pct": {"kind": "normal", "mean": 1, "std": -1}}, "randomize.pores.area_fraction_pct.std",
      "out of range"),
 ])
@@ -236,3 +237,18 @@ def test_task_ranges_cover_the_batch() -> None:
     batch = BatchSpec(count=53)
     batch.render.images_per_task = 25
     assert batch.task_ranges() == [(0, 25), (25, 25), (50, 3)]
+
+
+@pytest.mark.parametrize("path", ["imaging.width_px", "imaging.height_px", "imaging.pixel_size_um",
+                                  "imaging.bit_depth"])
+def test_the_image_frame_cannot_vary_within_a_batch(path: str) -> None:
+    dist = {"kind": "choice", "values": [16] if path.endswith("bit_depth") else [0.2 if "size" in path else 512]}
+    with pytest.raises(SpecError) as info:
+        BatchSpec.from_dict({"randomize": {path: dist}})
+    messages = {e.path: e.message for e in info.value.errors}
+    assert "cannot vary" in messages[f"randomize.{path}"]
+
+
+def test_a_name_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(SpecError, match="name"):
+        BatchSpec.from_dict({"name": "abc\n"})
