@@ -168,6 +168,19 @@ def render_sample(
     return image_png, mask_png, meta
 
 
+def _start(renderer_factory: Callable[[], FrameRenderer]) -> FrameRenderer:
+    """The renderer, or a RenderError that says why it cannot start (a missing Blender module above all)."""
+    try:
+        return renderer_factory()
+    except ImportError as exc:
+        raise RenderError(f"the renderer cannot start: {exc}. Rendering needs the render part of semcoat: "
+                          "pip install 'semcoat[render]' (bpy 5.0.1, Python 3.11)") from exc
+    except RenderError:
+        raise
+    except Exception as exc:
+        raise RenderError(f"the renderer cannot start: {type(exc).__name__}: {exc}") from exc
+
+
 def render_range(
     batch: BatchSpec,
     out_dir: str | Path,
@@ -199,7 +212,7 @@ def render_range(
     if not todo:
         report.elapsed_s = time.perf_counter() - t_start
         return report
-    renderer = renderer_factory()
+    renderer = _start(renderer_factory)
     try:
         for i, spec in todo:
             if stop is not None and stop.is_set():

@@ -55,7 +55,13 @@ def render(
     quiet: bool = typer.Option(False, "--quiet", help="Print only the summary line."),
 ) -> None:
     """Render images START..START+COUNT-1 of a batch, with masks and ground truth; finished images are skipped."""
-    from blender_addon.batch_render import SampleFailed, render_range  # noqa: PLC0415 - keeps --help light
+    try:
+        from blender_addon.batch_render import SampleFailed, render_range  # noqa: PLC0415 - keeps --help light
+        from blender_addon.frame import RenderError  # noqa: PLC0415
+    except ImportError as exc:
+        typer.echo(f"error: rendering needs the render part of semcoat ({exc}); install it with "
+                   "pip install 'semcoat[render]'", err=True)
+        raise typer.Exit(EXIT_RENDER_FAILED) from exc
 
     try:
         batch = BatchSpec.load(batch_spec)
@@ -79,6 +85,9 @@ def render(
             report = render_range(batch, out, factory, start=start, count=count, progress=progress, stop=stop)
     except SampleFailed as exc:
         typer.echo(f"error: {exc}; the sample was removed, rerun the same command to resume", err=True)
+        raise typer.Exit(EXIT_RENDER_FAILED) from exc
+    except RenderError as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_RENDER_FAILED) from exc
     except (SpecError, ValueError, DatasetError) as exc:  # a bad range, a drawn spec that contradicts itself
         typer.echo(f"error: {exc}", err=True)

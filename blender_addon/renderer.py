@@ -111,13 +111,13 @@ class Renderer:
         self.scene = bpy.context.scene
         configure_scene(self.scene, threads)
         self.builder = SceneBuilder(self.scene)
-        self._dir = _scratch_dir()
-        self._exr = self._dir / "frame.exr"
-        self.scene.render.filepath = str(self._exr)
         bpy.utils.expose_bundled_modules()
         import OpenImageIO  # only importable once bpy exposed its bundled modules
 
         self._oiio = OpenImageIO
+        self._dir = _scratch_dir()  # last: nothing after it can fail and leave it behind
+        self._exr = self._dir / "frame.exr"
+        self.scene.render.filepath = str(self._exr)
 
     def build(self, spec: CoatingSpec, geometry: CoatingGeometry) -> None:
         """Put ``geometry`` into the scene (see :meth:`SceneBuilder.update`)."""

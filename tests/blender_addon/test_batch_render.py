@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from blender_addon.batch_render import SampleFailed, render_range
+from blender_addon.frame import RenderError
 from semcoat.batch import BatchSpec
 from semcoat.dataset import check_dataset, sample_id
 from semcoat.params import SpecError
@@ -72,3 +73,12 @@ def test_batch_from_json_round_trip_renders_the_same(tmp_path: Path) -> None:
     for sub in ("images", "masks", "meta"):
         for p in (tmp_path / "a" / sub).iterdir():
             assert p.read_bytes() == (tmp_path / "b" / sub / p.name).read_bytes()
+
+
+def test_a_renderer_that_cannot_start_says_why_and_what_to_install(tmp_path: Path) -> None:
+    def missing_blender() -> RasterRenderer:
+        raise ImportError("No module named 'bpy'")
+
+    with pytest.raises(RenderError, match=r"cannot start: No module named 'bpy'.*semcoat\[render\]"):
+        render_range(small_batch(count=2), tmp_path / "ds", missing_blender)
+    assert check_dataset(tmp_path / "ds").complete == 0
