@@ -76,6 +76,9 @@ class SSHRunner:
         if self._client is not None and self._client.get_transport() is not None \
                 and self._client.get_transport().is_active():
             return self._client
+        if not self.key_path.is_file():
+            raise TransportError(f"SSH key {self.key_path} does not exist; point the settings at the private key that "
+                                 f"{self.user}@{self.host} accepts")
         if not self.known_hosts_path.is_file():
             raise TransportError(f"known_hosts file {self.known_hosts_path} does not exist; collect the login node's "
                                  f"key with `ssh-keyscan -p {self.port} {self.host} >> {self.known_hosts_path}`")
@@ -94,6 +97,8 @@ class SSHRunner:
 
     def run(self, argv: Sequence[str], stdin: str | None = None, timeout_s: float = 60.0) -> CommandResult:
         """Run ``argv`` on the login node (quoted for its shell)."""
+        import paramiko
+
         client = self._connect()
         try:
             chan_in, chan_out, chan_err = client.exec_command(shlex.join(argv), timeout=timeout_s)
@@ -103,15 +108,21 @@ class SSHRunner:
             out = chan_out.read().decode(errors="replace")
             err = chan_err.read().decode(errors="replace")
             code = chan_out.channel.recv_exit_status()
-        except (OSError, EOFError) as exc:  # socket.timeout is an OSError
+        except (OSError, EOFError, paramiko.SSHException) as exc:  # socket.timeout is an OSError
+            self.close()  # a broken session is not reused; the next call reconnects
             raise TransportError(f"`{shlex.join(argv)}` on {self.host} did not finish: {exc}") from exc
         return CommandResult(tuple(argv), code, out, err)
 
     def put_text(self, remote_path: str, text: str) -> None:
         """Write a text file on the login node over SFTP."""
+        import paramiko
+
         client = self._connect()
-        with client.open_sftp() as sftp, sftp.open(remote_path, "w") as handle:
-            handle.write(text)
+        try:
+            with client.open_sftp() as sftp, sftp.open(remote_path, "w") as handle:
+                handle.write(text)
+        except (OSError, paramiko.SSHException) as exc:  # SFTP reports remote errors as IOError
+            raise TransportError(f"cannot write {remote_path} on {self.host}: {exc}") from exc
 
     def close(self) -> None:
         """Close the connection (a later call reconnects)."""

@@ -105,3 +105,13 @@ def test_scancel_of_a_pending_array_cancels_every_task(ssh: SSHRunner, workdir: 
         time.sleep(0.2)
     assert sorted(t.task_id for t in after) == [0, 1, 2, 3]
     assert ssh.run(["ls", workdir]).check().stdout.split() == ["array.sh"]
+
+
+def test_missing_key_and_unwritable_remote_path_are_clear_errors(ssh: SSHRunner, stack_env: dict[str, str],
+                                                                 tmp_path: Path) -> None:
+    runner = SSHRunner(stack_env["SEMCOAT_SSH_HOST"], int(stack_env["SEMCOAT_SSH_PORT"]), stack_env["SEMCOAT_SSH_USER"],
+                       tmp_path / "no-such-key", stack_env["SEMCOAT_SSH_KNOWN_HOSTS"])
+    with pytest.raises(TransportError, match="no-such-key does not exist"):
+        runner.run(["true"])
+    with pytest.raises(TransportError, match="cannot write /root/x.txt"):
+        ssh.put_text("/root/x.txt", "the cluster user may not write here")
