@@ -26,12 +26,12 @@ done
     || { echo "install-render-env: $PYTHON is not Python 3.11 (bpy 5.0.1 needs 3.11)" >&2; exit 1; }
 
 [ -x "$PREFIX/bin/python" ] || "$PYTHON" -m venv "$PREFIX"
-pip_quiet() { "$PREFIX/bin/pip" install -q --disable-pip-version-check "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+source "$REPO/scripts/pip-install.sh"
 if [ $EDITABLE = 1 ]; then
-    pip_quiet -e "$REPO[render]"
+    pip_install "$PREFIX/bin/pip" -e "$REPO[render]"
 else
-    pip_quiet "$REPO[render]"
-    pip_quiet --force-reinstall --no-deps "$REPO"   # the code of this checkout, even at an unchanged version
+    pip_install "$PREFIX/bin/pip" "$REPO[render]"
+    pip_install "$PREFIX/bin/pip" --force-reinstall --no-deps "$REPO"   # the code of this checkout, even at an unchanged version
 fi
 "$PREFIX/bin/python" "$REPO/scripts/check_env.py" render \
     || { echo "install-render-env: the environment in $PREFIX is incomplete (see pip's messages above)" >&2; exit 1; }

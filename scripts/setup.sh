@@ -29,13 +29,14 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
+source scripts/pip-install.sh
 case ",$EXTRAS," in
     *,all,*|*,train,*)
         # torch first and pinned: any other torch request pulls a CUDA build of several GB.
-        .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+        pip_install .venv/bin/pip torch==2.13.0
         ;;
 esac
-.venv/bin/pip install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 | grep -v "^WARNING: Location" || true
+pip_install .venv/bin/pip -e ".[$EXTRAS]"
 .venv/bin/python scripts/check_env.py "$EXTRAS" \
     || { echo "setup: the environment in .venv is incomplete (see pip's messages above)" >&2; exit 1; }
 
