@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-# Pretty labels with units for the numeric measurements.
+# Human labels (with units) of the measurements, for pages and figures; files keep the machine names.
 LABELS = {
     "fe2al5_thickness_um": "Fe2Al5 thickness (µm)",
     "fe2al5_thickness_std_um": "Fe2Al5 thickness std (µm)",
@@ -19,6 +19,8 @@ LABELS = {
     "pore_fraction_pct": "Pores (%)",
     "pore_line_depth_um": "Pore line depth (µm)",
     "precipitate_fraction_pct": "Precipitates (%)",
+    "feal_present": "FeAl present",
+    "pore_line_present": "Pore line present",
 }
 
 
@@ -80,22 +82,46 @@ def parity_title(mae: float, r2: float, n: int) -> str:
     return f"MAE {mae:.3g}{r2_text}   n={n}"
 
 
-def parity_figure(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> bytes:
-    """Predicted vs true scatter per measurement ({name: (predicted, truth)}), with the identity line, MAE and R²."""
+def parity_limits(values: Sequence[float]) -> tuple[float, float]:
+    """Axis range of a parity panel: the values with 5 % of their span on each side, and never narrower than
+    ±5 % of their centre (±1 when the centre is 0), so that a single point or identical values get a readable range.
+    """
+    if not values:
+        return 0.0, 1.0
+    low, high = float(min(values)), float(max(values))
+    centre = (low + high) / 2
+    half = max(0.55 * (high - low), 0.05 * abs(centre) or 1.0)
+    return centre - half, centre + half
+
+
+def _plain_ticks(ax: Any) -> None:
+    """Tick labels written out in full: no offset ("+2.89e1") or power of ten above the axis, where the title is."""
+    ax.ticklabel_format(axis="both", style="plain", useOffset=False)
+
+
+def parity_axes_figure(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> Any:
+    """The matplotlib Figure of :func:`parity_figure`."""
     fig, axes = _figure(len(pairs))
     for ax, (name, (pred, true)) in zip(axes, pairs.items(), strict=False):
         mae, r2 = regression_metrics(pred, true)
         ax.scatter(true, pred, s=14, alpha=0.7, color="#2b6cb0")
-        values = [*pred, *true]
-        low, high = (min(values), max(values)) if values else (0.0, 1.0)
-        pad = 0.05 * (high - low or 1.0)
-        ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.5", lw=1, ls="--")
-        ax.set_xlim(low - pad, high + pad)
-        ax.set_ylim(low - pad, high + pad)
+        low, high = parity_limits([*pred, *true])
+        ax.plot([low, high], [low, high], color="0.5", lw=1, ls="--")
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+        _plain_ticks(ax)
         ax.set_xlabel(f"true {LABELS.get(name, name)}")
         ax.set_ylabel("predicted")
         ax.set_title(parity_title(mae, r2, len(pred)), fontsize=9)
-    return _png(fig)
+    return fig
+
+
+def parity_figure(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> bytes:
+    """Predicted vs true scatter per measurement ({name: (predicted, truth)}), with the identity line, MAE and R².
+
+    Tick labels are plain numbers (no offset); see :func:`parity_limits` for the range.
+    """
+    return _png(parity_axes_figure(pairs))
 
 
 def histogram_figure(values: Mapping[str, Sequence[float]]) -> bytes:
@@ -103,6 +129,7 @@ def histogram_figure(values: Mapping[str, Sequence[float]]) -> bytes:
     fig, axes = _figure(len(values))
     for ax, (name, vals) in zip(axes, values.items(), strict=False):
         ax.hist(np.asarray(vals, float), bins=min(30, max(5, len(vals) // 2)), color="#2f855a", alpha=0.85)
+        _plain_ticks(ax)
         ax.set_xlabel(LABELS.get(name, name))
         ax.set_ylabel("images")
     return _png(fig)

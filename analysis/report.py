@@ -30,7 +30,8 @@ class ReportData:
     """Everything the report shows, gathered from the results folder and the truth.
 
     ``truth_names`` are all the images the truth source holds (matched or not); ``truth_unsized`` the results'
-    images whose labelled truth mask was found but not measured, for want of a pixel size.
+    images whose labelled truth mask was found but not measured, for want of a pixel size. ``predictions`` are the
+    records of ``predictions.json`` by image (empty for a bare measurements CSV).
     """
 
     results_csv: Path
@@ -42,6 +43,7 @@ class ReportData:
     pixel_size_um: dict[str, float] = field(default_factory=dict)
     truth_names: list[str] = field(default_factory=list)
     truth_unsized: list[str] = field(default_factory=list)
+    predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _results_csv(results: Path) -> Path:
@@ -158,6 +160,7 @@ def gather(
     predictions = folder / PREDICTIONS_JSON
     if predictions.is_file():
         for rec in json.loads(predictions.read_text(encoding="utf-8")):
+            data.predictions[rec["image"]] = rec
             if rec.get("pixel_size_um") is not None:
                 data.pixel_size_um[rec["image"]] = float(rec["pixel_size_um"])
     for name in data.results:
@@ -261,7 +264,7 @@ def _truth_sections(data: ReportData, figures: dict[str, bytes]) -> list[str]:
             continue
         pairs[name] = ([p for p, _ in both], [t for _, t in both])
         mae, r2 = plots.regression_metrics(*pairs[name])
-        rows.append([html.escape(plots.LABELS.get(name, name)), str(len(both)), _fmt(mae), _fmt(r2)])
+        rows.append([_label(name), str(len(both)), _fmt(mae), _fmt(r2)])
     for name in BOOLEAN_MEASUREMENTS:
         both = [(data.results[k][name], data.truth[k][name]) for k in common]
         both = [(p, t) for p, t in both if p is not None and t is not None]
@@ -269,7 +272,7 @@ def _truth_sections(data: ReportData, figures: dict[str, bytes]) -> list[str]:
             agree = sum(p == t for p, t in both) / len(both)
             missed = sum(t and not p for p, t in both)
             false = sum(p and not t for p, t in both)
-            rows.append([name, str(len(both)), f"accuracy {agree:.1%}", f"{missed} missed, {false} false"])
+            rows.append([_label(name), str(len(both)), f"accuracy {agree:.1%}", f"{missed} missed, {false} false"])
     parts.append(_table(["measurement", "n", "MAE", "R²"], rows))
     if pairs:
         figures["parity.png"] = plots.parity_figure(pairs)
@@ -277,12 +280,54 @@ def _truth_sections(data: ReportData, figures: dict[str, bytes]) -> list[str]:
     return parts
 
 
+def _label(name: str) -> str:
+    """The human label of a measurement (as in the Summary), HTML-escaped; files keep the machine names."""
+    return html.escape(plots.LABELS.get(name, name))
+
+
+def _error(predicted: Any, true: Any) -> str:
+    """Predicted minus true for numbers, agrees/differs for yes/no values, "–" when either is missing."""
+    if predicted is None or true is None:
+        return "–"
+    if isinstance(predicted, bool) or isinstance(true, bool):
+        return "agrees" if predicted == true else "differs"
+    return f"{float(predicted) - float(true):+.3g}"
+
+
+def overlay_legend() -> str:
+    """The overlays' colour key: every class's colour swatch and label (from :data:`semcoat.classes.CLASSES`)."""
+    from analysis.predict import OVERLAY_ALPHA
+    from semcoat.classes import BACKGROUND, CLASSES
+
+    items = []
+    for c in sorted(CLASSES, key=lambda c: c.id):
+        if c.id == BACKGROUND:
+            continue
+        r, g, b = c.color_rgb
+        items.append(
+            f'<span class="key"><span class="swatch" style="background: rgb({r}, {g}, {b})"></span>'
+            f"{html.escape(c.label)}</span>"
+        )
+    background = next(c.label for c in CLASSES if c.id == BACKGROUND)
+    return (
+        f'<p class="legend">Overlay colours (blended at {OVERLAY_ALPHA:.0%} over the micrograph): {" ".join(items)}; '
+        f"{html.escape(background)}: not coloured.</p>"
+    )
+
+
 def _image_sections(data: ReportData, figures: dict[str, bytes], max_images: int) -> list[str]:
     parts = []
+    legend_shown = False
     for name in list(data.results)[:max_images]:
         values = data.results[name]
         block = [f"<h3>{html.escape(name)}</h3>"]
+        record = data.predictions.get(name, {})
+        if record.get("failed"):
+            block.append(f'<p class="warning">Failed: {html.escape(str(record.get("error") or "unknown error"))}</p>')
         if name in data.overlays:
+            if not legend_shown:
+                block.append(overlay_legend())
+                legend_shown = True
             block.append(_img(data.overlays[name].read_bytes(), f"overlay {name}"))
         size = data.pixel_size_um.get(name)
         if name in data.masks and size is not None:
@@ -292,10 +337,53 @@ def _image_sections(data: ReportData, figures: dict[str, bytes], max_images: int
                 profile.thickness_um, size, values.get("pore_line_depth_um"), f"{name}: thickness along the width"
             )
             block.append(_img(figures[key], f"thickness profile {name}"))
-        cells = [[html.escape(n), _fmt(values.get(n))] for n in MEASUREMENT_NAMES]
-        block.append(_table(["measurement", "value"], cells))
+        truth = data.truth.get(name) if data.truth is not None else None
+        if truth is not None:
+            cells = [
+                [_label(n), _fmt(values.get(n)), _fmt(truth.get(n)), _error(values.get(n), truth.get(n))]
+                for n in MEASUREMENT_NAMES
+            ]
+            block.append(_table(["measurement", "predicted", "true", "error (predicted − true)"], cells))
+        else:
+            cells = [[_label(n), _fmt(values.get(n))] for n in MEASUREMENT_NAMES]
+            block.append(_table(["measurement", "value"], cells))
         parts.append('<div class="image">' + "".join(block) + "</div>")
     return parts
+
+
+_ORIGINS = {"option": "--pixel-size-um", "thermo-fei": "Thermo/FEI metadata", "zeiss": "Zeiss metadata"}
+
+
+def provenance(data: ReportData) -> str:
+    """Sentences saying where the results came from: the model, and the pixel sizes with their origins."""
+    if not data.predictions:
+        sizes = [v.get("pixel_size_um") for v in data.results.values()]
+        counts: dict[str, int] = {}
+        for size in sizes:
+            if size is not None:
+                counts[f"{size:.6g} µm/px"] = counts.get(f"{size:.6g} µm/px", 0) + 1
+        if not counts:
+            return "No record of the model or the pixel sizes (a table without them, and no predictions.json)."
+        shown = "; ".join(f"{k} ({_count(n, 'image', 'images')})" for k, n in counts.items())
+        return f"Pixel sizes, from the table: {shown}. No record of the model (no predictions.json next to the table)."
+    models = sorted({str(r.get("model")) for r in data.predictions.values() if r.get("model")})
+    model = ", ".join(models) if models else "not recorded (predictions.json of an earlier version)"
+    groups: dict[str, int] = {}
+    for rec in data.predictions.values():
+        size = rec.get("pixel_size_um")
+        if size is None:
+            key = "no pixel size"
+        else:
+            origin = _ORIGINS.get(str(rec.get("pixel_size_from")), str(rec.get("pixel_size_from")))
+            key = f"{float(size):.6g} µm/px from {origin}"
+            meta = rec.get("metadata_pixel_size_um")
+            if rec.get("pixel_size_from") == "option" and meta is not None:
+                key += f" (the file's metadata: {float(meta):.6g} µm/px)"
+        groups[key] = groups.get(key, 0) + 1
+    shown = "; ".join(f"{k} ({_count(n, 'image', 'images')})" for k, n in groups.items())
+    failed = sum(bool(r.get("failed")) for r in data.predictions.values())
+    failures = f" {_count(failed, 'image', 'images')} failed (marked below)." if failed else ""
+    return f"Predicted by model {model}. Pixel sizes: {shown}.{failures}"
 
 
 _STYLE = """
@@ -304,6 +392,9 @@ table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
 th, td { border: 1px solid #cbd5e0; padding: 0.25em 0.6em; text-align: right; }
 th { background: #edf2f7; } img { max-width: 100%; display: block; margin: 0.5em 0; }
 .warning { color: #9c4221; } .image { border-top: 1px solid #cbd5e0; margin-top: 1.5em; } .wide { overflow-x: auto; }
+.key { margin-right: 1em; white-space: nowrap; }
+.swatch { display: inline-block; width: 1em; height: 1em; margin-right: 0.3em; vertical-align: middle;
+  border: 1px solid #4a5568; }
 """
 
 
@@ -317,7 +408,7 @@ def render_html(data: ReportData, title: str = "Coating measurements", max_image
             a = np.asarray(vals)
             summary_rows.append(
                 [
-                    html.escape(plots.LABELS.get(name, name)),
+                    _label(name),
                     str(a.size),
                     _fmt(float(a.mean())),
                     _fmt(float(a.std())),
@@ -328,10 +419,10 @@ def render_html(data: ReportData, title: str = "Coating measurements", max_image
     for name in BOOLEAN_MEASUREMENTS:
         vals = [v[name] for v in data.results.values() if v.get(name) is not None]
         if vals:
-            summary_rows.append([name, str(len(vals)), f"{sum(vals)} yes", "", "", ""])
+            summary_rows.append([_label(name), str(len(vals)), f"{sum(vals)} yes", "", "", ""])
     parts = [
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>{len(data.results)} images from {html.escape(str(data.results_csv))}.</p>",
+        f"<p>{len(data.results)} images from {html.escape(str(data.results_csv))}. {html.escape(provenance(data))}</p>",
         "<h2>Summary</h2>",
         _table(["measurement", "n", "mean", "std", "min", "max"], summary_rows),
     ]
@@ -343,8 +434,16 @@ def render_html(data: ReportData, title: str = "Coating measurements", max_image
         figures["histograms.png"] = plots.histogram_figure(histograms)
         parts += ["<h2>Distributions</h2>", _img(figures["histograms.png"], "histograms")]
     parts += ["<h2>Images</h2>", *_image_sections(data, figures, max_images)]
-    all_rows = [[html.escape(k), *(_fmt(v.get(n)) for n in MEASUREMENT_NAMES)] for k, v in data.results.items()]
-    parts += ["<h2>All results</h2>", '<div class="wide">', _table(["image", *MEASUREMENT_NAMES], all_rows), "</div>"]
+    all_rows = [
+        [
+            html.escape(k),
+            _fmt(v.get(io.PIXEL_SIZE, data.pixel_size_um.get(k))),
+            *(_fmt(v.get(n)) for n in MEASUREMENT_NAMES),
+        ]
+        for k, v in data.results.items()
+    ]
+    header = ["image", "Pixel size (µm)", *(plots.LABELS.get(n, n) for n in MEASUREMENT_NAMES)]
+    parts += ["<h2>All results</h2>", '<div class="wide">', _table(header, all_rows), "</div>"]
     page = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n"

@@ -140,3 +140,66 @@ def test_report_cli_prints_the_match_warning_and_takes_pixel_size(tmp_path: Path
     assert result.exit_code == 0 and "warning" not in result.stderr
     result = runner.invoke(app, [*args, "--pixel-size-um", "nan"])
     assert result.exit_code == 2 and result.stderr.startswith("error: --pixel-size-um must be a positive finite")
+
+
+def test_parity_plot_of_a_single_point_has_a_sensible_range_and_plain_ticks() -> None:
+    assert plots.parity_limits([28.9, 28.9]) == pytest.approx((28.9 * 0.95, 28.9 * 1.05))
+    assert plots.parity_limits([0.0, 0.0]) == (-1.0, 1.0)
+    assert plots.parity_limits([0.0, 10.0]) == pytest.approx((-0.5, 10.5))  # 5 % of the span each side
+    fig = plots.parity_axes_figure({"fe2al5_thickness_um": ([28.9004], [28.9])})
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    low, high = ax.get_xlim()
+    assert low < 28.0 and high > 29.8 and ax.get_ylim() == (low, high)
+    for axis in (ax.xaxis, ax.yaxis):
+        assert axis.get_offset_text().get_text() == ""  # no "+2.89e1" above the axis
+        labels = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+        assert labels and all(26 < float(t.replace("−", "-")) < 32 for t in labels)
+
+
+def test_report_pages_show_truth_next_to_predictions_a_legend_labels_and_provenance(
+    tmp_path: Path, dataset_dir: Path
+) -> None:
+    from analysis.report import ReportData, provenance
+    from semcoat.classes import CLASSES
+
+    images = sorted((dataset_dir / "images").glob("*.png"))
+    predict.predict_files("classical", images, tmp_path / "pred", pixel_size_um=0.5)
+    text = write_report(tmp_path / "pred", tmp_path / "rep", truth=dataset_dir).read_text()
+    # (a) truth and error next to the prediction, per image
+    assert text.count("<th>predicted</th><th>true</th><th>error (predicted − true)</th>") == len(images)
+    assert re.search(r"<td>Fe2Al5 thickness \(µm\)</td><td>[0-9.]+</td><td>[0-9.]+</td><td>[+-][0-9.e+-]+</td>", text)
+    assert re.search(r"<td>FeAl present</td><td>(yes|no)</td><td>(yes|no)</td><td>(agrees|differs)</td>", text)
+    # (b) one colour key, before the first overlay
+    assert text.count('class="legend"') == 1 and text.index('class="legend"') < text.index('alt="overlay')
+    for c in CLASSES[1:]:
+        assert c.label in text and "rgb({}, {}, {})".format(*c.color_rgb) in text
+    # (c) human labels everywhere on the page, booleans as yes/no
+    for name in ("fe2al5_thickness_um", "pore_fraction_pct", "feal_present", "pore_line_present"):
+        assert name not in text
+    assert "<th>Pores (%)</th>" in text and "<th>Pore line present</th>" in text
+    assert "<td>true</td>" not in text and "<td>false</td>" not in text and "<td>yes</td>" in text
+    # (d) where the results came from
+    assert "Predicted by model classical. Pixel sizes: 0.5 µm/px from --pixel-size-um (4 images)." in text
+    # A bare table: its own pixel sizes, and no model to name.
+    rows = [(s.path.stem, 0.5, io.measure_file(s.path, 0.5)) for s in io.resolve_masks([dataset_dir])]
+    io.write_results_csv(tmp_path / "results.csv", rows)
+    text = write_report(tmp_path / "results.csv", tmp_path / "rep2").read_text()
+    assert "Pixel sizes, from the table: 0.5 µm/px (4 images). No record of the model" in text
+    assert "<th>measurement</th><th>value</th>" in text  # no truth: the value alone
+    overridden = {
+        "a": {"model": "m.onnx", "pixel_size_um": 0.2, "pixel_size_from": "option", "metadata_pixel_size_um": 0.17},
+        "b": {"model": "m.onnx", "pixel_size_um": 0.17, "pixel_size_from": "thermo-fei", "failed": True},
+    }
+    data = ReportData(tmp_path / "x.csv", {}, predictions=overridden)
+    assert provenance(data) == (
+        "Predicted by model m.onnx. Pixel sizes: 0.2 µm/px from --pixel-size-um (the file's metadata: 0.17 µm/px) "
+        "(1 image); 0.17 µm/px from Thermo/FEI metadata (1 image). 1 image failed (marked below)."
+    )
+
+
+def test_report_marks_failed_images(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "resin.png"), np.full((40, 40), 13, np.uint8))
+    predict.predict_files("classical", [tmp_path / "resin.png"], tmp_path / "pred", pixel_size_um=1.0)
+    text = write_report(tmp_path / "pred", tmp_path / "rep").read_text()
+    assert '<p class="warning">Failed: ' in text and "1 image failed" in text
