@@ -18,7 +18,9 @@ from typing import Any
 from semcoat.params import FieldError, SpecError, check_leaf, dataclass_errors, dataclass_from_dict, leaf_paths, param
 from semcoat.spec import CoatingSpec
 
-DISTRIBUTION_KINDS = ("uniform", "normal", "choice")
+# Each kind of distribution and the keys it takes.
+DISTRIBUTION_KEYS = {"uniform": ("low", "high"), "normal": ("mean", "std"), "choice": ("values",)}
+DISTRIBUTION_KINDS = tuple(DISTRIBUTION_KEYS)
 BATCH_FIELDS = ("name", "count", "seed", "base", "randomize", "render")
 # Properties of the whole dataset (dataset.json): every image of a batch shares them, so they cannot vary.
 FRAME_PATHS = ("imaging.width_px", "imaging.height_px", "imaging.pixel_size_um", "imaging.bit_depth")
@@ -44,7 +46,7 @@ class Distribution:
 
     def to_dict(self) -> dict[str, Any]:
         """Only the keys this kind uses."""
-        keys = {"uniform": ("low", "high"), "normal": ("mean", "std"), "choice": ("values",)}[self.kind]
+        keys = DISTRIBUTION_KEYS[self.kind]
         return {"kind": self.kind, **{k: getattr(self, k) for k in keys}}
 
 
@@ -226,7 +228,7 @@ def _distribution_from_dict(path: str, raw: Any, errors: list[FieldError]) -> Di
     if kind not in DISTRIBUTION_KINDS:
         errors.append(FieldError(f"{path}.kind", kind, f"expected one of {', '.join(DISTRIBUTION_KINDS)}"))
         return None
-    needed = {"uniform": ("low", "high"), "normal": ("mean", "std"), "choice": ("values",)}[kind]
+    needed = DISTRIBUTION_KEYS[kind]
     bad = False
     for key in raw:
         if key != "kind" and key not in needed:

@@ -52,6 +52,11 @@ def sample_id(index: int) -> str:
     return f"{index:06d}"
 
 
+def sample_paths(root: Path, sid: str) -> tuple[Path, Path, Path]:
+    """(image, mask, meta) paths of sample ``sid`` in dataset folder ``root``."""
+    return root / "images" / f"{sid}.png", root / "masks" / f"{sid}.png", root / "meta" / f"{sid}.json"
+
+
 @dataclass
 class DatasetInfo:
     """What ``dataset.json`` holds."""
@@ -187,8 +192,7 @@ class DatasetWriter:
 
     def paths(self, sid: str) -> tuple[Path, Path, Path]:
         """(image, mask, meta) paths of sample ``sid``."""
-        return (self.root / "images" / f"{sid}.png", self.root / "masks" / f"{sid}.png",
-                self.root / "meta" / f"{sid}.json")
+        return sample_paths(self.root, sid)
 
     def is_complete(self, sid: str) -> bool:
         """True when all three files of the sample exist (meta is written last)."""
@@ -228,15 +232,15 @@ class Dataset:
 
     def image_path(self, sid: str) -> Path:
         """Grey image of sample ``sid``."""
-        return self.root / "images" / f"{sid}.png"
+        return sample_paths(self.root, sid)[0]
 
     def mask_path(self, sid: str) -> Path:
         """Class-id mask of sample ``sid``."""
-        return self.root / "masks" / f"{sid}.png"
+        return sample_paths(self.root, sid)[1]
 
     def meta(self, sid: str) -> dict[str, Any]:
         """Parsed meta file of sample ``sid``."""
-        return json.loads((self.root / "meta" / f"{sid}.json").read_text(encoding="utf-8"))
+        return json.loads(sample_paths(self.root, sid)[2].read_text(encoding="utf-8"))
 
     @property
     def is_complete(self) -> bool:
@@ -248,9 +252,7 @@ def read_dataset(root: str | Path, require_complete: bool = False) -> Dataset:
     """Open a dataset folder; with ``require_complete`` raise DatasetError if any sample is missing."""
     path = Path(root)
     info = read_info(path)
-    ids = [sample_id(i) for i in range(info.count)
-           if all((path / sub / f"{sample_id(i)}.{ext}").is_file()
-                  for sub, ext in (("images", "png"), ("masks", "png"), ("meta", "json")))]
+    ids = [sample_id(i) for i in range(info.count) if all(p.is_file() for p in sample_paths(path, sample_id(i)))]
     ds = Dataset(path, info, ids)
     if require_complete and not ds.is_complete:
         raise DatasetError(f"{path}: {info.count - len(ids)} of {info.count} samples are missing or incomplete; "
@@ -375,8 +377,7 @@ def check_dataset(root: str | Path) -> CheckReport:
                 problems.append(f"{entry}: unexpected file (expected <id>.{expected_ext} with id < {info.count})")
     for i in range(info.count):
         sid = sample_id(i)
-        image, mask, meta = (
-            path / "images" / f"{sid}.png", path / "masks" / f"{sid}.png", path / "meta" / f"{sid}.json")
+        image, mask, meta = sample_paths(path, sid)
         present = [p.is_file() for p in (image, mask, meta)]
         if not any(present):
             never_written.append(i)
