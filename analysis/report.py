@@ -437,7 +437,7 @@ def render_html(data: ReportData, title: str = "Coating measurements", max_image
     all_rows = [
         [
             html.escape(k),
-            _fmt(v.get(io.PIXEL_SIZE, data.pixel_size_um.get(k))),
+            _fmt(v[io.PIXEL_SIZE] if v.get(io.PIXEL_SIZE) is not None else data.pixel_size_um.get(k)),
             *(_fmt(v.get(n)) for n in MEASUREMENT_NAMES),
         ]
         for k, v in data.results.items()

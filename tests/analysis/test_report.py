@@ -203,3 +203,14 @@ def test_report_marks_failed_images(tmp_path: Path) -> None:
     predict.predict_files("classical", [tmp_path / "resin.png"], tmp_path / "pred", pixel_size_um=1.0)
     text = write_report(tmp_path / "pred", tmp_path / "rep").read_text()
     assert '<p class="warning">Failed: ' in text and "1 image failed" in text
+
+
+def test_all_results_show_the_pixel_size_of_an_earlier_table_from_predictions_json(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.round(grey_image(line_mask(0), np.random.default_rng(1)) * 255))
+    predict.predict_files("classical", [tmp_path / "a.png"], tmp_path / "pred", pixel_size_um=0.25)
+    csv_path = tmp_path / "pred" / "measurements.csv"
+    lines = csv_path.read_text().splitlines()  # as written before the pixel_size_um column: drop it
+    csv_path.write_text("\n".join(",".join(x for i, x in enumerate(r.split(",")) if i != 1) for r in lines) + "\n")
+    assert io.read_results_csv(csv_path)["a"]["pixel_size_um"] is None
+    text = write_report(tmp_path / "pred", tmp_path / "rep").read_text()
+    assert "<tr><td>a</td><td>0.25</td>" in text
