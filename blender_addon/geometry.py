@@ -35,6 +35,10 @@ SHAPE_ORDERS = np.arange(2, 7)
 # Largest radial factor the harmonics can reach (they stay below 1 in sum, so shapes stay star-shaped).
 WOBBLE_MAX = 1.0 + SHAPE_PERTURBATION * float((1.0 / SHAPE_ORDERS).sum())
 PLACEMENT_ROUNDS = 12
+# Placement stops when the area still missing is below this share of one mean inclusion's area.
+STOP_REMAINING_AREA_FRACTION = 0.05
+# Pores of the pore line are elongated along the line, up to this aspect ratio.
+LINE_PORE_MAX_ASPECT = 2.5
 
 
 @dataclass
@@ -178,7 +182,7 @@ class _Placed:
             pairs = pairs[d < all_r[pairs[:, 0]] + all_r[pairs[:, 1]] + gap_um]
             # Candidates clashing with an already placed circle go at once; the rest is resolved in draw order,
             # so any prefix of the free candidates is itself free of clashes.
-            old_clash = pairs[pairs[:, 0] < n_old]
+            old_clash = pairs[(pairs[:, 0] < n_old) & (pairs[:, 1] >= n_old)]  # placed circles never clash
             ok[old_clash[:, 1] - n_old] = False
             new = pairs[pairs[:, 0] >= n_old] - n_old
             for i, j in new[np.lexsort((new[:, 0], new[:, 1]))]:
@@ -220,7 +224,7 @@ def _place(
     total = 0.0
     for _ in range(PLACEMENT_ROUNDS):
         remaining = pop.target_area_um2 - total
-        if remaining <= 0.5 * mean_area * 0.1:
+        if remaining <= STOP_REMAINING_AREA_FRACTION * mean_area:
             break
         n = max(4, int(np.ceil(2.0 * remaining / mean_area)))
         radii = _lognormal_radii(rng, pop.radius_mean_um, pop.radius_std_um, n, MIN_RADIUS_PX * pixel_size_um)
@@ -331,8 +335,7 @@ def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int =
     if line.present:
         covered = _covered_columns(img.width_px, line.lateral_coverage, line_coverage_rng)
         covered_frame = covered[(np.arange(n_cols) - margin_px) % img.width_px]
-        reach = MAX_RADIUS_FACTOR * line.pore_radius_mean_um * np.sqrt(3.0) * WOBBLE_MAX
-        inside = band_window(surface, fe2al5_bottom, reach)
+        inside = band_window(surface, fe2al5_bottom, _reach(line.pore_radius_mean_um, LINE_PORE_MAX_ASPECT))
         local_top = surface + line.depth_um - line.width_um / 2
 
         def line_window(ix: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +346,7 @@ def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int =
             _Population(
                 target_area_um2=line.area_fraction_pct / 100 * line.width_um * p * float(covered_frame.sum()),
                 radius_mean_um=line.pore_radius_mean_um, radius_std_um=line.pore_radius_std_um,
-                aspect=("max", 2.5), angle_mean_rad=0.0, angle_spread_rad=np.deg2rad(12.0),
+                aspect=("max", LINE_PORE_MAX_ASPECT), angle_mean_rad=0.0, angle_spread_rad=np.deg2rad(12.0),
                 depth_window=line_window),
             x_um, covered_frame, placed, p, line_rng)
 
