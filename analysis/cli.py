@@ -72,6 +72,12 @@ def measure_command(
         sources = io.resolve_masks(inputs)
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
+    stems: dict[str, Path] = {}
+    for src in sources:
+        if src.path.stem in stems:
+            raise _fail(f"{src.path} and {stems[src.path.stem]} would both be row {src.path.stem!r}; the image "
+                        "column must name each mask once: measure them separately (one table per dataset)", 2)
+        stems[src.path.stem] = src.path
     rows: list[io.ResultRow] = []
     for src in sources:
         size = pixel_size_um if pixel_size_um is not None else src.pixel_size_um

@@ -293,6 +293,8 @@ def read_results_csv(path: str | Path) -> dict[str, dict[str, Any]]:
             raise ValueError(f"{path}: a results table needs an 'image' column; columns: {reader.fieldnames}")
         out: dict[str, dict[str, Any]] = {}
         for line, row in enumerate(reader, start=2):
+            if row["image"] in out:
+                raise ValueError(f"{path}:{line}: image {row['image']!r} appears twice; each image needs one row")
             try:
                 out[row["image"]] = {n: _parse_cell(n, row.get(n) or "") for n in (*MEASUREMENT_NAMES, PIXEL_SIZE)}
             except ValueError as exc:

@@ -9,6 +9,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -248,3 +249,17 @@ def test_predict_help_says_what_no_crop_databar_disables() -> None:
     assert "ResolutionY" in option.help and "disables both" in option.help
     (option,) = [p for p in command.params if p.name == "pixel_size_um"]
     assert "Overrides" in option.help and "1 %" in option.help
+
+
+def test_measure_refuses_two_masks_that_would_share_a_row_and_the_reader_a_repeated_image(tmp_path: Path) -> None:
+    from analysis import io
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        io.write_png(tmp_path / folder / "000000.png", slab(height=60, width=40, surface=10, thickness=30))
+    result = CliRunner().invoke(app, ["measure", str(tmp_path / "a"), str(tmp_path / "b"), "--pixel-size-um", "1"])
+    assert result.exit_code == 2 and "would both be row '000000'" in result.output
+    table = tmp_path / "t.csv"
+    table.write_text("image,pixel_size_um\nx,1\nx,1\n")
+    with pytest.raises(ValueError, match="image 'x' appears twice"):
+        io.read_results_csv(table)
