@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from analysis.measure import MEASUREMENT_NAMES, MaskError, Measurements, measure, validate_mask
+from semcoat.dataset import write_atomic
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
@@ -99,15 +100,11 @@ def check_output_dir(path: str | Path) -> None:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a text file through a temporary sibling renamed into place: a failure never leaves a partial file."""
+    """Write a UTF-8 text file through a uniquely named temporary sibling renamed into place (the dataset contract's
+    writer): a failure never leaves a partial file, and concurrent writers never share a temporary."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, text.encode("utf-8"))
 
 
 @dataclass(frozen=True)
