@@ -16,12 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from analysis.predict import overlay
 from blender_addon.batch_render import render_range
-from semcoat import classes
 from semcoat.presets import preset_batch
 
 WIDTH_PX, HEIGHT_PX = 768, 576
-OVERLAY_ALPHA = 0.45
 
 
 def main() -> None:
@@ -47,12 +46,9 @@ def main() -> None:
         mask = cv2.imread(str(Path(tmp) / "ds" / "masks" / "000000.png"), cv2.IMREAD_UNCHANGED)
     (out / "example_render.png").write_bytes(image_png)
     grey = cv2.imdecode(np.frombuffer(image_png, np.uint8), cv2.IMREAD_GRAYSCALE)
-    colours = np.array([c.color_rgb[::-1] for c in sorted(classes.CLASSES, key=lambda c: c.id)], np.float32)
-    rgb = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float32)
-    coated = mask != classes.BACKGROUND
-    rgb[coated] = (1 - OVERLAY_ALPHA) * rgb[coated] + OVERLAY_ALPHA * colours[mask[coated]]
+    rgb = overlay(grey, mask)  # the same colours and blend as `semcoat predict` overlays
     # Shown at 3/4 size: the colour overlay of a noisy image compresses poorly at full size.
-    small = cv2.resize(np.rint(rgb).astype(np.uint8), None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(rgb[:, :, ::-1], None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)  # OpenCV writes BGR
     cv2.imwrite(str(out / "example_overlay.png"), small, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     for name in ("example_render.png", "example_overlay.png"):
         print(f"{out / name}: {(out / name).stat().st_size / 1024:.0f} KB")
