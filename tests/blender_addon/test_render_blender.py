@@ -135,9 +135,10 @@ def test_same_seed_and_index_give_the_same_files_in_any_process_and_order(shared
     assert done.returncode == 0, done.stderr
     render_range(batch, tmp_path / "b", lambda: shared, start=2, count=1)
     render_range(batch, tmp_path / "b", lambda: shared, start=1, count=1)
-    for sub, name in (("images", "000001.png"), ("masks", "000001.png"), ("meta", "000001.json"),
-                      ("images", "000002.png"), ("masks", "000002.png")):
-        assert (tmp_path / "a" / sub / name).read_bytes() == (tmp_path / "b" / sub / name).read_bytes(), name
+    for sid in ("000001", "000002"):
+        for sub, ext in (("images", "png"), ("masks", "png"), ("meta", "json")):
+            name = f"{sid}.{ext}"
+            assert (tmp_path / "a" / sub / name).read_bytes() == (tmp_path / "b" / sub / name).read_bytes(), name
 
 
 def _start_render(tmp_path: Path, count: int, wait_for_done: int, **popen: Any) -> tuple[subprocess.Popen[str],
