@@ -153,7 +153,8 @@ class ImagingSpec:
         0.03, minimum=0.0, maximum=0.5,
         doc="Largest relative deviation of the slow brightness ramp across the frame (off-axis detector).")
     scratch_density_per_100um: float = param(
-        2.0, minimum=0.0, maximum=100.0, doc="Polishing scratches per 100 um of image width (Poisson mean).")
+        2.0, minimum=0.0, maximum=100.0,
+        doc="Polishing scratches per 100 um along the surface (Poisson mean over the rendered width).")
     scratch_contrast: float = param(
         0.04, minimum=0.0, maximum=0.5, doc="Relative darkening of solid phases at the centre of a scratch.")
     data_bar: bool = param(False, doc="Draw an instrument data bar with a scale bar along the bottom of the image.")
