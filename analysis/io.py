@@ -16,7 +16,14 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from analysis.measure import MEASUREMENT_NAMES, MaskError, Measurements, measure, validate_mask
+from analysis.measure import (
+    MEASUREMENT_NAMES,
+    MaskError,
+    Measurements,
+    check_pixel_size_um,
+    measure,
+    validate_mask,
+)
 from semcoat.dataset import write_atomic
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
@@ -45,8 +52,8 @@ def check_pixel_size(value: float | None, option: str = "--pixel-size-um") -> No
     ValueError
         Naming the option and the value, and what is accepted.
     """
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{option} must be a positive finite number of µm per pixel (e.g. 0.05); got {value}")
+    if value is not None:
+        check_pixel_size_um(value, option)
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -169,10 +169,11 @@ def validate_mask(mask: np.ndarray, source: str | None = None) -> np.ndarray:
     return m if m.dtype == np.uint8 else m.astype(np.uint8)
 
 
-def _check_pixel_size(pixel_size_um: float) -> float:
+def check_pixel_size_um(pixel_size_um: float, name: str = "pixel_size_um") -> float:
+    """The pixel size as a float; ValueError naming ``name`` (a parameter or an option) unless positive and finite."""
     p = float(pixel_size_um)
     if not np.isfinite(p) or p <= 0:
-        raise ValueError(f"pixel_size_um must be a positive finite number of micrometres; got {pixel_size_um!r}")
+        raise ValueError(f"{name} must be a positive finite number of µm per pixel (e.g. 0.05); got {pixel_size_um!r}")
     return p
 
 
@@ -208,7 +209,7 @@ def column_profile(mask: np.ndarray, pixel_size_um: float, source: str | None = 
     source : str, optional
         File name used in error messages.
     """
-    return _profile(validate_mask(mask, source), _check_pixel_size(pixel_size_um))
+    return _profile(validate_mask(mask, source), check_pixel_size_um(pixel_size_um))
 
 
 def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -> Measurements:
@@ -266,7 +267,7 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     ``fe2al5_bottom_thickness_um`` the mean thickness minus it, so top + bottom = thickness.
     """
     m = validate_mask(mask, source)
-    p = _check_pixel_size(pixel_size_um)
+    p = check_pixel_size_um(pixel_size_um)
     prof = _profile(m, p)
     measured = prof.measured
     n_measured = int(np.count_nonzero(measured))
