@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,21 @@ class BatchSpec:
         """``(start, count)`` of each render task, in order: images_per_task images each, the last one shorter."""
         step = self.render.images_per_task
         return [(start, min(step, self.count - start)) for start in range(0, self.count, step)]
+
+
+def render_chunk_argv(semcoat_command: str | Sequence[str], batch_file: str, out_dir: str, start: int | str,
+                      count: int | str, threads: int = 0) -> list[str]:
+    """The command line that renders images ``start``..``start + count - 1`` of a batch into a dataset folder.
+
+    One chunk is one Slurm array task, one local render process, one demo step: every caller builds the command here,
+    so they cannot drift apart. ``semcoat_command`` is the ``semcoat`` executable (a path) or the argv that runs it
+    (e.g. ``[sys.executable, "-m", "semcoat_cli"]``); ``start``/``count`` may be shell text such as ``"$start"`` for an
+    sbatch script that computes them from ``SLURM_ARRAY_TASK_ID`` (quoting is the caller's business there).
+    ``threads`` 0 means all cores.
+    """
+    prefix = [semcoat_command] if isinstance(semcoat_command, str) else list(semcoat_command)
+    return [*prefix, "render", batch_file, "--out", out_dir, "--start", str(start), "--count", str(count),
+            "--threads", str(threads)]
 
 
 def is_coating_document(data: Any) -> bool:
