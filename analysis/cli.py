@@ -23,7 +23,7 @@ def _plural(n: int, word: str) -> str:
 
 def _check_pixel_size(value: float | None) -> None:
     """Exit with a usage error (code 2) for a pixel size that is not a positive finite number."""
-    from analysis.io import check_pixel_size
+    from analysis.files import check_pixel_size
 
     try:
         check_pixel_size(value)
@@ -59,17 +59,17 @@ def measure_command(
     """Measure coatings in class masks: one row per mask: `image` (file stem), `pixel_size_um`, every measurement."""
     import io as stdio
 
-    from analysis import io
+    from analysis import files
     from analysis.measure import MaskError, NoCoatingError
 
     _check_pixel_size(pixel_size_um)
     if out is not None:
         try:
-            io.check_output_file(out)
-        except io.OutputPathError as exc:
+            files.check_output_file(out)
+        except files.OutputPathError as exc:
             raise _fail(str(exc), 2) from exc
     try:
-        sources = io.resolve_masks(inputs)
+        sources = files.resolve_masks(inputs)
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     stems: dict[str, Path] = {}
@@ -78,13 +78,13 @@ def measure_command(
             raise _fail(f"{src.path} and {stems[src.path.stem]} would both be row {src.path.stem!r}; the image "
                         "column must name each mask once: measure them separately (one table per dataset)", 2)
         stems[src.path.stem] = src.path
-    rows: list[io.ResultRow] = []
+    rows: list[files.ResultRow] = []
     for src in sources:
         size = pixel_size_um if pixel_size_um is not None else src.pixel_size_um
         if size is None:
             raise _fail(f"{src.path}: no pixel size; pass --pixel-size-um (or measure a dataset folder)", 2)
         try:
-            rows.append((src.path.stem, size, io.measure_file(src.path, size)))
+            rows.append((src.path.stem, size, files.measure_file(src.path, size)))
         except NoCoatingError as exc:
             if not keep_going:
                 raise _fail(f"{exc} (use --keep-going to write an empty row instead)") from exc
@@ -98,11 +98,11 @@ def measure_command(
         text = json.dumps(objects, indent=2) + "\n"
     else:
         buffer = stdio.StringIO()
-        io.write_results_csv_to(buffer, rows)
+        files.write_results_csv_to(buffer, rows)
         text = buffer.getvalue()
     if out is not None:
         try:
-            io.write_text_atomic(out, text)
+            files.write_text_atomic(out, text)
         except OSError as exc:
             raise _cannot_write(out, exc) from exc
         typer.echo(f"{_plural(len(rows), 'mask')} measured -> {out}", err=True)
@@ -149,7 +149,7 @@ def predict_command(
     images.
     """
     from analysis import predict
-    from analysis.io import OutputPathError
+    from analysis.files import OutputPathError
     from analysis.model import ModelLoadError
 
     try:
@@ -216,7 +216,7 @@ def report_command(
     With --truth, a warning says how many results matched a truth and why the others did not.
     """
     from analysis import report
-    from analysis.io import OutputPathError
+    from analysis.files import OutputPathError
 
     _check_pixel_size(pixel_size_um)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import databar, io, sem_tiff, tiling
+from analysis import databar_crop, files, sem_tiff, tiling
 from analysis.measure import MaskError, Measurements, measure
 from analysis.model import SegmentationModel, WholeImageModel, load_model
 from semcoat.classes import BACKGROUND, CLASSES
@@ -100,22 +100,22 @@ def load_input(path: str | Path, pixel_size_um: float | None = None, crop: bool 
         µm per pixel; overrides the file's metadata when given.
     crop : bool
         Remove the instrument's data bar: from the row the Thermo/FEI metadata gives (``ResolutionY``), else where
-        :func:`analysis.databar.find_databar_top` finds it. False disables both: the whole image is kept.
+        :func:`analysis.databar_crop.find_databar_top` finds it. False disables both: the whole image is kept.
 
     Raises
     ------
     PixelSizeError
         When neither ``pixel_size_um`` nor the file's SEM metadata gives a pixel size.
-    io.ImageReadError, sem_tiff.SemMetadataError
+    files.ImageReadError, sem_tiff.SemMetadataError
         For unreadable files and metadata.
     """
     path = Path(path)
-    image = io.read_grey_image(path)
+    image = files.read_grey_image(path)
     meta = _metadata(path)
     size, source = _pixel_size(path, meta, pixel_size_um)
     top = None
     if crop:
-        image, top = databar.crop_databar(image, meta.scan_height_px)
+        image, top = databar_crop.crop_databar(image, meta.scan_height_px)
     return ImageInput(path, image, size, source, top, meta.pixel_size_um)
 
 
@@ -170,20 +170,20 @@ def _round6(value: float | None) -> float | None:
 def predict_mask(model: SegmentationModel, image: np.ndarray, tile_px: int = 512, overlap_px: int = 64) -> np.ndarray:
     """Class-id mask (uint8, same shape) of a grey micrograph, predicted tile by tile (whole for a WholeImageModel)."""
     if isinstance(model, WholeImageModel):
-        return model.segment(io.to_unit_float(image))
+        return model.segment(files.to_unit_float(image))
     # An ONNX model with a fixed input size gets tiles of exactly that size (its fixed batch size it handles itself).
     tile_shape = getattr(model, "input_size", None)
     if tile_shape is not None:
         overlap_px = min(overlap_px, min(tile_shape) // 4)
     probs = tiling.predict_probabilities(
-        model, io.to_unit_float(image), model.n_classes, tile_px, overlap_px, tile_shape=tile_shape
+        model, files.to_unit_float(image), model.n_classes, tile_px, overlap_px, tile_shape=tile_shape
     )
     return probs.argmax(axis=0).astype(np.uint8)
 
 
 def to_display_uint8(image: np.ndarray) -> np.ndarray:
     """A grey image as uint8 for display (integers by their dtype's range, floats from [0, 1])."""
-    return np.round(io.to_unit_float(image) * 255.0).astype(np.uint8)
+    return np.round(files.to_unit_float(image) * 255.0).astype(np.uint8)
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
@@ -213,7 +213,7 @@ def check_options(pixel_size_um: float | None, tile_px: int, overlap_px: int) ->
     ValueError
         Naming the option, its value and what is accepted.
     """
-    io.check_pixel_size(pixel_size_um)
+    files.check_pixel_size(pixel_size_um)
     if tile_px < 32:
         raise ValueError(f"--tile-px must be at least 32 pixels; got {tile_px}")
     if not 0 <= overlap_px < tile_px:
@@ -228,9 +228,9 @@ def _write_outputs(out: Path, stem: str, item: ImageInput, mask: np.ndarray) -> 
     ):
         path = out / folder / f"{stem}.png"
         try:
-            io.write_png(path, array)
+            files.write_png(path, array)
         except OSError as exc:
-            raise io.OutputPathError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc
+            raise files.OutputPathError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc
 
 
 def _remove_outputs(out: Path, stem: str) -> None:
@@ -262,7 +262,7 @@ def predict_files(
     ------
     ValueError
         For bad options (pixel size, tile and overlap) and repeated file stems.
-    io.OutputPathError
+    files.OutputPathError
         When the output folder cannot be created or written.
     ModelLoadError
         When the model cannot be loaded.
@@ -273,16 +273,16 @@ def predict_files(
     stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):
         raise ValueError(f"images must have distinct file stems (outputs are named after them); got {stems}")
-    io.check_output_dir(out)
+    files.check_output_dir(out)
     model = load_model(model_path)
     try:
         out.mkdir(parents=True, exist_ok=True)
         for name in (RESULTS_CSV, PREDICTIONS_JSON):  # a stale summary must not pass for this run's
             (out / name).unlink(missing_ok=True)
     except OSError as exc:
-        raise io.OutputPathError(f"{out}: cannot create or write the output folder ({exc.strerror or exc})") from exc
+        raise files.OutputPathError(f"{out}: cannot create or write the output folder ({exc.strerror or exc})") from exc
     records: list[PredictionRecord] = []
-    rows: list[io.ResultRow] = []
+    rows: list[files.ResultRow] = []
     for path in paths:
         stem = path.stem
         try:
@@ -315,8 +315,8 @@ def predict_files(
         if on_image is not None:
             on_image(record)
     try:
-        io.write_results_csv(out / RESULTS_CSV, rows)
-        io.write_text_atomic(out / PREDICTIONS_JSON, json.dumps([asdict(r) for r in records], indent=2))
+        files.write_results_csv(out / RESULTS_CSV, rows)
+        files.write_text_atomic(out / PREDICTIONS_JSON, json.dumps([asdict(r) for r in records], indent=2))
     except OSError as exc:
-        raise io.OutputPathError(f"{out}: cannot write the summary files ({exc.strerror or exc})") from exc
+        raise files.OutputPathError(f"{out}: cannot write the summary files ({exc.strerror or exc})") from exc
     return records

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis import io, plots
+from analysis import files, plots
 from analysis.measure import BOOLEAN_MEASUREMENTS, MEASUREMENT_NAMES, column_profile, measure
 from analysis.predict import PREDICTIONS_JSON, RESULTS_CSV
 
@@ -97,7 +97,7 @@ def read_truth_details(
 
     kind = truth_kind(truth)
     if kind == "csv":
-        table = io.read_results_csv(truth)
+        table = files.read_results_csv(truth)
         return TruthRead(table, list(table), [])
     if kind == "dataset":
         ds = read_dataset(truth)
@@ -106,13 +106,13 @@ def read_truth_details(
             values = ds.meta(sid).get("truth")
             if not values:
                 values = measure(
-                    io.read_mask(ds.mask_path(sid)), ds.info.pixel_size_um, str(ds.mask_path(sid))
+                    files.read_mask(ds.mask_path(sid)), ds.info.pixel_size_um, str(ds.mask_path(sid))
                 ).as_dict()
             table[sid] = {n: values.get(n) for n in MEASUREMENT_NAMES}
         return TruthRead(table, list(table), [])
     sizes = pixel_size_um or {}
     table, names, unsized = {}, [], []
-    for src in io.resolve_masks([truth]):
+    for src in files.resolve_masks([truth]):
         stem = src.path.stem
         names.append(stem)
         if wanted is not None and stem not in wanted:
@@ -120,7 +120,7 @@ def read_truth_details(
         if stem not in sizes:
             unsized.append(stem)
             continue
-        table[stem] = io.measure_file(src.path, sizes[stem]).as_dict()
+        table[stem] = files.measure_file(src.path, sizes[stem]).as_dict()
     return TruthRead(table, names, unsized)
 
 
@@ -153,9 +153,9 @@ def gather(
         When ``truth_pixel_size_um`` is not a positive finite number, or is given for a truth that is not a folder
         of masks (a CSV or a dataset folder carries its own scale).
     """
-    io.check_pixel_size(truth_pixel_size_um)
+    files.check_pixel_size(truth_pixel_size_um)
     csv_path = _results_csv(Path(results))
-    data = ReportData(csv_path, io.read_results_csv(csv_path))
+    data = ReportData(csv_path, files.read_results_csv(csv_path))
     folder = csv_path.parent
     predictions = folder / PREDICTIONS_JSON
     if predictions.is_file():
@@ -331,7 +331,7 @@ def _image_sections(data: ReportData, figures: dict[str, bytes], max_images: int
             block.append(_img(data.overlays[name].read_bytes(), f"overlay {name}"))
         size = data.pixel_size_um.get(name)
         if name in data.masks and size is not None:
-            profile = column_profile(io.read_mask(data.masks[name]), size)
+            profile = column_profile(files.read_mask(data.masks[name]), size)
             key = f"profile_{name}.png"
             figures[key] = plots.thickness_profile_figure(
                 profile.thickness_um, size, values.get("pore_line_depth_um"), f"{name}: thickness along the width"
@@ -437,7 +437,7 @@ def render_html(data: ReportData, title: str = "Coating measurements", max_image
     all_rows = [
         [
             html.escape(k),
-            _fmt(v[io.PIXEL_SIZE] if v.get(io.PIXEL_SIZE) is not None else data.pixel_size_um.get(k)),
+            _fmt(v[files.PIXEL_SIZE] if v.get(files.PIXEL_SIZE) is not None else data.pixel_size_um.get(k)),
             *(_fmt(v.get(n)) for n in MEASUREMENT_NAMES),
         ]
         for k, v in data.results.items()
@@ -481,11 +481,11 @@ def write_report(
 
     Raises
     ------
-    io.OutputPathError
+    files.OutputPathError
         When ``out_dir`` cannot be created or written.
     """
     out = Path(out_dir)
-    io.check_output_dir(out)
+    files.check_output_dir(out)
     data = gather(results, truth, truth_pixel_size_um)
     if data.truth is not None and on_warning is not None:
         matched, reasons = truth_match(data)
@@ -500,7 +500,7 @@ def write_report(
         for name, png in figures.items():
             (out / "figures" / name).write_bytes(png)
         path = out / "report.html"
-        io.write_text_atomic(path, page)
+        files.write_text_atomic(path, page)
     except OSError as exc:
-        raise io.OutputPathError(f"{out}: cannot write the report ({exc.strerror or exc})") from exc
+        raise files.OutputPathError(f"{out}: cannot write the report ({exc.strerror or exc})") from exc
     return path

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.baseline import segment
-from analysis.io import read_grey_image, read_mask
+from analysis.files import read_grey_image, read_mask
 from analysis.measure import BOOLEAN_MEASUREMENTS, MEASUREMENT_NAMES, NoCoatingError, measure
 from semcoat.classes import CLASSES
 from semcoat.dataset import read_dataset
@@ -81,8 +81,8 @@ def main() -> None:
     if args.dataset:
         evaluate(args.dataset)
         return
-    from blender_addon.batch_render import render_range
-    from blender_addon.renderer import Renderer
+    from blender_addon.render_node.batch_render import render_range
+    from blender_addon.render_node.renderer import Renderer
     from semcoat.presets import preset_batch
 
     batch = preset_batch(args.preset, count=args.count, seed=args.seed)

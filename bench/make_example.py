@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from analysis.predict import overlay
-from blender_addon.batch_render import render_range
+from blender_addon.render_node.batch_render import render_range
 from semcoat.presets import preset_batch
 
 WIDTH_PX, HEIGHT_PX = 768, 576
@@ -36,7 +36,7 @@ def main() -> None:
     img.data_bar, img.data_bar_height_px = True, 36
     batch.validate()
 
-    from blender_addon.renderer import Renderer
+    from blender_addon.render_node.renderer import Renderer
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def worker(spec_path: str, out_dir: str, start: int, count: int, threads: int, timings_path: str) -> None:
     """Render one chunk in this process and write its timings as JSON."""
     t0 = time.perf_counter()
-    from blender_addon.batch_render import render_range
-    from blender_addon.renderer import Renderer
+    from blender_addon.render_node.batch_render import render_range
+    from blender_addon.render_node.renderer import Renderer
     from semcoat.batch import BatchSpec
 
     batch = BatchSpec.load(spec_path)

@@ -11,6 +11,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 WORKDIR /opt/semcoat
 COPY pyproject.toml README.md ./
 COPY semcoat ./semcoat
+COPY semcoat_cli ./semcoat_cli
 COPY blender_addon ./blender_addon
 COPY render_service ./render_service
 COPY training ./training

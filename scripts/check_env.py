@@ -26,7 +26,7 @@ def main(extras_text: str) -> int:
                 importlib.import_module(module)
             except ImportError as exc:
                 missing.append(f"{module} ({extra}): {exc}")
-    importlib.import_module("semcoat.cli")
+    importlib.import_module("semcoat_cli.app")
     if "train" in extras:
         import torch
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh --stack || exit 1
 .venv/bin/ruff check . || exit 1
-.venv/bin/mypy semcoat render_service blender_addon analysis training || exit 1
+.venv/bin/mypy semcoat semcoat_cli render_service blender_addon analysis training || exit 1
 
 .venv/bin/python -m pytest "$@"
 rc=$?

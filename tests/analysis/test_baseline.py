@@ -23,7 +23,7 @@ from analysis import baseline, predict
 from analysis.measure import measure
 from analysis.model import WholeImageModel, load_model
 from semcoat.classes import BACKGROUND, FE2AL5, FEAL, PORE, PRECIPITATE, SUBSTRATE
-from semcoat.cli import app
+from semcoat_cli.app import app
 
 GREY = np.array([0.093, 0.678, 0.783, 0.915, 0.03, 0.804], np.float32)  # class ids 0..5
 ROWS, COLS = 256, 320

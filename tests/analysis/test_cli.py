@@ -14,7 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from analysis.measure import MEASUREMENT_NAMES, measure
-from semcoat.cli import app
+from semcoat_cli.app import app
 from tests.analysis.conftest import grey_image, line_mask
 from tests.analysis.masks import slab
 
@@ -252,14 +252,14 @@ def test_predict_help_says_what_no_crop_databar_disables() -> None:
 
 
 def test_measure_refuses_two_masks_that_would_share_a_row_and_the_reader_a_repeated_image(tmp_path: Path) -> None:
-    from analysis import io
+    from analysis import files
 
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
-        io.write_png(tmp_path / folder / "000000.png", slab(height=60, width=40, surface=10, thickness=30))
+        files.write_png(tmp_path / folder / "000000.png", slab(height=60, width=40, surface=10, thickness=30))
     result = CliRunner().invoke(app, ["measure", str(tmp_path / "a"), str(tmp_path / "b"), "--pixel-size-um", "1"])
     assert result.exit_code == 2 and "would both be row '000000'" in result.output
     table = tmp_path / "t.csv"
     table.write_text("image,pixel_size_um\nx,1\nx,1\n")
     with pytest.raises(ValueError, match="image 'x' appears twice"):
-        io.read_results_csv(table)
+        files.read_results_csv(table)

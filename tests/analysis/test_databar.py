@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from analysis.databar import crop_databar, find_databar_top
+from analysis.databar_crop import crop_databar, find_databar_top
 
 
 def micrograph(rng: np.random.Generator, rows: int = 600, columns: int = 800) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from analysis import io, predict
+from analysis import files, predict
 from analysis.measure import measure
 from analysis.model import ModelLoadError, ModelRunError, load_model
 from tests.analysis.conftest import export_nearest_grey_model, grey_image, line_mask
@@ -50,10 +50,10 @@ def test_predict_end_to_end_with_onnx(tmp_path: Path, onnx_model: Path) -> None:
     assert records[0].databar_top_row == 160 and records[1].databar_top_row is None
 
     for name, mask in masks.items():
-        predicted = io.read_mask(out / "masks" / f"{name}.png")
+        predicted = files.read_mask(out / "masks" / f"{name}.png")
         assert np.mean(predicted == mask) > 0.999
         assert (out / "overlays" / f"{name}.png").is_file() and (out / "images" / f"{name}.png").is_file()
-    table = io.read_results_csv(out / "measurements.csv")
+    table = files.read_results_csv(out / "measurements.csv")
     assert list(table) == ["fei", "plain"]
     truth = measure(masks["fei"], 0.1).as_dict()
     assert table["fei"]["fe2al5_thickness_um"] == pytest.approx(truth["fe2al5_thickness_um"], rel=0.01)
@@ -67,7 +67,7 @@ def test_jpeg_input(tmp_path: Path, onnx_model: Path) -> None:
     jpg = tmp_path / "j.jpg"
     cv2.imwrite(str(jpg), np.round(grey_image(mask, np.random.default_rng(1)) * 255).astype(np.uint8))
     predict.predict_files(onnx_model, [jpg], tmp_path / "out", pixel_size_um=0.5)
-    predicted = io.read_mask(tmp_path / "out" / "masks" / "j.png")
+    predicted = files.read_mask(tmp_path / "out" / "masks" / "j.png")
     assert np.mean(predicted == mask) > 0.98
 
 
@@ -84,7 +84,7 @@ def test_missing_pixel_size_fails_that_image_only(tmp_path: Path, onnx_model: Pa
     assert plain.failed and plain.pixel_size_um is None and plain.rows is None
     assert plain.error is not None and str(png) in plain.error and "--pixel-size-um" in plain.error
     assert not (out / "masks" / "plain.png").exists()
-    table = io.read_results_csv(out / "measurements.csv")
+    table = files.read_results_csv(out / "measurements.csv")
     assert list(table) == ["fei", "plain"] and table["plain"] == dict.fromkeys(table["plain"])
     assert table["fei"]["pixel_size_um"] == pytest.approx(PIXEL_SIZE_UM, rel=1e-6)
     saved = {r["image"]: r for r in json.loads((out / "predictions.json").read_text())}
@@ -102,7 +102,7 @@ def test_pixel_size_option_differing_from_the_metadata_warns_and_records_both(tm
     saved = json.loads((out / "predictions.json").read_text())[0]
     assert saved["pixel_size_um"] == 0.2 and saved["pixel_size_from"] == "option"
     assert saved["metadata_pixel_size_um"] == 0.0496094 and saved["warnings"] == [warning]
-    assert io.read_results_csv(out / "measurements.csv")["fei"]["pixel_size_um"] == 0.2
+    assert files.read_results_csv(out / "measurements.csv")["fei"]["pixel_size_um"] == 0.2
     # Within 1 % of the metadata: no warning, the option still wins.
     (record,) = predict.predict_files(onnx_model, [tiff], out, pixel_size_um=0.05, tile_px=96, overlap_px=16)
     assert record.warnings == [] and record.pixel_size_um == 0.05
@@ -129,7 +129,7 @@ def test_image_without_coating_keeps_mask_and_fails(tmp_path: Path, onnx_model: 
     assert record.failed and record.error is not None and "only background" in record.error
     assert str(tmp_path / "resin.png") in record.error
     assert (tmp_path / "out" / "masks" / "resin.png").is_file()  # kept, to see why
-    assert io.read_results_csv(tmp_path / "out" / "measurements.csv")["resin"]["fe2al5_thickness_um"] is None
+    assert files.read_results_csv(tmp_path / "out" / "measurements.csv")["resin"]["fe2al5_thickness_um"] is None
     saved = json.loads((tmp_path / "out" / "predictions.json").read_text())[0]
     assert saved["failed"] is True and "only background" in saved["error"]
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from analysis import io, plots, predict
+from analysis import files, plots, predict
 from analysis.report import gather, write_report
 from tests.analysis.conftest import grey_image, line_mask
 
@@ -24,8 +24,8 @@ def test_regression_metrics() -> None:
 
 
 def test_report_on_a_dataset_measured_against_its_truth(tmp_path: Path, dataset_dir: Path) -> None:
-    rows = [(s.path.stem, 0.5, io.measure_file(s.path, 0.5)) for s in io.resolve_masks([dataset_dir])]
-    io.write_results_csv(tmp_path / "results.csv", rows)
+    rows = [(s.path.stem, 0.5, files.measure_file(s.path, 0.5)) for s in files.resolve_masks([dataset_dir])]
+    files.write_results_csv(tmp_path / "results.csv", rows)
     page = write_report(tmp_path / "results.csv", tmp_path / "report", truth=dataset_dir)
     text = page.read_text()
     assert "Against ground truth" in text and "4 images matched" in text
@@ -59,7 +59,7 @@ def test_report_on_predictions_with_overlays_and_profiles(tmp_path: Path, onnx_m
 def test_report_without_truth_and_missing_results(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="measurements.csv"):
         write_report(tmp_path, tmp_path / "r")
-    io.write_results_csv(tmp_path / "r.csv", [("a", None, None)])
+    files.write_results_csv(tmp_path / "r.csv", [("a", None, None)])
     text = write_report(tmp_path / "r.csv", tmp_path / "r").read_text()
     assert "<h1>Coating measurements</h1>" in text and "Against ground truth" not in text
 
@@ -77,9 +77,9 @@ def test_r2_is_undefined_when_the_truth_barely_varies() -> None:
 
 
 def test_report_shows_a_dash_for_r2_of_a_constant_truth(tmp_path: Path, dataset_dir: Path) -> None:
-    rows = [(s.path.stem, 0.5, io.measure_file(s.path, 0.5)) for s in io.resolve_masks([dataset_dir])]
-    io.write_results_csv(tmp_path / "results.csv", rows)
-    table = io.read_results_csv(tmp_path / "results.csv")
+    rows = [(s.path.stem, 0.5, files.measure_file(s.path, 0.5)) for s in files.resolve_masks([dataset_dir])]
+    files.write_results_csv(tmp_path / "results.csv", rows)
+    table = files.read_results_csv(tmp_path / "results.csv")
     with (tmp_path / "truth.csv").open("w") as f:  # the same thickness in every image, a little off the results
         f.write("image,fe2al5_thickness_um\n" + "".join(f"{k},{30 + 1e-5 * i}\n" for i, k in enumerate(table)))
     text = write_report(tmp_path / "results.csv", tmp_path / "rep", truth=tmp_path / "truth.csv").read_text()
@@ -94,8 +94,8 @@ def _masks_folder(folder: Path, names: list[str]) -> Path:
 
 
 def test_report_warns_when_names_differ(tmp_path: Path, dataset_dir: Path) -> None:
-    rows = [(f"img{i}", 0.5, io.measure_file(s.path, 0.5)) for i, s in enumerate(io.resolve_masks([dataset_dir]))]
-    io.write_results_csv(tmp_path / "r.csv", rows)
+    rows = [(f"img{i}", 0.5, files.measure_file(s.path, 0.5)) for i, s in enumerate(files.resolve_masks([dataset_dir]))]
+    files.write_results_csv(tmp_path / "r.csv", rows)
     warnings: list[str] = []
     page = write_report(tmp_path / "r.csv", tmp_path / "rep", truth=dataset_dir, on_warning=warnings.append)
     (warning,) = warnings
@@ -107,8 +107,8 @@ def test_report_warns_when_names_differ(tmp_path: Path, dataset_dir: Path) -> No
 
 def test_report_truth_masks_without_pixel_size(tmp_path: Path) -> None:
     truth = _masks_folder(tmp_path / "labelled", ["a", "b", "c"])
-    rows = [(name, 0.5, io.measure_file(truth / f"{name}.png", 0.5)) for name in ("a", "b", "c")]
-    io.write_results_csv(tmp_path / "m_only.csv", rows)
+    rows = [(name, 0.5, files.measure_file(truth / f"{name}.png", 0.5)) for name in ("a", "b", "c")]
+    files.write_results_csv(tmp_path / "m_only.csv", rows)
     warnings: list[str] = []
     write_report(tmp_path / "m_only.csv", tmp_path / "rep", truth=truth, on_warning=warnings.append)
     (warning,) = warnings
@@ -128,10 +128,10 @@ def test_report_truth_masks_without_pixel_size(tmp_path: Path) -> None:
 def test_report_cli_prints_the_match_warning_and_takes_pixel_size(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from semcoat.cli import app
+    from semcoat_cli.app import app
 
     truth = _masks_folder(tmp_path / "labelled", ["a", "b", "c"])
-    io.write_results_csv(tmp_path / "m.csv", [(n, 0.5, io.measure_file(truth / f"{n}.png", 0.5)) for n in "abc"])
+    files.write_results_csv(tmp_path / "m.csv", [(n, 0.5, files.measure_file(truth / f"{n}.png", 0.5)) for n in "abc"])
     runner = CliRunner()
     args = ["report", str(tmp_path / "m.csv"), "--truth", str(truth), "--out", str(tmp_path / "rep")]
     result = runner.invoke(app, args)
@@ -182,8 +182,8 @@ def test_report_pages_show_truth_next_to_predictions_a_legend_labels_and_provena
     # (d) where the results came from
     assert "Predicted by model classical. Pixel sizes: 0.5 µm/px from --pixel-size-um (4 images)." in text
     # A bare table: its own pixel sizes, and no model to name.
-    rows = [(s.path.stem, 0.5, io.measure_file(s.path, 0.5)) for s in io.resolve_masks([dataset_dir])]
-    io.write_results_csv(tmp_path / "results.csv", rows)
+    rows = [(s.path.stem, 0.5, files.measure_file(s.path, 0.5)) for s in files.resolve_masks([dataset_dir])]
+    files.write_results_csv(tmp_path / "results.csv", rows)
     text = write_report(tmp_path / "results.csv", tmp_path / "rep2").read_text()
     assert "Pixel sizes, from the table: 0.5 µm/px (4 images). No record of the model" in text
     assert "<th>measurement</th><th>value</th>" in text  # no truth: the value alone
@@ -211,6 +211,6 @@ def test_all_results_show_the_pixel_size_of_an_earlier_table_from_predictions_js
     csv_path = tmp_path / "pred" / "measurements.csv"
     lines = csv_path.read_text().splitlines()  # as written before the pixel_size_um column: drop it
     csv_path.write_text("\n".join(",".join(x for i, x in enumerate(r.split(",")) if i != 1) for r in lines) + "\n")
-    assert io.read_results_csv(csv_path)["a"]["pixel_size_um"] is None
+    assert files.read_results_csv(csv_path)["a"]["pixel_size_um"] is None
     text = write_report(tmp_path / "pred", tmp_path / "rep").read_text()
     assert "<tr><td>a</td><td>0.25</td>" in text

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from blender_addon.frame import RenderedFrame, RenderError
-from blender_addon.geometry import CoatingGeometry
+from blender_addon.render_node.frame import RenderedFrame, RenderError
+from blender_addon.scene.geometry import CoatingGeometry
 from semcoat import classes
 from semcoat.spec import CoatingSpec
 

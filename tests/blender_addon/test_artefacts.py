@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blender_addon.artefacts import fe2al5_depth_factor, scratch_factor, shading_field
+from blender_addon.render_node.artefacts import fe2al5_depth_factor, scratch_factor, shading_field
 from semcoat import classes
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from blender_addon.batch_render import SampleFailed, render_range
-from blender_addon.frame import RenderError
+from blender_addon.render_node.batch_render import SampleFailed, render_range
+from blender_addon.render_node.frame import RenderError
 from semcoat.batch import BatchSpec
 from semcoat.dataset import check_dataset, sample_id
 from semcoat.params import SpecError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blender_addon.geometry import build_geometry, rough_profile
+from blender_addon.scene.geometry import build_geometry, rough_profile
 from tests.blender_addon.specs import FLAT, small_batch
 
 

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from blender_addon.batch_render import render_range
-from blender_addon.frame import RenderedFrame
-from blender_addon.geometry import build_geometry
+from blender_addon.render_node.batch_render import render_range
+from blender_addon.render_node.frame import RenderedFrame
+from blender_addon.scene.geometry import build_geometry
 from semcoat import classes
 from semcoat.dataset import check_dataset, read_dataset
 from semcoat.pngio import decode_grey
@@ -39,7 +39,7 @@ class _Shared:
     """One Blender scene for the whole module; render_range's close() must not remove its scratch folder."""
 
     def __init__(self) -> None:
-        from blender_addon.renderer import Renderer
+        from blender_addon.render_node.renderer import Renderer
 
         self.inner = Renderer()
 

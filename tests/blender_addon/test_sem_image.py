@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from blender_addon.sem_image import apply_line_shifts, form_image, scan_margin_px
+from blender_addon.render_node.sem_image import apply_line_shifts, form_image, scan_margin_px
 from semcoat import classes
 from semcoat.spec import ImagingSpec
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from blender_addon.batch_render import render_range
+from blender_addon.render_node.batch_render import render_range
 from render_service.slurm.parsers import TaskState, parse_jobcomp, parse_sbatch_job_id
 from render_service.slurm.transport import SSHRunner
 from semcoat.dataset import check_dataset
@@ -64,7 +64,7 @@ def test_array_tasks_render_chunks_of_one_batch_into_one_dataset(
     # the cluster's images are the ones this machine renders for the same (seed, index), bit for bit
     shared = Path(workdir) / "ds"
     assert check_dataset(shared).ok
-    from blender_addon.renderer import Renderer
+    from blender_addon.render_node.renderer import Renderer
 
     local = tmp_path / "local"
     render_range(batch, local, lambda: Renderer(threads=1), start=3, count=1)

@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from semcoat import pngio
-from semcoat.cli import app
 from semcoat.dataset import (
     MEASUREMENT_NAMES,
     DatasetError,
@@ -23,6 +22,7 @@ from semcoat.dataset import (
     sample_id,
     write_atomic,
 )
+from semcoat_cli.app import app
 
 W, H = 24, 16
 

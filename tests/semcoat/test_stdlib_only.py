@@ -10,7 +10,7 @@ import semcoat
 
 CORE = Path(semcoat.__file__).parent
 # Command-line front ends use Typer and are not copied into the add-on.
-COMMAND_LINE_MODULES = {"cli.py", "core_cli.py", "demo.py", "__main__.py"}
+COMMAND_LINE_MODULES: set[str] = set()
 
 
 def _imported_top_level_names(path: Path) -> set[str]:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from blender_addon.artefacts import shading_field
-from blender_addon.data_bar import draw_data_bar
+from blender_addon.render_node.artefacts import shading_field
+from blender_addon.render_node.databar_draw import draw_data_bar
 from semcoat import classes
 from semcoat.spec import ImagingSpec
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from blender_addon.frame import RenderedFrame, RenderError
-from blender_addon.geometry import CoatingGeometry
-from blender_addon.scene_builder import SceneBuilder
+from blender_addon.render_node.frame import RenderedFrame, RenderError
+from blender_addon.scene.builder import SceneBuilder
+from blender_addon.scene.geometry import CoatingGeometry
 from semcoat.spec import CoatingSpec
 
 PIXEL_FILTER_WIDTH_PX = 0.01  # the smallest Cycles accepts: samples land within 0.005 px of the pixel centre

@@ -21,12 +21,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from blender_addon import geometry as geometry_mod
-from blender_addon.artefacts import fe2al5_depth_factor, scratch_factor
-from blender_addon.frame import FrameRenderer, RenderError
-from blender_addon.sem_image import form_image, scan_margin_px
-from blender_addon.texture import grain_factor
-from blender_addon.truth import ground_truth
+from blender_addon.render_node.artefacts import fe2al5_depth_factor, scratch_factor
+from blender_addon.render_node.frame import FrameRenderer, RenderError
+from blender_addon.render_node.sem_image import form_image, scan_margin_px
+from blender_addon.render_node.texture import grain_factor
+from blender_addon.render_node.truth import ground_truth
+from blender_addon.scene import geometry as geometry_mod
 from semcoat import __version__
 from semcoat.batch import BatchSpec
 from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id

@@ -15,9 +15,10 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from blender_addon.geometry import CoatingGeometry, Inclusions
 from semcoat import classes
 from semcoat.spec import CoatingSpec
+
+from .geometry import CoatingGeometry, Inclusions
 
 COLLECTION_NAME = "semcoat"
 CAMERA_HEIGHT_PX = 100.0
@@ -39,7 +40,8 @@ LAYOUT: dict[int, tuple[str, float]] = {
 def _emission_material(name: str) -> bpy.types.Material:
     """Flat emission of the object's colour: per-image greys live on the objects, never in a node tree.
 
-    Grain contrast is added in numpy (:mod:`blender_addon.texture`): as a Cycles shader it doubled the render time.
+    Grain contrast is added in numpy by the render node (``render_node.texture``): as a Cycles shader it doubled the
+    render time.
     """
     mat = bpy.data.materials.get(name) or bpy.data.materials.new(name)
     if mat.node_tree is None:  # Blender 5 gives new materials a node tree; use_nodes is deprecated

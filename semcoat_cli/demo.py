@@ -57,7 +57,7 @@ def _out_folder_problem(out: Path, batch_file: Path, batch_json: str) -> str | N
 
 
 def _available_commands() -> set[str]:
-    from semcoat.cli import app
+    from semcoat_cli.app import app
 
     names = {c.name for c in app.registered_commands if c.name}
     names |= {c.callback.__name__ for c in app.registered_commands if c.callback is not None and not c.name}
@@ -98,7 +98,7 @@ def demo(
         shown = args if len(args) < 12 else [*args[:10], "..."]
         typer.echo(f"-- {title}: semcoat {' '.join(shown)}")
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "semcoat", *args], check=False)
+        proc = subprocess.run([sys.executable, "-m", "semcoat_cli", *args], check=False)
         if proc.returncode != 0:
             typer.echo(f"error: step '{title}' failed (exit {proc.returncode}); see its message above", err=True)
             raise typer.Exit(1)

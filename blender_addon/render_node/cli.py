@@ -19,7 +19,7 @@ from semcoat.dataset import DatasetError
 from semcoat.params import SpecError
 
 if TYPE_CHECKING:  # numpy and scipy stay out of `semcoat --help`
-    from blender_addon.frame import FrameRenderer
+    from blender_addon.render_node.frame import FrameRenderer
 
 EXIT_BAD_INPUT = 2
 EXIT_RENDER_FAILED = 1
@@ -56,8 +56,8 @@ def render(
 ) -> None:
     """Render images START..START+COUNT-1 of a batch, with masks and ground truth; finished images are skipped."""
     try:
-        from blender_addon.batch_render import SampleFailed, render_range  # noqa: PLC0415 - keeps --help light
-        from blender_addon.frame import RenderError  # noqa: PLC0415
+        from blender_addon.render_node.batch_render import SampleFailed, render_range  # noqa: PLC0415 - keeps --help light
+        from blender_addon.render_node.frame import RenderError  # noqa: PLC0415
     except ImportError as exc:
         typer.echo(f"error: rendering needs the render part of semcoat ({exc}); install it with "
                    "pip install 'semcoat[render]'", err=True)
@@ -70,7 +70,7 @@ def render(
         raise typer.Exit(EXIT_BAD_INPUT) from exc
 
     def factory() -> FrameRenderer:
-        from blender_addon.renderer import Renderer  # noqa: PLC0415 - imports bpy
+        from blender_addon.render_node.renderer import Renderer  # noqa: PLC0415 - imports bpy
 
         return Renderer(threads=threads)
 

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from semcoat.batch import BatchSpec
-from semcoat.cli import app
 from semcoat.params import SpecError
+from semcoat_cli.app import app
 
 runner = CliRunner()
 
@@ -25,8 +25,21 @@ def test_help_lists_the_core_commands() -> None:
 
 
 def test_console_script_runs() -> None:
-    proc = subprocess.run([sys.executable, "-m", "semcoat", "--version"], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout.startswith("semcoat ")
+    script = Path(sys.executable).parent / "semcoat"
+    for argv in ([str(script)], [sys.executable, "-m", "semcoat_cli"]):
+        proc = subprocess.run([*argv, "--version"], capture_output=True, text=True)
+        assert proc.returncode == 0 and proc.stdout.startswith("semcoat "), (argv, proc.stderr)
+
+
+def test_help_imports_no_heavy_part() -> None:
+    """`semcoat --help` must stay fast and work where a part is not installed: no torch, bpy, fastapi, celery, numpy."""
+    code = ("import sys\nfrom semcoat_cli.app import app\nfrom typer.testing import CliRunner\n"
+            "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+            "heavy = {'torch', 'bpy', 'fastapi', 'celery', 'lightning', 'numpy', 'scipy', 'paramiko'}\n"
+            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_preset_prints_a_valid_batch(tmp_path: Path) -> None:

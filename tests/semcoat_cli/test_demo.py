@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from semcoat.cli import app
+from semcoat_cli.app import app
 
 runner = CliRunner()
 

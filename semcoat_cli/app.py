@@ -1,10 +1,9 @@
 """The single command-line entry ``semcoat``.
 
-Each part of the project adds its subcommands through a ``register(app)`` function in its own ``<part>/cli.py``;
-this module only assembles them, so ``semcoat --help`` lists exactly the commands that exist. Part modules import
-their heavy dependencies (torch, bpy, fastapi) inside the command functions, which keeps ``--help`` fast.
-
-Unlike the rest of ``semcoat/``, this module uses Typer and is not copied into the Blender add-on.
+The core's own commands live in :mod:`semcoat_cli.core`; each part adds its subcommands through a ``register(app)``
+function in its own ``cli`` module; this module only assembles them, so ``semcoat --help`` lists exactly the commands
+that exist. Part modules import their heavy dependencies (torch, bpy, fastapi) inside the command functions, which
+keeps ``--help`` fast (a test checks it).
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ from semcoat import __version__
 
 # Parts that contribute commands, in the order their commands are listed.
 PART_CLI_MODULES = (
-    "semcoat.core_cli",
-    "blender_addon.cli",
+    "semcoat_cli.core",
+    "blender_addon.render_node.cli",
     "render_service.cli",
     "training.cli",
     "analysis.cli",

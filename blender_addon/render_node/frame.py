@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from blender_addon.geometry import CoatingGeometry
+from blender_addon.scene.geometry import CoatingGeometry
 from semcoat.spec import CoatingSpec
 
 

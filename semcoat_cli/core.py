@@ -83,7 +83,7 @@ def dataset_check(folder: Path = typer.Argument(..., help="Dataset folder.")) ->
 
 def register(app: typer.Typer) -> None:
     """Add the core commands to the ``semcoat`` app."""
-    from semcoat.demo import demo
+    from semcoat_cli.demo import demo
 
     app.add_typer(spec_app, name="spec")
     app.add_typer(dataset_app, name="dataset")

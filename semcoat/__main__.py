@@ -1,5 +1,0 @@
-"""``python -m semcoat`` runs the command line."""
-
-from semcoat.cli import main
-
-main()
