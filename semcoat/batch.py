@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from semcoat.errors import SemcoatError
 from semcoat.params import FieldError, SpecError, check_leaf, dataclass_errors, dataclass_from_dict, leaf_paths, param
 from semcoat.spec import CoatingSpec
 
@@ -122,7 +123,7 @@ class BatchSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> BatchSpec:
-        """Read a batch spec JSON file; raise SpecError (bad content) or FileNotFoundError with the path."""
+        """Read a batch spec JSON file; raise SpecError (bad content) or SemcoatError (no such file)."""
         return cls.from_dict(read_json(path), source=str(path))
 
     # --- validation ----------------------------------------------------------------------------------------------
@@ -226,7 +227,7 @@ def read_json(path: str | Path) -> Any:
     """Read a JSON file, turning decode errors into a SpecError that names the file, line and column."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no such spec file: {p}")
+        raise SemcoatError(f"no such spec file: {p}")
     try:
         return json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

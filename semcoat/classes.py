@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from semcoat.errors import InvalidArgument
+
 BACKGROUND = 0
 FE2AL5 = 1
 FEAL = 2
@@ -51,12 +53,12 @@ NUM_CLASSES = len(CLASSES)
 
 
 def class_by_name(name: str) -> PhaseClass:
-    """Return the class called ``name``; raise ValueError listing the accepted names otherwise."""
+    """Return the class called ``name``; raise InvalidArgument listing the accepted names otherwise."""
     for c in CLASSES:
         if c.name == name:
             return c
     accepted = ", ".join(c.name for c in CLASSES)
-    raise ValueError(f"unknown class name {name!r}; accepted: {accepted}")
+    raise InvalidArgument(f"unknown class name {name!r}; accepted: {accepted}", argument="name")
 
 
 def backscatter_coefficient(mean_atomic_number: float) -> float:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from semcoat import classes, pngio
+from semcoat.errors import SemcoatError
 
 DATASET_FILE = "dataset.json"
 SUBDIRS = ("images", "masks", "meta")
@@ -43,7 +44,7 @@ _TMP_MARK = ".tmp-"
 _ID_FILE = re.compile(r"^(\d{6,})\.(png|json)$")
 
 
-class DatasetError(ValueError):
+class DatasetError(SemcoatError):
     """A dataset folder cannot be used as asked (with the folder and the reason)."""
 
 

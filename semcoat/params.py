@@ -12,6 +12,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from semcoat.errors import SemcoatError
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -25,7 +27,7 @@ class FieldError:
         return f"{self.path or '<root>'}: {self.message} (got {self.value!r})"
 
 
-class SpecError(ValueError):
+class SpecError(SemcoatError):
     """A spec failed validation. ``errors`` holds every problem found, not only the first."""
 
     def __init__(self, errors: list[FieldError], source: str = "") -> None:

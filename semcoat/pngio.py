@@ -11,11 +11,13 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from semcoat.errors import SemcoatError
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_GREY = 0
 
 
-class PngError(ValueError):
+class PngError(SemcoatError):
     """A file is not a PNG this codec reads (with the reason)."""
 
 

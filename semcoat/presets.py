@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 from semcoat.batch import BatchSpec, Distribution, RenderSettings
+from semcoat.errors import InvalidArgument
 from semcoat.spec import CoatingSpec, ImagingSpec, LayerSpec, PoreLineSpec, PoreSpec, PrecipitateSpec
 
 
@@ -43,7 +44,7 @@ PRESETS = {"5h_650C": _preset_5h_650c, "20h_650C": _preset_20h_650c}
 def preset(name: str) -> CoatingSpec:
     """A fresh copy of the preset coating ``name``; ValueError lists the preset names otherwise."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; accepted: {', '.join(PRESETS)}")
+        raise InvalidArgument(f"unknown preset {name!r}; accepted: {', '.join(PRESETS)}", argument="name")
     return PRESETS[name]()
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 
 from semcoat.batch import BatchSpec, is_coating_document, read_json
-from semcoat.params import SpecError
 from semcoat.presets import PRESETS, preset_batch
 from semcoat.schema import batch_spec_schema, coating_spec_schema
 from semcoat.spec import CoatingSpec
+from semcoat_cli.errors import EXIT_FAILED, EXIT_USAGE, fail, user_errors
 
 spec_app = typer.Typer(help="Coating and batch specs: presets, validation, JSON Schema.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Dataset folders (images, masks, ground truth).", no_args_is_help=True)
@@ -25,8 +25,7 @@ def spec_schema(
 ) -> None:
     """Print the JSON Schema of batch spec files (or of one coating spec)."""
     if kind not in ("batch", "coating"):
-        typer.echo(f"error: --kind {kind!r} is not known; accepted: batch, coating", err=True)
-        raise typer.Exit(2)
+        raise fail(f"--kind {kind!r} is not known; accepted: batch, coating", EXIT_USAGE)
     typer.echo(json.dumps(batch_spec_schema() if kind == "batch" else coating_spec_schema(), indent=2))
 
 
@@ -38,16 +37,15 @@ def spec_preset(
 ) -> None:
     """Print a ready BatchSpec (JSON) for a preset coating."""
     if name not in PRESETS:
-        typer.echo(f"error: unknown preset {name!r}; accepted: {', '.join(PRESETS)}", err=True)
-        raise typer.Exit(2)
+        raise fail(f"unknown preset {name!r}; accepted: {', '.join(PRESETS)}", EXIT_USAGE)
     typer.echo(preset_batch(name, count=count, seed=seed).to_json())
 
 
 @spec_app.command("check")
 def spec_check(file: Path = typer.Argument(..., help="A BatchSpec (or CoatingSpec) JSON file.")) -> None:
     """Validate a batch file (or a coating spec: an object of coating sections only); for a batch, also draw every
-    image's parameters and check them."""
-    try:
+    image's parameters and check them. Exit 1 when the file is not a valid spec: finding that is this command's job."""
+    with user_errors(EXIT_FAILED):
         data = read_json(file)
         if is_coating_document(data):
             CoatingSpec.from_dict(data, source=str(file))
@@ -58,9 +56,6 @@ def spec_check(file: Path = typer.Argument(..., help="A BatchSpec (or CoatingSpe
                 batch.sample(index)
             typer.echo(f"ok: batch {batch.name!r}, {batch.count} images in {len(batch.task_ranges())} task(s), "
                        f"{len(batch.randomize)} randomised parameter(s)")
-    except (SpecError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
 
 
 @dataset_app.command("check")
@@ -78,7 +73,7 @@ def dataset_check(folder: Path = typer.Argument(..., help="Dataset folder.")) ->
         typer.echo(f"... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more problem(s)", err=True)
     typer.echo(f"{folder}: {len(report.problems)} problem(s); {report.complete} of {report.expected} samples complete",
                err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(EXIT_FAILED)
 
 
 def register(app: typer.Typer) -> None:

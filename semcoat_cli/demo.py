@@ -16,10 +16,12 @@ from pathlib import Path
 
 import typer
 
+from semcoat.batch import render_chunk_argv
 from semcoat.presets import PRESETS, preset_batch
+from semcoat_cli.errors import EXIT_FAILED, EXIT_USAGE, fail
 
 
-def _steps(out: Path, batch_file: Path, pixel_size_um: float) -> list[tuple[str, Callable[[], list[str]]]]:
+def _steps(out: Path, batch_file: Path, count: int, pixel_size_um: float) -> list[tuple[str, Callable[[], list[str]]]]:
     """The demo's commands; each argument list is built when its step runs (the images exist only after render)."""
     dataset = out / "dataset"
 
@@ -28,7 +30,8 @@ def _steps(out: Path, batch_file: Path, pixel_size_um: float) -> list[tuple[str,
 
     return [
         ("check the batch spec", lambda: ["spec", "check", str(batch_file)]),
-        ("render the batch locally (headless Blender)", lambda: ["render", str(batch_file), "--out", str(dataset)]),
+        ("render the batch locally (headless Blender)",
+         lambda: render_chunk_argv([], str(batch_file), str(dataset), start=0, count=count)),
         ("check the dataset folder", lambda: ["dataset", "check", str(dataset)]),
         ("measure the exact masks (ground truth)", lambda: ["measure", str(dataset), "--out", str(out / "truth.csv")]),
         ("segment the images with the classical baseline, as if they were real micrographs",
@@ -73,24 +76,21 @@ def demo(
 ) -> None:
     """Render a small preset batch locally, check it, measure it and report against the ground truth."""
     if preset not in PRESETS:
-        typer.echo(f"error: unknown preset {preset!r}; accepted: {', '.join(PRESETS)}", err=True)
-        raise typer.Exit(2)
+        raise fail(f"unknown preset {preset!r}; accepted: {', '.join(PRESETS)}", EXIT_USAGE)
     batch = preset_batch(preset, count=count, seed=seed)
     batch.render.images_per_task = count
     batch_file = out / "batch.json"
     problem = _out_folder_problem(out, batch_file, batch.to_json() + "\n")
     if problem:
-        typer.echo(f"error: {problem}", err=True)
-        raise typer.Exit(2)
+        raise fail(problem, EXIT_USAGE)
     try:
         out.mkdir(parents=True, exist_ok=True)
         batch_file.write_text(batch.to_json() + "\n")
     except OSError as exc:
-        typer.echo(f"error: cannot write the demo folder {out}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(f"cannot write the demo folder {out}: {exc.strerror or exc}", EXIT_USAGE) from exc
     typer.echo(f"wrote {batch_file} ({preset}, {count} images, seed {seed})")
     available = _available_commands()
-    for title, make_args in _steps(out, batch_file, batch.base.imaging.pixel_size_um):
+    for title, make_args in _steps(out, batch_file, count, batch.base.imaging.pixel_size_um):
         args = make_args()
         if args[0] not in available:
             typer.echo(f"-- skipped: {title}: `semcoat {args[0]}` is not part of this installation yet")
@@ -100,8 +100,7 @@ def demo(
         started = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "semcoat_cli", *args], check=False)
         if proc.returncode != 0:
-            typer.echo(f"error: step '{title}' failed (exit {proc.returncode}); see its message above", err=True)
-            raise typer.Exit(1)
+            raise fail(f"step '{title}' failed (exit {proc.returncode}); see its message above", EXIT_FAILED)
         typer.echo(f"   done in {time.monotonic() - started:.1f} s")
     report = out / "report" / "report.html"
     if report.is_file():

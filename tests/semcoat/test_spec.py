@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from semcoat.batch import BatchSpec, Distribution
+from semcoat.errors import InvalidArgument
 from semcoat.params import SpecError, leaf_paths
 from semcoat.presets import PRESETS, preset, preset_batch
 from semcoat.schema import batch_spec_schema, coating_spec_schema
@@ -125,7 +126,7 @@ def test_longer_anneal_grows_a_thicker_coating_with_feal() -> None:
 
 
 def test_unknown_preset_lists_the_names() -> None:
-    with pytest.raises(ValueError, match="accepted: 5h_650C, 20h_650C"):
+    with pytest.raises(InvalidArgument, match="accepted: 5h_650C, 20h_650C"):
         preset("1h_900C")
 
 
