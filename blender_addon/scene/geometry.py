@@ -17,52 +17,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
-from scipy.spatial import cKDTree
 
 from semcoat.spec import CoatingSpec
 
-VERTICES_PER_INCLUSION = 32
-# Inclusions keep this gap (in pixels) to each other and to the band edges, so neighbours never merge in the mask.
-GAP_PX = 0.75
-# Smallest equivalent-circle radius (px) an inclusion may have: smaller ones would vanish between pixel centres.
-MIN_RADIUS_PX = 0.8
-# Largest radius as a multiple of the mean: the log-normal tail would otherwise throw rare giants.
-MAX_RADIUS_FACTOR = 4.0
-# Amplitude bound of the low-order harmonics that make an ellipse look like a real, irregular pore or particle.
-SHAPE_PERTURBATION = 0.22
-SHAPE_ORDERS = np.arange(2, 7)
-# Largest radial factor the harmonics can reach (they stay below 1 in sum, so shapes stay star-shaped).
-WOBBLE_MAX = 1.0 + SHAPE_PERTURBATION * float((1.0 / SHAPE_ORDERS).sum())
-PLACEMENT_ROUNDS = 12
-# Placement stops when the area still missing is below this share of one mean inclusion's area.
-STOP_REMAINING_AREA_FRACTION = 0.05
+from .neighbours import sliding_max, sliding_min
+from .placement import (
+    GAP_PX,
+    VERTICES_PER_INCLUSION,
+    DepthWindow,
+    Inclusions,
+    PlacedCircles,
+    Population,
+    covered_columns,
+    max_reach_um,
+    place,
+)
+
+__all__ = [
+    "LINE_PORE_MAX_ASPECT", "VERTICES_PER_INCLUSION", "CoatingGeometry", "Inclusions", "build_geometry",
+    "designed_values", "rough_profile",
+]
+
 # Pores of the pore line are elongated along the line, up to this aspect ratio.
 LINE_PORE_MAX_ASPECT = 2.5
-
-
-@dataclass
-class Inclusions:
-    """Non-overlapping star-shaped polygons of one class.
-
-    Attributes
-    ----------
-    polygons_um : ndarray, shape (n, VERTICES_PER_INCLUSION, 2)
-        Vertices (x_um, depth_um), counter-clockwise in the (x, -depth) plane.
-    areas_um2 : ndarray, shape (n,)
-        Polygon areas, µm².
-    """
-
-    polygons_um: np.ndarray
-    areas_um2: np.ndarray
-
-    @classmethod
-    def empty(cls) -> Inclusions:
-        """No inclusion."""
-        return cls(np.zeros((0, VERTICES_PER_INCLUSION, 2)), np.zeros(0))
-
-    def __len__(self) -> int:
-        return int(self.areas_um2.size)
 
 
 @dataclass
@@ -129,153 +106,6 @@ def rough_profile(
     return profile * (amplitude_um / half_range)
 
 
-def _lognormal_radii(rng: np.random.Generator, mean_um: float, std_um: float, n: int, min_um: float) -> np.ndarray:
-    sigma = np.sqrt(np.log1p((std_um / mean_um) ** 2))
-    mu = np.log(mean_um) - sigma**2 / 2
-    r = rng.lognormal(mu, sigma, n)
-    return np.clip(r, min_um, max(min_um, MAX_RADIUS_FACTOR * mean_um))
-
-
-def _star_polygons(
-    centres: np.ndarray, radii: np.ndarray, aspects: np.ndarray, angles_rad: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Perturbed ellipses: equivalent-circle radius ``radii``, long/short axis ``aspects``, long-axis angle to the
-    surface ``angles_rad`` (pi/2 points into the depth). Returns (polygons (n, K, 2), areas (n,))."""
-    n, k = radii.size, VERTICES_PER_INCLUSION
-    t = np.linspace(0.0, 2 * np.pi, k, endpoint=False)
-    a = radii * np.sqrt(aspects)
-    b = radii / np.sqrt(aspects)
-    orders = SHAPE_ORDERS
-    amps = rng.uniform(0.0, SHAPE_PERTURBATION, (n, orders.size)) / orders
-    phases = rng.uniform(0.0, 2 * np.pi, (n, orders.size))
-    wobble = 1.0 + (amps[:, :, None] * np.cos(orders[None, :, None] * t + phases[:, :, None])).sum(1)
-    u = a[:, None] * np.cos(t) * wobble
-    v = b[:, None] * np.sin(t) * wobble
-    c, s = np.cos(angles_rad)[:, None], np.sin(angles_rad)[:, None]
-    # (u, v) in a frame where +v is up; depth grows downwards, so flip v's sign when going to depth.
-    x = centres[:, 0:1] + u * c - v * s
-    depth = centres[:, 1:2] - (u * s + v * c)
-    polygons = np.stack([x, depth], axis=-1)
-    # Shoelace in the (x, -depth) plane, where the vertices run counter-clockwise.
-    y = -depth
-    areas = 0.5 * (x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(1)
-    return polygons, areas
-
-
-@dataclass
-class _Placed:
-    """Bounding circles of the inclusions accepted so far (all classes)."""
-
-    centres: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
-    radii: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-    def free(self, centres: np.ndarray, radii: np.ndarray, gap_um: float) -> np.ndarray:
-        """Mask of candidates that overlap neither the placed circles nor earlier free candidates (draw order)."""
-        n_old = self.radii.size
-        all_c = np.concatenate([self.centres, centres])
-        all_r = np.concatenate([self.radii, radii])
-        reach = 2 * float(all_r.max()) + gap_um
-        pairs = cKDTree(all_c).query_pairs(reach, output_type="ndarray")
-        ok = np.ones(radii.size, dtype=bool)
-        if pairs.size:
-            d = np.hypot(*(all_c[pairs[:, 0]] - all_c[pairs[:, 1]]).T)
-            pairs = pairs[d < all_r[pairs[:, 0]] + all_r[pairs[:, 1]] + gap_um]
-            # Candidates clashing with an already placed circle go at once; the rest is resolved in draw order,
-            # so any prefix of the free candidates is itself free of clashes.
-            old_clash = pairs[(pairs[:, 0] < n_old) & (pairs[:, 1] >= n_old)]  # placed circles never clash
-            ok[old_clash[:, 1] - n_old] = False
-            new = pairs[pairs[:, 0] >= n_old] - n_old
-            for i, j in new[np.lexsort((new[:, 0], new[:, 1]))]:
-                if ok[i] and ok[j]:
-                    ok[j] = False
-        return ok
-
-    def add(self, centres: np.ndarray, radii: np.ndarray) -> None:
-        """Record placed circles."""
-        self.centres = np.concatenate([self.centres, centres])
-        self.radii = np.concatenate([self.radii, radii])
-
-
-@dataclass
-class _Population:
-    """How one kind of inclusion is drawn."""
-
-    target_area_um2: float
-    radius_mean_um: float
-    radius_std_um: float
-    aspect: tuple[str, float]  # ("max", e): uniform in [1, e]; ("mean", e): log-normal around e
-    angle_mean_rad: float
-    angle_spread_rad: float  # normal spread; inf = uniform orientation
-    depth_window: Any  # (x_index, bounding_radius) -> (low_um, high_um) of allowed centre depths
-
-
-def _place(
-    pop: _Population, x_um: np.ndarray, x_allowed: np.ndarray, placed: _Placed, pixel_size_um: float,
-    rng: np.random.Generator,
-) -> Inclusions:
-    """Draw inclusions of ``pop`` at column positions where ``x_allowed`` holds until their area reaches the target."""
-    if pop.target_area_um2 <= 0 or not x_allowed.any():
-        return Inclusions.empty()
-    allowed_idx = np.flatnonzero(x_allowed)
-    gap_um = GAP_PX * pixel_size_um
-    mean_area = np.pi * pop.radius_mean_um**2 * (1 + (pop.radius_std_um / pop.radius_mean_um) ** 2)
-    polys: list[np.ndarray] = []
-    areas: list[np.ndarray] = []
-    total = 0.0
-    for _ in range(PLACEMENT_ROUNDS):
-        remaining = pop.target_area_um2 - total
-        if remaining <= STOP_REMAINING_AREA_FRACTION * mean_area:
-            break
-        n = max(4, int(np.ceil(2.0 * remaining / mean_area)))
-        radii = _lognormal_radii(rng, pop.radius_mean_um, pop.radius_std_um, n, MIN_RADIUS_PX * pixel_size_um)
-        kind, e = pop.aspect
-        if kind == "max":
-            aspects = rng.uniform(1.0, e, n)
-        else:
-            aspects = np.maximum(1.0, e * np.exp(rng.normal(0.0, 0.25, n)))
-        if np.isinf(pop.angle_spread_rad):
-            angles = rng.uniform(0.0, np.pi, n)
-        else:
-            angles = pop.angle_mean_rad + rng.normal(0.0, 1.0, n) * pop.angle_spread_rad
-        ix = allowed_idx[rng.integers(0, allowed_idx.size, n)]
-        x = x_um[ix] + rng.uniform(-0.5, 0.5, n) * pixel_size_um
-        # Shapes are drawn around the origin first: their exact bounding radius decides where the centre may go.
-        poly, area = _star_polygons(np.zeros((n, 2)), radii, aspects, angles, rng)
-        bounding = np.sqrt((poly**2).sum(-1)).max(1)
-        low, high = pop.depth_window(ix, bounding)
-        fits = high > low
-        depth = low + rng.uniform(0.0, 1.0, n) * np.maximum(high - low, 0.0)
-        if not fits.any():
-            continue
-        sel = np.flatnonzero(fits)
-        centres = np.stack([x[sel], depth[sel]], 1)
-        sel = sel[placed.free(centres, bounding[sel], gap_um)]
-        # Keep only as many free candidates (in draw order) as the remaining area needs: the target is not overshot.
-        sel = sel[: int(np.searchsorted(np.cumsum(area[sel]), remaining)) + 1]
-        placed.add(np.stack([x[sel], depth[sel]], 1), bounding[sel])
-        polys.append(poly[sel] + np.stack([x[sel], depth[sel]], 1)[:, None, :])
-        areas.append(area[sel])
-        total += float(area[sel].sum())
-    if not polys:
-        return Inclusions.empty()
-    return Inclusions(np.concatenate(polys), np.concatenate(areas))
-
-
-def _covered_columns(width: int, coverage: float, rng: np.random.Generator) -> np.ndarray:
-    """Boolean per image column: where the pore line holds pores (``coverage`` of the width, in 1-3 segments)."""
-    covered = np.zeros(width, dtype=bool)
-    n_gaps = int(rng.integers(1, 4))
-    gap_lengths = (1.0 - coverage) * width * rng.dirichlet(np.ones(n_gaps))
-    seg_lengths = coverage * width * rng.dirichlet(np.ones(n_gaps))
-    start = rng.uniform(0.0, width)
-    pos = start
-    for seg, gap in zip(seg_lengths, gap_lengths, strict=True):
-        idx = (np.arange(int(np.floor(pos)), int(np.floor(pos + seg)))) % width
-        covered[idx] = True
-        pos += seg + gap
-    return covered
-
-
 def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int = 0) -> CoatingGeometry:
     """The coating of ``spec`` drawn with ``rng``: layer profiles and inclusions, in micrometres.
 
@@ -312,15 +142,15 @@ def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int =
         feal_bottom = fe2al5_bottom.copy()
 
     band_area_um2 = float((fe2al5_bottom - surface).sum() * p)
-    placed = _Placed()
+    placed = PlacedCircles()
     gap_um = GAP_PX * p
     every_column = np.ones(n_cols, dtype=bool)
 
-    def band_window(top: np.ndarray, bottom: np.ndarray, max_reach_um: float) -> Any:
+    def band_window(top: np.ndarray, bottom: np.ndarray, reach_um: float) -> DepthWindow:
         # Running max/min over the widest inclusion, so a centre's whole bounding circle stays in the band.
-        size = 2 * int(np.ceil(max_reach_um / p)) + 1
-        top_max = maximum_filter1d(top, size, mode="nearest")
-        bottom_min = minimum_filter1d(bottom, size, mode="nearest")
+        size = 2 * int(np.ceil(reach_um / p)) + 1
+        top_max = sliding_max(top, size)
+        bottom_min = sliding_min(bottom, size)
 
         def window(ix: np.ndarray, reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return top_max[ix] + reach + gap_um, bottom_min[ix] - reach - gap_um
@@ -333,17 +163,17 @@ def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int =
     line_coverage_rng = np.random.default_rng(rng.integers(2**63))
     line_rng = np.random.default_rng(rng.integers(2**63))
     if line.present:
-        covered = _covered_columns(img.width_px, line.lateral_coverage, line_coverage_rng)
+        covered = covered_columns(img.width_px, line.lateral_coverage, line_coverage_rng)
         covered_frame = covered[(np.arange(n_cols) - margin_px) % img.width_px]
-        inside = band_window(surface, fe2al5_bottom, _reach(line.pore_radius_mean_um, LINE_PORE_MAX_ASPECT))
+        inside = band_window(surface, fe2al5_bottom, max_reach_um(line.pore_radius_mean_um, LINE_PORE_MAX_ASPECT))
         local_top = surface + line.depth_um - line.width_um / 2
 
         def line_window(ix: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             lo, hi = inside(ix, r)
             return np.maximum(lo, local_top[ix]), np.minimum(hi, local_top[ix] + line.width_um)
 
-        line_pores = _place(
-            _Population(
+        line_pores = place(
+            Population(
                 target_area_um2=line.area_fraction_pct / 100 * line.width_um * p * float(covered_frame.sum()),
                 radius_mean_um=line.pore_radius_mean_um, radius_std_um=line.pore_radius_std_um,
                 aspect=("max", LINE_PORE_MAX_ASPECT), angle_mean_rad=0.0, angle_spread_rad=np.deg2rad(12.0),
@@ -351,24 +181,25 @@ def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int =
             x_um, covered_frame, placed, p, line_rng)
 
     pores_rng = np.random.default_rng(rng.integers(2**63))
-    pores = _place(
-        _Population(
+    pore_reach_um = max_reach_um(spec.pores.radius_mean_um, spec.pores.elongation)
+    pores = place(
+        Population(
             target_area_um2=spec.pores.area_fraction_pct / 100 * band_area_um2,
             radius_mean_um=spec.pores.radius_mean_um, radius_std_um=spec.pores.radius_std_um,
             aspect=("max", spec.pores.elongation), angle_mean_rad=0.0, angle_spread_rad=np.inf,
-            depth_window=band_window(surface, fe2al5_bottom, _reach(spec.pores.radius_mean_um, spec.pores.elongation))),
+            depth_window=band_window(surface, fe2al5_bottom, pore_reach_um)),
         x_um, every_column, placed, p, pores_rng)
 
     pre = spec.precipitates
     pre_rng = np.random.default_rng(rng.integers(2**63))
     pre_bottom = surface + pre.depth_limit_fraction * (fe2al5_bottom - surface)
-    precipitates = _place(
-        _Population(
+    precipitates = place(
+        Population(
             target_area_um2=pre.area_fraction_pct / 100 * band_area_um2,
             radius_mean_um=pre.radius_mean_um, radius_std_um=pre.radius_std_um,
             aspect=("mean", pre.elongation), angle_mean_rad=np.deg2rad(pre.orientation_deg),
             angle_spread_rad=np.deg2rad(pre.orientation_spread_deg),
-            depth_window=band_window(surface, pre_bottom, _reach(pre.radius_mean_um, 1.6 * pre.elongation))),
+            depth_window=band_window(surface, pre_bottom, max_reach_um(pre.radius_mean_um, 1.6 * pre.elongation))),
         x_um, every_column, placed, p, pre_rng)
 
     geometry = CoatingGeometry(
@@ -377,11 +208,6 @@ def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int =
         pores=pores, line_pores=line_pores, precipitates=precipitates)
     geometry.designed = designed_values(spec, geometry, covered)
     return geometry
-
-
-def _reach(radius_mean_um: float, aspect: float) -> float:
-    """Largest bounding radius an inclusion of this population can have, µm."""
-    return MAX_RADIUS_FACTOR * radius_mean_um * np.sqrt(aspect) * WOBBLE_MAX
 
 
 def designed_values(spec: CoatingSpec, geometry: CoatingGeometry, covered: np.ndarray) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""The numpy neighbourhood queries against brute force: running extrema at every position (edges included, odd and
+even windows) and the grid hash's pairs against an O(n²) search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from blender_addon.scene.neighbours import pairs_within, sliding_max, sliding_min
+
+
+def _brute_extremum(values: np.ndarray, size: int, pick) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Window i covers i - size//2 .. i - size//2 + size - 1, indices clamped to the ends (scipy's "nearest")."""
+    n = values.size
+    out = np.empty_like(values)
+    for i in range(n):
+        idx = np.clip(np.arange(i - size // 2, i - size // 2 + size), 0, n - 1)
+        out[i] = pick(values[idx])
+    return out
+
+
+def _brute_pairs(points: np.ndarray, max_distance: float) -> np.ndarray:
+    found = [(i, j) for i in range(len(points)) for j in range(i + 1, len(points))
+             if np.hypot(*(points[i] - points[j])) <= max_distance]
+    return np.array(found, dtype=np.int64).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 8, 9, 30, 31, 57])
+@pytest.mark.parametrize("n", [1, 2, 7, 40])
+def test_sliding_extrema_equal_brute_force_at_every_position(size: int, n: int) -> None:
+    values = np.random.default_rng(size * 100 + n).normal(0.0, 3.0, n)
+    np.testing.assert_array_equal(sliding_max(values, size), _brute_extremum(values, size, np.max))
+    np.testing.assert_array_equal(sliding_min(values, size), _brute_extremum(values, size, np.min))
+
+
+def test_even_windows_reach_one_sample_further_left() -> None:
+    values = np.array([0.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0])
+    # size 2 covers (i-1, i): the peak at 3 shows at 3 and 4; size 4 covers i-2 .. i+1: at 2 .. 5.
+    np.testing.assert_array_equal(sliding_max(values, 2), [0, 0, 0, 9, 9, 0, 0])
+    np.testing.assert_array_equal(sliding_max(values, 4), [0, 0, 9, 9, 9, 9, 0])
+
+
+def test_sliding_extrema_repeat_the_end_samples() -> None:
+    values = np.array([5.0, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(sliding_min(values, 5), [1, 1, 1, 1])
+    np.testing.assert_array_equal(sliding_max(values, 3), [5, 5, 3, 3])  # not reflected: the end repeats itself
+    np.testing.assert_array_equal(sliding_max(values, 99), [5, 5, 5, 5])
+
+
+def test_sliding_extrema_equal_scipy_where_it_is_installed() -> None:
+    ndimage = pytest.importorskip("scipy.ndimage")
+    values = np.random.default_rng(3).normal(0.0, 1.0, 300)
+    for size in (1, 2, 6, 7, 81, 400):
+        np.testing.assert_array_equal(sliding_max(values, size), ndimage.maximum_filter1d(values, size, mode="nearest"))
+        np.testing.assert_array_equal(sliding_min(values, size), ndimage.minimum_filter1d(values, size, mode="nearest"))
+
+
+def test_sliding_extrema_refuse_an_empty_window() -> None:
+    with pytest.raises(ValueError, match="size"):
+        sliding_max(np.zeros(4), 0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_grid_hash_finds_exactly_the_brute_force_pairs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 250))
+    # Clustered and spread points, negative coordinates, and exact duplicates.
+    points = np.concatenate([rng.uniform(-20.0, 40.0, (n, 2)), rng.normal(5.0, 0.3, (n // 3, 2))])
+    points = np.concatenate([points, points[:3]])
+    for max_distance in (0.05, 0.7, 3.0, 100.0):
+        np.testing.assert_array_equal(pairs_within(points, max_distance), _brute_pairs(points, max_distance))
+
+
+@pytest.mark.parametrize("first_new", [0, 1, 37, 120, 400])
+def test_grid_hash_from_a_first_new_point_finds_exactly_the_brute_force_pairs_that_reach_it(first_new: int) -> None:
+    points = np.random.default_rng(first_new).uniform(0.0, 25.0, (300, 2))
+    expected = _brute_pairs(points, 1.5)
+    np.testing.assert_array_equal(pairs_within(points, 1.5, first_new), expected[expected[:, 1] >= first_new])
+
+
+def test_grid_hash_counts_a_pair_exactly_at_the_distance_and_not_beyond() -> None:
+    points = np.array([[0.0, 0.0], [3.0, 4.0], [3.0, 4.0 + 1e-9], [10.0, 0.0]])
+    np.testing.assert_array_equal(pairs_within(points, 5.0), [[0, 1], [1, 2]])
+
+
+def test_grid_hash_equals_the_kd_tree_where_scipy_is_installed() -> None:
+    spatial = pytest.importorskip("scipy.spatial")
+    points = np.random.default_rng(9).uniform(0.0, 60.0, (2000, 2))
+    expected = spatial.cKDTree(points).query_pairs(1.3, output_type="ndarray")
+    expected = expected[np.lexsort((expected[:, 1], expected[:, 0]))]
+    np.testing.assert_array_equal(pairs_within(points, 1.3), expected)
+
+
+def test_grid_hash_of_fewer_than_two_points_is_empty() -> None:
+    assert pairs_within(np.zeros((1, 2)), 1.0).shape == (0, 2)
+    assert pairs_within(np.zeros((0, 2)), 1.0).shape == (0, 2)
+    with pytest.raises(ValueError, match="max_distance"):
+        pairs_within(np.zeros((3, 2)), 0.0)
