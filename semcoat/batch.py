@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from semcoat.errors import SemcoatError
-from semcoat.params import FieldError, SpecError, check_leaf, dataclass_errors, dataclass_from_dict, leaf_paths, param
+from semcoat.params import (
+    FieldError,
+    SpecError,
+    check_leaf,
+    dataclass_errors,
+    dataclass_from_dict,
+    leaf_paths,
+    param,
+    shorten,
+)
 from semcoat.spec import CoatingSpec
 
 # Each kind of distribution and the keys it takes.
@@ -235,6 +244,11 @@ def read_json(path: str | Path) -> Any:
                         str(p)) from exc
     except UnicodeDecodeError as exc:
         raise SpecError([FieldError("", p.name, "not a UTF-8 text file")], str(p)) from exc
+    except RecursionError as exc:
+        raise SpecError([FieldError("", p.name, "JSON nested too deeply to be a spec (specs are 3 levels deep)")],
+                        str(p)) from exc
+    except ValueError as exc:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise SpecError([FieldError("", p.name, f"not a usable JSON file: {shorten(str(exc), 120)}")], str(p)) from exc
 
 
 def _distribution_from_dict(path: str, raw: Any, errors: list[FieldError]) -> Distribution | None:

@@ -14,6 +14,23 @@ from typing import Any
 
 from semcoat.errors import SemcoatError
 
+# A message quotes what it was given; a hostile file (a 50 MB field name, a number of thousands of digits, thousands
+# of unknown fields) must still give a short one.
+MAX_QUOTED_CHARS = 80
+MAX_ERRORS_LISTED = 50
+
+
+def shorten(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def quoted(value: Any) -> str:
+    """``repr(value)`` for an error message, cut to a readable length (ints too long to print are described)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of {value.bit_length()} bits"
+    return shorten(repr(value))
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -24,7 +41,7 @@ class FieldError:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path or '<root>'}: {self.message} (got {self.value!r})"
+        return f"{shorten(self.path) or '<root>'}: {self.message} (got {quoted(self.value)})"
 
 
 class SpecError(SemcoatError):
@@ -33,8 +50,10 @@ class SpecError(SemcoatError):
     def __init__(self, errors: list[FieldError], source: str = "") -> None:
         self.errors = list(errors)
         self.source = source
-        where = f" in {source}" if source else ""
-        lines = [f"{len(self.errors)} problem(s){where}:"] + [f"  - {e}" for e in self.errors]
+        where = f" in {shorten(source, 200)}" if source else ""
+        lines = [f"{len(self.errors)} problem(s){where}:"] + [f"  - {e}" for e in self.errors[:MAX_ERRORS_LISTED]]
+        if len(self.errors) > MAX_ERRORS_LISTED:
+            lines.append(f"  ... and {len(self.errors) - MAX_ERRORS_LISTED} more")
         super().__init__("\n".join(lines))
 
 

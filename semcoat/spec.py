@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from semcoat import classes
 from semcoat.params import FieldError, SpecError, dataclass_errors, dataclass_from_dict, param, section
+
+# Bounds on the work one image may ask for (each field in range can still multiply into minutes and gigabytes):
+# the largest common SEM frame (6144 x 4096), and inclusions of one kind that placement and meshing handle in about
+# a second (a preset image holds a few hundred).
+MAX_FRAME_PIXELS = 6144 * 4096
+MAX_INCLUSIONS_PER_IMAGE = 50_000
 
 
 def _grey_from_physics(phase_id: int) -> float:
@@ -248,4 +255,49 @@ class CoatingSpec:
             errors.append(FieldError(
                 "imaging.data_bar_height_px", img.data_bar_height_px,
                 f"must be less than half the image height ({img.height_px // 2} px)"))
+        errors.extend(self._work_errors())
+        return errors
+
+    def expected_inclusions(self) -> dict[str, float]:
+        """Expected number of scattered pores, pore-line pores and precipitates in one image (before clash tests).
+
+        Area fraction x the area they fill / the mean area of one (pi E[r^2] = pi (mean^2 + std^2)); the Fe2Al5 band
+        is taken as wide as the frame and as thick as the layer (or the visible depth, if less).
+        """
+        lay, img = self.layers, self.imaging
+        width_um = img.width_px * img.pixel_size_um
+        band_um = max(0.0, min(lay.fe2al5_thickness_um, img.height_px * img.pixel_size_um - lay.surface_depth_um))
+
+        def count(area_um2: float, fraction_pct: float, mean_um: float, std_um: float) -> float:
+            return area_um2 * fraction_pct / 100.0 / (math.pi * (mean_um ** 2 + std_um ** 2))
+
+        line = self.pore_line
+        line_area_um2 = width_um * line.lateral_coverage * line.width_um if line.present else 0.0
+        return {
+            "pores": count(width_um * band_um, self.pores.area_fraction_pct, self.pores.radius_mean_um,
+                           self.pores.radius_std_um),
+            "pore_line": count(line_area_um2, line.area_fraction_pct, line.pore_radius_mean_um,
+                               line.pore_radius_std_um),
+            "precipitates": count(width_um * band_um * self.precipitates.depth_limit_fraction,
+                                  self.precipitates.area_fraction_pct, self.precipitates.radius_mean_um,
+                                  self.precipitates.radius_std_um),
+        }
+
+    def _work_errors(self) -> list[FieldError]:
+        """Specs whose every field is in range but that would take minutes and gigabytes per image: refused here,
+        with the reason, rather than left to hang a render."""
+        errors: list[FieldError] = []
+        img = self.imaging
+        if img.width_px * img.height_px > MAX_FRAME_PIXELS:
+            errors.append(FieldError(
+                "imaging", f"{img.width_px}x{img.height_px}",
+                f"a frame of {img.width_px * img.height_px} pixels is more than one image may hold "
+                f"({MAX_FRAME_PIXELS}, e.g. 6144x4096, the largest common SEM frame); lower width_px or height_px"))
+        for section_name, expected in self.expected_inclusions().items():
+            if expected > MAX_INCLUSIONS_PER_IMAGE:
+                errors.append(FieldError(
+                    section_name, round(expected),
+                    f"this would place about {expected:.0f} inclusions in one image; at most "
+                    f"{MAX_INCLUSIONS_PER_IMAGE} per kind render in reasonable time and memory: lower "
+                    f"{section_name}.area_fraction_pct or raise the radius"))
         return errors
