@@ -7,7 +7,6 @@ files are reduced to grey.
 from __future__ import annotations
 
 import csv
-import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,22 +15,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from analysis.measure import (
-    MEASUREMENT_NAMES,
-    MaskError,
-    Measurements,
-    check_pixel_size_um,
-    measure,
-    validate_mask,
-)
+from analysis.measure import MaskError, Measurements, check_pixel_size_um, measure, validate_mask
 from semcoat.dataset import write_atomic
+from semcoat.measurements import MEASUREMENT_NAMES, PIXEL_SIZE_COLUMN, TABLE_COLUMNS, CellError, format_cell, parse_cell
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
-# The table's columns: the image (file stem), the pixel size it was measured at, then every measurement (the
-# measurement names are the contract shared with the dataset's truth; keep them as they are).
-PIXEL_SIZE = "pixel_size_um"
-CSV_COLUMNS = ("image", "pixel_size_um", *MEASUREMENT_NAMES)
 # One row of a measurements table: image (file stem), µm per pixel (None when unknown), measurements (None: empty).
 ResultRow = tuple[str, float | None, Measurements | None]
 
@@ -236,23 +225,13 @@ def write_png(path: str | Path, array: np.ndarray) -> None:
     Image.fromarray(np.ascontiguousarray(array)).save(path)
 
 
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
 def write_results_csv_to(stream: TextIO, rows: Iterable[ResultRow]) -> None:
     """Write the measurements table to an open text stream (see :func:`write_results_csv`)."""
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(TABLE_COLUMNS)
     for image, pixel_size_um, m in rows:
         values = m.as_dict() if m is not None else {}
-        writer.writerow([image, _cell(pixel_size_um), *(_cell(values.get(n)) for n in MEASUREMENT_NAMES)])
+        writer.writerow([image, format_cell(pixel_size_um), *(format_cell(values.get(n)) for n in MEASUREMENT_NAMES)])
 
 
 def write_results_csv(path: str | Path, rows: Iterable[ResultRow]) -> None:
@@ -266,22 +245,6 @@ def write_results_csv(path: str | Path, rows: Iterable[ResultRow]) -> None:
     buffer = stdio.StringIO()
     write_results_csv_to(buffer, rows)
     write_text_atomic(path, buffer.getvalue())
-
-
-def _parse_cell(name: str, text: str) -> Any:
-    text = text.strip()
-    if text == "":
-        return None
-    if name in ("feal_present", "pore_line_present"):
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-        raise ValueError(f"{name} must be true or false; got {text!r}")
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number; got {text!r}") from None
 
 
 def read_results_csv(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -300,7 +263,9 @@ def read_results_csv(path: str | Path) -> dict[str, dict[str, Any]]:
             if row["image"] in out:
                 raise ValueError(f"{path}:{line}: image {row['image']!r} appears twice; each image needs one row")
             try:
-                out[row["image"]] = {n: _parse_cell(n, row.get(n) or "") for n in (*MEASUREMENT_NAMES, PIXEL_SIZE)}
-            except ValueError as exc:
+                out[row["image"]] = {
+                    n: parse_cell(n, row.get(n) or "") for n in (*MEASUREMENT_NAMES, PIXEL_SIZE_COLUMN)
+                }
+            except CellError as exc:
                 raise ValueError(f"{path}:{line}: {exc}") from exc
     return out

@@ -18,12 +18,14 @@ Only numpy is imported, so the renderer can call :func:`measure` to write ground
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from semcoat.classes import BACKGROUND, CLASS_IDS, CLASS_NAMES, FEAL, PORE, PRECIPITATE, SUBSTRATE
+from semcoat.errors import InvalidArgument
+from semcoat.measurements import MEASUREMENT_NAMES, missing_names
 
 # A pore line must span at least this share of the measured columns ("most of the width"), where the gaps between
 # the pores of the line are part of its span ...
@@ -67,20 +69,10 @@ class NoCoatingError(MaskError):
 
 @dataclass(frozen=True)
 class Measurements:
-    """Per-image coating measurements (lengths in µm, fractions in %).
+    """Per-image coating measurements: one field per row of :data:`semcoat.measurements.MEASUREMENTS`, in its order.
 
-    Attributes
-    ----------
-    fe2al5_thickness_um : mean Fe2Al5 band thickness over the measured columns, µm.
-    fe2al5_thickness_std_um : population standard deviation of the band thickness over the measured columns, µm.
-    fe2al5_top_thickness_um : surface to the centre of the pore line, µm; None when there is no pore line.
-    fe2al5_bottom_thickness_um : centre of the pore line to the bottom of the band (mean), µm; None without a line.
-    feal_present : FeAl starts right below the band in at least half of the measured columns.
-    feal_thickness_um : mean length of that FeAl run over the columns that have it, µm; 0 when not present.
-    pore_fraction_pct : 100 x pore pixels / all pixels of the bands.
-    pore_line_present : a band of pores parallel to the local surface spans most of the width.
-    pore_line_depth_um : depth of the pore line's centre below the local surface, µm; None without a line.
-    precipitate_fraction_pct : 100 x precipitate pixels / all pixels of the bands.
+    The table gives each field's unit (lengths in µm, fractions in %), kind, label and definition; a test checks
+    that these fields and their types match it.
     """
 
     fe2al5_thickness_um: float
@@ -95,22 +87,25 @@ class Measurements:
     precipitate_fraction_pct: float
 
     def as_dict(self) -> dict[str, Any]:
-        """The measurements as a plain dict in field order (JSON-ready: floats, bools and None)."""
+        """The measurements as a plain dict in table order (JSON-ready: floats, bools and None)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Measurements:
-        """Build from a dict holding at least every measurement name (extra keys are ignored)."""
-        missing = [n for n in MEASUREMENT_NAMES if n not in values]
+        """Build from a dict holding at least every measurement name (extra keys are ignored).
+
+        Raises
+        ------
+        InvalidArgument
+            Naming the measurements ``values`` lacks.
+        """
+        missing = missing_names(values)
         if missing:
-            raise ValueError(f"measurements lack {', '.join(missing)}; expected keys: {', '.join(MEASUREMENT_NAMES)}")
+            raise InvalidArgument(
+                f"measurements lack {', '.join(missing)}; expected keys: {', '.join(MEASUREMENT_NAMES)}",
+                argument="values",
+            )
         return cls(**{n: values[n] for n in MEASUREMENT_NAMES})
-
-
-MEASUREMENT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Measurements))
-BOOLEAN_MEASUREMENTS: tuple[str, ...] = ("feal_present", "pore_line_present")
-LENGTH_MEASUREMENTS: tuple[str, ...] = tuple(n for n in MEASUREMENT_NAMES if n.endswith("_um"))
-PERCENT_MEASUREMENTS: tuple[str, ...] = tuple(n for n in MEASUREMENT_NAMES if n.endswith("_pct"))
 
 
 @dataclass(frozen=True)

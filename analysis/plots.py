@@ -9,19 +9,7 @@ from typing import Any
 
 import numpy as np
 
-# Human labels (with units) of the measurements, for pages and figures; files keep the machine names.
-LABELS = {
-    "fe2al5_thickness_um": "Fe2Al5 thickness (µm)",
-    "fe2al5_thickness_std_um": "Fe2Al5 thickness std (µm)",
-    "fe2al5_top_thickness_um": "Fe2Al5 top (µm)",
-    "fe2al5_bottom_thickness_um": "Fe2Al5 bottom (µm)",
-    "feal_thickness_um": "FeAl thickness (µm)",
-    "pore_fraction_pct": "Pores (%)",
-    "pore_line_depth_um": "Pore line depth (µm)",
-    "precipitate_fraction_pct": "Precipitates (%)",
-    "feal_present": "FeAl present",
-    "pore_line_present": "Pore line present",
-}
+from semcoat.measurements import label
 
 
 def _figure(n_panels: int, panel_in: float = 3.2, columns: int = 4) -> tuple[Any, np.ndarray]:
@@ -110,7 +98,7 @@ def parity_axes_figure(pairs: Mapping[str, tuple[Sequence[float], Sequence[float
         ax.set_xlim(low, high)
         ax.set_ylim(low, high)
         _plain_ticks(ax)
-        ax.set_xlabel(f"true {LABELS.get(name, name)}")
+        ax.set_xlabel(f"true {label(name)}")
         ax.set_ylabel("predicted")
         ax.set_title(parity_title(mae, r2, len(pred)), fontsize=9)
     return fig
@@ -130,7 +118,7 @@ def histogram_figure(values: Mapping[str, Sequence[float]]) -> bytes:
     for ax, (name, vals) in zip(axes, values.items(), strict=False):
         ax.hist(np.asarray(vals, float), bins=min(30, max(5, len(vals) // 2)), color="#2f855a", alpha=0.85)
         _plain_ticks(ax)
-        ax.set_xlabel(LABELS.get(name, name))
+        ax.set_xlabel(label(name))
         ax.set_ylabel("images")
     return _png(fig)
 

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from analysis import files, plots
-from analysis.measure import BOOLEAN_MEASUREMENTS, MEASUREMENT_NAMES, column_profile, measure
+from analysis.measure import column_profile, measure
 from analysis.predict import PREDICTIONS_JSON, RESULTS_CSV
+from semcoat import measurements
+from semcoat.measurements import MEASUREMENT_NAMES, NUMERIC_NAMES, PIXEL_SIZE_COLUMN, YES_NO_NAMES
 
 Table = dict[str, dict[str, Any]]
-NUMERIC_MEASUREMENTS = tuple(n for n in MEASUREMENT_NAMES if n not in BOOLEAN_MEASUREMENTS)
 
 
 @dataclass
@@ -257,7 +258,7 @@ def _truth_sections(data: ReportData, figures: dict[str, bytes]) -> list[str]:
     ]
     pairs: dict[str, tuple[list[float], list[float]]] = {}
     rows = []
-    for name in NUMERIC_MEASUREMENTS:
+    for name in NUMERIC_NAMES:
         both = [(data.results[k][name], data.truth[k][name]) for k in common]
         both = [(float(p), float(t)) for p, t in both if p is not None and t is not None]
         if not both:
@@ -265,7 +266,7 @@ def _truth_sections(data: ReportData, figures: dict[str, bytes]) -> list[str]:
         pairs[name] = ([p for p, _ in both], [t for _, t in both])
         mae, r2 = plots.regression_metrics(*pairs[name])
         rows.append([_label(name), str(len(both)), _fmt(mae), _fmt(r2)])
-    for name in BOOLEAN_MEASUREMENTS:
+    for name in YES_NO_NAMES:
         both = [(data.results[k][name], data.truth[k][name]) for k in common]
         both = [(p, t) for p, t in both if p is not None and t is not None]
         if both:
@@ -282,7 +283,7 @@ def _truth_sections(data: ReportData, figures: dict[str, bytes]) -> list[str]:
 
 def _label(name: str) -> str:
     """The human label of a measurement (as in the Summary), HTML-escaped; files keep the machine names."""
-    return html.escape(plots.LABELS.get(name, name))
+    return html.escape(measurements.label(name))
 
 
 def _error(predicted: Any, true: Any) -> str:
@@ -402,7 +403,7 @@ def render_html(data: ReportData, title: str = "Coating measurements", max_image
     """The report page and its figures ({file name: PNG bytes})."""
     figures: dict[str, bytes] = {}
     summary_rows = []
-    for name in NUMERIC_MEASUREMENTS:
+    for name in NUMERIC_NAMES:
         vals = _numeric(data.results, name)
         if vals:
             a = np.asarray(vals)
@@ -416,7 +417,7 @@ def render_html(data: ReportData, title: str = "Coating measurements", max_image
                     _fmt(float(a.max())),
                 ]
             )
-    for name in BOOLEAN_MEASUREMENTS:
+    for name in YES_NO_NAMES:
         vals = [v[name] for v in data.results.values() if v.get(name) is not None]
         if vals:
             summary_rows.append([_label(name), str(len(vals)), f"{sum(vals)} yes", "", "", ""])
@@ -428,7 +429,7 @@ def render_html(data: ReportData, title: str = "Coating measurements", max_image
     ]
     if data.truth is not None:
         parts += _truth_sections(data, figures)
-    histograms = {n: _numeric(data.results, n) for n in NUMERIC_MEASUREMENTS}
+    histograms = {n: _numeric(data.results, n) for n in NUMERIC_NAMES}
     histograms = {n: v for n, v in histograms.items() if v}
     if histograms:
         figures["histograms.png"] = plots.histogram_figure(histograms)
@@ -437,12 +438,12 @@ def render_html(data: ReportData, title: str = "Coating measurements", max_image
     all_rows = [
         [
             html.escape(k),
-            _fmt(v[files.PIXEL_SIZE] if v.get(files.PIXEL_SIZE) is not None else data.pixel_size_um.get(k)),
+            _fmt(v[PIXEL_SIZE_COLUMN] if v.get(PIXEL_SIZE_COLUMN) is not None else data.pixel_size_um.get(k)),
             *(_fmt(v.get(n)) for n in MEASUREMENT_NAMES),
         ]
         for k, v in data.results.items()
     ]
-    header = ["image", "Pixel size (µm)", *(plots.LABELS.get(n, n) for n in MEASUREMENT_NAMES)]
+    header = ["image", "Pixel size (µm)", *(measurements.label(n) for n in MEASUREMENT_NAMES)]
     parts += ["<h2>All results</h2>", '<div class="wide">', _table(header, all_rows), "</div>"]
     page = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'

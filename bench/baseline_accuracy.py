@@ -16,9 +16,10 @@ import numpy as np
 
 from analysis.baseline import segment
 from analysis.files import read_grey_image, read_mask
-from analysis.measure import BOOLEAN_MEASUREMENTS, MEASUREMENT_NAMES, NoCoatingError, measure
+from analysis.measure import NoCoatingError, measure
 from semcoat.classes import CLASSES
 from semcoat.dataset import read_dataset
+from semcoat.measurements import NUMERIC_NAMES, YES_NO_NAMES
 
 
 def dice(pred: np.ndarray, truth: np.ndarray, class_id: int) -> float | None:
@@ -32,8 +33,8 @@ def evaluate(dataset_dir: Path) -> None:
     """Segment every image of a dataset folder and print Dice per class and the measurement errors."""
     ds = read_dataset(dataset_dir, require_complete=True)
     dices: dict[int, list[float]] = {c.id: [] for c in CLASSES}
-    errors: dict[str, list[float]] = {n: [] for n in MEASUREMENT_NAMES if n not in BOOLEAN_MEASUREMENTS}
-    flips: dict[str, int] = dict.fromkeys(BOOLEAN_MEASUREMENTS, 0)
+    errors: dict[str, list[float]] = {n: [] for n in NUMERIC_NAMES}
+    flips: dict[str, int] = dict.fromkeys(YES_NO_NAMES, 0)
     failed, seconds = 0, 0.0
     for sid in ds.ids:
         image, truth_mask = read_grey_image(ds.image_path(sid)), read_mask(ds.mask_path(sid))

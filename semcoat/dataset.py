@@ -25,21 +25,11 @@ from typing import Any
 
 from semcoat import classes, pngio
 from semcoat.errors import SemcoatError
+from semcoat.measurements import MEASUREMENT_NAMES as MEASUREMENT_NAMES  # the names meta truth holds, re-exported
+from semcoat.measurements import missing_names
 
 DATASET_FILE = "dataset.json"
 SUBDIRS = ("images", "masks", "meta")
-MEASUREMENT_NAMES = (
-    "fe2al5_thickness_um",
-    "fe2al5_thickness_std_um",
-    "fe2al5_top_thickness_um",
-    "fe2al5_bottom_thickness_um",
-    "feal_present",
-    "feal_thickness_um",
-    "pore_fraction_pct",
-    "pore_line_present",
-    "pore_line_depth_um",
-    "precipitate_fraction_pct",
-)
 _TMP_MARK = ".tmp-"
 _ID_FILE = re.compile(r"^(\d{6,})\.(png|json)$")
 
@@ -331,7 +321,7 @@ def _check_meta(path: Path) -> list[str]:
         return [f"{path}: not valid JSON ({exc})"]
     if not (isinstance(meta, dict) and isinstance(meta.get("params"), dict) and isinstance(meta.get("truth"), dict)):
         return [f"{path}: expected an object with 'params' and 'truth' objects"]
-    missing = [k for k in MEASUREMENT_NAMES if k not in meta["truth"]]
+    missing = missing_names(meta["truth"])
     if missing:
         return [f"{path}: 'truth' lacks {', '.join(missing)}"]
     return []

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from analysis.measure import MEASUREMENT_NAMES, measure
+from analysis.measure import measure
+from semcoat.measurements import MEASUREMENT_NAMES
 from semcoat_cli.app import app
 from tests.analysis.conftest import grey_image, line_mask
 from tests.analysis.masks import slab

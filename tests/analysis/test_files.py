@@ -10,13 +10,9 @@ import pytest
 from PIL import Image
 
 from analysis import files
-from analysis.measure import MEASUREMENT_NAMES, MaskError, measure
-from semcoat import dataset
+from analysis.measure import MaskError, measure
+from semcoat.measurements import MEASUREMENT_NAMES
 from tests.analysis.masks import slab
-
-
-def test_measurement_names_match_the_dataset_contract() -> None:
-    assert MEASUREMENT_NAMES == dataset.MEASUREMENT_NAMES
 
 
 def test_read_mask_png_and_measure_file(tmp_path: Path) -> None:
