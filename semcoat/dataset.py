@@ -15,6 +15,7 @@ killed mid-sample never leaves a sample that looks complete, and a resumed run r
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -24,12 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from semcoat import classes, pngio
+from semcoat.batch import MAX_IMAGES
 from semcoat.errors import SemcoatError
 from semcoat.measurements import MEASUREMENT_NAMES as MEASUREMENT_NAMES  # the names meta truth holds, re-exported
 from semcoat.measurements import missing_names
+from semcoat.params import quoted, shorten
 
 DATASET_FILE = "dataset.json"
 SUBDIRS = ("images", "masks", "meta")
+# The largest image side a dataset may declare (the spec's own limit on width_px and height_px).
+MAX_SIDE_PX = 8192
 _TMP_MARK = ".tmp-"
 _ID_FILE = re.compile(r"^(\d{6,})\.(png|json)$")
 
@@ -84,9 +89,16 @@ class DatasetInfo:
             if key not in data:
                 raise DatasetError(f"{source}: missing key {key!r}")
             if isinstance(data[key], bool) or not isinstance(data[key], typ):
-                raise DatasetError(f"{source}: key {key!r} has the wrong type (got {data[key]!r})")
-        if data["count"] < 1 or data["image_width_px"] < 1 or data["image_height_px"] < 1 or data["pixel_size_um"] <= 0:
-            raise DatasetError(f"{source}: count, image size and pixel_size_um must be positive")
+                raise DatasetError(f"{source}: key {key!r} has the wrong type (got {quoted(data[key])})")
+        if not (0 < data["pixel_size_um"] < math.inf):
+            raise DatasetError(f"{source}: pixel_size_um must be a positive finite number of µm per pixel "
+                               f"(got {data['pixel_size_um']!r})")
+        if not 1 <= data["count"] <= MAX_IMAGES:
+            raise DatasetError(f"{source}: count must be an integer in [1, {MAX_IMAGES}] (got {quoted(data['count'])})")
+        for key in ("image_width_px", "image_height_px"):
+            if not 1 <= data[key] <= MAX_SIDE_PX:
+                raise DatasetError(
+                    f"{source}: {key} must be an integer in [1, {MAX_SIDE_PX}] (got {quoted(data[key])})")
         if data.get("bit_depth", 8) not in (8, 16):
             raise DatasetError(f"{source}: bit_depth must be 8 or 16 (got {data.get('bit_depth')!r})")
         if not isinstance(data.get("spec", {}), dict):
@@ -131,6 +143,8 @@ def read_info(root: str | Path) -> DatasetInfo:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{p}: not valid JSON ({exc})") from exc
+    except (RecursionError, ValueError) as exc:  # nested too deeply, or an integer of thousands of digits
+        raise DatasetError(f"{p}: not a usable dataset.json ({shorten(str(exc), 120)})") from exc
     return DatasetInfo.from_dict(data, str(p))
 
 
@@ -168,6 +182,12 @@ class DatasetWriter:
         ours = {*SUBDIRS, DATASET_FILE}  # what writers of the same batch may already have made, temporaries too
         if path.is_dir() and any(e.name not in ours and _TMP_MARK not in e.name for e in path.iterdir()):
             raise DatasetError(f"{path} is not empty and holds no {DATASET_FILE}; choose an empty or new folder")
+        if path.is_dir() and not (path / DATASET_FILE).is_file() and _holds_samples(path):
+            # dataset.json is written before the sub-folders, so samples without it were not put there by a writer
+            # of this batch: they cannot be matched to any batch, and adopting them would mix two batches.
+            raise DatasetError(
+                f"{path} holds samples but no {DATASET_FILE} (deleted?), so they cannot be matched to this batch; "
+                f"restore {DATASET_FILE}, or choose an empty or new folder")
         path.mkdir(parents=True, exist_ok=True)
         if not (path / DATASET_FILE).is_file():
             write_atomic(path / DATASET_FILE, (json.dumps(info.to_dict(), indent=2) + "\n").encode())
@@ -266,6 +286,11 @@ class CheckReport:
         return not self.problems
 
 
+def _holds_samples(root: Path) -> bool:
+    """Whether any sub-folder of ``root`` holds a file other than a writer's temporary."""
+    return any(_TMP_MARK not in e.name for sub in SUBDIRS if (root / sub).is_dir() for e in (root / sub).iterdir())
+
+
 def _ranges(indices: Iterable[int]) -> str:
     """Compact text of sorted indices: ``0-3, 7, 9-10``."""
     out: list[str] = []
@@ -299,9 +324,8 @@ def _check_mask(path: Path, info: DatasetInfo, allowed: bytes) -> list[str]:
 
 
 def _check_image(path: Path, info: DatasetInfo) -> list[str]:
-    data = path.read_bytes()
     try:
-        header = pngio.read_header(data)
+        header = pngio.verify(path.read_bytes())  # every byte, not only the header: damage means a re-render
     except pngio.PngError as exc:
         return [f"{path}: unreadable image ({exc})"]
     problems = []
