@@ -8,16 +8,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from render_service.slurm.errors import SlurmOutputError
+
+__all__ = ["FINAL_STATES", "SQUEUE_FORMAT", "SlurmOutputError", "TaskState", "expand_task_ids", "parse_jobcomp",
+           "parse_sbatch_job_id", "parse_squeue"]
+
 # States after which a job or array task never changes again.
 FINAL_STATES = frozenset({
     "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
 })
 # squeue format that parse_squeue reads: job id (with array suffix), state, reason.
 SQUEUE_FORMAT = "%i|%T|%r"
-
-
-class SlurmOutputError(ValueError):
-    """Slurm printed something these parsers do not understand (the text is in the message)."""
 
 
 def parse_sbatch_job_id(stdout: str) -> int:
@@ -77,12 +78,14 @@ def parse_squeue(text: str) -> list[TaskState]:
             raise SlurmOutputError(f"squeue line {line!r} is not 'id|state|reason'")
         job, state, reason = parts
         state = _base_state(state)
-        if "_" in job:
-            job_id, tasks = job.split("_", 1)
+        job_id, _, tasks = job.partition("_")
+        if not job_id.isdigit():
+            raise SlurmOutputError(f"squeue line {line!r} does not start with a job id")
+        if tasks:
             for task in expand_task_ids(tasks):
                 out.append(TaskState(int(job_id), task, state, reason))
         else:
-            out.append(TaskState(int(job), None, state, reason))
+            out.append(TaskState(int(job_id), None, state, reason))
     return out
 
 

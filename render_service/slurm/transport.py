@@ -1,21 +1,38 @@
-"""Running commands where Slurm is: over SSH (paramiko, host key verified) or on this machine.
+"""The ``CommandRunner`` protocol: run commands and handle files where Slurm is.
 
-The rest of the Slurm layer talks to a ``CommandRunner`` only, so unit tests use a fake and integration tests the
-real SSH server.
+The rest of the Slurm layer talks to a ``CommandRunner`` only, so unit tests use :class:`~.fake.FakeRunner` and
+integration tests the real SSH server (:class:`~.ssh.SSHRunner`); :class:`~.local.LocalRunner` serves a service that
+runs on the login node itself.
+
+Every runner raises the same typed errors: :class:`~.errors.TransportError` when the cluster cannot be reached,
+:class:`~.errors.RemoteFileNotFound` / :class:`~.errors.RemoteFileError` (naming host and path) when a file operation is
+refused. A command that runs and exits non-zero is not an error of ``run``: the caller decides with
+:meth:`CommandResult.check`.
 """
 
 from __future__ import annotations
 
 import shlex
-import subprocess
-from collections.abc import Sequence
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from render_service.slurm.errors import CommandFailed
+from semcoat.errors import InvalidArgument
 
-class TransportError(RuntimeError):
-    """The command could not be run at all (connection, authentication, host key, timeout)."""
+if TYPE_CHECKING:  # the runners' old home: see __getattr__ at the end
+    from render_service.slurm.local import LocalRunner
+    from render_service.slurm.ssh import SSHRunner
+
+__all__ = ["DEFAULT_READ_MAX_BYTES", "CommandResult", "CommandRunner", "LocalRunner", "SSHRunner", "check_max_bytes",
+           "staged_local_path", "too_large_message"]
+
+# read_text refuses larger files unless asked for their tail: a log that grew without bound must not fill memory.
+DEFAULT_READ_MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,110 +45,103 @@ class CommandResult:
     stderr: str
 
     def check(self) -> CommandResult:
-        """Return self when the exit code is 0; raise TransportError quoting the command and its stderr otherwise."""
+        """Return self when the exit code is 0; raise CommandFailed quoting the command and its stderr otherwise."""
         if self.exit_code != 0:
-            raise TransportError(
-                f"`{shlex.join(self.argv)}` exited {self.exit_code}: {self.stderr.strip() or self.stdout.strip()}")
+            raise CommandFailed(
+                f"`{shlex.join(self.argv)}` exited {self.exit_code}: {self.stderr.strip() or self.stdout.strip()}",
+                self)
         return self
 
 
 class CommandRunner(Protocol):
-    """Runs a command (argv, never a shell string) where the Slurm client tools are."""
+    """Runs commands (argv, never a shell string) and handles files on the machine where the Slurm tools are.
+
+    Paths are that machine's paths (POSIX). ``host`` names the machine in error messages.
+    """
+
+    host: str
 
     def run(self, argv: Sequence[str], stdin: str | None = None, timeout_s: float = 60.0) -> CommandResult:
-        """Run ``argv`` and return its result; raise TransportError when it cannot be run."""
+        """Run ``argv`` and return its result, whatever its exit code; raise TransportError when it cannot be run."""
+        ...
+
+    def put_text(self, remote_path: str, text: str) -> None:
+        """Write a UTF-8 text file atomically (a temporary name, then a rename); its folder must exist."""
+        ...
+
+    def make_dirs(self, path: str) -> None:
+        """Create a folder and its missing parents; an existing folder is fine."""
+        ...
+
+    def list_dir(self, path: str) -> list[str]:
+        """Names (not paths) of the entries of a folder, sorted."""
+        ...
+
+    def read_text(self, path: str, max_bytes: int = DEFAULT_READ_MAX_BYTES, tail: bool = False) -> str:
+        """A text file (undecodable bytes replaced). A file over ``max_bytes`` is refused, or with ``tail`` its last
+        ``max_bytes`` bytes are returned (the end of a log)."""
+        ...
+
+    def fetch(self, remote_path: str, local_path: str | Path) -> int:
+        """Copy a file or a whole folder (recursively, every file) to ``local_path`` on this machine; return the
+        number of files copied.
+
+        ``local_path`` must not exist. The copy is made beside it under a hidden temporary name and renamed into place
+        when complete, so ``local_path`` never holds a half copy.
+        """
+        ...
+
+    def exists(self, path: str) -> bool:
+        """True when a file or folder exists at ``path``."""
         ...
 
 
-class LocalRunner:
-    """Runs commands on this machine (a login node running the service itself)."""
-
-    def run(self, argv: Sequence[str], stdin: str | None = None, timeout_s: float = 60.0) -> CommandResult:
-        """Run ``argv`` locally."""
-        try:
-            proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=timeout_s,
-                                  check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise TransportError(f"cannot run `{shlex.join(argv)}`: {exc}") from exc
-        return CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+def check_max_bytes(max_bytes: int) -> None:
+    """Refuse a ``read_text`` limit that is not a positive number of bytes."""
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise InvalidArgument(f"max_bytes {max_bytes!r} is not accepted: give a positive number of bytes",
+                                argument="max_bytes")
 
 
-class SSHRunner:
-    """Runs commands on a login node over SSH, verifying its host key against a known_hosts file.
+def too_large_message(host: str, path: str, size_bytes: int, max_bytes: int) -> str:
+    """The message of a file that ``read_text`` refuses for its size."""
+    return (f"{path} on {host} is {size_bytes} bytes, over the {max_bytes} bytes read_text reads; "
+            "read its tail (tail=True) or fetch it")
 
-    Unknown or changed host keys are refused (paramiko's RejectPolicy): collect the key once with ``ssh-keyscan``
-    into the known_hosts file the settings name.
+
+@contextmanager
+def staged_local_path(local_path: str | Path) -> Iterator[Path]:
+    """A hidden temporary path beside ``local_path`` that becomes ``local_path`` when the block ends without error.
+
+    On an error the temporary file or folder is removed, so a failed fetch leaves nothing that looks complete.
+    Refuses a ``local_path`` that exists already: a fetch never overwrites.
     """
+    target = Path(local_path)
+    if target.exists() or target.is_symlink():
+        raise InvalidArgument(f"fetch target {target} exists already; remove it or fetch into a new path",
+                                argument="local_path")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.fetching-{uuid.uuid4().hex[:8]}")
+    try:
+        yield staging
+        staging.rename(target)
+    except BaseException:
+        if staging.is_dir() and not staging.is_symlink():
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            staging.unlink(missing_ok=True)
+        raise
 
-    def __init__(self, host: str, port: int, user: str, key_path: str | Path, known_hosts_path: str | Path,
-                 connect_timeout_s: float = 10.0) -> None:
-        self.host, self.port, self.user = host, port, user
-        self.key_path, self.known_hosts_path = Path(key_path), Path(known_hosts_path)
-        self.connect_timeout_s = connect_timeout_s
-        self._client: Any = None
 
-    def _connect(self) -> Any:
-        import paramiko
+def __getattr__(name: str) -> Any:
+    # The runners lived here before they got modules of their own; old imports keep working without this module
+    # importing paramiko for callers that never use SSH.
+    if name == "SSHRunner":
+        from render_service.slurm.ssh import SSHRunner
 
-        if self._client is not None and self._client.get_transport() is not None \
-                and self._client.get_transport().is_active():
-            return self._client
-        if not self.key_path.is_file():
-            raise TransportError(f"SSH key {self.key_path} does not exist; point the settings at the private key that "
-                                 f"{self.user}@{self.host} accepts")
-        if not self.known_hosts_path.is_file():
-            raise TransportError(f"known_hosts file {self.known_hosts_path} does not exist; collect the login node's "
-                                 f"key with `ssh-keyscan -p {self.port} {self.host} >> {self.known_hosts_path}`")
-        client = paramiko.SSHClient()
-        client.load_host_keys(str(self.known_hosts_path))
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        try:
-            client.connect(self.host, port=self.port, username=self.user, key_filename=str(self.key_path),
-                           timeout=self.connect_timeout_s, allow_agent=False, look_for_keys=False)
-        except paramiko.SSHException as exc:
-            raise TransportError(f"SSH to {self.user}@{self.host}:{self.port} failed: {exc}") from exc
-        except OSError as exc:
-            raise TransportError(f"cannot reach {self.host}:{self.port}: {exc}") from exc
-        self._client = client
-        return client
+        return SSHRunner
+    if name == "LocalRunner":
+        from render_service.slurm.local import LocalRunner
 
-    def run(self, argv: Sequence[str], stdin: str | None = None, timeout_s: float = 60.0) -> CommandResult:
-        """Run ``argv`` on the login node (quoted for its shell)."""
-        import paramiko
-
-        client = self._connect()
-        try:
-            chan_in, chan_out, chan_err = client.exec_command(shlex.join(argv), timeout=timeout_s)
-            if stdin is not None:
-                chan_in.write(stdin)
-            chan_in.channel.shutdown_write()
-            out = chan_out.read().decode(errors="replace")
-            err = chan_err.read().decode(errors="replace")
-            code = chan_out.channel.recv_exit_status()
-        except (OSError, EOFError, paramiko.SSHException) as exc:  # socket.timeout is an OSError
-            self.close()  # a broken session is not reused; the next call reconnects
-            raise TransportError(f"`{shlex.join(argv)}` on {self.host} did not finish: {exc}") from exc
-        return CommandResult(tuple(argv), code, out, err)
-
-    def put_text(self, remote_path: str, text: str) -> None:
-        """Write a text file on the login node over SFTP."""
-        import paramiko
-
-        client = self._connect()
-        try:
-            with client.open_sftp() as sftp, sftp.open(remote_path, "w") as handle:
-                handle.write(text)
-        except (OSError, paramiko.SSHException) as exc:  # SFTP reports remote errors as IOError
-            raise TransportError(f"cannot write {remote_path} on {self.host}: {exc}") from exc
-
-    def close(self) -> None:
-        """Close the connection (a later call reconnects)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def __enter__(self) -> SSHRunner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return LocalRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from render_service.slurm.parsers import (
     parse_sbatch_job_id,
     parse_squeue,
 )
-from render_service.slurm.transport import CommandResult, LocalRunner, TransportError
+from semcoat.errors import SemcoatError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -81,15 +82,9 @@ def test_jobcomp_line_without_state_is_an_error() -> None:
         parse_jobcomp("JobId=1 ExitCode=0:0\n")
 
 
-def test_command_result_check_quotes_the_command() -> None:
-    ok = CommandResult(("true",), 0, "", "")
-    assert ok.check() is ok
-    with pytest.raises(TransportError, match="`sbatch x.sh` exited 1: boom"):
-        CommandResult(("sbatch", "x.sh"), 1, "", "boom\n").check()
-
-
-def test_local_runner_runs_argv_without_a_shell() -> None:
-    result = LocalRunner().run(["echo", "a;b"])
-    assert (result.exit_code, result.stdout) == (0, "a;b\n")
-    with pytest.raises(TransportError, match="cannot run"):
-        LocalRunner().run(["/nonexistent/binary"])
+def test_slurm_output_error_is_a_semcoat_error_not_a_value_error() -> None:
+    with pytest.raises(SemcoatError):
+        parse_squeue("no pipes here\n")
+    with pytest.raises(SlurmOutputError, match=re.escape("'abc|RUNNING|None'")):
+        parse_squeue("abc|RUNNING|None\n")
+    assert not issubclass(SlurmOutputError, ValueError)
