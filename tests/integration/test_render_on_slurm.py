@@ -1,5 +1,6 @@
-"""What one Slurm array task runs, run by Slurm: `semcoat render --start --count` chunks of one batch, submitted over
-SSH as the unprivileged cluster user with the cluster's render environment, into one shared dataset folder."""
+"""What one Slurm array task runs, run by Slurm: the service's sbatch script (the builder's) renders `semcoat render
+--start --count` chunks of one batch, submitted over SSH as the unprivileged cluster user with the cluster's render
+environment, into one shared dataset folder that SFTP fetches back whole."""
 
 from __future__ import annotations
 
@@ -10,31 +11,22 @@ from pathlib import Path
 import pytest
 
 from blender_addon.render_node.batch_render import render_range
-from render_service.slurm.parsers import TaskState, parse_jobcomp, parse_sbatch_job_id
-from render_service.slurm.transport import SSHRunner
+from render_service.slurm.jobs import TaskKey, poll, submit_array
+from render_service.slurm.parsers import TaskState
+from render_service.slurm.sbatch import RenderArrayJob, sbatch_script
+from render_service.slurm.ssh import SSHRunner
 from semcoat.dataset import check_dataset
 from tests.blender_addon.specs import small_batch
 
 pytestmark = [pytest.mark.integration, pytest.mark.blender, pytest.mark.slow]
 
-TASK_SCRIPT = """#!/bin/bash
-#SBATCH --job-name=semcoat-render-it
-#SBATCH --output={workdir}/render-%A_%a.out
-#SBATCH --cpus-per-task=1
-#SBATCH --time=5
-set -euo pipefail
-start=$((SLURM_ARRAY_TASK_ID * {per_task}))
-exec {semcoat} render {workdir}/batch.json --out {workdir}/ds --start "$start" --count {per_task} --threads 1
-"""
 
-
-def _wait_for_array(
-        ssh: SSHRunner, jobcomp_log: str, job_id: int, tasks: int, timeout_s: float) -> dict[int, TaskState]:
+def _wait_for_array(ssh: SSHRunner, jobcomp_log: str, job_id: int, tasks: int,
+                    timeout_s: float) -> dict[TaskKey, TaskState]:
     deadline = time.monotonic() + timeout_s
     while True:
-        records = parse_jobcomp(ssh.run(["cat", jobcomp_log]).check().stdout)
-        states = {r.task_id: r for r in records if r.job_id == job_id and r.task_id is not None}
-        if len(states) == tasks:
+        states = poll(ssh, [job_id], jobcomp_log=jobcomp_log)
+        if len(states) == tasks and all(s.is_final and s.exit_code is not None for s in states.values()):
             return states
         assert time.monotonic() < deadline, f"array {job_id} unfinished after {timeout_s} s: {states}"
         time.sleep(0.5)
@@ -43,30 +35,37 @@ def _wait_for_array(
 def test_array_tasks_render_chunks_of_one_batch_into_one_dataset(
         ssh: SSHRunner, stack_env: dict[str, str], tmp_path: Path) -> None:
     workdir = f"{stack_env['SEMCOAT_CLUSTER_HOME']}/render-it-{uuid.uuid4().hex[:8]}"
-    batch = small_batch(count=4)
-    per_task = 2
-    ssh.run(["mkdir", "-p", workdir]).check()
+    batch = small_batch(count=5)  # 3 tasks of 2, 2 and 1 images: the last chunk is short
+    ssh.make_dirs(f"{workdir}/logs")
     ssh.put_text(f"{workdir}/batch.json", batch.to_json())
-    ssh.put_text(f"{workdir}/task.sh", TASK_SCRIPT.format(
-        workdir=workdir, per_task=per_task, semcoat=stack_env["SEMCOAT_CLUSTER_SEMCOAT"]))
-    submitted = ssh.run(["sbatch", "--parsable", f"--array=0-{batch.count // per_task - 1}", f"{workdir}/task.sh"])
-    job_id = parse_sbatch_job_id(submitted.check().stdout)
+    job = RenderArrayJob(job_name="semcoat-render-it", semcoat_command=stack_env["SEMCOAT_CLUSTER_SEMCOAT"],
+                         batch_file=f"{workdir}/batch.json", out_dir=f"{workdir}/ds", batch_count=batch.count,
+                         images_per_task=2, log_path=f"{workdir}/logs/render-%A_%a.out", work_dir=workdir,
+                         time_limit="5", cpus_per_task=1)
+    ssh.put_text(f"{workdir}/task.sh", sbatch_script(job))
+    job_id = submit_array(ssh, f"{workdir}/task.sh")
 
-    states = _wait_for_array(ssh, stack_env["SEMCOAT_SLURM_JOBCOMP_LOG"], job_id, 2, timeout_s=180)
-    logs = {i: ssh.run(["cat", f"{workdir}/render-{job_id}_{i}.out"]).stdout for i in states}
-    assert {i: (s.state, s.exit_code) for i, s in states.items()} == {0: ("COMPLETED", 0), 1: ("COMPLETED", 0)}, logs
+    states = _wait_for_array(ssh, stack_env["SEMCOAT_SLURM_JOBCOMP_LOG"], job_id, 3, timeout_s=180)
+    logs = {k: ssh.read_text(f"{workdir}/logs/render-{job_id}_{k[1]}.out", max_bytes=4000, tail=True) for k in states}
+    assert {k[1]: (s.state, s.exit_code) for k, s in states.items()} == {
+        i: ("COMPLETED", 0) for i in range(3)}, logs
 
     checked = ssh.run([stack_env["SEMCOAT_CLUSTER_SEMCOAT"], "dataset", "check", f"{workdir}/ds"])
-    assert checked.exit_code == 0 and "4 of 4 samples complete" in checked.stdout, checked.stderr
-    owner = ssh.run(["stat", "-c", "%U", f"{workdir}/ds/meta/000003.json"]).check().stdout.strip()
+    assert checked.exit_code == 0 and "5 of 5 samples complete" in checked.stdout, checked.stderr
+    owner = ssh.run(["stat", "-c", "%U", f"{workdir}/ds/meta/000004.json"]).check().stdout.strip()
     assert owner == stack_env["SEMCOAT_SSH_USER"]
 
+    fetched = tmp_path / "fetched"
+    copied = ssh.fetch(f"{workdir}/ds", fetched)
+    assert check_dataset(fetched).ok
+    assert copied == sum(1 for p in fetched.rglob("*") if p.is_file()) >= 1 + 3 * batch.count
+
     # the cluster's images are the ones this machine renders for the same (seed, index), bit for bit
-    shared = Path(workdir) / "ds"
-    assert check_dataset(shared).ok
     from blender_addon.render_node.renderer import Renderer
 
     local = tmp_path / "local"
-    render_range(batch, local, lambda: Renderer(threads=1), start=3, count=1)
-    for sub, ext in (("images", "png"), ("masks", "png"), ("meta", "json")):
-        assert (local / sub / f"000003.{ext}").read_bytes() == (shared / sub / f"000003.{ext}").read_bytes(), sub
+    render_range(batch, local, lambda: Renderer(threads=1), start=3, count=2)
+    for index in (3, 4):
+        for sub, ext in (("images", "png"), ("masks", "png"), ("meta", "json")):
+            name = f"{index:06d}.{ext}"
+            assert (local / sub / name).read_bytes() == (fetched / sub / name).read_bytes(), (sub, name)
