@@ -151,13 +151,14 @@ def predict_command(
     from analysis import predict
     from analysis.files import OutputPathError
     from analysis.model import ModelLoadError
+    from semcoat.predictions import PREDICTIONS_JSON, RESULTS_CSV, PredictionRecord
 
     try:
         predict.check_options(pixel_size_um, tile_px, overlap_px)
     except ValueError as exc:
         raise _fail(str(exc), 2) from exc
 
-    def progress(record: predict.PredictionRecord) -> None:
+    def progress(record: PredictionRecord) -> None:
         for warning in record.warnings:
             typer.echo(f"warning: {warning}", err=True)
         if record.failed:
@@ -182,12 +183,12 @@ def predict_command(
         raise _cannot_write(out, exc) from exc
     failed = [r for r in records if r.failed]
     done = len(records) - len(failed)
-    typer.echo(f"{_plural(done, 'image')} -> {out / predict.RESULTS_CSV}", err=True)
+    typer.echo(f"{_plural(done, 'image')} -> {out / RESULTS_CSV}", err=True)
     if failed:
         names = ", ".join(r.source for r in failed)
         raise _fail(
             f"{len(failed)} of {_plural(len(records), 'image')} failed: {names} (errors in "
-            f"{out / predict.PREDICTIONS_JSON}; their rows in {predict.RESULTS_CSV} are empty)"
+            f"{out / PREDICTIONS_JSON}; their rows in {RESULTS_CSV} are empty)"
         )
 
 

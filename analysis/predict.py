@@ -1,25 +1,13 @@
 """Prediction on real micrographs: read, crop the data bar, segment tile by tile, measure, write the results.
 
-Output folder layout (read back by :mod:`analysis.report`)::
-
-    OUT/images/<stem>.png     the micrograph as analysed (data bar cropped), 8-bit grey
-    OUT/masks/<stem>.png      predicted class ids
-    OUT/overlays/<stem>.png   classes coloured over the micrograph
-    OUT/measurements.csv      one row per image: image, pixel_size_um, then every measurement
-    OUT/predictions.json      per image: source file, model, pixel size and where it came from (and the file's own
-                              when --pixel-size-um overrode it), data bar row, size, error, failed, warnings
-
-An image that fails does not stop the batch: it gets an empty measurements row (its pixel size when known),
-``failed: true`` and its error in ``predictions.json``. One that cannot be read, has no pixel size or cannot be
-segmented gets no image, mask or overlay (stale ones of an earlier run are removed); one whose predicted mask has
-nothing to measure keeps its image, mask and overlay, so that one can see why.
+The output folder is a prediction folder: its layout, what ``predictions.json`` holds and what a failed image leaves
+behind are the contract of :mod:`semcoat.predictions`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +16,20 @@ from analysis import databar_crop, files, sem_tiff, tiling
 from analysis.measure import MaskError, Measurements, measure
 from analysis.model import SegmentationModel, WholeImageModel, load_model
 from semcoat.classes import BACKGROUND, CLASSES
+from semcoat.predictions import (
+    IMAGES_DIR,
+    MASKS_DIR,
+    OVERLAY_ALPHA,
+    OVERLAYS_DIR,
+    PICTURE_DIRS,
+    PIXEL_SIZE_FROM_OPTION,
+    PREDICTIONS_JSON,
+    RESULTS_CSV,
+    PredictionRecord,
+    picture_path,
+    write_predictions,
+)
 
-RESULTS_CSV = "measurements.csv"
-PREDICTIONS_JSON = "predictions.json"
-OVERLAY_ALPHA = 0.45
 # --pixel-size-um differing from a file's metadata by more than this share of the metadata's value is warned about.
 PIXEL_SIZE_MISMATCH = 0.01
 
@@ -49,7 +47,7 @@ class ImageInput:
     path : the source file.
     image : grey pixels, (rows, columns), original dtype, data bar cropped.
     pixel_size_um : µm per pixel.
-    pixel_size_from : "option", "thermo-fei" or "zeiss".
+    pixel_size_from : where the pixel size came from (:data:`semcoat.predictions.PIXEL_SIZE_ORIGINS`).
     databar_top_row : first row of the cropped data bar in the source file, None when there was none.
     metadata_pixel_size_um : µm per pixel according to the file's SEM metadata, None when it has none.
     """
@@ -60,33 +58,6 @@ class ImageInput:
     pixel_size_from: str
     databar_top_row: int | None
     metadata_pixel_size_um: float | None = None
-
-
-@dataclass(frozen=True)
-class PredictionRecord:
-    """What ``predictions.json`` says about one image.
-
-    ``error`` says why an image ``failed``: not read, no pixel size or not segmented (no mask written), or a
-    predicted mask with no measurable coating (mask written, measurements empty). ``model`` is the model given
-    (a path or ``classical``). ``pixel_size_um`` is the one the measurements use, ``pixel_size_from`` its origin
-    ("option", "thermo-fei", "zeiss"), ``metadata_pixel_size_um`` the file's own (None without SEM metadata); pixel
-    sizes are rounded to 6 significant digits. Sizes are those of the analysed image (data bar cropped); they, and
-    the pixel size, are None when the image failed before they were known. ``warnings``: e.g. an option that
-    differs from the file's metadata.
-    """
-
-    image: str
-    source: str
-    model: str
-    pixel_size_um: float | None
-    pixel_size_from: str | None
-    metadata_pixel_size_um: float | None
-    databar_top_row: int | None
-    rows: int | None
-    columns: int | None
-    error: str | None
-    failed: bool = False
-    warnings: list[str] = field(default_factory=list)
 
 
 def load_input(path: str | Path, pixel_size_um: float | None = None, crop: bool = True) -> ImageInput:
@@ -128,7 +99,7 @@ def _metadata(path: Path) -> sem_tiff.SemMetadata:
 def _pixel_size(path: Path, meta: sem_tiff.SemMetadata, pixel_size_um: float | None) -> tuple[float, str]:
     """µm per pixel and where it comes from: the option wins over the file's metadata."""
     if pixel_size_um is not None:
-        return float(pixel_size_um), "option"
+        return float(pixel_size_um), PIXEL_SIZE_FROM_OPTION
     if meta.pixel_size_um is not None:
         return meta.pixel_size_um, meta.instrument
     raise PixelSizeError(
@@ -156,7 +127,7 @@ def _known_pixel_size(path: Path, pixel_size_um: float | None) -> tuple[float | 
     except (OSError, ValueError):
         meta = sem_tiff.NO_METADATA
     if pixel_size_um is not None:
-        return pixel_size_um, "option", meta.pixel_size_um
+        return pixel_size_um, PIXEL_SIZE_FROM_OPTION, meta.pixel_size_um
     if meta.pixel_size_um is not None:
         return meta.pixel_size_um, meta.instrument, meta.pixel_size_um
     return None, None, None
@@ -222,11 +193,11 @@ def check_options(pixel_size_um: float | None, tile_px: int, overlap_px: int) ->
 
 def _write_outputs(out: Path, stem: str, item: ImageInput, mask: np.ndarray) -> None:
     for folder, array in (
-        ("images", to_display_uint8(item.image)),
-        ("masks", mask),
-        ("overlays", overlay(item.image, mask)),
+        (IMAGES_DIR, to_display_uint8(item.image)),
+        (MASKS_DIR, mask),
+        (OVERLAYS_DIR, overlay(item.image, mask)),
     ):
-        path = out / folder / f"{stem}.png"
+        path = picture_path(out, folder, stem)
         try:
             files.write_png(path, array)
         except OSError as exc:
@@ -235,8 +206,8 @@ def _write_outputs(out: Path, stem: str, item: ImageInput, mask: np.ndarray) -> 
 
 def _remove_outputs(out: Path, stem: str) -> None:
     """Remove an image's outputs of an earlier run, so that a failed image leaves nothing that looks current."""
-    for folder in ("images", "masks", "overlays"):
-        (out / folder / f"{stem}.png").unlink(missing_ok=True)
+    for folder in PICTURE_DIRS:
+        picture_path(out, folder, stem).unlink(missing_ok=True)
 
 
 def predict_files(
@@ -316,7 +287,7 @@ def predict_files(
             on_image(record)
     try:
         files.write_results_csv(out / RESULTS_CSV, rows)
-        files.write_text_atomic(out / PREDICTIONS_JSON, json.dumps([asdict(r) for r in records], indent=2))
+        write_predictions(out, records)
     except OSError as exc:
         raise files.OutputPathError(f"{out}: cannot write the summary files ({exc.strerror or exc})") from exc
     return records

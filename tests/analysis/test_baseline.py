@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from analysis import baseline, predict
 from analysis.measure import measure
 from analysis.model import WholeImageModel, load_model
+from semcoat import predictions
 from semcoat.classes import BACKGROUND, FE2AL5, FEAL, PORE, PRECIPITATE, SUBSTRATE
 from semcoat_cli.app import app
 
@@ -144,9 +145,9 @@ def test_cli_predict_classical(tmp_path: Path, scene: tuple[np.ndarray, np.ndarr
     predicted = cv2.imread(str(out / "masks" / "drawn.png"), cv2.IMREAD_UNCHANGED)
     assert dice(predicted, mask, FE2AL5) >= MIN_DICE[FE2AL5]
     assert (out / "overlays" / "drawn.png").is_file()
-    with (out / predict.RESULTS_CSV).open() as f:
+    with (out / predictions.RESULTS_CSV).open() as f:
         rows = list(csv.DictReader(f))
     assert rows[0]["image"] == "drawn" and rows[0]["feal_present"] == "true"
     truth = measure(mask, 0.2).fe2al5_thickness_um
     assert float(rows[0]["fe2al5_thickness_um"]) == pytest.approx(truth, abs=0.5)
-    assert json.loads((out / predict.PREDICTIONS_JSON).read_text())[0]["error"] is None
+    assert json.loads((out / predictions.PREDICTIONS_JSON).read_text())[0]["error"] is None

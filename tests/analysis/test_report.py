@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from analysis import files, plots, predict
-from analysis.report import gather, write_report
+from analysis.report import write_report
+from analysis.report_data import gather
 from tests.analysis.conftest import grey_image, line_mask
 
 
@@ -160,8 +161,10 @@ def test_parity_plot_of_a_single_point_has_a_sensible_range_and_plain_ticks() ->
 def test_report_pages_show_truth_next_to_predictions_a_legend_labels_and_provenance(
     tmp_path: Path, dataset_dir: Path
 ) -> None:
-    from analysis.report import ReportData, provenance
+    from analysis.report_data import ReportData
+    from analysis.report_html import provenance
     from semcoat.classes import CLASSES
+    from semcoat.predictions import PredictionRecord
 
     images = sorted((dataset_dir / "images").glob("*.png"))
     predict.predict_files("classical", images, tmp_path / "pred", pixel_size_um=0.5)
@@ -187,11 +190,13 @@ def test_report_pages_show_truth_next_to_predictions_a_legend_labels_and_provena
     text = write_report(tmp_path / "results.csv", tmp_path / "rep2").read_text()
     assert "Pixel sizes, from the table: 0.5 µm/px (4 images). No record of the model" in text
     assert "<th>measurement</th><th>value</th>" in text  # no truth: the value alone
-    overridden = {
-        "a": {"model": "m.onnx", "pixel_size_um": 0.2, "pixel_size_from": "option", "metadata_pixel_size_um": 0.17},
-        "b": {"model": "m.onnx", "pixel_size_um": 0.17, "pixel_size_from": "thermo-fei", "failed": True},
-    }
-    data = ReportData(tmp_path / "x.csv", {}, predictions=overridden)
+    overridden = [
+        {"image": "a", "model": "m.onnx", "pixel_size_um": 0.2, "pixel_size_from": "option",
+         "metadata_pixel_size_um": 0.17},
+        {"image": "b", "model": "m.onnx", "pixel_size_um": 0.17, "pixel_size_from": "thermo-fei", "failed": True},
+    ]  # fmt: skip
+    records = {r["image"]: PredictionRecord.from_dict(r) for r in overridden}  # as an earlier version wrote them
+    data = ReportData(tmp_path / "x.csv", {}, predictions=records)
     assert provenance(data) == (
         "Predicted by model m.onnx. Pixel sizes: 0.2 µm/px from --pixel-size-um (the file's metadata: 0.17 µm/px) "
         "(1 image); 0.17 µm/px from Thermo/FEI metadata (1 image). 1 image failed (marked below)."

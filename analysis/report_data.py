@@ -1,0 +1,221 @@
+"""The data of a report: a results table, the prediction folder around it (records, overlays, masks) and the truth.
+
+Gathering reads files and pairs results with truths by image stem; :mod:`analysis.report_html` turns the gathered
+:class:`ReportData` into a page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analysis import files
+from analysis.measure import measure
+from semcoat.measurements import MEASUREMENT_NAMES
+from semcoat.predictions import (
+    MASKS_DIR,
+    OVERLAYS_DIR,
+    RESULTS_CSV,
+    PredictionRecord,
+    picture_path,
+    read_predictions,
+)
+
+Table = dict[str, dict[str, Any]]
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, gathered from the results folder and the truth.
+
+    ``truth_names`` are all the images the truth source holds (matched or not); ``truth_unsized`` the results'
+    images whose labelled truth mask was found but not measured, for want of a pixel size. ``predictions`` are the
+    records of ``predictions.json`` by image (empty for a bare measurements CSV).
+    """
+
+    results_csv: Path
+    results: Table
+    truth: Table | None = None
+    truth_source: str | None = None
+    overlays: dict[str, Path] = field(default_factory=dict)
+    masks: dict[str, Path] = field(default_factory=dict)
+    pixel_size_um: dict[str, float] = field(default_factory=dict)
+    truth_names: list[str] = field(default_factory=list)
+    truth_unsized: list[str] = field(default_factory=list)
+    predictions: dict[str, PredictionRecord] = field(default_factory=dict)
+
+
+def _results_csv(results: Path) -> Path:
+    if results.is_dir():
+        candidate = results / RESULTS_CSV
+        if not candidate.is_file():
+            raise FileNotFoundError(f"{results}: no {RESULTS_CSV} in this folder (is it a `semcoat predict` output?)")
+        return candidate
+    if not results.is_file():
+        raise FileNotFoundError(f"{results}: no such results file or folder")
+    return results
+
+
+def truth_kind(truth: Path) -> str:
+    """``"csv"`` (a file), ``"dataset"`` (a folder with dataset.json) or ``"masks"`` (another folder).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``truth`` does not exist.
+    """
+    from semcoat.dataset import DATASET_FILE
+
+    if truth.is_file():
+        return "csv"
+    if (truth / DATASET_FILE).is_file():
+        return "dataset"
+    if truth.is_dir():
+        return "masks"
+    raise FileNotFoundError(f"{truth}: no such truth file or folder")
+
+
+@dataclass(frozen=True)
+class TruthRead:
+    """Truth measurements by image stem, every image name the source holds, and the masks left unmeasured."""
+
+    table: Table
+    names: list[str]
+    unsized: list[str]
+
+
+def read_truth_details(
+    truth: Path, pixel_size_um: dict[str, float] | None = None, wanted: set[str] | None = None
+) -> TruthRead:
+    """Like :func:`read_truth`, also saying which images the source holds and which masks had no pixel size.
+
+    ``wanted`` (the results' images) limits which labelled masks are measured; masks of wanted images without a
+    pixel size in ``pixel_size_um`` are listed in ``unsized``.
+    """
+    from semcoat.dataset import read_dataset
+
+    kind = truth_kind(truth)
+    if kind == "csv":
+        table = files.read_results_csv(truth)
+        return TruthRead(table, list(table), [])
+    if kind == "dataset":
+        ds = read_dataset(truth)
+        table = {}
+        for sid in ds.ids:
+            values = ds.meta(sid).get("truth")
+            if not values:
+                values = measure(
+                    files.read_mask(ds.mask_path(sid)), ds.info.pixel_size_um, str(ds.mask_path(sid))
+                ).as_dict()
+            table[sid] = {n: values.get(n) for n in MEASUREMENT_NAMES}
+        return TruthRead(table, list(table), [])
+    sizes = pixel_size_um or {}
+    table, names, unsized = {}, [], []
+    for src in files.resolve_masks([truth]):
+        stem = src.path.stem
+        names.append(stem)
+        if wanted is not None and stem not in wanted:
+            continue  # a labelled mask for an image that was not predicted
+        if stem not in sizes:
+            unsized.append(stem)
+            continue
+        table[stem] = files.measure_file(src.path, sizes[stem]).as_dict()
+    return TruthRead(table, names, unsized)
+
+
+def read_truth(truth: Path, pixel_size_um: dict[str, float] | None = None) -> Table:
+    """Ground-truth measurements by image stem.
+
+    Parameters
+    ----------
+    truth : Path
+        A CSV as written by ``semcoat measure``; a dataset folder (``meta/<id>.json`` truth, or its masks measured at
+        the dataset's pixel size when a meta file has none); or a folder of labelled masks (``masks/`` or the folder
+        itself), measured at the pixel sizes given for the same images (masks without one are left out).
+    pixel_size_um : dict, optional
+        µm per pixel by image stem, for labelled masks outside a dataset.
+    """
+    return read_truth_details(truth, pixel_size_um, set(pixel_size_um or {})).table
+
+
+def gather(
+    results: str | Path, truth: str | Path | None = None, truth_pixel_size_um: float | None = None
+) -> ReportData:
+    """Collect the results table, the images next to it and the truth (see :func:`read_truth`).
+
+    Labelled truth masks are measured at ``truth_pixel_size_um`` when given, else at the pixel sizes that
+    ``predictions.json`` records for the same images.
+
+    Raises
+    ------
+    ValueError
+        When ``truth_pixel_size_um`` is not a positive finite number, or is given for a truth that is not a folder
+        of masks (a CSV or a dataset folder carries its own scale).
+    """
+    files.check_pixel_size(truth_pixel_size_um)
+    csv_path = _results_csv(Path(results))
+    data = ReportData(csv_path, files.read_results_csv(csv_path))
+    folder = csv_path.parent
+    data.predictions = read_predictions(folder)
+    for name, rec in data.predictions.items():
+        if rec.pixel_size_um is not None:
+            data.pixel_size_um[name] = float(rec.pixel_size_um)
+    for name in data.results:
+        for subdir, found in ((OVERLAYS_DIR, data.overlays), (MASKS_DIR, data.masks)):
+            path = picture_path(folder, subdir, name)
+            if path.is_file():
+                found[name] = path
+    if truth is None:
+        if truth_pixel_size_um is not None:
+            raise ValueError("--pixel-size-um applies to a --truth folder of masks; no --truth was given")
+        return data
+    truth = Path(truth)
+    kind = truth_kind(truth)
+    sizes = data.pixel_size_um
+    if truth_pixel_size_um is not None:
+        if kind != "masks":
+            what = "a CSV of measurements" if kind == "csv" else "a dataset folder (its dataset.json has the size)"
+            raise ValueError(
+                f"--pixel-size-um {truth_pixel_size_um} applies to a --truth folder of masks; {truth} is {what}"
+            )
+        sizes = {name: truth_pixel_size_um for name in data.results}
+    read = read_truth_details(truth, sizes, set(data.results))
+    data.truth, data.truth_source = read.table, str(truth)
+    data.truth_names, data.truth_unsized = read.names, read.unsized
+    return data
+
+
+def count_text(n: int, one: str, many: str) -> str:
+    """``n`` and the singular or plural noun: "1 image", "3 images"."""
+    return f"{n} {one if n == 1 else many}"
+
+
+def _some(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return f"{shown}, … ({len(names)} in all)" if len(names) > limit else shown
+
+
+def truth_match(data: ReportData) -> tuple[int, list[str]]:
+    """How many results have a truth, and the reasons (sentences) why the others do not; no reasons when all match."""
+    if data.truth is None:
+        return 0, []
+    matched = sum(k in data.truth for k in data.results)
+    reasons = []
+    if data.truth_unsized:
+        reasons.append(
+            f"{count_text(len(data.truth_unsized), 'labelled mask has', 'labelled masks have')} in {data.truth_source} "
+            f"no pixel size to be measured at "
+            f"({_some(data.truth_unsized)}): pass --pixel-size-um, or report on the `semcoat predict` output folder, "
+            f"whose predictions.json records each image's pixel size"
+        )
+    unsized = set(data.truth_unsized)
+    missing = [k for k in data.results if k not in data.truth and k not in unsized]
+    if missing:
+        truth_only = [k for k in data.truth_names if k not in data.results]
+        reasons.append(
+            f"{count_text(len(missing), 'result has', 'results have')} no truth of the same name in "
+            f"{data.truth_source}: names differ "
+            f"(results: {_some(missing)}; truth: {_some(truth_only) if truth_only else 'none'})"
+        )
+    return matched, reasons
