@@ -25,6 +25,7 @@ from blender_addon.scene.builder import SceneBuilder
 from blender_addon.scene.geometry import CoatingGeometry
 from semcoat.spec import CoatingSpec
 
+SCENE_NAME = "semcoat.render"
 PIXEL_FILTER_WIDTH_PX = 0.01  # the smallest Cycles accepts: samples land within 0.005 px of the pixel centre
 
 
@@ -61,8 +62,11 @@ def _scratch_dir() -> Path:
 def configure_scene(scene: bpy.types.Scene, threads: int = 0) -> None:
     """Cycles on the CPU, one sample, no bounces, no denoising, persistent data, Raw colours, multilayer EXR output.
 
+    Meant for the renderer's own scene: it changes ``scene``'s render settings and its world's colour (black).
+
     Parameters
     ----------
+    scene : the scene to configure.
     threads : render threads; 0 lets Blender use every core.
     """
     scene.render.engine = "CYCLES"
@@ -86,9 +90,8 @@ def configure_scene(scene: bpy.types.Scene, threads: int = 0) -> None:
         scene.render.threads = threads
     scene.view_settings.view_transform = "Raw"
     scene.view_settings.look = "None"
-    if scene.world is None:
-        scene.world = bpy.data.worlds.new("semcoat.world")
-    scene.world.color = (0.0, 0.0, 0.0)
+    if scene.world is not None:
+        scene.world.color = (0.0, 0.0, 0.0)
     for layer in scene.view_layers:
         layer.use_pass_object_index = True
     fmt = scene.render.image_settings
@@ -99,7 +102,11 @@ def configure_scene(scene: bpy.types.Scene, threads: int = 0) -> None:
 
 
 class Renderer:
-    """Renders coating frames in this process, reusing one scene (objects are refilled, never rebuilt).
+    """Renders coating frames in this process, in a scene of its own that it reuses (objects refilled, never rebuilt).
+
+    The renderer adds one scene (``semcoat.render``) with its own world, collection, objects and camera, renders only
+    that scene and removes all of it in :meth:`close`. The open file, the user's scenes and the active scene are left
+    as they are (inside Blender, only the "Render Result" image shows the last render, as for any render).
 
     Parameters
     ----------
@@ -107,14 +114,19 @@ class Renderer:
     """
 
     def __init__(self, threads: int = 0) -> None:
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        self.scene = bpy.context.scene
-        configure_scene(self.scene, threads)
-        self.builder = SceneBuilder(self.scene)
         bpy.utils.expose_bundled_modules()
         import OpenImageIO  # only importable once bpy exposed its bundled modules
 
         self._oiio = OpenImageIO
+        self._removed = False
+        self.scene = bpy.data.scenes.new(SCENE_NAME)
+        try:
+            self.scene.world = bpy.data.worlds.new(f"{SCENE_NAME}.world")
+            configure_scene(self.scene, threads)
+            self.builder = SceneBuilder(self.scene, use_as_scene_camera=True)
+        except BaseException:
+            self._remove_scene()
+            raise
         self._dir = _scratch_dir()  # last: nothing after it can fail and leave it behind
         self._exr = self._dir / "frame.exr"
         self.scene.render.filepath = str(self._exr)
@@ -135,7 +147,7 @@ class Renderer:
         log = self._dir / "blender.log"
         try:
             with _stdout_to(log):
-                bpy.ops.render.render(write_still=True)
+                bpy.ops.render.render(write_still=True, scene=self.scene.name)
         except RuntimeError as exc:
             raise RenderError(f"Blender failed to render: {exc} (Blender said: {_tail(log)})") from exc
         if not self._exr.is_file():
@@ -166,5 +178,18 @@ class Renderer:
             np.ascontiguousarray(signal[:, :, 0], dtype=np.float32), np.ascontiguousarray(mask[:, :, 0]))
 
     def close(self) -> None:
-        """Remove the scratch folder."""
+        """Remove the renderer's scene with everything in it, and the scratch folder."""
+        self._remove_scene()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _remove_scene(self) -> None:
+        if self._removed:  # close() twice, or after a failed start
+            return
+        self._removed = True
+        builder = getattr(self, "builder", None)
+        if builder is not None:
+            builder.remove()
+        world = self.scene.world
+        bpy.data.scenes.remove(self.scene)
+        if world is not None and world.users == 0:
+            bpy.data.worlds.remove(world)

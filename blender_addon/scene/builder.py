@@ -21,6 +21,10 @@ from semcoat.spec import CoatingSpec
 from .geometry import CoatingGeometry, Inclusions
 
 COLLECTION_NAME = "semcoat"
+# Custom property that marks what the builder made (its collection and objects), so it recognises its own data by
+# that mark and never by a name the user may also have used.
+ROLE_KEY = "semcoat_role"
+COLLECTION_ROLE = "scene builder"
 CAMERA_HEIGHT_PX = 100.0
 # Region objects reach this many pixels below the image bottom, so they cover the frame whatever the profiles.
 DEPTH_OVERHANG_PX = 64.0
@@ -38,12 +42,13 @@ LAYOUT: dict[int, tuple[str, float]] = {
 
 
 def _emission_material(name: str) -> bpy.types.Material:
-    """Flat emission of the object's colour: per-image greys live on the objects, never in a node tree.
+    """A new flat-emission material of the object's colour: per-image greys live on the objects, never in a node tree.
 
-    Grain contrast is added in numpy by the render node (``render_node.texture``): as a Cycles shader it doubled the
-    render time.
+    Always a new data-block (Blender adds a suffix when ``name`` is taken): a material of the user's that happens to
+    bear the name is never reused or rewired. Grain contrast is added in numpy by the render node
+    (``render_node.texture``): as a Cycles shader it doubled the render time.
     """
-    mat = bpy.data.materials.get(name) or bpy.data.materials.new(name)
+    mat = bpy.data.materials.new(name)
     if mat.node_tree is None:  # Blender 5 gives new materials a node tree; use_nodes is deprecated
         mat.use_nodes = True
     nt = mat.node_tree
@@ -95,57 +100,115 @@ def _polygons_px(inclusions: Inclusions, pixel_size_um: float) -> np.ndarray:
     return np.stack([xy[..., 0], -xy[..., 1]], axis=-1)
 
 
+def _own_collection(scene: bpy.types.Scene) -> bpy.types.Collection | None:
+    """The collection a builder made in ``scene`` before (found by its mark, whatever its name), or None."""
+    for coll in scene.collection.children:
+        if coll.get(ROLE_KEY) == COLLECTION_ROLE:
+            return coll
+    return None
+
+
+def _member(coll: bpy.types.Collection, role: str) -> bpy.types.Object | None:
+    """The object the builder made for ``role`` in its collection, or None."""
+    for obj in coll.objects:
+        if obj.get(ROLE_KEY) == role:
+            return obj
+    return None
+
+
+def _new_member(coll: bpy.types.Collection, role: str, name: str, data: bpy.types.ID) -> bpy.types.Object:
+    obj = bpy.data.objects.new(name, data)
+    obj[ROLE_KEY] = role
+    coll.objects.link(obj)
+    return obj
+
+
 class SceneBuilder:
-    """Makes (once) and updates (per image) the coating objects and the camera of one scene.
+    """Makes (once) and updates (per image) the coating objects and the camera in a collection of its own.
+
+    The builder adds one collection (``semcoat``, marked as its own with the custom property ``ROLE_KEY``) to the
+    scene's master collection and creates everything it draws inside it; a later builder on the same scene finds that
+    collection by its mark and reuses it, so a second preview replaces the first. Nothing else in the file is
+    renamed, reused or deleted: names taken by the user's data make Blender suffix the builder's names instead.
 
     Parameters
     ----------
-    scene : the Blender scene to draw into; its active camera is replaced by the builder's.
+    scene : the Blender scene to draw into.
+    use_as_scene_camera : make the builder's camera the scene's active camera and let :meth:`update` set the scene's
+        render resolution to the frame. The render node's own scene: yes. A preview in the user's scene: only when
+        the user asked for it; otherwise the scene's camera and render settings are left as they are.
     """
 
-    def __init__(self, scene: bpy.types.Scene) -> None:
+    def __init__(self, scene: bpy.types.Scene, *, use_as_scene_camera: bool) -> None:
         self.scene = scene
-        coll = bpy.data.collections.get(COLLECTION_NAME)
+        self.use_as_scene_camera = use_as_scene_camera
+        coll = _own_collection(scene)
         if coll is None:
             coll = bpy.data.collections.new(COLLECTION_NAME)
-        if coll.name not in scene.collection.children:
+            coll[ROLE_KEY] = COLLECTION_ROLE
             scene.collection.children.link(coll)
         self.collection = coll
         self.objects: dict[int, bpy.types.Object] = {}
         for class_id, (name, _z) in LAYOUT.items():
-            obj_name = f"{COLLECTION_NAME}.{name}"
-            obj = bpy.data.objects.get(obj_name)
+            obj = _member(coll, f"class {class_id}")
             if obj is None:
-                obj = bpy.data.objects.new(obj_name, bpy.data.meshes.new(obj_name))
-                coll.objects.link(obj)
+                obj_name = f"{COLLECTION_NAME}.{name}"
+                obj = _new_member(coll, f"class {class_id}", obj_name, bpy.data.meshes.new(obj_name))
             obj.pass_index = class_id
             if not obj.data.materials:
                 obj.data.materials.append(_emission_material(f"{COLLECTION_NAME}.{name}"))
             self.objects[class_id] = obj
-        cam = bpy.data.objects.get(f"{COLLECTION_NAME}.camera")
+        cam = _member(coll, "camera")
         if cam is None:
-            cam = bpy.data.objects.new(f"{COLLECTION_NAME}.camera", bpy.data.cameras.new(f"{COLLECTION_NAME}.camera"))
-            coll.objects.link(cam)
+            cam_name = f"{COLLECTION_NAME}.camera"
+            cam = _new_member(coll, "camera", cam_name, bpy.data.cameras.new(cam_name))
         cam.data.type = "ORTHO"
         cam.data.sensor_fit = "HORIZONTAL"
         cam.data.clip_start = 1.0
         cam.data.clip_end = 2 * CAMERA_HEIGHT_PX
         cam.rotation_euler = (0.0, 0.0, 0.0)
-        scene.camera = cam
+        if use_as_scene_camera:
+            scene.camera = cam
         self.camera = cam
+
+    def remove(self) -> None:
+        """Delete everything the builder made: its objects with their meshes, materials and camera, and the collection.
+
+        The builder must not be used afterwards.
+        """
+        for obj in list(self.collection.objects):
+            if obj.get(ROLE_KEY) is None:  # the user's, put there by hand: kept, and kept in the scene
+                if len(obj.users_collection) == 1:
+                    self.scene.collection.objects.link(obj)
+                continue
+            data = obj.data
+            materials = list(data.materials) if isinstance(data, bpy.types.Mesh) else []
+            bpy.data.objects.remove(obj)
+            if data is not None and data.users == 0:  # a mesh the user linked elsewhere stays
+                if isinstance(data, bpy.types.Mesh):
+                    bpy.data.meshes.remove(data)
+                elif isinstance(data, bpy.types.Camera):
+                    bpy.data.cameras.remove(data)
+            for mat in materials:
+                if mat is not None and mat.users == 0:
+                    bpy.data.materials.remove(mat)
+        bpy.data.collections.remove(self.collection)
+        self.objects = {}
 
     def update(self, spec: CoatingSpec, geometry: CoatingGeometry) -> None:
         """Show ``geometry`` with the grey levels of ``spec``.
 
-        Sets the render resolution to the frame (image plus margins) and the camera so that one pixel is exactly
-        ``pixel_size_um``: the orthographic scale is the frame width in Blender units, which are pixels.
+        Sets the camera so that one pixel is exactly ``pixel_size_um``: the orthographic scale is the frame width
+        (image plus margins) in Blender units, which are pixels; with ``use_as_scene_camera`` the scene's render
+        resolution is set to the frame too.
         """
         g = geometry
         p = g.pixel_size_um
         frame_w = g.width_px + 2 * g.margin_px
-        render = self.scene.render
-        render.resolution_x, render.resolution_y, render.resolution_percentage = frame_w, g.height_px, 100
-        render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+        if self.use_as_scene_camera:
+            render = self.scene.render
+            render.resolution_x, render.resolution_y, render.resolution_percentage = frame_w, g.height_px, 100
+            render.pixel_aspect_x = render.pixel_aspect_y = 1.0
         self.camera.data.ortho_scale = float(frame_w)
         # Frame column j covers x in [j - margin, j - margin + 1) px; image rows run down from y = 0.
         self.camera.location = (g.width_px / 2.0, -g.height_px / 2.0, CAMERA_HEIGHT_PX)
