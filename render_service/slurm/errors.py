@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from render_service.slurm.transport import CommandResult
 
 
+# A message names this many failed tasks, then counts the rest: a thousand-task array must not give a page of text.
+_LISTED_TASKS = 20
+
+
 class TransportError(SemcoatError):
     """The cluster could not be reached or did not answer: connection, authentication, host key, timeout."""
 
@@ -53,12 +57,14 @@ class JobFailedError(SemcoatError):
         self.failed = tuple(failed)
         self.log_tails = dict(log_tails or {})
         parts = []
-        for task in self.failed:
+        for task in self.failed[:_LISTED_TASKS]:
             how = task.state if task.exit_code is None else f"{task.state}, exit code {task.exit_code}"
             if task.signal:
                 how += f", signal {task.signal}"
             parts.append(f"task {task.task_id} ({how})")
-        message = f"Slurm job {job_id}: {len(parts)} task(s) failed: {', '.join(parts)}"
+        more = len(self.failed) - len(parts)
+        listed = ", ".join(parts) + (f" and {more} more" if more else "")
+        message = f"Slurm job {job_id}: {len(self.failed)} task(s) failed: {listed}"
         for task_id, tail in sorted(self.log_tails.items()):
             if tail.strip():
                 message += f"\n--- end of the log of task {task_id} ---\n{tail.rstrip()}"

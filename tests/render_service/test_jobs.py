@@ -137,3 +137,10 @@ def test_job_failed_error_names_tasks_exit_codes_and_log_tails() -> None:
     raise_for_failed(9, states.values())  # no failed task of job 9: nothing raised
     with pytest.raises(JobFailedError, match=r"task 0 \(FAILED, exit code 0, signal 9\)"):
         raise_for_failed(8, states.values())
+
+
+def test_job_failed_error_lists_at_most_twenty_tasks() -> None:
+    failed = [TaskState(3, i, "OUT_OF_MEMORY") for i in range(25)]
+    message = str(JobFailedError(3, failed))
+    assert message.startswith("Slurm job 3: 25 task(s) failed: task 0 (OUT_OF_MEMORY), ")
+    assert message.endswith("task 19 (OUT_OF_MEMORY) and 5 more")
