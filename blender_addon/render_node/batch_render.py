@@ -30,6 +30,7 @@ from blender_addon.scene import geometry as geometry_mod
 from semcoat import __version__
 from semcoat.batch import BatchSpec
 from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
+from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.spec import CoatingSpec
 
 GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 1"
@@ -64,8 +65,8 @@ class RunReport:
     elapsed_s: float = 0.0
 
 
-class SampleFailed(RuntimeError):
-    """Rendering image ``index`` failed; nothing of it was left in the dataset folder."""
+class SampleFailed(SemcoatError):
+    """Rendering image ``index`` failed; nothing of it was left in the dataset folder, so a rerun resumes there."""
 
     def __init__(self, index: int, reason: str) -> None:
         self.index = index
@@ -81,20 +82,21 @@ def plan(batch: BatchSpec, start: int, count: int | None) -> list[tuple[int, Coa
 
     Raises
     ------
-    ValueError
-        when the range leaves the batch (the message gives the batch size).
+    InvalidArgument
+        when the range leaves the batch (``argument`` is ``"start"`` or ``"count"``; the message gives the batch size).
     SpecError
         when a drawn spec is inconsistent (before anything is written).
     """
+    last = batch.count - 1
     if not 0 <= start < batch.count:
-        raise ValueError(f"--start {start} is outside the batch of {batch.count} images; use --start in "
-                         f"[0, {batch.count - 1}]")
+        raise InvalidArgument(f"the first image {start} is outside the batch of {batch.count} images; accepted: "
+                              f"0 to {last}", argument="start")
     if count is None:
         count = batch.count - start
-    if start < 0 or count < 1 or start + count > batch.count:
-        raise ValueError(f"images {start}..{start + count - 1} are not inside the batch of {batch.count} images "
-                         f"(0..{batch.count - 1}); use --start in [0, {batch.count - 1}] and --count >= 1 with "
-                         "start + count <= the batch's count")
+    if count < 1 or start + count > batch.count:
+        raise InvalidArgument(f"images {start}..{start + count - 1} are not inside the batch of {batch.count} images "
+                              f"(0..{last}); from image {start}, accepted: 1 to {batch.count - start} images",
+                              argument="count")
     return [(i, batch.sample(i)) for i in range(start, start + count)]
 
 

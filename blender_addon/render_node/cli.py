@@ -15,16 +15,11 @@ from typing import TYPE_CHECKING
 import typer
 
 from semcoat.batch import BatchSpec
-from semcoat.dataset import DatasetError
-from semcoat.params import SpecError
+from semcoat.errors import SemcoatError
+from semcoat_cli.errors import EXIT_BY_SIGNAL, EXIT_FAILED, EXIT_USAGE, fail, message_of, user_errors
 
-if TYPE_CHECKING:  # numpy and scipy stay out of `semcoat --help`
+if TYPE_CHECKING:  # numpy and the renderer stay out of `semcoat --help`
     from blender_addon.render_node.frame import FrameRenderer
-
-EXIT_BAD_INPUT = 2
-EXIT_RENDER_FAILED = 1
-# 128 + signal number, as a shell reports a process ended by that signal
-EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @contextlib.contextmanager
@@ -59,15 +54,11 @@ def render(
         from blender_addon.render_node.batch_render import SampleFailed, render_range  # noqa: PLC0415 - keeps --help light
         from blender_addon.render_node.frame import RenderError  # noqa: PLC0415
     except ImportError as exc:
-        typer.echo(f"error: rendering needs the render part of semcoat ({exc}); install it with "
-                   "pip install 'semcoat[render]'", err=True)
-        raise typer.Exit(EXIT_RENDER_FAILED) from exc
+        raise fail(f"rendering needs the render part of semcoat ({exc}); install it with "
+                   "pip install 'semcoat[render]'", EXIT_FAILED) from exc
 
-    try:
+    with user_errors(EXIT_USAGE):
         batch = BatchSpec.load(batch_spec)
-    except (SpecError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from exc
 
     def factory() -> FrameRenderer:
         from blender_addon.render_node.renderer import Renderer  # noqa: PLC0415 - imports bpy
@@ -84,17 +75,13 @@ def render(
         with _stop_on_signals(stop, caught):
             report = render_range(batch, out, factory, start=start, count=count, progress=progress, stop=stop)
     except SampleFailed as exc:
-        typer.echo(f"error: {exc}; the sample was removed, rerun the same command to resume", err=True)
-        raise typer.Exit(EXIT_RENDER_FAILED) from exc
-    except RenderError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_RENDER_FAILED) from exc
-    except (SpecError, ValueError, DatasetError) as exc:  # a bad range, a drawn spec that contradicts itself
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from exc
+        raise fail(f"{exc}; the sample was removed, rerun the same command to resume", EXIT_FAILED) from exc
+    except RenderError as exc:  # the renderer cannot start or render: the command failed, its input was fine
+        raise fail(message_of(exc), EXIT_FAILED) from exc
+    except SemcoatError as exc:  # a range outside the batch, a drawn spec that contradicts itself, a foreign folder
+        raise fail(message_of(exc), EXIT_USAGE) from exc
     except OSError as exc:  # the output folder cannot be created or written
-        typer.echo(f"error: cannot write the dataset folder {out}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from exc
+        raise fail(f"cannot write the dataset folder {out}: {exc.strerror or exc}", EXIT_USAGE) from exc
     if report.interrupted:
         done = len(report.rendered) + len(report.skipped)
         planned = count if count is not None else batch.count - start

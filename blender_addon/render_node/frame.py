@@ -8,11 +8,13 @@ from typing import Protocol
 import numpy as np
 
 from blender_addon.scene.geometry import CoatingGeometry
+from semcoat.errors import SemcoatError
 from semcoat.spec import CoatingSpec
 
 
-class RenderError(RuntimeError):
-    """A frame could not be rendered or read back (the message says which and why)."""
+class RenderError(SemcoatError):
+    """The renderer could not start, or a frame could not be rendered or read back (the message says which, why and,
+    where it can, what to install or change)."""
 
 
 @dataclass

@@ -11,6 +11,7 @@ from blender_addon.render_node.batch_render import SampleFailed, render_range
 from blender_addon.render_node.frame import RenderError
 from semcoat.batch import BatchSpec
 from semcoat.dataset import check_dataset, sample_id
+from semcoat.errors import InvalidArgument
 from semcoat.params import SpecError
 from tests.blender_addon.fakes import RasterRenderer
 from tests.blender_addon.specs import small_batch
@@ -50,9 +51,10 @@ def test_a_failing_render_leaves_no_partial_sample(tmp_path: Path) -> None:
 
 
 def test_a_range_outside_the_batch_is_refused_before_any_output(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not inside the batch of 3 images"):
+    with pytest.raises(InvalidArgument, match=r"images 2\.\.6 are not inside the batch of 3 images") as caught:
         render_range(small_batch(count=3), tmp_path / "ds", RasterRenderer, start=2, count=5)
-    with pytest.raises(ValueError, match=r"--start 4 is outside the batch of 3 images; use --start in \[0, 2\]"):
+    assert caught.value.argument == "count"
+    with pytest.raises(InvalidArgument, match=r"first image 4 is outside the batch of 3 images; accepted: 0 to 2"):
         render_range(small_batch(count=3), tmp_path / "ds", RasterRenderer, start=4)
     assert not (tmp_path / "ds").exists()
 
