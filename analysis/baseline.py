@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from analysis.model import ModelRunError
 from semcoat.classes import BACKGROUND, FE2AL5, FEAL, NUM_CLASSES, PORE, PRECIPITATE, SUBSTRATE
 
 CLASSICAL_MODEL_NAME = "classical"
@@ -93,14 +94,14 @@ def grey_levels(smooth: np.ndarray) -> GreyLevels:
 
     Raises
     ------
-    ValueError
-        When the image has fewer than three distinct grey levels.
+    ModelRunError
+        When the image is uniform (a single grey level).
     """
     from skimage.filters import threshold_multiotsu
 
     values = smooth.ravel()
     if np.ptp(values) <= 0:
-        raise ValueError("the image is uniform: no phases to separate")
+        raise ModelRunError("the image is uniform: no phases to separate")
     low, high = threshold_multiotsu(values, classes=3)
     dark = float(np.median(values[values < low])) if np.any(values < low) else float(values.min())
     bright_values = values[values > high]
@@ -217,8 +218,10 @@ def segment(image: np.ndarray, params: BaselineParams | None = None) -> np.ndarr
 
     Raises
     ------
+    ModelRunError
+        For images with a single grey level.
     ValueError
-        For images that are not 2-D or have a single grey level.
+        For arrays that are not 2-D (a caller's bug: every reader gives 2-D grey images).
     """
     p = params or BaselineParams()
     if image.ndim != 2:

@@ -1,40 +1,62 @@
 """``semcoat measure``, ``semcoat predict`` and ``semcoat report``: thin front ends over the analysis functions.
 
 numpy, matplotlib and the model runtimes are imported inside the commands so that ``semcoat --help`` stays fast.
+Errors follow :mod:`semcoat_cli.errors`: a :class:`~semcoat.errors.SemcoatError` becomes ``error: ...`` (its
+argument named as the option) and an exit code; an OSError while writing is a failure; anything else is a bug.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from semcoat.errors import SemcoatError
+from semcoat_cli.errors import EXIT_FAILED, EXIT_USAGE, fail, message_of, option_name, user_errors
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+# Options whose flag is not the argument's name with dashes.
+_REPORT_FLAGS = {"truth_pixel_size_um": "--pixel-size-um"}
+_PREDICT_FLAGS = {"image_paths": "IMAGES", "model_path": "--model", "out_dir": "--out"}
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _check_pixel_size(value: float | None) -> None:
-    """Exit with a usage error (code 2) for a pixel size that is not a positive finite number."""
-    from analysis.files import check_pixel_size
+def _check_pixel_size(value: float | None, argument: str = "pixel_size_um") -> None:
+    """Exit with a usage error for a given pixel size that is not a positive finite number."""
+    from analysis.measure import check_pixel_size_um
 
-    try:
-        check_pixel_size(value)
-    except ValueError as exc:
-        raise _fail(str(exc), 2) from exc
+    if value is not None:
+        with user_errors(EXIT_USAGE, _REPORT_FLAGS):
+            check_pixel_size_um(value, argument)
 
 
 def _cannot_write(path: Path, exc: OSError) -> typer.Exit:
     reason = exc.strerror or str(exc)
     where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
-    return _fail(f"{path}: cannot write the output: {reason}{where}")
+    return fail(f"{path}: cannot write the output: {reason}{where}", EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def _work_errors(out: Path, flags: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Errors of a command's work: an output path that cannot be used is bad input (exit 2); any other error a user
+    can act on (an unreadable input, a model that cannot load) is a failure (exit 1), and so is an OSError while
+    writing ``out``."""
+    from analysis.files import OutputPathError
+
+    try:
+        yield
+    except OutputPathError as exc:
+        raise fail(message_of(exc, flags), EXIT_USAGE) from exc
+    except SemcoatError as exc:
+        raise fail(message_of(exc, flags), EXIT_FAILED) from exc
+    except OSError as exc:
+        raise _cannot_write(out, exc) from exc
 
 
 _PIXEL_SIZE_HELP = "µm per pixel, a positive number."
@@ -60,38 +82,35 @@ def measure_command(
     import io as stdio
 
     from analysis import files
-    from analysis.measure import MaskError, NoCoatingError
+    from analysis.measure import NoCoatingError
 
     _check_pixel_size(pixel_size_um)
     if out is not None:
-        try:
+        with user_errors(EXIT_USAGE):
             files.check_output_file(out)
-        except files.OutputPathError as exc:
-            raise _fail(str(exc), 2) from exc
-    try:
+    with user_errors(EXIT_FAILED):
         sources = files.resolve_masks(inputs)
-    except (FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
     stems: dict[str, Path] = {}
     for src in sources:
         if src.path.stem in stems:
-            raise _fail(f"{src.path} and {stems[src.path.stem]} would both be row {src.path.stem!r}; the image "
-                        "column must name each mask once: measure them separately (one table per dataset)", 2)
+            raise fail(f"{src.path} and {stems[src.path.stem]} would both be row {src.path.stem!r}; the image "
+                       "column must name each mask once: measure them separately (one table per dataset)", EXIT_USAGE)
         stems[src.path.stem] = src.path
     rows: list[files.ResultRow] = []
     for src in sources:
         size = pixel_size_um if pixel_size_um is not None else src.pixel_size_um
         if size is None:
-            raise _fail(f"{src.path}: no pixel size; pass --pixel-size-um (or measure a dataset folder)", 2)
+            raise fail(f"{src.path}: no pixel size; pass --pixel-size-um (or measure a dataset folder)", EXIT_USAGE)
         try:
-            rows.append((src.path.stem, size, files.measure_file(src.path, size)))
+            measured = files.measure_file(src.path, size)
         except NoCoatingError as exc:
             if not keep_going:
-                raise _fail(f"{exc} (use --keep-going to write an empty row instead)") from exc
+                raise fail(f"{exc} (use --keep-going to write an empty row instead)", EXIT_FAILED) from exc
             typer.echo(f"warning: {exc}", err=True)
-            rows.append((src.path.stem, size, None))
-        except MaskError as exc:
-            raise _fail(str(exc)) from exc
+            measured = None
+        except SemcoatError as exc:  # an unreadable mask, unknown class ids
+            raise fail(message_of(exc), EXIT_FAILED) from exc
+        rows.append((src.path.stem, size, measured))
 
     if as_json:
         objects = [{"image": name, "pixel_size_um": size, **(m.as_dict() if m else {})} for name, size, m in rows]
@@ -149,20 +168,18 @@ def predict_command(
     images.
     """
     from analysis import predict
-    from analysis.files import OutputPathError
-    from analysis.model import ModelLoadError
     from semcoat.predictions import PREDICTIONS_JSON, RESULTS_CSV, PredictionRecord
 
-    try:
+    with user_errors(EXIT_USAGE, _PREDICT_FLAGS):
         predict.check_options(pixel_size_um, tile_px, overlap_px)
-    except ValueError as exc:
-        raise _fail(str(exc), 2) from exc
 
-    def progress(record: PredictionRecord) -> None:
+    def progress(record: PredictionRecord, error: SemcoatError | None) -> None:
         for warning in record.warnings:
             typer.echo(f"warning: {warning}", err=True)
         if record.failed:
-            typer.echo(f"{record.image}: FAILED: {record.error}", err=True)
+            # The record says what was wrong; the option that would have helped (e.g. a pixel size) is ours to name.
+            hint = f" (give {option_name(error.argument, _PREDICT_FLAGS)})" if error and error.argument else ""
+            typer.echo(f"{record.image}: FAILED: {record.error}{hint}", err=True)
             return
         crop = f", data bar from row {record.databar_top_row}" if record.databar_top_row is not None else ""
         size = f"{record.pixel_size_um:.4g}" if record.pixel_size_um is not None else "?"
@@ -171,24 +188,19 @@ def predict_command(
             err=True,
         )
 
-    try:
+    with _work_errors(out, _PREDICT_FLAGS):
         records = predict.predict_files(
             model, images, out, pixel_size_um, crop_databar, tile_px, overlap_px, on_image=progress
         )
-    except OutputPathError as exc:
-        raise _fail(str(exc), 2) from exc
-    except (ModelLoadError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
-    except OSError as exc:
-        raise _cannot_write(out, exc) from exc
     failed = [r for r in records if r.failed]
     done = len(records) - len(failed)
     typer.echo(f"{_plural(done, 'image')} -> {out / RESULTS_CSV}", err=True)
     if failed:
         names = ", ".join(r.source for r in failed)
-        raise _fail(
+        raise fail(
             f"{len(failed)} of {_plural(len(records), 'image')} failed: {names} (errors in "
-            f"{out / PREDICTIONS_JSON}; their rows in {RESULTS_CSV} are empty)"
+            f"{out / PREDICTIONS_JSON}; their rows in {RESULTS_CSV} are empty)",
+            EXIT_FAILED,
         )
 
 
@@ -217,24 +229,17 @@ def report_command(
     With --truth, a warning says how many results matched a truth and why the others did not.
     """
     from analysis import report
-    from analysis.files import OutputPathError
 
-    _check_pixel_size(pixel_size_um)
+    _check_pixel_size(pixel_size_um, "truth_pixel_size_um")
 
     def warn(message: str) -> None:
         typer.echo(f"warning: {message}", err=True)
 
-    try:
+    with _work_errors(out, _REPORT_FLAGS):
         path = report.write_report(
             results, out, truth=truth, title=title, max_images=max_images, truth_pixel_size_um=pixel_size_um,
             on_warning=warn,
         )  # fmt: skip
-    except OutputPathError as exc:
-        raise _fail(str(exc), 2) from exc
-    except (FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
-    except OSError as exc:
-        raise _cannot_write(out, exc) from exc
     typer.echo(f"report -> {path}", err=True)
 
 

@@ -15,8 +15,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from analysis.measure import MaskError, Measurements, check_pixel_size_um, measure, validate_mask
+from analysis.measure import MaskError, Measurements, measure, validate_mask
 from semcoat.dataset import write_atomic
+from semcoat.errors import SemcoatError
 from semcoat.measurements import MEASUREMENT_NAMES, PIXEL_SIZE_COLUMN, TABLE_COLUMNS, CellError, format_cell, parse_cell
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
@@ -25,24 +26,20 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 ResultRow = tuple[str, float | None, Measurements | None]
 
 
-class ImageReadError(ValueError):
+class ImageReadError(SemcoatError):
     """A micrograph that cannot be read or is not an image (with the file and the reason)."""
 
 
-class OutputPathError(ValueError):
+class OutputPathError(SemcoatError):
     """An output path that cannot be written (with the path, the reason and what is expected)."""
 
 
-def check_pixel_size(value: float | None, option: str = "--pixel-size-um") -> None:
-    """Refuse a pixel size that is not a positive finite number (None passes: not given).
+class MissingInputError(SemcoatError):
+    """An input file or folder that does not exist, or a folder with nothing to read in it."""
 
-    Raises
-    ------
-    ValueError
-        Naming the option and the value, and what is accepted.
-    """
-    if value is not None:
-        check_pixel_size_um(value, option)
+
+class ResultsTableError(SemcoatError):
+    """A measurements table that cannot be read (with the file, the line and the reason)."""
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -144,8 +141,10 @@ def resolve_masks(inputs: Sequence[str | Path]) -> list[MaskSource]:
 
     Raises
     ------
-    FileNotFoundError
+    MissingInputError
         When an input does not exist or a folder holds no mask.
+    semcoat.dataset.DatasetError
+        For a dataset folder that cannot be read.
     """
     from semcoat.dataset import DATASET_FILE, read_dataset
 
@@ -160,10 +159,10 @@ def resolve_masks(inputs: Sequence[str | Path]) -> list[MaskSource]:
             folder = item / "masks" if (item / "masks").is_dir() else item
             files = sorted(p for p in folder.iterdir() if p.suffix.lower() in MASK_SUFFIXES)
             if not files:
-                raise FileNotFoundError(f"{item}: no mask files ({', '.join(MASK_SUFFIXES)}) in {folder}")
+                raise MissingInputError(f"{item}: no mask files ({', '.join(MASK_SUFFIXES)}) in {folder}")
             out.extend(MaskSource(p, None) for p in files)
         else:
-            raise FileNotFoundError(f"{item}: no such mask file or folder")
+            raise MissingInputError(f"{item}: no such mask file or folder")
     return out
 
 
@@ -190,9 +189,8 @@ def read_grey_image(path: str | Path) -> np.ndarray:
                 raise ImageReadError(f"{path}: cannot decode the image (supported: {', '.join(IMAGE_SUFFIXES)})")
             if image.ndim == 3:
                 image = image[..., 2::-1] if image.shape[2] >= 3 else image  # BGR(A) to RGB
+    # tifffile's TiffFileError is a ValueError; a decoder's complaint about the file is the file's fault.
     except (OSError, ValueError) as exc:
-        if isinstance(exc, ImageReadError):
-            raise
         raise ImageReadError(f"{path}: cannot read the image ({exc})") from exc
     return to_grey(np.asarray(image), str(path))
 
@@ -252,20 +250,27 @@ def read_results_csv(path: str | Path) -> dict[str, dict[str, Any]]:
 
     Each row's dict holds every measurement name and ``pixel_size_um`` (None for an empty cell, or for tables of
     earlier versions without that column); other columns are ignored, missing measurement columns give None.
+
+    Raises
+    ------
+    ResultsTableError
+        Naming the file (and line) of a table without an ``image`` column, with a repeated image or a bad cell.
     """
     path = Path(path)
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "image" not in reader.fieldnames:
-            raise ValueError(f"{path}: a results table needs an 'image' column; columns: {reader.fieldnames}")
+            raise ResultsTableError(f"{path}: a results table needs an 'image' column; columns: {reader.fieldnames}")
         out: dict[str, dict[str, Any]] = {}
         for line, row in enumerate(reader, start=2):
             if row["image"] in out:
-                raise ValueError(f"{path}:{line}: image {row['image']!r} appears twice; each image needs one row")
+                raise ResultsTableError(
+                    f"{path}:{line}: image {row['image']!r} appears twice; each image needs one row"
+                )
             try:
                 out[row["image"]] = {
                     n: parse_cell(n, row.get(n) or "") for n in (*MEASUREMENT_NAMES, PIXEL_SIZE_COLUMN)
                 }
             except CellError as exc:
-                raise ValueError(f"{path}:{line}: {exc}") from exc
+                raise ResultsTableError(f"{path}:{line}: {exc}") from exc
     return out

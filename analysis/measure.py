@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from semcoat.classes import BACKGROUND, CLASS_IDS, CLASS_NAMES, FEAL, PORE, PRECIPITATE, SUBSTRATE
-from semcoat.errors import InvalidArgument
+from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.measurements import MEASUREMENT_NAMES, missing_names
 
 # A pore line must span at least this share of the measured columns ("most of the width"), where the gaps between
@@ -47,7 +47,7 @@ LINE_EXTENT_LEVEL = 0.2
 FEAL_MIN_COLUMN_SHARE = 0.5
 
 
-class MaskError(ValueError):
+class MaskError(SemcoatError):
     """A mask that cannot be measured (empty, not 2-D, wrong dtype, unknown class ids, no coating).
 
     Parameters
@@ -164,11 +164,22 @@ def validate_mask(mask: np.ndarray, source: str | None = None) -> np.ndarray:
     return m if m.dtype == np.uint8 else m.astype(np.uint8)
 
 
-def check_pixel_size_um(pixel_size_um: float, name: str = "pixel_size_um") -> float:
-    """The pixel size as a float; ValueError naming ``name`` (a parameter or an option) unless positive and finite."""
+def check_pixel_size_um(pixel_size_um: float, argument: str = "pixel_size_um") -> float:
+    """The pixel size (µm per pixel) as a float, when it is a positive finite number.
+
+    The one pixel-size check of the analysis: :func:`measure` and every command option call it.
+
+    Raises
+    ------
+    InvalidArgument
+        Otherwise, about ``argument`` (the caller's name for the value, which adapters turn into an option name).
+    """
     p = float(pixel_size_um)
     if not np.isfinite(p) or p <= 0:
-        raise ValueError(f"{name} must be a positive finite number of µm per pixel (e.g. 0.05); got {pixel_size_um!r}")
+        raise InvalidArgument(
+            f"the pixel size must be a positive finite number of µm per pixel (e.g. 0.05); got {pixel_size_um!r}",
+            argument=argument,
+        )
     return p
 
 
@@ -230,7 +241,7 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
         Empty, non-2-D, non-integer masks and unknown class ids.
     NoCoatingError
         A valid mask without a single measured column.
-    ValueError
+    InvalidArgument
         A pixel size that is not a positive finite number.
 
     Notes

@@ -20,17 +20,19 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from semcoat.classes import NUM_CLASSES
+from semcoat.errors import SemcoatError
 
 ONNX_SUFFIXES = (".onnx",)
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".torchscript")
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(SemcoatError):
     """A model file that cannot be used (with the file, the reason and the accepted kinds)."""
 
 
-class ModelRunError(ValueError):
-    """A model that failed on an input (with the model file, the input's shape and what the model expects)."""
+class ModelRunError(SemcoatError):
+    """A model that cannot segment an input (with the model, the input's shape and what the model expects, or why
+    the input cannot be segmented). Prediction records it as a failed image and goes on."""
 
 
 class SegmentationModel(Protocol):
@@ -78,15 +80,10 @@ class OnnxModel:
         import onnxruntime as ort
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-        # onnxruntime's errors derive from Exception directly; these are the ones a bad model file raises.
-        load_errors = (
-            ort_state.Fail,
-            ort_state.InvalidArgument,
-            ort_state.InvalidProtobuf,
-            ort_state.NoSuchFile,
-            ort_state.InvalidGraph,
-            ort_state.NotImplemented,
-            ort_state.RuntimeException,
+        # onnxruntime's errors derive from Exception directly, one class per status code (Fail, InvalidGraph, EPFail
+        # for a device failure, ...): every one of them is the model's or the runtime's problem, never our bug.
+        load_errors = tuple(
+            c for c in vars(ort_state).values() if isinstance(c, type) and issubclass(c, Exception)
         )
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from analysis import databar_crop, files, sem_tiff, tiling
-from analysis.measure import MaskError, Measurements, measure
+from analysis.measure import MaskError, Measurements, check_pixel_size_um, measure
 from analysis.model import SegmentationModel, WholeImageModel, load_model
 from semcoat.classes import BACKGROUND, CLASSES
+from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.predictions import (
     IMAGES_DIR,
     MASKS_DIR,
@@ -30,11 +31,13 @@ from semcoat.predictions import (
     write_predictions,
 )
 
-# --pixel-size-um differing from a file's metadata by more than this share of the metadata's value is warned about.
+# A given pixel size differing from a file's metadata by more than this share of the metadata's value is warned about.
 PIXEL_SIZE_MISMATCH = 0.01
+# Smaller tiles leave a U-Net's deepest level with no context.
+MIN_TILE_PX = 32
 
 
-class PixelSizeError(ValueError):
+class PixelSizeError(SemcoatError):
     """No pixel size is known for an image: its metadata has none and none was given."""
 
 
@@ -97,26 +100,27 @@ def _metadata(path: Path) -> sem_tiff.SemMetadata:
 
 
 def _pixel_size(path: Path, meta: sem_tiff.SemMetadata, pixel_size_um: float | None) -> tuple[float, str]:
-    """µm per pixel and where it comes from: the option wins over the file's metadata."""
+    """µm per pixel and where it comes from: the given value wins over the file's metadata."""
     if pixel_size_um is not None:
         return float(pixel_size_um), PIXEL_SIZE_FROM_OPTION
     if meta.pixel_size_um is not None:
         return meta.pixel_size_um, meta.instrument
     raise PixelSizeError(
-        f"{path}: no pixel size: the file has no Thermo/FEI or Zeiss SEM metadata; pass --pixel-size-um"
+        f"{path}: no pixel size: the file has no Thermo/FEI or Zeiss SEM metadata, and none was given",
+        argument="pixel_size_um",
     )
 
 
 def pixel_size_warning(path: str | Path, pixel_size_um: float | None, metadata_um: float | None) -> str | None:
-    """A warning when ``pixel_size_um`` (the option) differs from the file's metadata by more than 1 %, else None."""
+    """A warning when ``pixel_size_um`` (given, µm) differs from the file's metadata by more than 1 %, else None."""
     if pixel_size_um is None or metadata_um is None:
         return None
     relative = pixel_size_um / metadata_um - 1.0
     if abs(relative) <= PIXEL_SIZE_MISMATCH:
         return None
     return (
-        f"{path}: --pixel-size-um {pixel_size_um:.6g} differs from the file's SEM metadata, {metadata_um:.6g} µm/px "
-        f"({relative:+.1%}); the option wins: the measurements use {pixel_size_um:.6g} µm/px"
+        f"{path}: the pixel size given, {pixel_size_um:.6g} µm/px, differs from the file's SEM metadata, "
+        f"{metadata_um:.6g} µm/px ({relative:+.1%}); the given one wins: the measurements use {pixel_size_um:.6g} µm/px"
     )
 
 
@@ -124,7 +128,7 @@ def _known_pixel_size(path: Path, pixel_size_um: float | None) -> tuple[float | 
     """Best effort for a failed image: (pixel size, its origin, the metadata's); None where unknown, never raises."""
     try:
         meta = _metadata(path)
-    except (OSError, ValueError):
+    except SemcoatError:
         meta = sem_tiff.NO_METADATA
     if pixel_size_um is not None:
         return pixel_size_um, PIXEL_SIZE_FROM_OPTION, meta.pixel_size_um
@@ -181,14 +185,18 @@ def check_options(pixel_size_um: float | None, tile_px: int, overlap_px: int) ->
 
     Raises
     ------
-    ValueError
-        Naming the option, its value and what is accepted.
+    InvalidArgument
+        About the argument (``pixel_size_um``, ``tile_px``, ``overlap_px``), with its value and what is accepted.
     """
-    files.check_pixel_size(pixel_size_um)
-    if tile_px < 32:
-        raise ValueError(f"--tile-px must be at least 32 pixels; got {tile_px}")
+    if pixel_size_um is not None:
+        check_pixel_size_um(pixel_size_um)
+    if tile_px < MIN_TILE_PX:
+        raise InvalidArgument(f"the tile edge must be at least {MIN_TILE_PX} pixels; got {tile_px}", argument="tile_px")
     if not 0 <= overlap_px < tile_px:
-        raise ValueError(f"--overlap-px must be at least 0 and less than --tile-px ({tile_px}); got {overlap_px}")
+        raise InvalidArgument(
+            f"the tile overlap must be at least 0 and less than the tile edge ({tile_px} px); got {overlap_px}",
+            argument="overlap_px",
+        )
 
 
 def _write_outputs(out: Path, stem: str, item: ImageInput, mask: np.ndarray) -> None:
@@ -218,7 +226,7 @@ def predict_files(
     crop: bool = True,
     tile_px: int = 512,
     overlap_px: int = 64,
-    on_image: Callable[[PredictionRecord], None] | None = None,
+    on_image: Callable[[PredictionRecord, SemcoatError | None], None] | None = None,
 ) -> list[PredictionRecord]:
     """Segment and measure micrographs; write images, masks, overlays, ``measurements.csv`` and ``predictions.json``.
 
@@ -226,12 +234,14 @@ def predict_files(
     mistakes fail fast and leave nothing behind; images are then read, segmented and measured one at a time.
     An image that fails (unreadable, no pixel size, not segmented, or a predicted mask with nothing to measure) is
     recorded as failed (see the module docstring) and the batch goes on; callers check ``record.failed``.
+    ``on_image`` is called after each image with its record and, for a failed image, the error (whose ``argument``
+    may name what the caller could give, e.g. ``pixel_size_um``).
     ``pixel_size_um`` overrides every file's metadata; where it differs from it by more than 1 % the record holds a
     warning naming both values.
 
     Raises
     ------
-    ValueError
+    InvalidArgument
         For bad options (pixel size, tile and overlap) and repeated file stems.
     files.OutputPathError
         When the output folder cannot be created or written.
@@ -243,7 +253,9 @@ def predict_files(
     paths = [Path(p) for p in image_paths]
     stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):
-        raise ValueError(f"images must have distinct file stems (outputs are named after them); got {stems}")
+        raise InvalidArgument(
+            f"images must have distinct file stems (outputs are named after them); got {stems}", argument="image_paths"
+        )
     files.check_output_dir(out)
     model = load_model(model_path)
     try:
@@ -259,7 +271,9 @@ def predict_files(
         try:
             item = load_input(path, pixel_size_um, crop)
             mask = predict_mask(model, item.image, tile_px, overlap_px)
-        except ValueError as exc:  # unreadable image or metadata, no pixel size, model failure, nothing to segment
+        # Unreadable image or metadata, no pixel size, a model that fails on it: this image fails alone. Anything
+        # else is a bug and stops the run.
+        except SemcoatError as exc:
             _remove_outputs(out, stem)
             size, source, meta_size = _known_pixel_size(path, pixel_size_um)
             warning = pixel_size_warning(path, pixel_size_um, meta_size)
@@ -268,13 +282,14 @@ def predict_files(
                 _named(path, exc), True, [warning] if warning else [],
             )  # fmt: skip
             rows.append((stem, record.pixel_size_um, None))
+            failure: SemcoatError | None = exc
         else:
             _write_outputs(out, stem, item, mask)
-            error = None
+            error, failure = None, None
             try:
                 result: Measurements | None = measure(mask, item.pixel_size_um, source=str(item.path))
             except MaskError as exc:
-                result, error = None, _named(path, exc)
+                result, error, failure = None, _named(path, exc), exc
             warning = pixel_size_warning(path, pixel_size_um, item.metadata_pixel_size_um)
             record = PredictionRecord(
                 stem, str(item.path), str(model_path), _round6(item.pixel_size_um), item.pixel_size_from,
@@ -284,7 +299,7 @@ def predict_files(
             rows.append((stem, record.pixel_size_um, result))
         records.append(record)
         if on_image is not None:
-            on_image(record)
+            on_image(record, failure)
     try:
         files.write_results_csv(out / RESULTS_CSV, rows)
         write_predictions(out, records)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from analysis import files
-from analysis.measure import measure
+from analysis.measure import check_pixel_size_um, measure
+from semcoat.errors import InvalidArgument
 from semcoat.measurements import MEASUREMENT_NAMES
 from semcoat.predictions import (
     MASKS_DIR,
@@ -50,10 +51,12 @@ def _results_csv(results: Path) -> Path:
     if results.is_dir():
         candidate = results / RESULTS_CSV
         if not candidate.is_file():
-            raise FileNotFoundError(f"{results}: no {RESULTS_CSV} in this folder (is it a `semcoat predict` output?)")
+            raise files.MissingInputError(
+                f"{results}: no {RESULTS_CSV} in this folder (is it a `semcoat predict` output?)"
+            )
         return candidate
     if not results.is_file():
-        raise FileNotFoundError(f"{results}: no such results file or folder")
+        raise files.MissingInputError(f"{results}: no such results file or folder")
     return results
 
 
@@ -62,7 +65,7 @@ def truth_kind(truth: Path) -> str:
 
     Raises
     ------
-    FileNotFoundError
+    files.MissingInputError
         When ``truth`` does not exist.
     """
     from semcoat.dataset import DATASET_FILE
@@ -73,7 +76,7 @@ def truth_kind(truth: Path) -> str:
         return "dataset"
     if truth.is_dir():
         return "masks"
-    raise FileNotFoundError(f"{truth}: no such truth file or folder")
+    raise files.MissingInputError(f"{truth}: no such truth file or folder")
 
 
 @dataclass(frozen=True)
@@ -149,11 +152,14 @@ def gather(
 
     Raises
     ------
-    ValueError
-        When ``truth_pixel_size_um`` is not a positive finite number, or is given for a truth that is not a folder
-        of masks (a CSV or a dataset folder carries its own scale).
+    InvalidArgument
+        About ``truth_pixel_size_um`` when it is not a positive finite number, or is given for a truth that is not
+        a folder of masks (a CSV or a dataset folder carries its own scale).
+    files.MissingInputError, files.ResultsTableError, semcoat.predictions.PredictionsError
+        For results or truth that are missing or cannot be read.
     """
-    files.check_pixel_size(truth_pixel_size_um)
+    if truth_pixel_size_um is not None:
+        check_pixel_size_um(truth_pixel_size_um, argument="truth_pixel_size_um")
     csv_path = _results_csv(Path(results))
     data = ReportData(csv_path, files.read_results_csv(csv_path))
     folder = csv_path.parent
@@ -168,7 +174,10 @@ def gather(
                 found[name] = path
     if truth is None:
         if truth_pixel_size_um is not None:
-            raise ValueError("--pixel-size-um applies to a --truth folder of masks; no --truth was given")
+            raise InvalidArgument(
+                "a truth pixel size applies to a truth folder of masks; no truth was given",
+                argument="truth_pixel_size_um",
+            )
         return data
     truth = Path(truth)
     kind = truth_kind(truth)
@@ -176,8 +185,9 @@ def gather(
     if truth_pixel_size_um is not None:
         if kind != "masks":
             what = "a CSV of measurements" if kind == "csv" else "a dataset folder (its dataset.json has the size)"
-            raise ValueError(
-                f"--pixel-size-um {truth_pixel_size_um} applies to a --truth folder of masks; {truth} is {what}"
+            raise InvalidArgument(
+                f"a truth pixel size ({truth_pixel_size_um}) applies to a truth folder of masks; {truth} is {what}",
+                argument="truth_pixel_size_um",
             )
         sizes = {name: truth_pixel_size_um for name in data.results}
     read = read_truth_details(truth, sizes, set(data.results))

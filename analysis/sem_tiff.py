@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semcoat.errors import SemcoatError
+
 _UNIT_TO_UM = {"pm": 1e-6, "nm": 1e-3, "um": 1.0, "µm": 1.0, "\u03bcm": 1.0, "mm": 1e3, "m": 1e6}
 
 
-class SemMetadataError(ValueError):
+class SemMetadataError(SemcoatError):
     """SEM metadata that is present but cannot be understood (with the file, the entry and its value)."""
 
 
@@ -77,11 +79,16 @@ def read_sem_metadata(path: str | Path) -> SemMetadata:
     Raises
     ------
     SemMetadataError
-        When a tag is present but its pixel size is missing, not positive or in an unknown unit.
+        When the file is not a readable TIFF, or a tag is present but its pixel size is missing, not positive or in
+        an unknown unit.
     """
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    try:
+        tif = tifffile.TiffFile(path)
+    except (OSError, tifffile.TiffFileError) as exc:
+        raise SemMetadataError(f"{path}: cannot read the TIFF ({exc})") from exc
+    with tif:
         try:
             if tif.is_fei:
                 fei = tif.fei_metadata or {}
@@ -90,6 +97,7 @@ def read_sem_metadata(path: str | Path) -> SemMetadata:
                 meta = SemMetadata("zeiss", zeiss_pixel_size_um(tif.sem_metadata or {}), None)
             else:
                 return NO_METADATA
+        # tifffile's parsers raise TypeError/ValueError on malformed tag text: that is the file's fault.
         except (SemMetadataError, TypeError, ValueError) as exc:
             raise SemMetadataError(f"{path}: unreadable SEM metadata: {exc}") from exc
     if meta.pixel_size_um is not None and not meta.pixel_size_um > 0:

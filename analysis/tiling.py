@@ -10,6 +10,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from analysis.model import ModelRunError
+from semcoat.errors import InvalidArgument
+
 LogitsFn = Callable[[np.ndarray], np.ndarray]
 """Maps a float32 batch (N, 1, rows, columns) in [0, 1] to class logits (N, classes, rows, columns)."""
 
@@ -19,8 +22,13 @@ def tile_starts(length_px: int, tile_px: int, overlap_px: int) -> list[int]:
 
     The last tile ends flush with the edge; a length no longer than one tile gives ``[0]``.
     """
-    if tile_px <= 0 or not 0 <= overlap_px < tile_px:
-        raise ValueError(f"need tile_px > 0 and 0 <= overlap_px < tile_px; got tile {tile_px}, overlap {overlap_px}")
+    if tile_px <= 0:
+        raise InvalidArgument(f"the tile edge must be a positive number of pixels; got {tile_px}", argument="tile_px")
+    if not 0 <= overlap_px < tile_px:
+        raise InvalidArgument(
+            f"the tile overlap must be at least 0 and less than the tile edge ({tile_px} px); got {overlap_px}",
+            argument="overlap_px",
+        )
     if length_px <= tile_px:
         return [0]
     stride = tile_px - overlap_px
@@ -95,7 +103,7 @@ def predict_probabilities(
         logits = np.asarray(logits_fn(np.ascontiguousarray(batch, dtype=np.float32)))
         expected = (len(batch_origins), n_classes, tile_r, tile_c)
         if logits.shape != expected:
-            raise ValueError(f"model returned logits of shape {logits.shape}; expected {expected}")
+            raise ModelRunError(f"the model returned logits of shape {logits.shape}; expected {expected}")
         probs = _softmax(logits.astype(np.float32))
         for (r, c), p in zip(batch_origins, probs, strict=True):
             acc[:, r : r + tile_r, c : c + tile_c] += p * weight

@@ -21,9 +21,10 @@ from typer.testing import CliRunner
 
 from analysis import baseline, predict
 from analysis.measure import measure
-from analysis.model import WholeImageModel, load_model
+from analysis.model import ModelRunError, WholeImageModel, load_model
 from semcoat import predictions
 from semcoat.classes import BACKGROUND, FE2AL5, FEAL, PORE, PRECIPITATE, SUBSTRATE
+from semcoat.errors import SemcoatError
 from semcoat_cli.app import app
 
 GREY = np.array([0.093, 0.678, 0.783, 0.915, 0.03, 0.804], np.float32)  # class ids 0..5
@@ -116,8 +117,11 @@ def test_integer_images_and_no_feal() -> None:
 
 
 def test_uniform_or_wrong_images_are_refused() -> None:
-    with pytest.raises(ValueError, match="uniform"):
+    with pytest.raises(ModelRunError, match="uniform"):  # the image's fault: that image fails, the run goes on
         baseline.segment(np.full((64, 64), 0.5, np.float32))
+    with pytest.raises(ValueError, match="2-D") as info:  # a caller's bug, not a user error
+        baseline.segment(np.zeros((4, 64, 64), np.float32))
+    assert not isinstance(info.value, SemcoatError)
     with pytest.raises(ValueError, match="2-D"):
         baseline.segment(np.zeros((4, 64, 64), np.float32))
 

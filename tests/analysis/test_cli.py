@@ -111,12 +111,13 @@ def test_bad_pixel_sizes_are_refused_up_front(tmp_path: Path, dataset_dir: Path)
     cv2.imwrite(str(image), np.round(grey_image(line_mask(0), np.random.default_rng(2)) * 255).astype(np.uint8))
     for value in ("0", "-0.5", "nan", "inf"):
         stderr = _clean_error(runner.invoke(app, ["measure", str(dataset_dir), "--pixel-size-um", value]), 2)
-        assert "--pixel-size-um must be a positive finite number" in stderr and f"got {float(value)}" in stderr
+        assert "--pixel-size-um: the pixel size must be a positive finite number" in stderr
+        assert f"got {float(value)}" in stderr
         out = tmp_path / f"p_{value}"
         result = runner.invoke(
             app, ["predict", "--model", "classical", str(image), "--out", str(out), "--pixel-size-um", value]
         )
-        assert "--pixel-size-um must be a positive finite number" in _clean_error(result, 2)
+        assert "--pixel-size-um: the pixel size must be a positive finite number" in _clean_error(result, 2)
         assert not out.exists()  # nothing written before the options were checked
     result = runner.invoke(app, ["predict", "--help"])
     assert "x>=0.0" not in result.output  # the pixel size option no longer claims 0 is accepted
@@ -128,7 +129,7 @@ def test_predict_bad_tiling_options_fail_before_any_output(tmp_path: Path) -> No
     out = tmp_path / "o"
     args = ["predict", "--model", "classical", str(image), "--out", str(out), "--pixel-size-um", "1"]
     stderr = _clean_error(runner.invoke(app, [*args, "--tile-px", "64", "--overlap-px", "64"]), 2)
-    assert "--overlap-px must be" in stderr and "got 64" in stderr
+    assert "--overlap-px: the tile overlap must be" in stderr and "got 64" in stderr
     assert not out.exists()
 
 
@@ -194,7 +195,7 @@ def test_predict_image_without_pixel_size_fails_alone(tmp_path: Path) -> None:
     out = tmp_path / "predA"
     result = runner.invoke(app, ["predict", "--model", "classical", *map(str, paths), "--out", str(out)])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert f"plain: FAILED: {paths[-1]}: no pixel size" in result.stderr and "--pixel-size-um" in result.stderr
+    assert f"plain: FAILED: {paths[-1]}: no pixel size" in result.stderr and "(give --pixel-size-um)" in result.stderr
     assert f"error: 1 of 3 images failed: {paths[-1]}" in result.stderr
     with (out / "measurements.csv").open() as f:
         rows = {r["image"]: r for r in csv.DictReader(f)}
@@ -217,7 +218,7 @@ def test_predict_warns_when_the_pixel_size_option_differs_from_the_metadata(tmp_
     args = ["predict", "--model", "classical", str(tiff), "--out", str(out), "--pixel-size-um", "0.2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    expected = f"warning: {tiff}: --pixel-size-um 0.2 differs from the file's SEM metadata, 0.0496094 µm/px"
+    expected = f"warning: {tiff}: the pixel size given, 0.2 µm/px, differs from the file's SEM metadata, 0.0496094"
     assert expected in result.stderr
     saved = json.loads((out / "predictions.json").read_text())[0]
     assert (saved["pixel_size_um"], saved["pixel_size_from"], saved["metadata_pixel_size_um"]) == (
@@ -262,5 +263,5 @@ def test_measure_refuses_two_masks_that_would_share_a_row_and_the_reader_a_repea
     assert result.exit_code == 2 and "would both be row '000000'" in result.output
     table = tmp_path / "t.csv"
     table.write_text("image,pixel_size_um\nx,1\nx,1\n")
-    with pytest.raises(ValueError, match="image 'x' appears twice"):
+    with pytest.raises(files.ResultsTableError, match="image 'x' appears twice"):
         files.read_results_csv(table)

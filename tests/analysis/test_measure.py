@@ -8,9 +8,9 @@ import typing
 import numpy as np
 import pytest
 
-from analysis.measure import MaskError, Measurements, NoCoatingError, column_profile, measure
+from analysis.measure import MaskError, Measurements, NoCoatingError, check_pixel_size_um, column_profile, measure
 from semcoat.classes import BACKGROUND, FE2AL5, FEAL, PORE, PRECIPITATE, SUBSTRATE
-from semcoat.errors import InvalidArgument
+from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.measurements import FRACTION, LENGTH, MEASUREMENT_NAMES, MEASUREMENTS
 from tests.analysis.masks import coating, scattered_squares, slab, square_lattice
 
@@ -253,13 +253,18 @@ def test_masks_without_coating_raise_no_coating_error() -> None:
     runs_off[10:] = FE2AL5
     with pytest.raises(NoCoatingError, match="runs off the bottom"):
         measure(runs_off, 1.0)
-    assert issubclass(NoCoatingError, MaskError) and issubclass(MaskError, ValueError)
+    assert issubclass(NoCoatingError, MaskError) and issubclass(MaskError, SemcoatError)
+    assert not issubclass(MaskError, ValueError)  # commands catch SemcoatError; a ValueError stays a bug
 
 
 @pytest.mark.parametrize("pixel_size_um", [0.0, -1.0, float("nan"), float("inf")])
 def test_bad_pixel_size(pixel_size_um: float) -> None:
-    with pytest.raises(ValueError, match="pixel_size_um"):
+    with pytest.raises(InvalidArgument, match="positive finite number of µm per pixel") as info:
         measure(slab(), pixel_size_um)
+    assert info.value.argument == "pixel_size_um"
+    with pytest.raises(InvalidArgument) as info:
+        check_pixel_size_um(pixel_size_um, argument="truth_pixel_size_um")
+    assert info.value.argument == "truth_pixel_size_um" and "--" not in str(info.value)  # flags are the CLI's
 
 
 def test_feal_under_substrate_columns_only() -> None:

@@ -82,7 +82,8 @@ def test_missing_pixel_size_fails_that_image_only(tmp_path: Path, onnx_model: Pa
     fei, plain = predict.predict_files(onnx_model, [tiff, png], out, tile_px=96, overlap_px=16)
     assert not fei.failed and fei.pixel_size_from == "thermo-fei" and (out / "masks" / "fei.png").is_file()
     assert plain.failed and plain.pixel_size_um is None and plain.rows is None
-    assert plain.error is not None and str(png) in plain.error and "--pixel-size-um" in plain.error
+    assert plain.error is not None and str(png) in plain.error and "no pixel size" in plain.error
+    assert "--" not in plain.error  # predictions.json is no command's: the command names its option
     assert not (out / "masks" / "plain.png").exists()
     table = files.read_results_csv(out / "measurements.csv")
     assert list(table) == ["fei", "plain"] and table["plain"] == dict.fromkeys(table["plain"])
@@ -98,7 +99,7 @@ def test_pixel_size_option_differing_from_the_metadata_warns_and_records_both(tm
     assert record.pixel_size_um == 0.2 and record.pixel_size_from == "option"
     assert record.metadata_pixel_size_um == 0.0496094 and record.model == str(onnx_model)
     (warning,) = record.warnings
-    assert str(tiff) in warning and "--pixel-size-um 0.2" in warning and "0.0496094 µm/px" in warning
+    assert str(tiff) in warning and "given, 0.2 µm/px" in warning and "0.0496094 µm/px" in warning
     saved = json.loads((out / "predictions.json").read_text())[0]
     assert saved["pixel_size_um"] == 0.2 and saved["pixel_size_from"] == "option"
     assert saved["metadata_pixel_size_um"] == 0.0496094 and saved["warnings"] == [warning]
@@ -196,3 +197,36 @@ def test_onnx_model_with_a_fixed_input_size_gets_tiles_of_that_size(tmp_path: Pa
     assert np.mean(predict.predict_mask(model, small, tile_px=512) == mask[:40, :50]) > 0.999
     with pytest.raises(ModelRunError, match=r"fixed.onnx: the model failed on an input of shape \(1, 1, 32, 32\).*"):
         model(np.zeros((1, 1, 32, 32), np.float32))
+
+
+class _FlakyModel:
+    """A model that fails with ``first_error`` on its first call and returns background logits afterwards."""
+
+    n_classes = 6
+
+    def __init__(self, first_error: Exception) -> None:
+        self.first_error: Exception | None = first_error
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self.first_error is not None:
+            error, self.first_error = self.first_error, None
+            raise error
+        return np.zeros((batch.shape[0], self.n_classes, *batch.shape[2:]), np.float32)
+
+
+def test_a_model_failure_fails_that_image_alone_but_a_bug_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    for path in paths:
+        cv2.imwrite(str(path), np.full((40, 40), 90, np.uint8))
+    monkeypatch.setattr(predict, "load_model", lambda _: _FlakyModel(ModelRunError("out of device memory")))
+    seen: list[tuple[str, object]] = []
+    a, b = predict.predict_files("m.onnx", paths, tmp_path / "out", pixel_size_um=1.0,
+                                 on_image=lambda r, e: seen.append((r.image, e)))  # fmt: skip
+    assert a.failed and a.rows is None and a.error == f"{paths[0]}: out of device memory"
+    assert b.rows == 40 and (tmp_path / "out" / "masks" / "b.png").is_file()  # segmented (nothing to measure)
+    assert isinstance(seen[0][1], ModelRunError) and [name for name, _ in seen] == ["a", "b"]
+    monkeypatch.setattr(predict, "load_model", lambda _: _FlakyModel(ValueError("a bug in our code")))
+    with pytest.raises(ValueError, match="a bug in our code"):
+        predict.predict_files("m.onnx", paths, tmp_path / "out2", pixel_size_um=1.0)

@@ -13,6 +13,7 @@ import pytest
 from analysis import files, plots, predict
 from analysis.report import write_report
 from analysis.report_data import gather
+from semcoat.errors import InvalidArgument
 from tests.analysis.conftest import grey_image, line_mask
 
 
@@ -58,7 +59,7 @@ def test_report_on_predictions_with_overlays_and_profiles(tmp_path: Path, onnx_m
 
 
 def test_report_without_truth_and_missing_results(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="measurements.csv"):
+    with pytest.raises(files.MissingInputError, match="measurements.csv"):
         write_report(tmp_path, tmp_path / "r")
     files.write_results_csv(tmp_path / "r.csv", [("a", None, None)])
     text = write_report(tmp_path / "r.csv", tmp_path / "r").read_text()
@@ -122,8 +123,9 @@ def test_report_truth_masks_without_pixel_size(tmp_path: Path) -> None:
         tmp_path / "m_only.csv", tmp_path / "rep", truth=truth, truth_pixel_size_um=0.5, on_warning=warnings.append
     )
     assert warnings == [] and "3 images matched" in page.read_text()
-    with pytest.raises(ValueError, match="applies to a --truth folder of masks.*CSV"):
+    with pytest.raises(InvalidArgument, match="applies to a truth folder of masks.*CSV") as info:
         write_report(tmp_path / "m_only.csv", tmp_path / "rep", truth=tmp_path / "m_only.csv", truth_pixel_size_um=1)
+    assert info.value.argument == "truth_pixel_size_um"
 
 
 def test_report_cli_prints_the_match_warning_and_takes_pixel_size(tmp_path: Path) -> None:
@@ -140,7 +142,10 @@ def test_report_cli_prints_the_match_warning_and_takes_pixel_size(tmp_path: Path
     result = runner.invoke(app, [*args, "--pixel-size-um", "0.5"])
     assert result.exit_code == 0 and "warning" not in result.stderr
     result = runner.invoke(app, [*args, "--pixel-size-um", "nan"])
-    assert result.exit_code == 2 and result.stderr.startswith("error: --pixel-size-um must be a positive finite")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --pixel-size-um: the pixel size must be")
+    result = runner.invoke(app, ["report", str(tmp_path / "m.csv"), "--out", str(tmp_path / "r2"), "--pixel-size-um",
+                                 "0.5"])  # fmt: skip
+    assert result.exit_code == 1 and "--pixel-size-um: a truth pixel size applies to" in result.stderr
 
 
 def test_parity_plot_of_a_single_point_has_a_sensible_range_and_plain_ticks() -> None:

@@ -58,3 +58,9 @@ def test_bad_fei_pixel_size(tmp_path: Path) -> None:
     path = write_fei_tiff(tmp_path / "bad.tif", np.zeros((8, 8), np.uint8), FEI_TEXT.replace("4.9609375e-08", "0"))
     with pytest.raises(SemMetadataError, match="bad.tif"):
         read_sem_metadata(path)
+
+
+def test_a_file_that_is_not_a_tiff_is_a_metadata_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "junk.tif").write_bytes(b"not a tiff at all")
+    with pytest.raises(SemMetadataError, match="junk.tif: cannot read the TIFF"):
+        read_sem_metadata(tmp_path / "junk.tif")

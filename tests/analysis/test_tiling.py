@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from analysis.model import ModelRunError
 from analysis.tiling import predict_probabilities, tile_starts
+from semcoat.errors import InvalidArgument
 
 
 def test_tile_starts_cover_with_overlap() -> None:
@@ -13,8 +15,9 @@ def test_tile_starts_cover_with_overlap() -> None:
     starts = tile_starts(1000, 256, 32)
     assert starts[0] == 0 and starts[-1] == 1000 - 256
     assert all(b - a <= 256 - 32 for a, b in zip(starts, starts[1:], strict=False))
-    with pytest.raises(ValueError, match="overlap"):
+    with pytest.raises(InvalidArgument, match="overlap") as info:
         tile_starts(100, 32, 32)
+    assert info.value.argument == "overlap_px"
 
 
 def pixelwise(batch: np.ndarray) -> np.ndarray:
@@ -47,5 +50,5 @@ def test_tiles_are_rounded_to_the_size_multiple() -> None:
 
 
 def test_wrong_model_output_is_reported() -> None:
-    with pytest.raises(ValueError, match="expected"):
+    with pytest.raises(ModelRunError, match="expected"):  # the model's fault: that image fails, the run goes on
         predict_probabilities(lambda b: b, np.zeros((32, 32), np.float32), 6)
