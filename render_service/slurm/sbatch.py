@@ -54,18 +54,18 @@ class RenderArrayJob:
     setup_lines: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        _check_name("job_name", self.job_name)
+        check_name("job_name", self.job_name)
         for field in ("partition", "account"):
             value = getattr(self, field)
             if value is not None:
-                _check_name(field, value)
+                check_name(field, value)
         for field in ("batch_count", "images_per_task"):
-            _check_positive(field, getattr(self, field))
+            check_positive(field, getattr(self, field))
         for field in ("cpus_per_task", "mem_per_task_mb", "max_parallel_tasks"):
             if getattr(self, field) is not None:
-                _check_positive(field, getattr(self, field))
+                check_positive(field, getattr(self, field))
         if self.time_limit is not None:
-            _check_time_limit(self.time_limit)
+            check_time_limit(self.time_limit)
         command = (self.semcoat_command,) if isinstance(self.semcoat_command, str) else self.semcoat_command
         if not command:
             raise InvalidJobSetting("semcoat_command is empty: give the path of the cluster's semcoat",
@@ -98,17 +98,20 @@ class RenderArrayJob:
                     f"({self.batch_count} images, {self.images_per_task} per task)", argument="task_ids")
 
 
-def _check_name(field: str, value: object) -> None:
+def check_name(field: str, value: object) -> None:
+    """Raise InvalidJobSetting unless ``value`` is a Slurm name (job, partition, account) that is never shell syntax."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise InvalidJobSetting(f"{field} {value!r} is not accepted: use {_NAME_HELP}", argument=field)
 
 
-def _check_positive(field: str, value: object) -> None:
+def check_positive(field: str, value: object) -> None:
+    """Raise InvalidJobSetting unless ``value`` is a whole number of at least 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidJobSetting(f"{field} {value!r} is not accepted: give a whole number of at least 1", argument=field)
 
 
-def _check_time_limit(value: object) -> None:
+def check_time_limit(value: object) -> None:
+    """Raise InvalidJobSetting unless ``value`` is a time limit sbatch takes (above zero)."""
     if not isinstance(value, str) or not _TIME_LIMIT.fullmatch(value) or not any(c in "123456789" for c in value):
         raise InvalidJobSetting(f"time_limit {value!r} is not accepted: use {_TIME_HELP}", argument="time_limit")
 

@@ -1,0 +1,80 @@
+"""Settings fail at start naming the setting; the database is migrated and keeps batches, tasks and tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from render_service.db.models import Base
+from render_service.db.session import Database
+from render_service.settings import SettingsError, load_settings
+from render_service.store import batch_public, create_batch, get_batch, list_batches
+from render_service.tokens import create_token, list_tokens, owner_of, revoke_tokens
+from semcoat.batch import BatchSpec
+from semcoat.errors import InvalidArgument
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> Database:
+    return Database(f"sqlite:///{tmp_path / 'svc.db'}")
+
+
+def test_settings_name_the_bad_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMCOAT_MAX_RETRIES", "many")
+    with pytest.raises(SettingsError, match="SEMCOAT_MAX_RETRIES"):
+        load_settings()
+    monkeypatch.delenv("SEMCOAT_MAX_RETRIES")
+    monkeypatch.setenv("SEMCOAT_SSH_HOST", "login.example")
+    with pytest.raises(SettingsError, match="SEMCOAT_SSH_USER, SEMCOAT_SSH_KEY"):
+        load_settings()
+    monkeypatch.setenv("SEMCOAT_SSH_HOST", "changeme")
+    with pytest.raises(SettingsError, match="placeholder"):
+        load_settings()
+
+
+def test_settings_defaults_need_no_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMCOAT_DATA_DIR", str(tmp_path / "data"))
+    settings = load_settings()
+    assert settings.database == f"sqlite:///{tmp_path / 'data' / 'semcoat.db'}"
+    assert not settings.slurm_configured and settings.redis_url is None and settings.max_retries == 2
+
+
+def test_migrated_schema_matches_the_models(db: Database) -> None:
+    inspector = inspect(db.engine)
+    for table in Base.metadata.sorted_tables:
+        assert {c["name"] for c in inspector.get_columns(table.name)} == {c.name for c in table.columns}, table.name
+
+
+def test_batches_are_stored_with_their_tasks_and_seen_by_their_owner_only(db: Database) -> None:
+    spec = BatchSpec.from_dict({"name": "p91", "count": 5})
+    with db.session() as session:
+        batch = create_batch(session, "alice", spec, "local", {}, images_per_task=2)
+        batch_id = batch.id
+    with db.session() as session:
+        mine = get_batch(session, batch_id, "alice")
+        assert mine is not None and get_batch(session, batch_id, "bob") is None
+        assert [(t.start, t.count) for t in mine.tasks] == [(0, 2), (2, 2), (4, 1)]
+        public = batch_public(mine)
+        assert (public.state, public.count, public.tasks.total, public.tasks.pending) == ("queued", 5, 3, 3)
+        create_batch(session, "alice", BatchSpec.from_dict({"name": "second", "count": 1}), "local", {}, 1)
+        rows, total = list_batches(session, "alice", limit=1, offset=0)
+        assert total == 2 and [r.name for r in rows] == ["second"]
+        assert list_batches(session, "bob", 10, 0) == ([], 0)
+        assert list_batches(session, "alice", 10, 0, state="succeeded") == ([], 0)
+
+
+def test_tokens_are_stored_hashed_and_can_be_revoked(db: Database) -> None:
+    with db.session() as session:
+        row, token = create_token(session, "alice")
+        assert token.startswith("sct_") and token not in row.token_sha256
+    with db.session() as session:
+        assert owner_of(session, token) == "alice"
+        assert owner_of(session, token + "x") is None and owner_of(session, "") is None
+        assert all(token not in (t.token_sha256, t.owner) for t in list_tokens(session))
+        assert revoke_tokens(session, owner="alice") == 1
+    with db.session() as session:
+        assert owner_of(session, token) is None
+        with pytest.raises(InvalidArgument, match="user name"):
+            create_token(session, "bad name; rm -rf")
