@@ -10,8 +10,8 @@ PROBES = {
     "render": ["bpy", "scipy", "cv2"],
     "analysis": ["skimage", "tifffile", "matplotlib", "onnxruntime"],
     "train": ["torch", "lightning", "monai"],
-    "service": ["fastapi", "celery", "paramiko"],
-    "dev": ["pytest", "jsonschema"],
+    "service": ["fastapi", "celery", "paramiko", "alembic"],
+    "dev": ["pytest", "jsonschema", "hypothesis", "schemathesis"],
 }
 
 
