@@ -1,0 +1,1 @@
+"""Command-line adapters of the service: thin Typer front ends over the service's functions."""
