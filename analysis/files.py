@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from analysis.measure import MaskError, Measurements, measure, validate_mask
+from semcoat import pngio
 from semcoat.dataset import write_atomic
 from semcoat.errors import SemcoatError
 from semcoat.measurements import MEASUREMENT_NAMES, PIXEL_SIZE_COLUMN, TABLE_COLUMNS, CellError, format_cell, parse_cell
@@ -214,13 +215,30 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
     return np.clip(image.astype(np.float32), 0.0, 1.0)
 
 
-def write_png(path: str | Path, array: np.ndarray) -> None:
-    """Write a uint8/uint16 grey or uint8 RGB array as PNG (folders created)."""
-    from PIL import Image
+def png_bytes(array: np.ndarray) -> bytes:
+    """PNG bytes of a uint8/uint16 grey (rows, columns) or uint8 RGB (rows, columns, 3) array, through the core's
+    codec (:mod:`semcoat.pngio`), the one PNG encoder of the analysis.
 
+    Raises
+    ------
+    ValueError
+        For other shapes and dtypes (a caller's bug: the analysis writes only these).
+    """
+    a = np.asarray(array)
+    if a.ndim == 2 and a.dtype in (np.uint8, np.uint16):
+        # PNG stores 16-bit samples big-endian.
+        big_endian = a.astype(a.dtype.newbyteorder(">"))
+        return pngio.encode_grey(a.shape[1], a.shape[0], a.dtype.itemsize * 8, big_endian.tobytes())
+    if a.ndim == 3 and a.shape[2] == 3 and a.dtype == np.uint8:
+        return pngio.encode_rgb(a.shape[1], a.shape[0], np.ascontiguousarray(a).tobytes())
+    raise ValueError(f"expected uint8/uint16 grey or uint8 RGB pixels; got {a.dtype} of shape {a.shape}")
+
+
+def write_png(path: str | Path, array: np.ndarray) -> None:
+    """Write a uint8/uint16 grey or uint8 RGB array as PNG (folders created; see :func:`png_bytes`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(array)).save(path)
+    path.write_bytes(png_bytes(array))
 
 
 def write_results_csv_to(stream: TextIO, rows: Iterable[ResultRow]) -> None:

@@ -1,6 +1,8 @@
-"""Minimal greyscale PNG codec on the standard library (zlib), for masks and images of the dataset contract.
+"""Minimal PNG codec on the standard library (zlib), for masks and images of the dataset contract and the overlays of
+a prediction folder.
 
-Writes 8- or 16-bit greyscale, non-interlaced, filter type 0 (masks compress well without filters and decode fast).
+Writes 8- or 16-bit greyscale and 8-bit RGB, non-interlaced, filter type 0 (masks compress well without filters and
+decode fast).
 Reads any non-interlaced 8/16-bit greyscale PNG, whatever its row filters, which is what the dataset checker needs.
 Sixteen-bit samples are big-endian, as PNG stores them.
 """
@@ -18,6 +20,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # from its header before a byte is decompressed.
 MAX_PIXELS = 8192 * 8192
 _COLOR_GREY = 0
+_COLOR_RGB = 2
 
 
 class PngError(SemcoatError):
@@ -44,18 +47,29 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
+def _encode(width: int, height: int, bit_depth: int, color_type: int, channels: int, pixels: bytes,
+            compress_level: int) -> bytes:
+    """PNG bytes of row-major samples, every row with filter type 0."""
+    stride = width * channels * bit_depth // 8
+    if len(pixels) != stride * height:
+        raise PngError(f"pixel buffer holds {len(pixels)} bytes, expected {stride * height} for {width}x{height} "
+                       f"at {bit_depth} bit x {channels} channel(s)")
+    raw = b"".join(b"\x00" + pixels[r * stride:(r + 1) * stride] for r in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    idat = zlib.compress(raw, compress_level)
+    return PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
 def encode_grey(width: int, height: int, bit_depth: int, pixels: bytes, compress_level: int = 6) -> bytes:
     """Encode row-major greyscale ``pixels`` (``height * width`` samples; 16-bit big-endian) as PNG bytes."""
     if bit_depth not in (8, 16):
         raise PngError(f"bit depth {bit_depth} is not supported; accepted: 8, 16")
-    stride = width * bit_depth // 8
-    if len(pixels) != stride * height:
-        raise PngError(f"pixel buffer holds {len(pixels)} bytes, expected {stride * height} for {width}x{height} "
-                       f"at {bit_depth} bit")
-    raw = b"".join(b"\x00" + pixels[r * stride:(r + 1) * stride] for r in range(height))
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, _COLOR_GREY, 0, 0, 0)
-    idat = zlib.compress(raw, compress_level)
-    return PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    return _encode(width, height, bit_depth, _COLOR_GREY, 1, pixels, compress_level)
+
+
+def encode_rgb(width: int, height: int, pixels: bytes, compress_level: int = 6) -> bytes:
+    """Encode row-major 8-bit RGB ``pixels`` (``height * width * 3`` bytes, R, G, B per pixel) as PNG bytes."""
+    return _encode(width, height, 8, _COLOR_RGB, 3, pixels, compress_level)
 
 
 def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:

@@ -126,3 +126,24 @@ def test_output_path_checks(tmp_path: Path) -> None:
         files.check_output_file(tmp_path / "f" / "x" / "r.csv")
     with pytest.raises(files.OutputPathError, match="must be a folder"):
         files.check_output_dir(tmp_path / "f")
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(60, dtype=np.uint8).reshape(6, 10),
+        (np.arange(60, dtype=np.uint16) * 1000).reshape(6, 10),  # above 255: the high byte matters
+        np.arange(180, dtype=np.uint8).reshape(6, 10, 3),
+    ],
+)
+def test_write_png_round_trips_grey_and_rgb(tmp_path: Path, array: np.ndarray) -> None:
+    files.write_png(tmp_path / "sub" / "a.png", array)
+    with Image.open(tmp_path / "sub" / "a.png") as im:
+        np.testing.assert_array_equal(np.asarray(im), array)
+
+
+def test_png_bytes_refuses_what_it_cannot_store() -> None:
+    with pytest.raises(ValueError, match="float32"):
+        files.png_bytes(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"\(4, 4, 4\)"):
+        files.png_bytes(np.zeros((4, 4, 4), np.uint8))
