@@ -126,6 +126,21 @@ class Health(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every 4xx body: ``detail`` says what was wrong and what is accepted."""
+    """Every 4xx body but 422: ``detail`` says what was wrong and what is accepted."""
 
-    detail: Any
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    """One problem of a request: where (``loc``, e.g. ``["body", "spec", "base", "pores", "fraction"]``), what is
+    wrong and accepted (``msg``, the core's own validation message for a spec), and the value given (shortened)."""
+
+    loc: list[str | int]
+    msg: str
+    value: Any = None
+
+
+class ValidationErrorBody(BaseModel):
+    """Every 422 body: each problem found, not only the first."""
+
+    detail: list[FieldProblem]
