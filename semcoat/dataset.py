@@ -28,7 +28,7 @@ from semcoat import classes, pngio
 from semcoat.batch import MAX_IMAGES
 from semcoat.errors import SemcoatError
 from semcoat.measurements import MEASUREMENT_NAMES as MEASUREMENT_NAMES  # the names meta truth holds, re-exported
-from semcoat.measurements import missing_names
+from semcoat.measurements import missing_names, value_problems
 from semcoat.params import quoted, shorten
 
 DATASET_FILE = "dataset.json"
@@ -348,7 +348,7 @@ def _check_meta(path: Path) -> list[str]:
     missing = missing_names(meta["truth"])
     if missing:
         return [f"{path}: 'truth' lacks {', '.join(missing)}"]
-    return []
+    return [f"{path}: truth.{problem}" for problem in value_problems(meta["truth"])]
 
 
 def sample_problems(image: Path, mask: Path, meta: Path, info: DatasetInfo) -> list[str]:

@@ -123,6 +123,26 @@ def missing_names(values: Mapping[str, Any]) -> list[str]:
     return [n for n in MEASUREMENT_NAMES if n not in values]
 
 
+def value_problems(values: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a set of measurement values (a truth object, a parsed row), one sentence per measurement:
+    missing, None where the measurement is not optional, a yes/no that is not a bool, a number that is not a finite
+    int or float (strings, NaN and infinities included)."""
+    problems = [f"{name}: missing" for name in missing_names(values)]
+    for row in MEASUREMENTS:
+        if row.name not in values:
+            continue
+        value = values[row.name]
+        if value is None:
+            if not row.optional:
+                problems.append(f"{row.name}: must not be null")
+        elif row.kind == YES_NO:
+            if not isinstance(value, bool):
+                problems.append(f"{row.name}: must be true or false (got {value!r:.40})")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            problems.append(f"{row.name}: must be a finite number of {row.unit} (got {value!r:.40})")
+    return problems
+
+
 def format_cell(value: Any) -> str:
     """A value as a table cell: empty for None or NaN, ``true``/``false``, floats to 6 significant digits."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

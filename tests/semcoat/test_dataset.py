@@ -22,6 +22,7 @@ from semcoat.dataset import (
     sample_id,
     write_atomic,
 )
+from semcoat.measurements import YES_NO_NAMES
 from semcoat_cli.app import app
 
 W, H = 24, 16
@@ -36,7 +37,7 @@ def _sample(writer: DatasetWriter, index: int, mask: bytes | None = None) -> Non
     mask = mask if mask is not None else _mask_bytes([0] * 4 + [1] * 8 + [3] * 4)
     image = bytes((i * 7) % 256 for i in range(W * H))
     meta = {"id": sample_id(index), "index": index, "params": {"x": index},
-            "truth": {name: 0.0 for name in MEASUREMENT_NAMES}}
+            "truth": {name: (False if name in YES_NO_NAMES else 0.0) for name in MEASUREMENT_NAMES}}
     writer.write_sample(sample_id(index), pngio.encode_grey(W, H, 8, image), pngio.encode_grey(W, H, 8, mask), meta)
 
 

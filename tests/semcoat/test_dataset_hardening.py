@@ -82,3 +82,27 @@ def test_deeply_nested_dataset_json_is_a_clear_error(ds: Path) -> None:
     (ds / DATASET_FILE).write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(DatasetError, match="not a usable dataset.json"):
         read_info(ds)
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("fe2al5_thickness_um", "60", "must be a finite number of µm"),
+    ("pore_fraction_pct", float("nan"), "must be a finite number of %"),
+    ("feal_present", 1, "must be true or false"),
+    ("feal_thickness_um", None, "must not be null"),
+])
+def test_truth_values_of_the_wrong_kind_are_problems(ds: Path, name: str, value: object, message: str) -> None:
+    meta_path = ds / "meta" / "000002.json"
+    meta = json.loads(meta_path.read_text())
+    meta["truth"][name] = value
+    meta_path.write_text(json.dumps(meta))
+    report = check_dataset(ds)
+    assert report.complete == 2
+    assert any("000002.json" in p and f"truth.{name}: {message}" in p for p in report.problems), report.problems
+
+
+def test_an_optional_measurement_may_be_null(ds: Path) -> None:
+    meta_path = ds / "meta" / "000002.json"
+    meta = json.loads(meta_path.read_text())
+    meta["truth"]["pore_line_depth_um"] = None
+    meta_path.write_text(json.dumps(meta))
+    assert check_dataset(ds).ok
