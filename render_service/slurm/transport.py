@@ -19,17 +19,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 from render_service.slurm.errors import CommandFailed
 from semcoat.errors import InvalidArgument
 
-if TYPE_CHECKING:  # the runners' old home: see __getattr__ at the end
-    from render_service.slurm.local import LocalRunner
-    from render_service.slurm.ssh import SSHRunner
-
-__all__ = ["DEFAULT_READ_MAX_BYTES", "CommandResult", "CommandRunner", "LocalRunner", "SSHRunner", "check_max_bytes",
-           "staged_local_path", "too_large_message"]
+__all__ = ["DEFAULT_READ_MAX_BYTES", "CommandResult", "CommandRunner", "check_max_bytes", "staged_local_path",
+           "too_large_message"]
 
 # read_text refuses larger files unless asked for their tail: a log that grew without bound must not fill memory.
 DEFAULT_READ_MAX_BYTES = 1024 * 1024
@@ -131,17 +127,3 @@ def staged_local_path(local_path: str | Path) -> Iterator[Path]:
         else:
             staging.unlink(missing_ok=True)
         raise
-
-
-def __getattr__(name: str) -> Any:
-    # The runners lived here before they got modules of their own; old imports keep working without this module
-    # importing paramiko for callers that never use SSH.
-    if name == "SSHRunner":
-        from render_service.slurm.ssh import SSHRunner
-
-        return SSHRunner
-    if name == "LocalRunner":
-        from render_service.slurm.local import LocalRunner
-
-        return LocalRunner
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from render_service.slurm.transport import SSHRunner
+from render_service.slurm.ssh import SSHRunner
 
 
 @pytest.fixture(scope="module")
@@ -16,3 +16,4 @@ def ssh(stack_env: dict[str, str]) -> Iterator[SSHRunner]:
                        stack_env["SEMCOAT_SSH_KEY"], stack_env["SEMCOAT_SSH_KNOWN_HOSTS"])
     yield runner
     runner.close()
+

@@ -4,32 +4,21 @@ environment, into one shared dataset folder that SFTP fetches back whole."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from blender_addon.render_node.batch_render import render_range
-from render_service.slurm.jobs import TaskKey, poll, submit_array
-from render_service.slurm.parsers import TaskState
+from render_service.slurm.jobs import submit_array
 from render_service.slurm.sbatch import RenderArrayJob, sbatch_script
 from render_service.slurm.ssh import SSHRunner
 from semcoat.dataset import check_dataset
 from tests.blender_addon.specs import small_batch
+from tests.integration.arrays import wait_for_array
 
 pytestmark = [pytest.mark.integration, pytest.mark.blender, pytest.mark.slow]
 
-
-def _wait_for_array(ssh: SSHRunner, jobcomp_log: str, job_id: int, tasks: int,
-                    timeout_s: float) -> dict[TaskKey, TaskState]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        states = poll(ssh, [job_id], jobcomp_log=jobcomp_log)
-        if len(states) == tasks and all(s.is_final and s.exit_code is not None for s in states.values()):
-            return states
-        assert time.monotonic() < deadline, f"array {job_id} unfinished after {timeout_s} s: {states}"
-        time.sleep(0.5)
 
 
 def test_array_tasks_render_chunks_of_one_batch_into_one_dataset(
@@ -45,7 +34,7 @@ def test_array_tasks_render_chunks_of_one_batch_into_one_dataset(
     ssh.put_text(f"{workdir}/task.sh", sbatch_script(job))
     job_id = submit_array(ssh, f"{workdir}/task.sh")
 
-    states = _wait_for_array(ssh, stack_env["SEMCOAT_SLURM_JOBCOMP_LOG"], job_id, 3, timeout_s=180)
+    states = wait_for_array(ssh, job_id, 3, stack_env["SEMCOAT_SLURM_JOBCOMP_LOG"], timeout_s=180)
     logs = {k: ssh.read_text(f"{workdir}/logs/render-{job_id}_{k[1]}.out", max_bytes=4000, tail=True) for k in states}
     assert {k[1]: (s.state, s.exit_code) for k, s in states.items()} == {
         i: ("COMPLETED", 0) for i in range(3)}, logs

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from render_service.slurm.errors import JobFailedError, RemoteFileError, SubmissionError, TransportError
-from render_service.slurm.jobs import TaskKey, cancel, poll, raise_for_failed, submit_array
-from render_service.slurm.parsers import TaskState
+from render_service.slurm.jobs import cancel, poll, raise_for_failed, submit_array
 from render_service.slurm.sbatch import RenderArrayJob, sbatch_script
 from render_service.slurm.ssh import SSHRunner
+from tests.integration.arrays import wait_for_array
 from tests.render_service.runner_contract import CONTRACT, RunnerSetup, check_fetch_failure_leaves_no_folder
 
 pytestmark = pytest.mark.integration
@@ -48,16 +48,6 @@ def _write_bytes(ssh: SSHRunner) -> Callable[[str, bytes], None]:
         ssh.run(["sh", "-c", 'base64 -d > "$0"', path], stdin=base64.b64encode(data).decode()).check()
     return write
 
-
-def _wait_final(ssh: SSHRunner, job_id: int, tasks: int, jobcomp_log: str,
-                timeout_s: float) -> dict[TaskKey, TaskState]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        states = poll(ssh, [job_id], jobcomp_log=jobcomp_log)
-        if len(states) == tasks and all(s.is_final and s.exit_code is not None for s in states.values()):
-            return states
-        assert time.monotonic() < deadline, f"array {job_id} did not finish in {timeout_s} s: {states}"
-        time.sleep(0.3)
 
 
 def test_stack_status_reports_every_part_up() -> None:
@@ -133,7 +123,7 @@ def test_built_array_renders_each_chunk_with_paths_quoted(ssh: SSHRunner, workdi
                          mem_per_task_mb=100, max_parallel_tasks=2, setup_lines=("echo set-up ran in $(pwd)",))
     ssh.put_text(f"{root}/job.sh", sbatch_script(job))
     job_id = submit_array(ssh, f"{root}/job.sh")
-    states = _wait_final(ssh, job_id, 3, stack_env["SEMCOAT_SLURM_JOBCOMP_LOG"], timeout_s=60)
+    states = wait_for_array(ssh, job_id, 3, stack_env["SEMCOAT_SLURM_JOBCOMP_LOG"], timeout_s=60)
     assert {k: (s.state, s.exit_code) for k, s in states.items()} == {
         (job_id, i): ("COMPLETED", 0) for i in range(3)}
     assert ssh.list_dir(f"{root}/logs") == [f"task-{job_id}_{i}.out" for i in range(3)]
@@ -161,7 +151,7 @@ def test_failed_task_reports_its_state_exit_code_and_log_tail(
     script = f"{workdir}/array.sh"
     ssh.put_text(script, ARRAY_SCRIPT.format(workdir=shlex.quote(workdir)))
     job_id = submit_array(ssh, script)
-    states = _wait_final(ssh, job_id, 4, stack_env["SEMCOAT_SLURM_JOBCOMP_LOG"], timeout_s=90)
+    states = wait_for_array(ssh, job_id, 4, stack_env["SEMCOAT_SLURM_JOBCOMP_LOG"], timeout_s=90)
     assert {k[1]: (s.state, s.exit_code) for k, s in states.items()} == {
         0: ("COMPLETED", 0), 1: ("COMPLETED", 0), 2: ("FAILED", 3), 3: ("COMPLETED", 0)}
     marker = ssh.read_text(f"{workdir}/done-1")
