@@ -36,6 +36,8 @@ def migrate(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
+    if url.startswith("sqlite:///"):  # a fresh data folder: SQLite creates the file, not its folder
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
