@@ -1,0 +1,1 @@
+"""One router per resource: batches, a batch's files, health."""
