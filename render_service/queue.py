@@ -6,6 +6,7 @@ broker. The names are the contract with :mod:`render_service.worker.tasks`, whic
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Protocol
 
@@ -37,7 +38,7 @@ def enqueue_cancel(sender: TaskSender, batch_id: str) -> None:
 # found for each of its backends under ``BACKEND_HEALTH_KEY.format(backend=name)`` in the broker's Redis, as the JSON
 # that :func:`backend_health_record` makes, with expiry ``BACKEND_HEALTH_TTL_S`` seconds (an expired or missing key
 # reads as "no worker has reported on this backend lately").
-BACKEND_HEALTH_KEY = "semcoat:backend-health:{backend}"
+BACKEND_HEALTH_KEY = "semcoat:health:{backend}"
 BACKEND_HEALTH_TTL_S = 120
 
 
@@ -50,8 +51,10 @@ class HealthStore(Protocol):
 
 
 def backend_health_record(reachable: bool, detail: str, checked_at: float) -> str:
-    """The JSON stored for one backend: ``{"reachable", "detail", "checked_at"}`` (``checked_at``: Unix seconds)."""
-    return json.dumps({"reachable": bool(reachable), "detail": str(detail), "checked_at": float(checked_at)})
+    """The JSON stored for one backend: ``{"reachable", "detail", "checked_at"}``; ``checked_at`` is given in Unix
+    seconds and stored as ISO 8601 UTC (as :mod:`render_service.health` writes it)."""
+    when = dt.datetime.fromtimestamp(checked_at, dt.UTC).isoformat()
+    return json.dumps({"reachable": bool(reachable), "detail": str(detail), "checked_at": when})
 
 
 def report_backend_health(store: HealthStore, backend: str, reachable: bool, detail: str, checked_at: float) -> None:

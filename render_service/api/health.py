@@ -7,6 +7,7 @@ workers last reported under :data:`render_service.queue.BACKEND_HEALTH_KEY` (the
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
@@ -54,13 +55,14 @@ class HealthProbe(Protocol):
 
 
 def parse_backend_report(raw: str | bytes | None) -> BackendReport | None:
-    """Read the JSON a worker stored (see :func:`render_service.queue.backend_health_record`); None if absent or
-    unreadable."""
+    """Read the JSON a worker stored (``checked_at`` ISO 8601 or Unix seconds); None if absent or unreadable."""
     if raw is None:
         return None
     try:
         data = json.loads(raw)
-        return BackendReport(bool(data["reachable"]), str(data["detail"]), float(data["checked_at"]))
+        when = data["checked_at"]
+        checked_at = dt.datetime.fromisoformat(when).timestamp() if isinstance(when, str) else float(when)
+        return BackendReport(bool(data["reachable"]), str(data["detail"]), checked_at)
     except (ValueError, KeyError, TypeError):
         return None
 
