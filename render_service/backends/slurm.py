@@ -1,0 +1,301 @@
+"""The ``slurm`` backend: each batch is a job array on a cluster reached through a ``CommandRunner`` (SSH).
+
+On the cluster, one folder per batch, ``<cluster_home>/semcoat-batches/<batch id>/``: ``batch.json`` (the spec, by
+SFTP), ``sbatch-<round>.sh`` (the sbatch builder's script; round 0 is the first array, round N the N-th retry),
+``logs/task-<job>_<task>.out`` and the shared dataset folder ``dataset/``. The job of round 0 is named
+``semcoat-<batch id>``, a retry ``semcoat-<batch id>.retry_<N>``: before submitting, the backend looks for a job of
+that name, so a worker killed between ``sbatch`` and recording the job id never submits twice.
+
+Complete samples (their meta file exists) are fetched by SFTP at each poll while the array runs, into
+``<batches_dir>/<batch id>/``, ``dataset.json`` first, each file through a temporary name.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from render_service.backends.base import BatchView, Handle, HealthReport, Launch, Observation, ObservedState, TaskView
+from render_service.backends.local import count_complete_samples
+from render_service.backends.slurm_lookup import detect_accounting, find_job_by_name, poll_sacct
+from render_service.slurm import jobs
+from render_service.slurm.errors import RemoteFileNotFound, TransportError
+from render_service.slurm.parsers import TaskState
+from render_service.slurm.sbatch import RenderArrayJob, sbatch_script
+from render_service.slurm.transport import CommandRunner
+
+if TYPE_CHECKING:
+    from render_service.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_RUNNING = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT",
+                      "RESIZING"})
+_PENDING = frozenset({"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD"})
+_SAMPLE_META = re.compile(r"^\d{6,}\.json$")
+# A final state that squeue shows before the jobcomp log or sacct has its exit code is taken without one after this.
+_EXIT_CODE_WAIT_S = 30.0
+_LOG_TAIL_BYTES = 4000
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """The admin's side of the Slurm backend: where batches go on the cluster and the job defaults."""
+
+    cluster_home: str
+    cluster_semcoat: str
+    jobcomp_log: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    time_limit: str | None = None
+    cpus_per_task: int | None = None
+    mem_per_task_mb: int | None = None
+    max_parallel_tasks: int | None = None
+    setup_lines: tuple[str, ...] = ()
+    samples_per_collect: int = 500
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SlurmConfig:
+        """The Slurm settings of the service (``SEMCOAT_CLUSTER_HOME``, ``SEMCOAT_SLURM_*``, ...)."""
+        assert settings.cluster_home is not None, "the Slurm backend needs SEMCOAT_CLUSTER_HOME"
+        return cls(cluster_home=settings.cluster_home, cluster_semcoat=settings.cluster_semcoat,
+                   jobcomp_log=settings.slurm_jobcomp_log, partition=settings.slurm_partition,
+                   account=settings.slurm_account, time_limit=settings.slurm_time_limit,
+                   cpus_per_task=settings.slurm_cpus_per_task, mem_per_task_mb=settings.slurm_mem_per_task_mb,
+                   max_parallel_tasks=settings.slurm_max_parallel_tasks, setup_lines=tuple(settings.slurm_setup_lines))
+
+
+def job_name(batch_id: str, round_: int) -> str:
+    """The Slurm job name of a batch's array: round 0 the first submission, round N the N-th retry."""
+    return f"semcoat-{batch_id}" if round_ == 0 else f"semcoat-{batch_id}.retry_{round_}"
+
+
+def observed(state: TaskState) -> ObservedState:
+    """A Slurm state as the orchestration reads it."""
+    if state.state == "COMPLETED":
+        return "done"
+    if state.state == "CANCELLED":
+        return "cancelled"
+    if state.state in _PENDING:
+        return "pending"
+    if state.is_final:
+        return "failed"
+    return "running"  # RUNNING and its kin, and any state this code does not know yet: not over
+
+
+def exit_code_of(state: TaskState) -> int | None:
+    """The task's exit code as a shell reports it: the code, or 128 + the signal that killed it."""
+    if state.exit_code is None:
+        return None
+    if state.exit_code == 0 and state.signal:
+        return 128 + state.signal
+    return state.exit_code
+
+
+class SlurmBackend:
+    """Job arrays on a Slurm cluster through ``runner``; collected datasets under ``batches_dir``."""
+
+    name = "slurm"
+    max_in_flight: int | None = None
+
+    def __init__(self, runner: CommandRunner, config: SlurmConfig, batches_dir: Path,
+                 retry_delays_s: Sequence[float] = (0.5, 1.0), sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``retry_delays_s``: waits before reopening a dropped connection within one call (then the call fails and
+        the next poll tries again, backing off up to a minute while the cluster stays unreachable)."""
+        self.runner = runner
+        self.config = config
+        self.batches_dir = Path(batches_dir)
+        self.retry_delays_s = tuple(retry_delays_s)
+        self.sleep = sleep
+        self.clock = clock
+        self._accounting: bool | None = None
+        self._final_without_code: dict[tuple[int, int | None], float] = {}
+        self._failures = 0
+        self._next_try = 0.0
+        self._last_error = ""
+
+    # -- connection ----------------------------------------------------------------------------------------------
+    def _call(self, what: Callable[[], T]) -> T:
+        """Run ``what`` against the cluster, reopening a dropped connection with backoff; while the cluster has been
+        unreachable, further calls fail at once until the backoff has passed (doubling, at most 60 s)."""
+        now = self.clock()
+        if now < self._next_try:
+            raise TransportError(f"the cluster was unreachable {self._failures} time(s) in a row; next try in "
+                                 f"{self._next_try - now:.0f} s. Last error: {self._last_error}")
+        for delay in (*self.retry_delays_s, None):
+            try:
+                result = what()
+            except TransportError as exc:
+                close = getattr(self.runner, "close", None)
+                if close is not None:
+                    close()
+                if delay is None:
+                    self._failures += 1
+                    self._last_error = str(exc)
+                    self._next_try = self.clock() + min(60.0, 2.0 ** self._failures)
+                    raise
+                self.sleep(delay)
+            else:
+                self._failures = 0
+                return result
+        raise AssertionError("unreachable")
+
+    def _has_accounting(self) -> bool:
+        if self._accounting is None:
+            self._accounting = detect_accounting(self.runner)
+        return self._accounting
+
+    # -- paths and the job ---------------------------------------------------------------------------------------
+    def remote_dir(self, batch_id: str) -> str:
+        """The batch's folder on the cluster."""
+        return posixpath.join(self.config.cluster_home, "semcoat-batches", batch_id)
+
+    def log_path(self, batch_id: str, job_id: int, task_id: int) -> str:
+        """The log of one array task (sbatch's ``--output`` pattern filled in)."""
+        return posixpath.join(self.remote_dir(batch_id), "logs", f"task-{job_id}_{task_id}.out")
+
+    def array_job(self, batch: BatchView, tasks: Sequence[TaskView], round_: int) -> RenderArrayJob:
+        """The job array of ``tasks``: the user's options where given, else the admin's defaults."""
+        options, config, remote = batch.options, self.config, self.remote_dir(batch.id)
+        cpus = options.get("cpus_per_task") or config.cpus_per_task
+        return RenderArrayJob(
+            job_name=job_name(batch.id, round_), semcoat_command=config.cluster_semcoat,
+            batch_file=posixpath.join(remote, "batch.json"), out_dir=posixpath.join(remote, "dataset"),
+            batch_count=batch.count, images_per_task=batch.images_per_task,
+            log_path=posixpath.join(remote, "logs", "task-%A_%a.out"), work_dir=remote,
+            partition=options.get("partition") or config.partition, account=options.get("account") or config.account,
+            time_limit=options.get("time_limit") or config.time_limit, cpus_per_task=cpus,
+            mem_per_task_mb=options.get("mem_per_task_mb") or config.mem_per_task_mb,
+            max_parallel_tasks=options.get("max_parallel_tasks") or config.max_parallel_tasks,
+            task_ids=None if round_ == 0 and len(tasks) == len(batch.tasks) else tuple(t.index for t in tasks),
+            setup_lines=config.setup_lines)
+
+    # -- Backend -------------------------------------------------------------------------------------------------
+    def launch(self, batch: BatchView, tasks: Sequence[TaskView]) -> Launch:
+        """Submit ``tasks`` as one array (round = arrays submitted so far), unless a job of its name exists."""
+        round_ = len(batch.slurm_job_ids)
+        job = self.array_job(batch, tasks, round_)  # checked before anything reaches the cluster
+        remote = self.remote_dir(batch.id)
+        script_path = posixpath.join(remote, f"sbatch-{round_}.sh")
+
+        def submit() -> int:
+            existing = find_job_by_name(self.runner, job.job_name, self.config.jobcomp_log, self._has_accounting())
+            if existing is not None:
+                log.info("batch %s: found job %s (%s) already submitted; not submitting again", batch.id, existing,
+                         job.job_name)
+                return existing
+            self.runner.make_dirs(posixpath.join(remote, "logs"))
+            self.runner.put_text(posixpath.join(remote, "batch.json"), batch.spec_json)
+            self.runner.put_text(script_path, sbatch_script(job))
+            return jobs.submit_array(self.runner, script_path)
+
+        job_id = self._call(submit)
+        return Launch(handles={t.index: Handle(job_id=job_id, array_task_id=t.index) for t in tasks},
+                      job_id=job_id, remote_dir=remote)
+
+    def observe(self, batches: Sequence[BatchView]) -> dict[str, dict[int, Observation]]:
+        """Every handed-over task of ``batches``: one squeue for all jobs, the jobcomp log or sacct for exit codes,
+        and the log tail of each task that failed."""
+        owners: dict[tuple[int, int | None], tuple[str, TaskView]] = {}
+        for batch in batches:
+            for task in batch.tasks:
+                if task.job_id is not None and task.state in ("pending", "running"):
+                    owners[(task.job_id, task.array_task_id)] = (batch.id, task)
+        if not owners:
+            return {}
+        job_ids = {key[0] for key in owners}
+
+        def states() -> dict[tuple[int, int | None], TaskState]:
+            found = jobs.poll(self.runner, job_ids, jobcomp_log=self.config.jobcomp_log)
+            if self._has_accounting():
+                found.update({k: s for k, s in poll_sacct(self.runner, job_ids).items() if s.is_final})
+            return found
+
+        found = self._call(states)
+        seen: dict[str, dict[int, Observation]] = {}
+        for key, (batch_id, task) in owners.items():
+            state = found.get(key)
+            seen.setdefault(batch_id, {})[task.index] = self._observation(batch_id, key, state)
+        return seen
+
+    def _observation(self, batch_id: str, key: tuple[int, int | None], state: TaskState | None) -> Observation:
+        if state is None:
+            return Observation("unknown")
+        kind = observed(state)
+        if kind != "failed":
+            return Observation(kind, exit_code=0 if kind == "done" else exit_code_of(state))
+        if state.exit_code is None and (self.config.jobcomp_log or self._accounting):
+            # squeue shows the end before the log has the exit code: wait a little for it
+            first = self._final_without_code.setdefault(key, self.clock())
+            if self.clock() - first < _EXIT_CODE_WAIT_S:
+                return Observation("running")
+        self._final_without_code.pop(key, None)
+        tail = None
+        if key[1] is not None:
+            try:
+                tail = self._call(lambda: self.runner.read_text(self.log_path(batch_id, key[0], key[1] or 0),
+                                                                max_bytes=_LOG_TAIL_BYTES, tail=True))
+            except RemoteFileNotFound:
+                tail = f"(no log at {self.log_path(batch_id, key[0], key[1])})"
+        return Observation("failed", exit_code=exit_code_of(state),
+                           log_tail=f"Slurm state {state.state}\n{tail or ''}")
+
+    def collect(self, batch: BatchView) -> int:
+        """Fetch the complete samples not fetched yet (``dataset.json`` first); return how many are here."""
+        local = self.batches_dir / batch.id
+        if batch.remote_dir is None:
+            return count_complete_samples(local)
+        return self._call(lambda: self._collect(posixpath.join(batch.remote_dir or "", "dataset"), local))
+
+    def _collect(self, remote: str, local: Path) -> int:
+        try:
+            names = [n for n in self.runner.list_dir(posixpath.join(remote, "meta")) if _SAMPLE_META.match(n)]
+        except RemoteFileNotFound:
+            return count_complete_samples(local)  # no task has finished an image yet
+        local.mkdir(parents=True, exist_ok=True)
+        if not (local / "dataset.json").exists():
+            self.runner.fetch(posixpath.join(remote, "dataset.json"), local / "dataset.json")
+        have = set()
+        if (local / "meta").is_dir():
+            have = {p.name for p in (local / "meta").iterdir()}
+        fetched = 0
+        for name in names:
+            if name in have:
+                continue
+            stem = name[:-len(".json")]
+            for sub, file in (("images", f"{stem}.png"), ("masks", f"{stem}.png"), ("meta", name)):
+                target = local / sub / file
+                if not target.exists():  # a fetch lands whole or not at all; the meta file last
+                    self.runner.fetch(posixpath.join(remote, sub, file), target)
+            fetched += 1
+            if fetched >= self.config.samples_per_collect:
+                break  # the rest at the next poll: one poll must not hold the backend for long
+        return count_complete_samples(local)
+
+    def stop(self, batch: BatchView) -> None:
+        """scancel every array of the batch, and a job of the next round's name (submitted, not yet recorded)."""
+        def cancel() -> None:
+            jobs.cancel(self.runner, batch.slurm_job_ids)
+            self.runner.run(["scancel", f"--name={job_name(batch.id, len(batch.slurm_job_ids))}"]).check()
+
+        self._call(cancel)
+
+    def check(self) -> HealthReport:
+        """SSH login and ``sinfo``: reachable, with the partitions and whether each is up."""
+        try:
+            result = self._call(lambda: self.runner.run(["sinfo", "-h", "-o", "%P %a"]))
+        except TransportError as exc:
+            return HealthReport(False, str(exc))
+        if result.exit_code != 0:
+            return HealthReport(False, f"sinfo on {self.runner.host} exited {result.exit_code}: "
+                                       f"{result.stderr.strip() or result.stdout.strip()}")
+        partitions = ", ".join(" ".join(line.split()) for line in result.stdout.splitlines() if line.strip())
+        return HealthReport(True, f"Slurm on {self.runner.host} answers; partitions: {partitions or 'none'}")

@@ -1,0 +1,83 @@
+"""Questions the Slurm backend asks beyond ``render_service.slurm.jobs``: is there accounting (``sacct``), what
+does ``sacct`` say of some jobs, and has a job of a given name been submitted already.
+
+Pure parsers plus one or two commands each, through a ``CommandRunner``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from render_service.slurm.errors import SlurmOutputError
+from render_service.slurm.parsers import TaskState, expand_task_ids, parse_jobcomp
+from render_service.slurm.transport import CommandRunner
+
+# The jobs a sacct search by name looks back over: a submission is looked for minutes after it was made.
+SACCT_LOOKBACK = "now-7days"
+SACCT_FORMAT = "JobID,State,ExitCode"
+
+
+def detect_accounting(runner: CommandRunner) -> bool:
+    """True when the cluster keeps accounting (``sacct`` answers); without slurmdbd it says it is disabled."""
+    result = runner.run(["sacct", "-n", "-X", "-P", "-j", "1", "-o", "JobID"])
+    return result.exit_code == 0 and "disabled" not in (result.stderr + result.stdout).lower()
+
+
+def _exit_pair(text: str) -> tuple[int | None, int | None]:
+    code, _, signal = text.partition(":")
+    if not code.isdigit():
+        return None, None
+    return int(code), int(signal) if signal.isdigit() else 0
+
+
+def parse_sacct(text: str) -> list[TaskState]:
+    """Rows of ``sacct -n -X -P -o JobID,State,ExitCode``: ``12_3|FAILED|3:0``, a pending ``12_[4-5]|PENDING|0:0``
+    (one row per task), a plain job ``13|COMPLETED|0:0``; ``CANCELLED by 1001`` reads as CANCELLED."""
+    out: list[TaskState] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) != 3:
+            raise SlurmOutputError(f"sacct line {line!r} is not 'JobID|State|ExitCode'")
+        job, state, exit_text = parts
+        state = state.split()[0] if state.strip() else state
+        job_id, _, tasks = job.partition("_")
+        if not job_id.isdigit():
+            raise SlurmOutputError(f"sacct line {line!r} does not start with a job id")
+        code, signal = _exit_pair(exit_text)
+        final = state not in ("PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "COMPLETING", "CONFIGURING")
+        if not final:
+            code = signal = None
+        ids: list[int | None] = list(expand_task_ids(tasks)) if tasks else [None]
+        out.extend(TaskState(int(job_id), task, state, "", code, signal) for task in ids)
+    return out
+
+
+def poll_sacct(runner: CommandRunner, job_ids: Iterable[int]) -> dict[tuple[int, int | None], TaskState]:
+    """Every task of the given jobs as accounting knows it (one ``sacct`` call)."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return {}
+    result = runner.run(["sacct", "-n", "-X", "-P", "-j", ",".join(map(str, ids)), "-o", SACCT_FORMAT]).check()
+    return {(s.job_id, s.task_id): s for s in parse_sacct(result.stdout) if s.job_id in set(ids)}
+
+
+def find_job_by_name(runner: CommandRunner, name: str, jobcomp_log: str | None, accounting: bool) -> int | None:
+    """The (array) job id of a job named ``name``, if one was submitted: ``squeue`` first (pending, running and
+    recently finished jobs), then the jobcomp log or ``sacct`` (finished longer ago). None when there is none.
+
+    ``name`` is a Slurm name (letters, digits, ``._-``), so it is safe inside the grep pattern.
+    """
+    found = runner.run(["squeue", "-h", "-t", "all", f"--name={name}", "-o", "%F"])
+    ids = {int(word) for word in found.stdout.split() if word.isdigit()} if found.exit_code == 0 else set()
+    if not ids and jobcomp_log is not None:
+        pattern = "(^| )Name=" + name.replace(".", r"\.") + "( |$)"  # grep -E: only the dot needs escaping
+        grep = runner.run(["grep", "-E", pattern, jobcomp_log])
+        if grep.exit_code == 0:
+            ids = {record.job_id for record in parse_jobcomp(grep.stdout)}
+    if not ids and accounting:
+        result = runner.run(["sacct", "-n", "-X", "-P", f"--name={name}", "-S", SACCT_LOOKBACK, "-o", "JobID"])
+        if result.exit_code == 0:
+            ids = {int(line.split("_")[0]) for line in result.stdout.split() if line.split("_")[0].isdigit()}
+    return min(ids) if ids else None

@@ -1,0 +1,84 @@
+"""Each backend's reachability as the workers last saw it, for ``GET /health``.
+
+Workers write it into Redis after every periodic poll (key ``semcoat:health:<backend>``, JSON ``{"reachable",
+"detail", "checked_at"}``, expiring after :func:`health_ttl_s`); the API reads it with :func:`read_backend_health`.
+A key that is missing means no worker has looked lately, which ``/health`` shows as unreachable with that reason.
+Only ``redis`` is imported here: the API may import this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+HEALTH_KEY = "semcoat:health:{backend}"
+
+
+class KeyValueStore(Protocol):
+    """What is needed of a Redis client (``redis.Redis``): get and set with expiry."""
+
+    def get(self, name: str) -> Any:
+        """The value stored at ``name``, or None."""
+        ...
+
+    def set(self, name: str, value: str, ex: int | None = None) -> Any:
+        """Store ``value`` at ``name``, expiring after ``ex`` seconds."""
+        ...
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """A backend's reachability: ``detail`` says what was checked or what is wrong; ``checked_at`` is when (UTC)."""
+
+    reachable: bool
+    detail: str
+    checked_at: dt.datetime | None = None
+
+
+def health_ttl_s(poll_interval_s: float) -> int:
+    """How long a report stays: ten polls, at least a minute (longer than any one poll takes)."""
+    return max(60, int(10 * poll_interval_s))
+
+
+def configured_backends(slurm_configured: bool) -> list[str]:
+    """The backends a service runs: ``local`` always, ``slurm`` when its settings are given."""
+    return ["local", "slurm"] if slurm_configured else ["local"]
+
+
+def write_backend_health(store: KeyValueStore, backend: str, reachable: bool, detail: str, ttl_s: int) -> None:
+    """Record a backend's reachability now (a worker calls this after each poll)."""
+    record = {"reachable": reachable, "detail": detail, "checked_at": dt.datetime.now(dt.UTC).isoformat()}
+    store.set(HEALTH_KEY.format(backend=backend), json.dumps(record), ex=ttl_s)
+
+
+def read_backend_health(store: KeyValueStore, backends: Iterable[str]) -> dict[str, BackendStatus]:
+    """What the workers last saw of each backend; a backend no worker reported lately is unreachable, saying so."""
+    out: dict[str, BackendStatus] = {}
+    for backend in backends:
+        raw = store.get(HEALTH_KEY.format(backend=backend))
+        if raw is None:
+            out[backend] = BackendStatus(False, f"no worker has checked the {backend} backend lately: start "
+                                                "`semcoat worker` with the same SEMCOAT_REDIS_URL")
+            continue
+        try:
+            record = json.loads(raw)
+            out[backend] = BackendStatus(bool(record["reachable"]), str(record["detail"]),
+                                         dt.datetime.fromisoformat(record["checked_at"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            out[backend] = BackendStatus(False, f"the health record of {backend} is unreadable ({exc}); it is "
+                                                "rewritten at the next poll")
+    return out
+
+
+def read_backend_health_from_url(redis_url: str, backends: Iterable[str]) -> dict[str, BackendStatus]:
+    """:func:`read_backend_health` through a fresh Redis connection to ``redis_url``."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    try:
+        return read_backend_health(client, backends)
+    finally:
+        client.close()

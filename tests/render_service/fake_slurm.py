@@ -1,0 +1,113 @@
+"""A Slurm cluster in memory for unit tests of the service: sbatch, squeue, scancel, sinfo and the jobcomp log
+answered by a ``FakeRunner`` from a table of jobs that tests move along (start, finish, fail tasks)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from render_service.slurm.fake import FakeRunner
+from render_service.slurm.parsers import FINAL_STATES, expand_task_ids
+from render_service.slurm.transport import CommandResult
+
+JOBCOMP_LOG = "/var/log/slurm/jobcomp.log"
+
+
+@dataclass
+class FakeJob:
+    """One submitted array: its name, script path and each task's state and exit code."""
+
+    job_id: int
+    name: str
+    script: str
+    states: dict[int, str] = field(default_factory=dict)
+    exit_codes: dict[int, str] = field(default_factory=dict)
+
+
+class FakeSlurm:
+    """Jobs submitted through ``runner`` land in ``jobs``; tests call :meth:`run`, :meth:`finish`, :meth:`fail`."""
+
+    def __init__(self, runner: FakeRunner, first_job_id: int = 100) -> None:
+        self.runner = runner
+        self.jobs: dict[int, FakeJob] = {}
+        self.next_id = first_job_id
+        self.squeue_forgets: set[int] = set()  # jobs past MinJobAge: only the jobcomp log knows them
+        runner.answer("sbatch", handler=self._sbatch)
+        runner.answer("squeue", handler=self._squeue)
+        runner.answer("grep", handler=self._grep)
+        runner.answer("scancel", handler=self._scancel)
+        runner.answer("sacct", exit_code=1, stderr="Slurm accounting storage is disabled")
+        runner.answer("sinfo", stdout="debug up\n")
+
+    @property
+    def submissions(self) -> list[FakeJob]:
+        """Every array submitted, in order."""
+        return [self.jobs[i] for i in sorted(self.jobs)]
+
+    def set(self, job_id: int, task: int, state: str, exit_code: str = "0:0") -> None:
+        """Move one task to ``state`` (a final state gets ``exit_code`` in the jobcomp log)."""
+        self.jobs[job_id].states[task] = state
+        self.jobs[job_id].exit_codes[task] = exit_code
+
+    def _sbatch(self, argv: tuple[str, ...], _stdin: str | None) -> CommandResult:
+        script = self.runner.files[argv[-1]].decode()
+        name = re.search(r"--job-name=(\S+)", script)
+        array = re.search(r"--array=(\S+)", script)
+        assert name and array, script
+        job = FakeJob(self.next_id, name.group(1), script)
+        job.states = {t: "PENDING" for t in expand_task_ids(array.group(1))}
+        self.jobs[job.job_id] = job
+        self.next_id += 1
+        return CommandResult(argv, 0, f"{job.job_id}\n", "")
+
+    def _squeue(self, argv: tuple[str, ...], _stdin: str | None) -> CommandResult:
+        args = list(argv)
+        visible = [j for j in self.submissions if j.job_id not in self.squeue_forgets]
+        named = next((a.split("=", 1)[1] for a in args if a.startswith("--name=")), None)
+        if named is not None:
+            return CommandResult(argv, 0, "".join(f"{j.job_id}\n" for j in visible if j.name == named), "")
+        wanted = {int(i) for i in args[args.index("-j") + 1].split(",")}
+        rows = [f"{j.job_id}_{t}|{s}|None\n"
+                for j in visible if j.job_id in wanted for t, s in sorted(j.states.items())]
+        return CommandResult(argv, 0, "".join(rows), "")
+
+    def jobcomp_lines(self) -> list[str]:
+        """The jobcomp log: one line per finished task (cancelled pending tasks leave none, as in Slurm)."""
+        lines = []
+        for job in self.submissions:
+            for task, state in sorted(job.states.items()):
+                if state in FINAL_STATES and not (state == "CANCELLED" and job.exit_codes.get(task) == "never-ran"):
+                    lines.append(f"JobId={job.job_id * 1000 + task} Name={job.name} JobState={state} "
+                                 f"ArrayJobId={job.job_id} ArrayTaskId={task} ExitCode={job.exit_codes[task]} ")
+        return lines
+
+    def _grep(self, argv: tuple[str, ...], _stdin: str | None) -> CommandResult:
+        assert argv[-1] == JOBCOMP_LOG, argv
+        pattern = re.compile(argv[-2])
+        hits = [line for line in self.jobcomp_lines() if pattern.search(line)]
+        return CommandResult(argv, 0 if hits else 1, "".join(f"{h}\n" for h in hits), "")
+
+    def _scancel(self, argv: tuple[str, ...], _stdin: str | None) -> CommandResult:
+        named = next((a.split("=", 1)[1] for a in argv if a.startswith("--name=")), None)
+        targets = [j for j in self.submissions if (j.name == named if named else str(j.job_id) in argv[1:])]
+        for job in targets:
+            for task, state in job.states.items():
+                if state not in FINAL_STATES:
+                    job.exit_codes[task] = "never-ran" if state == "PENDING" else "0:15"
+                    job.states[task] = "CANCELLED"
+        return CommandResult(argv, 0, "", "")
+
+    def render(self, remote_dataset: str, start: int, count: int) -> None:
+        """What a task leaves on the cluster: dataset.json and each sample's image, mask and meta file."""
+        self.runner.add_file(f"{remote_dataset}/dataset.json", json.dumps({"count": 6}))
+        for index in range(start, start + count):
+            sid = f"{index:06d}"
+            self.runner.add_file(f"{remote_dataset}/images/{sid}.png", f"image {index}".encode())
+            self.runner.add_file(f"{remote_dataset}/masks/{sid}.png", f"mask {index}".encode())
+            self.runner.add_file(f"{remote_dataset}/meta/{sid}.json", json.dumps({"index": index}))
+
+    def commands(self, name: str) -> list[str]:
+        """The command lines run so far whose program is ``name``."""
+        return [shlex.join(c) for c in self.runner.commands if c[0] == name]
