@@ -90,11 +90,17 @@ def measure_command(
             files.check_output_file(out)
     with user_errors(EXIT_FAILED):
         sources = files.resolve_masks(inputs)
+    if out is not None:
+        with user_errors(EXIT_USAGE):
+            files.check_output_apart(out, [*inputs, *(src.path for src in sources)], output_is_folder=False)
     stems: dict[str, Path] = {}
     for src in sources:
         if src.path.stem in stems:
-            raise fail(f"{src.path} and {stems[src.path.stem]} would both be row {src.path.stem!r}; the image "
-                       "column must name each mask once: measure them separately (one table per dataset)", EXIT_USAGE)
+            raise fail(
+                f"{src.path} and {stems[src.path.stem]} would both be row {src.path.stem!r}; the image "
+                "column must name each mask once: measure them separately (one table per dataset)",
+                EXIT_USAGE,
+            )
         stems[src.path.stem] = src.path
     rows: list[files.ResultRow] = []
     for src in sources:

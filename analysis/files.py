@@ -93,6 +93,73 @@ def check_output_dir(path: str | Path) -> None:
         _check_creatable(path, "output folder")
 
 
+def _real(path: Path) -> Path:
+    """The path with every symlink of its existing part resolved (``os.path.realpath``; the path need not exist)."""
+    return Path(os.path.realpath(path))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _dataset_holding(path: Path) -> Path | None:
+    """The dataset folder (one holding ``dataset.json``) that a file of ``images/``, ``masks/`` or ``meta/`` lies in."""
+    from semcoat.dataset import DATASET_FILE
+
+    folder = path.parent.parent
+    return folder if (folder / DATASET_FILE).is_file() else None
+
+
+def check_output_apart(out: str | Path, inputs: Iterable[str | Path], output_is_folder: bool) -> None:
+    """Refuse an output that would be written over the inputs, before any work (real paths: symlinks resolved).
+
+    Refused: an output that is an input file; an output folder that holds an input file or folder (its own files
+    would replace them); an output that is, or lies inside, a folder given as an input or the dataset folder an
+    input file comes from (a dataset's layout is a contract its checker verifies). An output inside the plain
+    folder that merely holds input files (``predict *.tif --out pred/``) overwrites nothing and is accepted.
+
+    Raises
+    ------
+    OutputPathError
+        Naming the output and the input it would be written over.
+    """
+    from semcoat.dataset import DATASET_FILE
+
+    given = Path(out)
+    target = _real(given)
+    what = "output folder" if output_is_folder else "output file"
+    for item in map(Path, inputs):
+        real = _real(item)
+        if real.is_dir():
+            folders = [real]
+        else:
+            if target == real:
+                raise OutputPathError(
+                    f"{given}: the {what} is the input {item}; choose an output elsewhere, the "
+                    "inputs are never overwritten"
+                )
+            if output_is_folder and target in real.parents:
+                raise OutputPathError(
+                    f"{given}: the {what} holds the input {item} and its files could replace it; "
+                    "choose a folder outside the inputs"
+                )
+            dataset = _dataset_holding(real)
+            folders = [dataset] if dataset is not None else []
+        for folder in folders:
+            if output_is_folder and folder != target and target in folder.parents:
+                raise OutputPathError(
+                    f"{given}: the {what} holds the input folder {folder} and its files could "
+                    "replace the inputs; choose a folder outside the inputs"
+                )
+            if _inside(target, folder):
+                kind = "dataset folder" if (folder / DATASET_FILE).is_file() else "input folder"
+                where = "is" if target == folder else "lies inside"
+                raise OutputPathError(
+                    f"{given}: the {what} {where} the {kind} {folder} (input {item}); choose an "
+                    "output outside the inputs, they are never written to"
+                )
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write a UTF-8 text file through a uniquely named temporary sibling renamed into place (the dataset contract's
     writer): a failure never leaves a partial file, and concurrent writers never share a temporary."""

@@ -244,7 +244,8 @@ def predict_files(
     InvalidArgument
         For bad options (pixel size, tile and overlap) and repeated file stems.
     files.OutputPathError
-        When the output folder cannot be created or written.
+        When the output folder cannot be created or written, or would be written over the inputs (it is, holds or
+        lies inside the dataset or folder they come from: see :func:`files.check_output_apart`).
     ModelLoadError
         When the model cannot be loaded.
     """
@@ -257,6 +258,7 @@ def predict_files(
             f"images must have distinct file stems (outputs are named after them); got {stems}", argument="image_paths"
         )
     files.check_output_dir(out)
+    files.check_output_apart(out, paths, output_is_folder=True)
     model = load_model(model_path)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from analysis import files
-from analysis.report_data import gather, truth_match
+from analysis.report_data import gather, results_csv_path, truth_match
 from analysis.report_html import render_html
 
 
@@ -46,10 +46,13 @@ def write_report(
     Raises
     ------
     files.OutputPathError
-        When ``out_dir`` cannot be created or written.
+        When ``out_dir`` cannot be created or written, or would be written over the results or the truth (see
+        :func:`files.check_output_apart`).
     """
     out = Path(out_dir)
     files.check_output_dir(out)
+    results_csv_path(Path(results))  # a missing table is said before where the report goes
+    files.check_output_apart(out, [Path(results)] + ([Path(truth)] if truth is not None else []), output_is_folder=True)
     data = gather(results, truth, truth_pixel_size_um)
     if data.truth is not None and on_warning is not None:
         matched, reasons = truth_match(data)

@@ -47,7 +47,14 @@ class ReportData:
     predictions: dict[str, PredictionRecord] = field(default_factory=dict)
 
 
-def _results_csv(results: Path) -> Path:
+def results_csv_path(results: Path) -> Path:
+    """The measurements table of ``results``: the file itself, or a predict folder's ``measurements.csv``.
+
+    Raises
+    ------
+    files.MissingInputError
+        When there is no such table.
+    """
     if results.is_dir():
         candidate = results / RESULTS_CSV
         if not candidate.is_file():
@@ -160,7 +167,7 @@ def gather(
     """
     if truth_pixel_size_um is not None:
         check_pixel_size_um(truth_pixel_size_um, argument="truth_pixel_size_um")
-    csv_path = _results_csv(Path(results))
+    csv_path = results_csv_path(Path(results))
     data = ReportData(csv_path, files.read_results_csv(csv_path))
     folder = csv_path.parent
     data.predictions = read_predictions(folder)
