@@ -6,6 +6,7 @@ their own batches: every lookup takes the owner.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from typing import Any
@@ -68,6 +69,14 @@ def active_batches(session: Session, backend: str) -> list[Batch]:
         Batch.backend == backend, Batch.state.in_(("queued", "submitted", "running"))).order_by(Batch.created_at)))
 
 
+def as_utc(when: dt.datetime | None) -> dt.datetime | None:
+    """``when`` as timezone-aware UTC: SQLite hands back naive datetimes even for ``DateTime(timezone=True)``
+    columns, and the API promises RFC 3339 date-times with an offset."""
+    if when is not None and when.tzinfo is None:
+        return when.replace(tzinfo=dt.UTC)
+    return when
+
+
 def batch_public(batch: Batch) -> BatchPublic:
     """The API's view of a batch."""
     counts = count_tasks((t.state for t in batch.tasks), (t.attempts for t in batch.tasks))
@@ -76,5 +85,5 @@ def batch_public(batch: Batch) -> BatchPublic:
         count=batch.count, images_done=batch.images_done,
         tasks=TaskCountsPublic(total=counts.total, pending=counts.pending, running=counts.running, done=counts.done,
                                failed=counts.failed, retried=counts.retried),
-        slurm_job_ids=batch.slurm_job_ids, created_at=batch.created_at, started_at=batch.started_at,
-        finished_at=batch.finished_at, error=batch.error)
+        slurm_job_ids=batch.slurm_job_ids, created_at=as_utc(batch.created_at),  # type: ignore[arg-type]
+        started_at=as_utc(batch.started_at), finished_at=as_utc(batch.finished_at), error=batch.error)
