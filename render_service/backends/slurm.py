@@ -59,7 +59,7 @@ class SlurmConfig:
     mem_per_task_mb: int | None = None
     max_parallel_tasks: int | None = None
     setup_lines: tuple[str, ...] = ()
-    samples_per_collect: int = 500
+    samples_per_collect: int = 200
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SlurmConfig:

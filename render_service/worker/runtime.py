@@ -1,0 +1,104 @@
+"""What a worker process holds: its settings, database, backends (one SSH connection, kept), Redis and the lock
+that makes one worker at a time work on a backend.
+
+The lock (a Redis lock per backend, ``semcoat:lock:<backend>``, with a short expiry that the work extends as it
+goes) keeps two workers, or two threads of one, from submitting the same batch at once; a worker killed while
+holding it holds it no longer than :data:`LOCK_TTL_S`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import redis
+
+from render_service.backends.base import Backend
+from render_service.backends.local import LocalBackend
+from render_service.db.models import Batch
+from render_service.db.session import Database
+from render_service.health import health_ttl_s, write_backend_health
+from render_service.orchestrate import Orchestrator, StepReport
+from render_service.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from redis.lock import Lock
+
+log = logging.getLogger(__name__)
+
+LOCK_TTL_S = 15
+LOCK_KEY = "semcoat:lock:{backend}"
+
+
+class Runtime:
+    """One worker process's long-lived parts, built once from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.redis_url is None:
+            raise SettingsError("SEMCOAT_REDIS_URL is not set: a worker takes its tasks from Redis; set it to the "
+                                "broker the API uses (e.g. redis://127.0.0.1:6379/0)")
+        self.settings = settings
+        self.db = Database(settings.database)
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=10.0, socket_connect_timeout=5.0)
+        self.backends: dict[str, Backend] = {"local": LocalBackend(
+            settings.batches_dir, settings.data_dir / "work", settings.local_max_processes,
+            settings.local_threads_per_process)}
+        if settings.slurm_configured:
+            self.backends["slurm"] = _slurm_backend(settings)
+
+    def backend(self, name: str) -> Backend:
+        """The backend called ``name``; a batch of a backend this worker lacks is a settings problem."""
+        try:
+            return self.backends[name]
+        except KeyError:
+            raise SettingsError(f"this worker has no {name!r} backend (it has {', '.join(self.backends)}); set the "
+                                "SEMCOAT_SSH_* and SEMCOAT_CLUSTER_HOME settings for the Slurm backend") from None
+
+    def backend_of(self, batch_id: str) -> str | None:
+        """The backend name of a batch (None: no such batch)."""
+        with self.db.session() as session:
+            batch = session.get(Batch, batch_id)
+            return None if batch is None else batch.backend
+
+    @contextmanager
+    def orchestrator(self, backend: str) -> Iterator[Orchestrator | None]:
+        """An orchestrator of ``backend`` holding the backend's lock, or None when another worker holds it."""
+        lock: Lock = self.redis.lock(LOCK_KEY.format(backend=backend), timeout=LOCK_TTL_S, blocking=False)
+        if not lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            yield Orchestrator(self.db, self.backend(backend), self.settings.max_retries, keepalive=lock.reacquire)
+        finally:
+            try:
+                lock.release()
+            except redis.exceptions.LockError:
+                log.warning("the %s lock expired before the work ended (it took over %s s)", backend, LOCK_TTL_S)
+
+    def record_health(self, backend: str, report: StepReport) -> None:
+        """Write the backend's reachability for ``/health``: the step's problem, else a fresh check."""
+        if report.reachable:
+            check = self.backend(backend).check()
+            reachable, detail = check.reachable, check.detail
+        else:
+            reachable, detail = False, report.detail
+        write_backend_health(self.redis, backend, reachable, detail, health_ttl_s(self.settings.poll_interval_s))
+
+
+def _slurm_backend(settings: Settings) -> Backend:
+    from render_service.backends.slurm import SlurmBackend, SlurmConfig
+    from render_service.slurm.ssh import SSHRunner
+
+    assert settings.ssh_host and settings.ssh_user and settings.ssh_key and settings.ssh_known_hosts
+    runner = SSHRunner(settings.ssh_host, settings.ssh_port, settings.ssh_user, settings.ssh_key,
+                       settings.ssh_known_hosts)
+    return SlurmBackend(runner, SlurmConfig.from_settings(settings), settings.batches_dir)
+
+
+@functools.cache
+def runtime() -> Runtime:
+    """This process's runtime (built at the first task, from the environment's settings)."""
+    return Runtime(load_settings())
