@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from render_service.backends.base import BatchView, Handle, HealthReport, Launch, Observation, ObservedState, TaskView
 from render_service.backends.local import count_complete_samples
-from render_service.backends.slurm_lookup import detect_accounting, find_job_by_name, poll_sacct
+from render_service.backends.slurm_lookup import detect_accounting, find_job_by_name, poll_jobcomp, poll_sacct
 from render_service.slurm import jobs
 from render_service.slurm.errors import RemoteFileNotFound, TransportError
 from render_service.slurm.parsers import TaskState
@@ -212,9 +212,12 @@ class SlurmBackend:
         if not owners:
             return {}
         job_ids = {key[0] for key in owners}
+        prefixes = {key[0]: job_name(batch_id, 0) for key, (batch_id, _task) in owners.items()}
 
         def states() -> dict[tuple[int, int | None], TaskState]:
-            found = jobs.poll(self.runner, job_ids, jobcomp_log=self.config.jobcomp_log)
+            found = jobs.poll(self.runner, job_ids)  # squeue: pending, running, finished within MinJobAge
+            if self.config.jobcomp_log is not None:  # final states with exit codes, this batch's jobs only
+                found.update(poll_jobcomp(self.runner, self.config.jobcomp_log, prefixes))
             if self._has_accounting():
                 found.update({k: s for k, s in poll_sacct(self.runner, job_ids).items() if s.is_final})
             return found

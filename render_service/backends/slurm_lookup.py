@@ -6,6 +6,7 @@ Pure parsers plus one or two commands each, through a ``CommandRunner``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from render_service.slurm.errors import SlurmOutputError
@@ -61,6 +62,31 @@ def poll_sacct(runner: CommandRunner, job_ids: Iterable[int]) -> dict[tuple[int,
         return {}
     result = runner.run(["sacct", "-n", "-X", "-P", "-j", ",".join(map(str, ids)), "-o", SACCT_FORMAT]).check()
     return {(s.job_id, s.task_id): s for s in parse_sacct(result.stdout) if s.job_id in set(ids)}
+
+
+_NAME_FIELD = re.compile(r"(?:^| )Name=(\S*)")
+
+
+def poll_jobcomp(runner: CommandRunner, jobcomp_log: str,
+                 name_prefixes: dict[int, str]) -> dict[tuple[int, int | None], TaskState]:
+    """Final states of the given jobs from the jobcomp/filetxt log (one ``grep`` on the cluster).
+
+    ``name_prefixes`` maps each job id to the start of its job name: a record of the same id under another name (a
+    job of an earlier Slurm installation whose ids started again) is ignored.
+    """
+    if not name_prefixes:
+        return {}
+    alternatives = "|".join(map(str, sorted(name_prefixes)))
+    result = runner.run(["grep", "-E", f"(^| )(JobId|ArrayJobId)=({alternatives})( |$)", jobcomp_log])
+    if result.exit_code == 1:  # no line: none of these jobs has finished yet
+        return {}
+    kept = []
+    for line in result.check().stdout.splitlines():
+        name = _NAME_FIELD.search(line)
+        records = parse_jobcomp(line)
+        if name and records and name.group(1).startswith(name_prefixes.get(records[0].job_id, "\0")):
+            kept.append(records[0])
+    return {(r.job_id, r.task_id): r for r in kept}
 
 
 def find_job_by_name(runner: CommandRunner, name: str, jobcomp_log: str | None, accounting: bool) -> int | None:
