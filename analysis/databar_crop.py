@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from semcoat.errors import SemcoatError
+
 # Only the bottom part of the image is searched: bars are never taller than this share of the image.
 MAX_BAR_FRACTION = 0.35
 MIN_BAR_ROWS = 6
@@ -22,6 +24,13 @@ MIN_BAR_ROW_SHARE = 0.8
 MIN_EDGE_RATIO = 2.0
 # Text: at least this share of the bar's pixels lies far (a quarter of the range) from the bar's background level.
 MIN_TEXT_SHARE = 0.002
+# A scan height from the metadata must keep at least this share of the image's rows: no instrument's data bar takes
+# half the frame (they take 5-15 %), so a smaller scan area is damaged metadata, not a bar.
+MIN_SCAN_SHARE = 0.5
+
+
+class DatabarError(SemcoatError):
+    """Metadata that places the data bar where it cannot be (it would crop most of the micrograph away)."""
 
 
 def _quantise(image: np.ndarray) -> np.ndarray:
@@ -102,9 +111,22 @@ def crop_databar(image: np.ndarray, scan_height_px: int | None = None) -> tuple[
     image : ndarray, shape (rows, columns)
         Grey micrograph; not modified (the result is a view of it).
     scan_height_px : int, optional
-        Height of the scanned area from the file's metadata; when given and smaller than the image, it is used as is.
+        Height of the scanned area from the file's metadata; when given and smaller than the image, it is used as is
+        (zero, negative or at least the image's height: ignored, the bar is detected in the pixels).
+
+    Raises
+    ------
+    DatabarError
+        When ``scan_height_px`` would keep less than :data:`MIN_SCAN_SHARE` (half) of the rows.
     """
-    if scan_height_px is not None and 0 < scan_height_px < image.shape[0]:
+    rows = image.shape[0]
+    if scan_height_px is not None and 0 < scan_height_px < MIN_SCAN_SHARE * rows:
+        raise DatabarError(
+            f"the metadata's scan height (ResolutionY = {scan_height_px}) would crop the image to {scan_height_px} of "
+            f"its {rows} rows; a data bar never takes half an image, so the metadata is wrong (analyse the image "
+            "without cropping the data bar to keep every row)"
+        )
+    if scan_height_px is not None and 0 < scan_height_px < rows:
         top: int | None = int(scan_height_px)
     else:
         top = find_databar_top(image)

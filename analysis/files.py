@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import os
+import struct
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,24 +178,98 @@ class MaskSource:
     pixel_size_um: float | None
 
 
+# The largest image read (rows x columns): the core's PNG limit, 8192 x 8192, twice the side of the largest common
+# SEM frame. Checked from the file's header before any pixel is decoded: a small file can declare gigabytes.
+MAX_IMAGE_PIXELS = pngio.MAX_PIXELS
+# The most bytes a decoded TIFF may take (8192 x 8192 at 4 bytes a pixel: 16-bit grey and alpha, 8-bit RGBA, float).
+MAX_DECODED_BYTES = 4 * MAX_IMAGE_PIXELS
+# What decoders raise on a damaged or hostile file (besides OSError): the file's fault, never the caller's. The code
+# guarded by it only decodes.
+_DECODER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, EOFError, SyntaxError, OverflowError,
+    ZeroDivisionError, RecursionError, struct.error, zlib.error,
+)  # fmt: skip
+
+
+def check_image_size(path: str | Path, columns: int, rows: int) -> None:
+    """Refuse an image size (as its header declares it) that is empty or over :data:`MAX_IMAGE_PIXELS`.
+
+    Raises
+    ------
+    ImageReadError
+        Naming the file, its declared size and the accepted maximum.
+    """
+    if columns <= 0 or rows <= 0:
+        raise ImageReadError(f"{path}: the image is empty ({columns} x {rows} px)")
+    if columns * rows > MAX_IMAGE_PIXELS:
+        raise ImageReadError(
+            f"{path}: the file declares a {columns} x {rows} px image, over the {MAX_IMAGE_PIXELS:,} px this reader "
+            "takes (8192 x 8192); it was not decoded"
+        )
+
+
+def _pil_open(path: Path, formats: tuple[str, ...]) -> Any:
+    """A lazily opened Pillow image (header read, pixels not yet), its declared size checked."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns from 89 M pixels and refuses from 179 M; the check below refuses from 67 M (8192 x 8192).
+            # Its notes on damaged tags are left out too: the decoder's error says what matters, naming the file.
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path, formats=formats)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(
+            f"{path}: the file declares an image over the {MAX_IMAGE_PIXELS:,} px this reader takes (8192 x 8192): "
+            f"{exc}; it was not decoded"
+        ) from exc
+    try:
+        check_image_size(path, *im.size)
+    except ImageReadError:
+        im.close()
+        raise
+    return im
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a class-id mask (single-channel PNG or TIFF; palette PNGs give their indices).
+
+    The declared size is checked before decoding (at most :data:`MAX_IMAGE_PIXELS`).
 
     Raises
     ------
     MaskError
-        Naming the file, when it cannot be read, has colour channels or holds unknown class ids.
+        Naming the file, when it cannot be read, is too big, has colour channels or holds unknown class ids.
     """
-    from PIL import Image, UnidentifiedImageError
+    import warnings
+
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
-                raise MaskError(f"mask must be a single-channel image of class ids; got PIL mode {im.mode}", str(path))
-            mask = np.asarray(im)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise MaskError(f"cannot read mask ({exc})", str(path)) from exc
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged tags; the error below says it
+            with _pil_open(Path(path), ("PNG", "TIFF")) as im:
+                if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
+                    raise MaskError(
+                        f"mask must be a single-channel image of class ids; got PIL mode {im.mode}", str(path)
+                    )
+                mask = np.asarray(im)
+    except ImageReadError as exc:
+        raise MaskError(str(exc).removeprefix(f"{path}: "), str(path)) from exc
+    except UnidentifiedImageError as exc:
+        raise MaskError("cannot read mask: not a PNG or TIFF image", str(path)) from exc
+    except _DECODER_ERRORS as exc:
+        raise MaskError(f"cannot read mask ({_reason(exc)})", str(path)) from exc
     return validate_mask(mask, str(path))
+
+
+def _reason(exc: BaseException) -> str:
+    """A decoder's complaint, short: its text (capped) or its kind."""
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def measure_file(path: str | Path, pixel_size_um: float) -> Measurements:
@@ -237,30 +313,63 @@ def resolve_masks(inputs: Sequence[str | Path]) -> list[MaskSource]:
 def read_grey_image(path: str | Path) -> np.ndarray:
     """Read a micrograph as a 2-D array, keeping its integer depth (uint8 or uint16); colour becomes grey.
 
+    TIFFs are read with tifffile (first page), PNG and JPEG with OpenCV. The size the file declares is checked
+    before any pixel is decoded: at most :data:`MAX_IMAGE_PIXELS` pixels (and :data:`MAX_DECODED_BYTES` for a TIFF).
+
     Raises
     ------
     ImageReadError
-        Naming the file, when it cannot be decoded or its layout is not an image.
+        Naming the file, when it cannot be decoded, is too big, is empty or its layout is not an image.
     """
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(path) as tif:
-                image = tif.pages.first.asarray()
+            image = _read_tiff(path)
         else:
-            import cv2
-
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if image is None:
-                raise ImageReadError(f"{path}: cannot decode the image (supported: {', '.join(IMAGE_SUFFIXES)})")
-            if image.ndim == 3:
-                image = image[..., 2::-1] if image.shape[2] >= 3 else image  # BGR(A) to RGB
+            image = _read_png_or_jpeg(path)
+    except ImageReadError:
+        raise
     # tifffile's TiffFileError is a ValueError; a decoder's complaint about the file is the file's fault.
-    except (OSError, ValueError) as exc:
-        raise ImageReadError(f"{path}: cannot read the image ({exc})") from exc
+    except _DECODER_ERRORS as exc:
+        raise ImageReadError(f"{path}: cannot read the image ({_reason(exc)})") from exc
     return to_grey(np.asarray(image), str(path))
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if not tif.pages:
+            raise ImageReadError(f"{path}: the TIFF holds no image")
+        page = tif.pages.first
+        shape = tuple(int(n) for n in page.shape)
+        if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] > 4):
+            raise ImageReadError(f"{path}: expected a grey or RGB image; the TIFF's first page has shape {shape}")
+        check_image_size(path, shape[1], shape[0])
+        size = int(np.prod(shape)) * np.dtype(page.dtype).itemsize
+        if size > MAX_DECODED_BYTES:
+            raise ImageReadError(
+                f"{path}: the TIFF's {shape[1]} x {shape[0]} px of {page.dtype} x {shape[2] if len(shape) == 3 else 1} "
+                f"would take {size / 2**20:.0f} MiB decoded, over the {MAX_DECODED_BYTES // 2**20} MiB this reader "
+                "takes; it was not decoded"
+            )
+        return np.asarray(page.asarray())
+
+
+def _read_png_or_jpeg(path: Path) -> np.ndarray:
+    import cv2
+    from PIL import UnidentifiedImageError
+
+    try:
+        _pil_open(path, ("PNG", "JPEG")).close()  # the declared size, before OpenCV decodes anything
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(f"{path}: not a PNG or JPEG image (supported: {', '.join(IMAGE_SUFFIXES)})") from exc
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageReadError(f"{path}: cannot decode the image (supported: {', '.join(IMAGE_SUFFIXES)})")
+    if image.ndim == 3:
+        image = image[..., 2::-1] if image.shape[2] >= 3 else image  # BGR(A) to RGB
+    return np.asarray(image)
 
 
 def to_grey(image: np.ndarray, source: str = "image") -> np.ndarray:
@@ -270,8 +379,12 @@ def to_grey(image: np.ndarray, source: str = "image") -> np.ndarray:
     if image.ndim == 3 and image.shape[2] in (1, 2):
         return image[..., 0]
     if image.ndim == 3 and image.shape[2] in (3, 4):
-        grey = image[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-        return np.round(grey).astype(image.dtype)
+        # In blocks of rows: a float64 copy of a whole 8192 x 8192 RGB image would take 1.6 GB.
+        grey = np.empty(image.shape[:2], image.dtype)
+        weights = np.array([0.299, 0.587, 0.114])
+        for r in range(0, image.shape[0], 512):
+            grey[r : r + 512] = np.round(image[r : r + 512, :, :3].astype(np.float64) @ weights)
+        return grey
     raise ImageReadError(f"{source}: expected a grey or RGB image; got an array of shape {image.shape}")
 
 

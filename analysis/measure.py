@@ -45,6 +45,10 @@ LINE_MIN_HALF_WINDOW_PX = 2
 LINE_EXTENT_LEVEL = 0.2
 # FeAl is present when it starts right below the Fe2Al5 band in at least this share of the measured columns.
 FEAL_MIN_COLUMN_SHARE = 0.5
+# Accepted pixel sizes, µm per pixel: beyond the spec's range (0.001 to 100) on the small side, where electron
+# microscopes go; anything outside is a unit mistake or damaged metadata (a PixelWidth of a kilometre), never a scale.
+MIN_PIXEL_SIZE_UM = 1e-5
+MAX_PIXEL_SIZE_UM = 100.0
 
 
 class MaskError(SemcoatError):
@@ -165,19 +169,25 @@ def validate_mask(mask: np.ndarray, source: str | None = None) -> np.ndarray:
 
 
 def check_pixel_size_um(pixel_size_um: float, argument: str = "pixel_size_um") -> float:
-    """The pixel size (µm per pixel) as a float, when it is a positive finite number.
+    """The pixel size (µm per pixel) as a float, when it is a positive finite number from
+    :data:`MIN_PIXEL_SIZE_UM` (1e-5) to :data:`MAX_PIXEL_SIZE_UM` (100).
 
-    The one pixel-size check of the analysis: :func:`measure` and every command option call it.
+    The one pixel-size check of the analysis: :func:`measure`, every command option and the SEM metadata reader call
+    it. The range also keeps every measurement finite (lengths are pixel counts x the pixel size).
 
     Raises
     ------
     InvalidArgument
         Otherwise, about ``argument`` (the caller's name for the value, which adapters turn into an option name).
     """
-    p = float(pixel_size_um)
-    if not np.isfinite(p) or p <= 0:
+    try:
+        p = float(pixel_size_um)
+    except (TypeError, ValueError, OverflowError):
+        p = float("nan")
+    if not MIN_PIXEL_SIZE_UM <= p <= MAX_PIXEL_SIZE_UM:
         raise InvalidArgument(
-            f"the pixel size must be a positive finite number of µm per pixel (e.g. 0.05); got {pixel_size_um!r}",
+            f"the pixel size must be a positive finite number of µm per pixel from {MIN_PIXEL_SIZE_UM:g} to "
+            f"{MAX_PIXEL_SIZE_UM:g} (e.g. 0.05); got {pixel_size_um!r:.40}",
             argument=argument,
         )
     return p
@@ -307,7 +317,7 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     feal_thickness_um = _feal_run_px(m, b, feal_columns) * p if feal_present else 0.0
 
     mean_px = float(thickness_px.mean())
-    return Measurements(
+    result = Measurements(
         fe2al5_thickness_um=mean_px * p,
         fe2al5_thickness_std_um=float(thickness_px.std()) * p,
         fe2al5_top_thickness_um=None if line_depth_px is None else line_depth_px * p,
@@ -319,6 +329,11 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
         pore_line_depth_um=None if line_depth_px is None else line_depth_px * p,
         precipitate_fraction_pct=100.0 * n_precipitate / band_pixels,
     )
+    # Unreachable with an accepted pixel size; a table must never hold inf or NaN, whatever the caller did.
+    bad = [k for k, v in result.as_dict().items() if isinstance(v, float) and not np.isfinite(v)]
+    if bad:
+        raise MaskError(f"{', '.join(bad)} overflow at {p} µm per pixel; nothing is reported", source)
+    return result
 
 
 def _feal_run_px(m: np.ndarray, b: np.ndarray, feal_columns: np.ndarray) -> float:

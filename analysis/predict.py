@@ -53,6 +53,7 @@ class ImageInput:
     pixel_size_from : where the pixel size came from (:data:`semcoat.predictions.PIXEL_SIZE_ORIGINS`).
     databar_top_row : first row of the cropped data bar in the source file, None when there was none.
     metadata_pixel_size_um : µm per pixel according to the file's SEM metadata, None when it has none.
+    warnings : what was ignored on the way (e.g. a metadata pixel size that is not a scale, overridden).
     """
 
     path: Path
@@ -61,6 +62,7 @@ class ImageInput:
     pixel_size_from: str
     databar_top_row: int | None
     metadata_pixel_size_um: float | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def load_input(path: str | Path, pixel_size_um: float | None = None, crop: bool = True) -> ImageInput:
@@ -81,16 +83,28 @@ def load_input(path: str | Path, pixel_size_um: float | None = None, crop: bool 
     PixelSizeError
         When neither ``pixel_size_um`` nor the file's SEM metadata gives a pixel size.
     files.ImageReadError, sem_tiff.SemMetadataError
-        For unreadable files and metadata.
+        For unreadable files and metadata; a metadata pixel size that is not a scale (outside 1e-5 to 100 µm) too,
+        unless ``pixel_size_um`` is given (then it becomes a warning).
+    databar_crop.DatabarError
+        When ``crop`` and the metadata's scan height would keep less than half of the rows.
     """
     path = Path(path)
     image = files.read_grey_image(path)
-    meta = _metadata(path)
+    warnings: tuple[str, ...] = ()
+    try:
+        meta = _metadata(path)
+    except sem_tiff.SemPixelSizeError as exc:
+        if pixel_size_um is None:
+            raise
+        meta, warnings = exc.metadata, (f"{exc}; ignored: the given {float(pixel_size_um):.6g} µm/px is used",)
     size, source = _pixel_size(path, meta, pixel_size_um)
     top = None
     if crop:
-        image, top = databar_crop.crop_databar(image, meta.scan_height_px)
-    return ImageInput(path, image, size, source, top, meta.pixel_size_um)
+        try:
+            image, top = databar_crop.crop_databar(image, meta.scan_height_px)
+        except databar_crop.DatabarError as exc:
+            raise databar_crop.DatabarError(f"{path}: {exc}") from exc
+    return ImageInput(path, image, size, source, top, meta.pixel_size_um, warnings)
 
 
 def _metadata(path: Path) -> sem_tiff.SemMetadata:
@@ -296,7 +310,7 @@ def predict_files(
             record = PredictionRecord(
                 stem, str(item.path), str(model_path), _round6(item.pixel_size_um), item.pixel_size_from,
                 _round6(item.metadata_pixel_size_um), item.databar_top_row, int(mask.shape[0]), int(mask.shape[1]),
-                error, error is not None, [warning] if warning else [],
+                error, error is not None, [*item.warnings, *([warning] if warning else [])],
             )  # fmt: skip
             rows.append((stem, record.pixel_size_um, result))
         records.append(record)

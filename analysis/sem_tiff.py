@@ -8,10 +8,12 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analysis.measure import MAX_PIXEL_SIZE_UM, MIN_PIXEL_SIZE_UM
 from semcoat.errors import SemcoatError
 
 _UNIT_TO_UM = {"pm": 1e-6, "nm": 1e-3, "um": 1.0, "µm": 1.0, "\u03bcm": 1.0, "mm": 1e3, "m": 1e6}
@@ -19,6 +21,18 @@ _UNIT_TO_UM = {"pm": 1e-6, "nm": 1e-3, "um": 1.0, "µm": 1.0, "\u03bcm": 1.0, "m
 
 class SemMetadataError(SemcoatError):
     """SEM metadata that is present but cannot be understood (with the file, the entry and its value)."""
+
+
+class SemPixelSizeError(SemMetadataError):
+    """SEM metadata whose pixel size is not a scale (zero, negative, infinite, NaN or absurd: outside
+    :data:`analysis.measure.MIN_PIXEL_SIZE_UM` .. :data:`analysis.measure.MAX_PIXEL_SIZE_UM`).
+
+    ``metadata`` holds the rest of what the file says (pixel size None), for a caller that has a pixel size of its own.
+    """
+
+    def __init__(self, message: str, metadata: SemMetadata) -> None:
+        super().__init__(message)
+        self.metadata = metadata
 
 
 @dataclass(frozen=True)
@@ -78,16 +92,20 @@ def read_sem_metadata(path: str | Path) -> SemMetadata:
 
     Raises
     ------
+    SemPixelSizeError
+        When the pixel size is not a positive finite number from 1e-5 to 100 µm (the range of
+        :func:`analysis.measure.check_pixel_size_um`): the message names the file, the instrument and the value.
     SemMetadataError
-        When the file is not a readable TIFF, or a tag is present but its pixel size is missing, not positive or in
-        an unknown unit.
+        When the file is not a readable TIFF, or a tag is present but cannot be parsed (a pixel size that is not a
+        number, an unknown unit, a ``ResolutionY`` that is not an integer).
     """
     import tifffile
 
     try:
         tif = tifffile.TiffFile(path)
-    except (OSError, tifffile.TiffFileError) as exc:
-        raise SemMetadataError(f"{path}: cannot read the TIFF ({exc})") from exc
+    # tifffile's TiffFileError is a ValueError; its parsers raise the others on damaged headers: the file's fault.
+    except (OSError, ValueError, TypeError, KeyError, IndexError, struct.error, OverflowError, RecursionError) as exc:
+        raise SemMetadataError(f"{path}: cannot read the TIFF ({exc!s:.200})") from exc
     with tif:
         try:
             if tif.is_fei:
@@ -97,9 +115,15 @@ def read_sem_metadata(path: str | Path) -> SemMetadata:
                 meta = SemMetadata("zeiss", zeiss_pixel_size_um(tif.sem_metadata or {}), None)
             else:
                 return NO_METADATA
-        # tifffile's parsers raise TypeError/ValueError on malformed tag text: that is the file's fault.
-        except (SemMetadataError, TypeError, ValueError) as exc:
-            raise SemMetadataError(f"{path}: unreadable SEM metadata: {exc}") from exc
-    if meta.pixel_size_um is not None and not meta.pixel_size_um > 0:
-        raise SemMetadataError(f"{path}: {meta.instrument} metadata gives pixel size {meta.pixel_size_um} µm")
+        # tifffile's parsers raise these on malformed tag text: that is the file's fault.
+        except (SemMetadataError, TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
+                struct.error, RecursionError) as exc:  # fmt: skip
+            raise SemMetadataError(f"{path}: unreadable SEM metadata: {exc!s:.200}") from exc
+    size = meta.pixel_size_um
+    if size is not None and not MIN_PIXEL_SIZE_UM <= size <= MAX_PIXEL_SIZE_UM:
+        raise SemPixelSizeError(
+            f"{path}: the {meta.instrument} metadata gives a pixel size of {size:g} µm, which is not a scale; "
+            f"accepted: {MIN_PIXEL_SIZE_UM:g} to {MAX_PIXEL_SIZE_UM:g} µm per pixel",
+            SemMetadata(meta.instrument, None, meta.scan_height_px),
+        )
     return meta

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from semcoat_cli.app import app
@@ -127,3 +129,253 @@ def test_report_refuses_an_output_folder_over_its_inputs(tmp_path: Path, dataset
     assert _digest(pred) == before_pred and _digest(dataset_dir) == before_ds
     result = runner.invoke(app, ["report", str(pred), "--truth", str(dataset_dir), "--out", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
+
+
+# -- SEM metadata that is not a scale, data bars that would crop the image away ----------------------------------------
+
+
+def _fei_images(folder: Path, pixel_widths: dict[str, str]) -> list[Path]:
+    """Thermo/FEI TIFFs of a measurable coating, one per name, with the given ``[Scan] PixelWidth`` text (metres)."""
+    import numpy as np
+
+    from tests.analysis.conftest import line_mask
+    from tests.analysis.test_predict import fei_tiff_with_databar
+
+    paths = []
+    for i, (name, width) in enumerate(pixel_widths.items()):
+        path = fei_tiff_with_databar(folder / f"{name}.tif", line_mask(i), np.random.default_rng(i))
+        if width != "4.9609375e-08":
+            _replace_in_file(path, b"PixelWidth=4.9609375e-08", f"PixelWidth={width}".encode())
+        paths.append(path)
+    return paths
+
+
+def _replace_in_file(path: Path, old: bytes, new: bytes) -> None:
+    """Edit a TIFF's tag text in place (the tag's declared length stays; the text is padded with spaces)."""
+    data = path.read_bytes()
+    assert old in data and len(new) <= len(old)
+    path.write_bytes(data.replace(old, new.ljust(len(old), b" ")))
+
+
+BAD_PIXEL_WIDTHS = {"km": "1000", "inf": "inf", "nan": "nan", "zero": "0", "negative": "-5e-08", "tiny": "1e-20"}
+
+
+def test_one_image_with_a_pixel_size_that_is_no_scale_fails_alone(tmp_path: Path, onnx_model: Path) -> None:
+    import json
+
+    from analysis import files
+
+    images = _fei_images(tmp_path, {"good": "4.9609375e-08", **BAD_PIXEL_WIDTHS})
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["predict", "--model", str(onnx_model), *map(str, images), "--out", str(out)])
+    line = _error(result, 1)
+    assert "6 of 7 images failed" in line
+    table = files.read_results_csv(out / "measurements.csv")
+    assert table["good"]["fe2al5_thickness_um"] is not None
+    records = {r["image"]: r for r in json.loads((out / "predictions.json").read_text())}
+    assert not records["good"]["failed"]
+    for name in BAD_PIXEL_WIDTHS:
+        assert records[name]["failed"] and table[name]["fe2al5_thickness_um"] is None
+        error = records[name]["error"]
+        assert error.startswith(f"{tmp_path / name}.tif: the thermo-fei metadata gives a pixel size of")
+        assert "accepted: 1e-05 to 100 µm per pixel" in error
+        assert f"{name}: FAILED: {tmp_path / name}.tif: " in result.stderr
+    # A pixel size given on the command line wins: the bad metadata is a warning, the image is measured.
+    result = runner.invoke(
+        app, ["predict", "--model", str(onnx_model), str(images[1]), "--out", str(out), "--pixel-size-um", "0.05"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: " in result.stderr and "is not a scale" in result.stderr and "0.05 µm/px is used" in result.stderr
+
+
+def test_a_scan_height_that_would_crop_the_image_away_fails_that_image(tmp_path: Path, onnx_model: Path) -> None:
+    import json
+
+    images = _fei_images(tmp_path, {"good": "4.9609375e-08", "five_rows": "4.9609375e-08"})
+    _replace_in_file(images[1], b"ResolutionY=160", b"ResolutionY=5")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["predict", "--model", str(onnx_model), *map(str, images), "--out", str(out)])
+    assert "1 of 2 images failed" in _error(result, 1)
+    records = {r["image"]: r for r in json.loads((out / "predictions.json").read_text())}
+    assert records["good"]["databar_top_row"] == 160 and not records["good"]["failed"]
+    assert records["five_rows"]["failed"] and records["five_rows"]["error"] == (
+        f"{images[1]}: the metadata's scan height (ResolutionY = 5) would crop the image to 5 of its 200 rows; a data "
+        "bar never takes half an image, so the metadata is wrong (analyse the image without cropping the data bar to "
+        "keep every row)"
+    )
+    result = runner.invoke(app, ["predict", "--model", str(onnx_model), str(images[1]), "--out", str(out),
+                                 "--no-crop-databar"])  # fmt: skip
+    assert result.exit_code in (0, 1) and "ResolutionY" not in result.stderr
+
+
+# -- Images over any real micrograph: refused from their header -------------------------------------------------------
+
+
+def _png_header_only(path: Path, width: int, height: int, color_type: int = 0) -> Path:
+    """A valid-looking PNG that declares ``width x height`` but holds a few bytes of pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    return path
+
+
+def _tiff_header_only(path: Path, width: int, height: int, samples: int = 1, bits: int = 8) -> Path:
+    """A little-endian baseline TIFF that declares ``width x height`` (uncompressed, one strip) and holds no pixels."""
+    import struct
+
+    entries = [
+        (256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, bits), (259, 3, 1, 1),
+        (262, 3, 1, 2 if samples == 3 else 1), (273, 4, 1, 8), (277, 3, 1, samples), (278, 4, 1, height),
+        (279, 4, 1, min(width * height * samples * bits // 8, 2**32 - 1)),
+    ]  # fmt: skip
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        ifd += struct.pack("<HHI", tag, kind, count) + struct.pack(
+            "<I" if kind == 4 else "<HH", value, *([0] * (kind == 3))
+        )
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 16) + b"\0" * 8 + ifd + b"\0\0\0\0")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "width", "height"),
+    [("over_ours.png", 9000, 8000), ("pillow_warns.png", 10000, 10000), ("pillow_bomb.png", 20000, 20000),
+     ("huge.tif", 20000, 20000), ("wide.tif", 100000, 1000), ("huge.tiff", 60000, 60000)],
+)  # fmt: skip
+def test_images_over_the_maximum_are_refused_from_their_header(
+    tmp_path: Path, name: str, width: int, height: int
+) -> None:
+    import tracemalloc
+
+    from analysis import files
+    from analysis.measure import MaskError
+    from analysis.sem_tiff import read_sem_metadata
+
+    path = tmp_path / name
+    (_tiff_header_only if path.suffix.startswith(".tif") else _png_header_only)(path, width, height)
+    tracemalloc.start()
+    try:
+        with pytest.raises(files.ImageReadError) as image_error:
+            files.read_grey_image(path)
+        with pytest.raises(MaskError) as mask_error:
+            files.read_mask(path)
+        if path.suffix.startswith(".tif"):
+            assert read_sem_metadata(path).pixel_size_um is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20  # nothing near the declared size was allocated
+    for exc in (image_error.value, mask_error.value):
+        assert str(exc).startswith(f"{path}: ") and "8192 x 8192" in str(exc) and "\n" not in str(exc)
+
+
+def test_a_declared_giant_fails_alone_in_predict_and_stops_measure_cleanly(tmp_path: Path, dataset_dir: Path) -> None:
+    images = sorted((dataset_dir / "images").glob("*.png"))[:2]
+    giant = _png_header_only(tmp_path / "giant.png", 20000, 20000)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["predict", "--model", "classical", *map(str, images), str(giant), "--out", str(out),
+                                 "--pixel-size-um", "0.5"])  # fmt: skip
+    assert (
+        "1 of 3 images failed: " in _error(result, 1) and f"giant: FAILED: {giant}: the file declares" in result.stderr
+    )
+    line = _error(runner.invoke(app, ["measure", str(giant), "--pixel-size-um", "0.5"]), 1)
+    assert line.startswith(f"error: {giant}: ") and "8192 x 8192" in line
+
+
+def test_empty_and_colour_tiffs_are_clear_errors(tmp_path: Path) -> None:
+    from analysis import files
+
+    for path, expected in (
+        (_tiff_header_only(tmp_path / "zero.tif", 0, 10), "cannot read|empty"),
+        (_tiff_header_only(tmp_path / "rgb16.tif", 8000, 8000, samples=3, bits=16), "MiB decoded"),
+    ):
+        with pytest.raises(files.ImageReadError, match=expected) as info:
+            files.read_grey_image(path)
+        assert str(info.value).startswith(f"{path}: ")
+
+
+# -- Any bytes at every reader: an image, or a clear error naming the file --------------------------------------------
+
+
+def _seed_files() -> list[tuple[str, bytes]]:
+    """Small valid files of every kind the readers take: (suffix, bytes)."""
+    import io
+
+    import cv2
+    import numpy as np
+    import tifffile
+
+    from analysis.files import png_bytes
+    from tests.analysis.test_sem_tiff import FEI_TEXT
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 6, (12, 10), dtype=np.uint8)
+    seeds = [(".png", png_bytes(grey)), (".png", png_bytes(grey.astype(np.uint16) * 999))]
+    seeds.append((".png", png_bytes(np.stack([grey * 40] * 3, axis=2))))
+    seeds.append((".jpg", cv2.imencode(".jpg", grey * 40)[1].tobytes()))
+    for kwargs in (
+        {},
+        {"compression": "zlib"},
+        {"extratags": [(34682, "s", 0, FEI_TEXT, True)]},
+        {"extratags": [(34118, "s", 0, "0\r\nAP_IMAGE_PIXEL_SIZE\r\nImage Pixel Size = 12.5 nm\r\n", True)]},
+    ):
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, grey, **kwargs)  # type: ignore[arg-type]
+        seeds.append((".tif", buffer.getvalue()))
+    return seeds
+
+
+SEEDS = _seed_files()
+
+
+@st.composite
+def hostile_files(draw: st.DrawFn) -> tuple[str, bytes]:
+    """Arbitrary bytes, or a valid file with bytes changed, cut short or appended (which reaches the decoders)."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(st.sampled_from([".png", ".jpg", ".tif"])), draw(st.binary(max_size=400))
+    suffix, data = draw(st.sampled_from(SEEDS))
+    buffer = bytearray(data)
+    for _ in range(draw(st.integers(0, 6))):
+        position = draw(st.integers(0, len(buffer) - 1))
+        buffer[position] = draw(st.integers(0, 255))
+    cut = draw(st.integers(0, len(buffer)))
+    if draw(st.booleans()):
+        buffer = buffer[:cut]
+    return suffix, bytes(buffer) + draw(st.binary(max_size=20))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hostile_files())
+def test_any_bytes_at_every_image_and_mask_reader_give_an_image_or_a_clear_error(
+    tmp_path: Path, case: tuple[str, bytes]
+) -> None:
+    import numpy as np
+
+    from analysis import files, predict, sem_tiff
+    from semcoat.errors import SemcoatError
+
+    suffix, data = case
+    path = tmp_path / f"f{suffix}"
+    path.write_bytes(data)
+    readers = [files.read_grey_image, files.read_mask, lambda p: predict.load_input(p, 0.1)]
+    if suffix == ".tif":
+        readers.append(sem_tiff.read_sem_metadata)
+    for reader in readers:
+        try:
+            result = reader(path)
+        except SemcoatError as exc:
+            message = str(exc)
+            assert message.startswith(f"{path}: ") and "\n" not in message and len(message) < 1000, message
+            continue
+        if isinstance(result, np.ndarray):
+            assert result.ndim == 2 and result.size > 0
+        elif isinstance(result, predict.ImageInput):
+            assert result.image.ndim == 2 and result.image.size > 0
+        else:
+            assert isinstance(result, sem_tiff.SemMetadata)
