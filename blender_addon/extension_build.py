@@ -1,4 +1,5 @@
-"""Packaging the standard-library core for Blender: a pure-Python wheel that the extension manifest lists.
+"""Packaging for Blender: the standard-library core as a pure-Python wheel that the extension manifest lists, and the
+extension zip (manifest, UI modules, scene package, wheel) that `semcoat addon build` writes.
 
 Blender installs the wheels an extension lists (``wheels = ["./wheels/NAME-VER-py3-none-any.whl"]``) into the
 extension's own site folder, so the core (``semcoat/``) is importable there as ``semcoat`` beside the add-on's
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -73,4 +75,56 @@ def build_core_wheel(out_dir: str | Path) -> Path:
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
     partial.replace(path)  # never a half-written wheel under the final name
+    return path
+
+
+# --- the extension zip -------------------------------------------------------------------------------------------
+ADDON_DIR = Path(__file__).resolve().parent
+# What of blender_addon/ stays out of the zip: the render node (SciPy, OpenCV), this build script and the `semcoat
+# addon` command (Typer), none of which Blender's Python has.
+EXCLUDED_FROM_ZIP = ("render_node", "extension_build.py", "commands.py")
+
+
+def extension_sources() -> list[tuple[str, bytes]]:
+    """(archive name, bytes) of every file the extension zip holds but the wheel: the manifest, the UI modules and
+    the scene package, sorted; caches left out."""
+    out = [("blender_manifest.toml", MANIFEST_PATH.read_bytes())]
+    for path in sorted(ADDON_DIR.rglob("*.py")):
+        rel = path.relative_to(ADDON_DIR)
+        if "__pycache__" in rel.parts or rel.parts[0] in EXCLUDED_FROM_ZIP:
+            continue
+        out.append((rel.as_posix(), path.read_bytes()))
+    return out
+
+
+def extension_zip_name(version: str = semcoat.__version__) -> str:
+    """File name of the extension zip: ``semcoat-<version>.zip``."""
+    return f"semcoat-{version}.zip"
+
+
+def build_extension(out_dir: str | Path) -> Path:
+    """Write the extension zip into ``out_dir`` (created if needed) and return its path.
+
+    The zip holds, at its root, ``blender_manifest.toml``, the add-on's UI modules, the ``scene`` package and
+    ``wheels/<core wheel>`` (the manifest lists it); it is reproducible like the wheel (sorted entries, fixed
+    timestamps) and written under a temporary name first.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    wheels = manifest_wheels()
+    with tempfile.TemporaryDirectory() as scratch:
+        wheel = build_core_wheel(scratch)
+        entries = [*extension_sources(), (f"wheels/{wheel.name}", wheel.read_bytes())]
+    if [f"./{name}" for name, _ in entries if name.startswith("wheels/")] != wheels:
+        raise RuntimeError(f"the manifest lists {wheels} but the build makes {wheel.name}; update "
+                           f"{MANIFEST_PATH.name}")
+    path = out / extension_zip_name()
+    partial = path.with_name(path.name + ".partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    partial.replace(path)
     return path

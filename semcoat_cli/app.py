@@ -19,6 +19,7 @@ from semcoat import __version__
 PART_CLI_MODULES = (
     "semcoat_cli.core",
     "blender_addon.render_node.cli",
+    "blender_addon.commands",
     "render_service.cli",
     "training.cli",
     "analysis.cli",
