@@ -43,15 +43,18 @@ def _cannot_write(path: Path, exc: OSError) -> typer.Exit:
 
 
 @contextlib.contextmanager
-def _work_errors(out: Path, flags: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Errors of a command's work: an output path that cannot be used is bad input (exit 2); any other error a user
-    can act on (an unreadable input, a model that cannot load) is a failure (exit 1), and so is an OSError while
-    writing ``out``."""
+def _work_errors(
+    out: Path, flags: Mapping[str, str] | None = None, bad_input: tuple[type[SemcoatError], ...] = ()
+) -> Iterator[None]:
+    """Errors of a command's work: an output path that cannot be used, and the errors of ``bad_input`` (input files
+    that cannot be read as what they claim to be), are bad input (exit 2); any other error a user can act on (a model
+    that cannot load) is a failure (exit 1), and so is an OSError while writing ``out``."""
     from analysis.files import OutputPathError
 
+    usage: tuple[type[SemcoatError], ...] = (OutputPathError, *bad_input)
     try:
         yield
-    except OutputPathError as exc:
+    except usage as exc:
         raise fail(message_of(exc, flags), EXIT_USAGE) from exc
     except SemcoatError as exc:
         raise fail(message_of(exc, flags), EXIT_FAILED) from exc
@@ -89,7 +92,7 @@ def measure_command(
         with user_errors(EXIT_USAGE):
             files.check_output_file(out)
     with user_errors(EXIT_FAILED):
-        sources = files.resolve_masks(inputs)
+        sources = files.resolve_masks(inputs, check_pixel_size=pixel_size_um is None)
     if out is not None:
         with user_errors(EXIT_USAGE):
             files.check_output_apart(out, [*inputs, *(src.path for src in sources)], output_is_folder=False)
@@ -234,14 +237,19 @@ def report_command(
 
     With --truth, a warning says how many results matched a truth and why the others did not.
     """
-    from analysis import report
+    from analysis import files, report
+    from analysis.report_data import TruthError
+    from semcoat.dataset import DatasetError
+    from semcoat.predictions import PredictionsError
 
     _check_pixel_size(pixel_size_um, "truth_pixel_size_um")
 
     def warn(message: str) -> None:
         typer.echo(f"warning: {message}", err=True)
 
-    with _work_errors(out, _REPORT_FLAGS):
+    # A results table, predictions.json, truth or dataset that cannot be read as one: bad input, nothing written.
+    bad_input = (files.MissingInputError, files.ResultsTableError, PredictionsError, TruthError, DatasetError)
+    with _work_errors(out, _REPORT_FLAGS, bad_input):
         path = report.write_report(
             results, out, truth=truth, title=title, max_images=max_images, truth_pixel_size_um=pixel_size_um,
             on_warning=warn,

@@ -7,6 +7,7 @@ files are reduced to grey.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import struct
 import zlib
@@ -277,18 +278,36 @@ def measure_file(path: str | Path, pixel_size_um: float) -> Measurements:
     return measure(read_mask(path), pixel_size_um, source=str(path))
 
 
-def resolve_masks(inputs: Sequence[str | Path]) -> list[MaskSource]:
+def dataset_pixel_size(ds: Any) -> float:
+    """The pixel size of an open dataset (:class:`semcoat.dataset.Dataset`), when it is one the analysis accepts.
+
+    Raises
+    ------
+    semcoat.dataset.DatasetError
+        Naming the dataset's ``dataset.json``, the value and the accepted range (1e-5 to 100 µm).
+    """
+    from analysis.measure import check_pixel_size_um
+    from semcoat.dataset import DATASET_FILE, DatasetError
+
+    try:
+        return check_pixel_size_um(ds.info.pixel_size_um)
+    except SemcoatError as exc:
+        raise DatasetError(f"{Path(ds.root) / DATASET_FILE}: pixel_size_um: {exc}") from exc
+
+
+def resolve_masks(inputs: Sequence[str | Path], check_pixel_size: bool = True) -> list[MaskSource]:
     """Expand mask files and folders into the masks to measure.
 
-    A dataset folder (with ``dataset.json``) contributes its complete samples' masks with the dataset's pixel size; a
-    folder with a ``masks/`` subfolder contributes that; any other folder its mask files; a file itself.
+    A dataset folder (with ``dataset.json``) contributes its complete samples' masks with the dataset's pixel size
+    (checked unless ``check_pixel_size`` is False: a caller with a pixel size of its own); a folder with a ``masks/``
+    subfolder contributes that; any other folder its mask files; a file itself.
 
     Raises
     ------
     MissingInputError
         When an input does not exist or a folder holds no mask.
     semcoat.dataset.DatasetError
-        For a dataset folder that cannot be read.
+        For a dataset folder that cannot be read, or whose pixel size the analysis does not accept.
     """
     from semcoat.dataset import DATASET_FILE, read_dataset
 
@@ -298,7 +317,8 @@ def resolve_masks(inputs: Sequence[str | Path]) -> list[MaskSource]:
             out.append(MaskSource(item, None))
         elif (item / DATASET_FILE).is_file():
             ds = read_dataset(item)
-            out.extend(MaskSource(ds.mask_path(sid), ds.info.pixel_size_um) for sid in ds.ids)
+            size = dataset_pixel_size(ds) if check_pixel_size else ds.info.pixel_size_um
+            out.extend(MaskSource(ds.mask_path(sid), size) for sid in ds.ids)
         elif item.is_dir():
             folder = item / "masks" if (item / "masks").is_dir() else item
             files = sorted(p for p in folder.iterdir() if p.suffix.lower() in MASK_SUFFIXES)
@@ -455,20 +475,45 @@ def read_results_csv(path: str | Path) -> dict[str, dict[str, Any]]:
         Naming the file (and line) of a table without an ``image`` column, with a repeated image or a bad cell.
     """
     path = Path(path)
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "image" not in reader.fieldnames:
-            raise ResultsTableError(f"{path}: a results table needs an 'image' column; columns: {reader.fieldnames}")
-        out: dict[str, dict[str, Any]] = {}
-        for line, row in enumerate(reader, start=2):
-            if row["image"] in out:
-                raise ResultsTableError(
-                    f"{path}:{line}: image {row['image']!r} appears twice; each image needs one row"
-                )
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return _read_results(path, csv.DictReader(f))
+    except UnicodeDecodeError as exc:
+        raise ResultsTableError(f"{path}: not a measurements table: not UTF-8 text ({exc.reason})") from exc
+    except csv.Error as exc:  # a NUL byte, a field over the csv module's limit
+        raise ResultsTableError(f"{path}: not a measurements table: {str(exc):.200}") from exc
+
+
+def _read_results(path: Path, reader: csv.DictReader[str]) -> dict[str, dict[str, Any]]:
+    from analysis.measure import check_pixel_size_um
+
+    if reader.fieldnames is None or "image" not in reader.fieldnames:
+        columns = ", ".join(map(repr, (reader.fieldnames or [])[:12]))
+        raise ResultsTableError(f"{path}: a results table needs an 'image' column; columns: {columns:.300}")
+    out: dict[str, dict[str, Any]] = {}
+    for line, row in enumerate(reader, start=2):
+        image = row["image"]
+        if not isinstance(image, str) or not image:
+            raise ResultsTableError(f"{path}:{line}: the image cell is empty; each row names its image")
+        if image in out:
+            raise ResultsTableError(f"{path}:{line}: image {image!r:.80} appears twice; each image needs one row")
+        try:
+            values = {n: parse_cell(n, _cell(row.get(n))) for n in (*MEASUREMENT_NAMES, PIXEL_SIZE_COLUMN)}
+        except CellError as exc:
+            raise ResultsTableError(f"{path}:{line}: {str(exc):.300}") from exc
+        for name, value in values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ResultsTableError(f"{path}:{line}: {name} must be a finite number; got {value}")
+        size = values[PIXEL_SIZE_COLUMN]
+        if size is not None:
             try:
-                out[row["image"]] = {
-                    n: parse_cell(n, row.get(n) or "") for n in (*MEASUREMENT_NAMES, PIXEL_SIZE_COLUMN)
-                }
-            except CellError as exc:
-                raise ResultsTableError(f"{path}:{line}: {exc}") from exc
+                check_pixel_size_um(size)
+            except SemcoatError as exc:
+                raise ResultsTableError(f"{path}:{line}: {PIXEL_SIZE_COLUMN}: {exc}") from exc
+        out[image] = values
     return out
+
+
+def _cell(value: Any) -> str:
+    """A cell as the csv module gives it: text, None for a short row, a list for a long row's extra cells."""
+    return value if isinstance(value, str) else ""

@@ -6,19 +6,23 @@ Gathering reads files and pairs results with truths by image stem; :mod:`analysi
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from analysis import files
 from analysis.measure import check_pixel_size_um, measure
-from semcoat.errors import InvalidArgument
-from semcoat.measurements import MEASUREMENT_NAMES
+from semcoat.errors import InvalidArgument, SemcoatError
+from semcoat.measurements import MEASUREMENT_NAMES, MEASUREMENTS, YES_NO
 from semcoat.predictions import (
     MASKS_DIR,
     OVERLAYS_DIR,
+    PREDICTIONS_JSON,
     RESULTS_CSV,
     PredictionRecord,
+    PredictionsError,
     picture_path,
     read_predictions,
 )
@@ -103,7 +107,7 @@ def read_truth_details(
     ``wanted`` (the results' images) limits which labelled masks are measured; masks of wanted images without a
     pixel size in ``pixel_size_um`` are listed in ``unsized``.
     """
-    from semcoat.dataset import read_dataset
+    from semcoat.dataset import read_dataset, sample_paths
 
     kind = truth_kind(truth)
     if kind == "csv":
@@ -111,13 +115,13 @@ def read_truth_details(
         return TruthRead(table, list(table), [])
     if kind == "dataset":
         ds = read_dataset(truth)
+        size = files.dataset_pixel_size(ds)
         table = {}
         for sid in ds.ids:
-            values = ds.meta(sid).get("truth")
-            if not values:
-                values = measure(
-                    files.read_mask(ds.mask_path(sid)), ds.info.pixel_size_um, str(ds.mask_path(sid))
-                ).as_dict()
+            meta_path = sample_paths(ds.root, sid)[2]
+            values = _meta_truth(meta_path)
+            if values is None:
+                values = measure(files.read_mask(ds.mask_path(sid)), size, str(ds.mask_path(sid))).as_dict()
             table[sid] = {n: values.get(n) for n in MEASUREMENT_NAMES}
         return TruthRead(table, list(table), [])
     sizes = pixel_size_um or {}
@@ -132,6 +136,52 @@ def read_truth_details(
             continue
         table[stem] = files.measure_file(src.path, sizes[stem]).as_dict()
     return TruthRead(table, names, unsized)
+
+
+class TruthError(SemcoatError):
+    """A truth that cannot be used: a meta file that is not JSON, truth values of the wrong type (with the file and
+    the field)."""
+
+
+def _meta_truth(path: Path) -> dict[str, Any] | None:
+    """The ``truth`` object of a sample's meta file, each value checked; None when the file has none (or it is
+    empty): its mask is measured instead.
+
+    Raises
+    ------
+    TruthError
+        Naming the file and the field: not UTF-8 JSON, nested too deeply, a truth that is not an object, a value
+        that is not a finite number (strings, NaN, infinities) or, for yes/no measurements, not true/false.
+    """
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise TruthError(f"{path}: the meta file is nested too deeply") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TruthError(f"{path}: the meta file is not JSON ({str(exc):.200})") from exc
+    if not isinstance(meta, dict):
+        raise TruthError(f"{path}: the meta file must hold a JSON object, not {type(meta).__name__}")
+    values = meta.get("truth")
+    if not values:
+        return None
+    if not isinstance(values, dict):
+        raise TruthError(f"{path}: truth must be an object of measurements, not {type(values).__name__}")
+    for row in MEASUREMENTS:
+        value = values.get(row.name)
+        if value is None:
+            continue
+        if row.kind == YES_NO:
+            if not isinstance(value, bool):
+                raise TruthError(f"{path}: truth.{row.name} must be true or false; got {json.dumps(value)[:60]}")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise TruthError(
+                f"{path}: truth.{row.name} must be a finite number of {row.unit}; got {json.dumps(value)[:60]}"
+            )
+    return values
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def read_truth(truth: Path, pixel_size_um: dict[str, float] | None = None) -> Table:
@@ -173,7 +223,12 @@ def gather(
     data.predictions = read_predictions(folder)
     for name, rec in data.predictions.items():
         if rec.pixel_size_um is not None:
-            data.pixel_size_um[name] = float(rec.pixel_size_um)
+            try:
+                data.pixel_size_um[name] = check_pixel_size_um(rec.pixel_size_um)
+            except SemcoatError as exc:
+                raise PredictionsError(
+                    f"{folder / PREDICTIONS_JSON}: image {name!r:.80}: pixel_size_um: {exc}"
+                ) from exc
     for name in data.results:
         for subdir, found in ((OVERLAYS_DIR, data.overlays), (MASKS_DIR, data.masks)):
             path = picture_path(folder, subdir, name)

@@ -21,6 +21,7 @@ each in one piece: a folder holding them holds a finished run.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -85,11 +86,71 @@ class PredictionRecord:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PredictionRecord:
         """A record from its JSON object; keys that records of earlier versions lack read as None (``failed``:
-        False, ``warnings``: none), unknown keys are ignored. KeyError when ``image`` is missing."""
+        False, ``warnings``: none), unknown keys are ignored.
+
+        Raises
+        ------
+        PredictionsError
+            Naming the field, when ``values`` is not an object, lacks ``image`` or holds a value of the wrong type
+            (a string where a number belongs, a negative or non-finite pixel size, ...). The caller adds the file.
+        """
+        if not isinstance(values, dict):
+            raise PredictionsError(f"a record must be a JSON object, not {type(values).__name__}")
+        if "image" not in values:
+            raise PredictionsError("a record lacks its 'image' (the file stem)")
         known = {f.name for f in fields(cls)}
         given = {k: v for k, v in values.items() if k in known}
         defaults: dict[str, Any] = dict.fromkeys(known, None) | {"failed": False, "warnings": []}
-        return cls(**(defaults | given | {"image": values["image"]}))
+        merged = defaults | given
+        for name, value in merged.items():
+            problem = _FIELD_CHECKS[name](value)
+            if problem:
+                raise PredictionsError(f"{name} must be {problem}; got {_shown(value)}")
+        return cls(**merged)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) else "a string"
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None or isinstance(value, str) else "a string or null"
+
+
+def _optional_size(value: Any) -> str | None:
+    ok = value is None or (_is_number(value) and value > 0)
+    return None if ok else "a positive finite number of µm per pixel, or null"
+
+
+def _optional_count(value: Any) -> str | None:
+    ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+    return None if ok else "a whole number of at least 0, or null"
+
+
+def _flag(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+def _warnings(value: Any) -> str | None:
+    ok = isinstance(value, list) and all(isinstance(w, str) for w in value)
+    return None if ok else "a list of strings"
+
+
+_FIELD_CHECKS = {
+    "image": _text, "source": _optional_text, "model": _optional_text, "pixel_size_um": _optional_size,
+    "pixel_size_from": _optional_text, "metadata_pixel_size_um": _optional_size, "databar_top_row": _optional_count,
+    "rows": _optional_count, "columns": _optional_count, "error": _optional_text, "failed": _flag,
+    "warnings": _warnings,
+}  # fmt: skip
 
 
 def predictions_text(records: Iterable[PredictionRecord]) -> str:
@@ -110,16 +171,38 @@ def read_predictions(folder: str | Path) -> dict[str, PredictionRecord]:
     Raises
     ------
     PredictionsError
-        When the file is not a JSON list of objects that each name their ``image``.
+        Naming the file (and the record and field) when it is not UTF-8 JSON (NaN and Infinity included), is nested
+        too deeply, or is not a list of records as :meth:`PredictionRecord.from_dict` reads them, each image once.
     """
     path = Path(folder) / PREDICTIONS_JSON
     if not path.is_file():
         return {}
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(items, list):
-            raise TypeError(f"a JSON list of records is expected, not {type(items).__name__}")
-        records = [PredictionRecord.from_dict(item) for item in items]
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, AttributeError) as exc:
-        raise PredictionsError(f"{path}: not a predictions file of `semcoat predict` ({exc})") from exc
-    return {r.image: r for r in records}
+        items = json.loads(path.read_text(encoding="utf-8"), parse_constant=no_constant)
+    except RecursionError as exc:
+        raise PredictionsError(f"{path}: not a predictions file of `semcoat predict`: nested too deeply") from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise PredictionsError(f"{path}: not a predictions file of `semcoat predict` ({str(exc):.200})") from exc
+    except OSError as exc:
+        raise PredictionsError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if not isinstance(items, list):
+        raise PredictionsError(
+            f"{path}: not a predictions file of `semcoat predict`: a JSON list of records is expected, not "
+            f"{type(items).__name__}"
+        )
+    records: dict[str, PredictionRecord] = {}
+    for index, item in enumerate(items):
+        where = f"record {index}" + (f" (image {_shown(item['image'])})" if isinstance(item, dict) and "image" in item
+                                     else "")  # fmt: skip
+        try:
+            record = PredictionRecord.from_dict(item)
+        except PredictionsError as exc:
+            raise PredictionsError(f"{path}: {where}: {exc}") from exc
+        if record.image in records:
+            raise PredictionsError(f"{path}: {where}: image {record.image!r} appears twice; each image has one record")
+        records[record.image] = record
+    return records

@@ -379,3 +379,141 @@ def test_any_bytes_at_every_image_and_mask_reader_give_an_image_or_a_clear_error
             assert result.image.ndim == 2 and result.image.size > 0
         else:
             assert isinstance(result, sem_tiff.SemMetadata)
+
+
+# -- Hand-edited predictions.json, measurements.csv and truth in `semcoat report` -------------------------------------
+
+
+@pytest.fixture
+def pred_dir(tmp_path: Path, dataset_dir: Path) -> Path:
+    """A `semcoat predict` folder of the dataset's first two images (classical baseline)."""
+    pred = tmp_path / "pred"
+    images = sorted((dataset_dir / "images").glob("*.png"))[:2]
+    args = ["predict", "--model", "classical", *map(str, images), "--out", str(pred), "--pixel-size-um", "0.5"]
+    assert runner.invoke(app, args).exit_code == 0
+    return pred
+
+
+def _record_edit(field: str, value: object) -> str:
+    import json
+
+    return json.dumps([{"image": "000000", "source": "x.png", "model": "classical", field: value}])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("not json {", "not a predictions file"),
+        ("[" * 100000 + "]" * 100000, "nested too deeply"),
+        ('{"image": "a"}', "a JSON list of records is expected, not dict"),
+        ("[1]", "record 0: a record must be a JSON object, not int"),
+        ('[{"source": "a"}]', "record 0: a record lacks its 'image'"),
+        (_record_edit("pixel_size_um", "0.5"), 'pixel_size_um must be a positive finite number of µm per pixel, or '
+                                               'null; got "0.5"'),
+        ('[{"image": "000000", "pixel_size_um": NaN}]', "NaN is not a JSON number"),
+        ('[{"image": "000000", "pixel_size_um": 1e999}]', "pixel_size_um must be a positive finite number"),
+        (_record_edit("pixel_size_um", 1e9), "image '000000': pixel_size_um: the pixel size must be"),
+        (_record_edit("rows", "many"), "rows must be a whole number"),
+        (_record_edit("failed", "yes"), "failed must be true or false"),
+        (_record_edit("warnings", "x"), "warnings must be a list of strings"),
+        (_record_edit("image", 5), "image must be a string; got 5"),
+        (_record_edit("error", {"a": 1}), "error must be a string or null"),
+        ('[{"image": "000000"}, {"image": "000000"}]', "record 1 (image \"000000\"): image '000000' appears twice"),
+        (b"\xff\xfe[]", "not a predictions file"),
+    ],
+)  # fmt: skip
+def test_a_damaged_predictions_json_is_a_one_line_error_naming_the_file_and_field(
+    tmp_path: Path, pred_dir: Path, text: str | bytes, expected: str
+) -> None:
+    path = pred_dir / "predictions.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    line = _error(runner.invoke(app, ["report", str(pred_dir), "--out", str(tmp_path / "rep")]), 2)
+    assert line.startswith(f"error: {path}: ") and expected in line and len(line) < 1000
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ("000000,0.5,abc", "fe2al5_thickness_um must be a number; got 'abc'"),
+        ("000000,0.5,inf", "fe2al5_thickness_um must be a finite number; got inf"),
+        ("000000,0.5,nan", "fe2al5_thickness_um must be a finite number; got nan"),
+        ("000000,1e308,5", "pixel_size_um: the pixel size must be"),
+        ("000000,0.5,5,1,1,1,maybe", "feal_present must be true or false"),
+        (",0.5,5", "the image cell is empty"),
+        ("000000,0.5,\0", "fe2al5_thickness_um must be a number; got '\\x00'"),
+        ("000000,0.5," + "9" * 200000, "field larger than field limit"),
+    ],
+)
+def test_a_damaged_measurements_csv_is_a_one_line_error_naming_the_file_and_field(
+    tmp_path: Path, pred_dir: Path, row: str, expected: str
+) -> None:
+    path = pred_dir / "measurements.csv"
+    header = path.read_text().splitlines()[0]
+    path.write_text(f"{header}\n{row}\n")
+    line = _error(runner.invoke(app, ["report", str(pred_dir), "--out", str(tmp_path / "rep")]), 2)
+    assert line.startswith(f"error: {path}") and expected in line and len(line) < 1000
+
+
+def test_a_measurements_csv_that_is_not_text_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"image,pixel_size_um\n\xff\xfe\xfa,1\n")
+    line = _error(runner.invoke(app, ["report", str(path), "--out", str(tmp_path / "rep")]), 2)
+    assert line.startswith(f"error: {path}: not a measurements table: not UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("truth", "expected"),
+    [
+        ({"fe2al5_thickness_um": "35"}, 'truth.fe2al5_thickness_um must be a finite number of µm; got "35"'),
+        ({"pore_fraction_pct": [1]}, "truth.pore_fraction_pct must be a finite number of %; got [1]"),
+        ({"feal_present": "true"}, 'truth.feal_present must be true or false; got "true"'),
+        ({"fe2al5_thickness_um": True}, "truth.fe2al5_thickness_um must be a finite number"),
+        ("thick", "truth must be an object of measurements, not str"),
+    ],
+)
+def test_truth_values_of_the_wrong_type_name_the_meta_file_and_field(
+    tmp_path: Path, pred_dir: Path, dataset_dir: Path, truth: object, expected: str
+) -> None:
+    import json
+
+    meta_path = dataset_dir / "meta" / "000001.json"
+    meta = json.loads(meta_path.read_text())
+    meta["truth"] = truth if not isinstance(truth, dict) else meta["truth"] | truth
+    meta_path.write_text(json.dumps(meta))
+    result = runner.invoke(app, ["report", str(pred_dir), "--truth", str(dataset_dir), "--out", str(tmp_path / "rep")])
+    line = _error(result, 2)
+    assert line == f"error: {meta_path}: {expected}" or (line.startswith(f"error: {meta_path}: ") and expected in line)
+
+
+def test_a_meta_file_that_is_not_json_or_holds_nan_is_named(tmp_path: Path, pred_dir: Path, dataset_dir: Path) -> None:
+    meta_path = dataset_dir / "meta" / "000000.json"
+    for text, expected in (("{", "is not JSON"), ('{"truth": {"pore_fraction_pct": NaN}}', "NaN is not a JSON number"),
+                           ("[" * 50000 + "]" * 50000, "nested too deeply")):  # fmt: skip
+        meta_path.write_text(text)
+        result = runner.invoke(
+            app, ["report", str(pred_dir), "--truth", str(dataset_dir), "--out", str(tmp_path / "r")]
+        )
+        line = _error(result, 2)
+        assert line.startswith(f"error: {meta_path}: ") and expected in line
+
+
+def test_a_pixel_size_that_overflows_the_measurements_is_refused_naming_its_source(
+    tmp_path: Path, dataset_dir: Path
+) -> None:
+    import json
+
+    from analysis.measure import measure
+    from tests.analysis.masks import slab
+
+    # 1.7e308 µm per pixel x 60 rows is inf: refused before measuring, whoever gives it.
+    with pytest.raises(Exception, match="the pixel size must be a positive finite number of µm per pixel from 1e-05"):
+        measure(slab(thickness=60), 1.7e308)
+    line = _error(runner.invoke(app, ["measure", str(dataset_dir), "--pixel-size-um", "1.7e308"]), 2)
+    assert "--pixel-size-um: the pixel size must be" in line
+    info = json.loads((dataset_dir / "dataset.json").read_text())
+    (dataset_dir / "dataset.json").write_text(json.dumps(info | {"pixel_size_um": 1.7e308}))
+    line = _error(runner.invoke(app, ["measure", str(dataset_dir)]), 1)
+    assert line.startswith(f"error: {dataset_dir / 'dataset.json'}: pixel_size_um: the pixel size must be")
+    result = runner.invoke(app, ["measure", str(dataset_dir), "--pixel-size-um", "0.5"])
+    assert result.exit_code == 0 and "inf" not in result.stdout
