@@ -174,8 +174,9 @@ def show_images(image: np.ndarray, mask: np.ndarray) -> tuple[Any, Any]:
     rgba = np.ones((height, width, 4), np.float32)
     rgba[..., :3] = image[..., None]
     grey = _own_image(IMAGE_NAME, width, height)
+    if grey.colorspace_settings.name != "Non-Color":  # before the pixels: changing it reloads the buffer
+        grey.colorspace_settings.name = "Non-Color"
     grey.pixels.foreach_set(rgba[::-1].ravel())  # Blender's rows run bottom-up
-    grey.colorspace_settings.name = "Non-Color"
     rgba[..., :3] = mask_colours(mask)
     coloured = _own_image(MASK_NAME, width, height)
     coloured.pixels.foreach_set(rgba[::-1].ravel())
