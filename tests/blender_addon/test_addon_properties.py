@@ -27,9 +27,11 @@ pytestmark = pytest.mark.blender
 @pytest.fixture(scope="module")
 def bpy() -> Iterator[Any]:
     """bpy with the add-on enabled from this checkout (as Blender enables an add-on package)."""
-    import bpy as bpy_module  # first: it puts Blender's script modules (addon_utils) on the path
+    import importlib
 
-    import addon_utils
+    import bpy as bpy_module
+
+    addon_utils = importlib.import_module("addon_utils")  # on the path only once bpy is imported
 
     def fail(exc: Exception) -> None:
         raise exc
