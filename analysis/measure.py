@@ -45,6 +45,13 @@ LINE_MIN_HALF_WINDOW_PX = 2
 LINE_EXTENT_LEVEL = 0.2
 # FeAl is present when it starts right below the Fe2Al5 band in at least this share of the measured columns.
 FEAL_MIN_COLUMN_SHARE = 0.5
+# A predicted mask shows a coating when at least this share of its columns is layered: background (or coating from
+# the top edge), then an Fe2Al5 band, then FeAl or substrate down to the bottom edge ...
+LAYERED_MIN_COLUMN_SHARE = 0.6
+# ... and at most this share of the pixels below the surface of the measured columns is out of that order
+# (background below the surface, anything but FeAl and substrate below the band). Renders of both presets: >= 99 %
+# layered, <= 6 % out of order; noise, blank frames and photographs of other things: <= 51 % layered or >= 28 %.
+LAYER_ORDER_MAX_SHARE = 0.25
 # Accepted pixel sizes, µm per pixel: beyond the spec's range (0.001 to 100) on the small side, where electron
 # microscopes go; anything outside is a unit mistake or damaged metadata (a PixelWidth of a kilometre), never a scale.
 MIN_PIXEL_SIZE_UM = 1e-5
@@ -334,6 +341,53 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     if bad:
         raise MaskError(f"{', '.join(bad)} overflow at {p} µm per pixel; nothing is reported", source)
     return result
+
+
+def check_layered(mask: np.ndarray, source: str | None = None) -> None:
+    """Refuse a predicted mask that shows no coating cross-section: its classes are not laid out as resin, coating,
+    substrate from top to bottom.
+
+    A column is *layered* when it is measured (see the module docstring: a surface, an Fe2Al5 band below it ending on
+    FeAl or substrate) and its last row is FeAl or substrate. The mask shows a coating when at least
+    :data:`LAYERED_MIN_COLUMN_SHARE` (60 %) of the columns are layered and at most :data:`LAYER_ORDER_MAX_SHARE`
+    (25 %) of the pixels below the surface of the measured columns are out of order (background below the surface,
+    or a class other than FeAl and substrate below the band). A segmenter run on noise, a blank frame or a photograph
+    of something else finds scattered classes that :func:`measure` would still turn into numbers.
+
+    Parameters
+    ----------
+    mask : ndarray, shape (rows, columns)
+        Class ids; not modified.
+    source : str, optional
+        The file the mask came from, named in the error.
+
+    Raises
+    ------
+    NoCoatingError
+        Saying which part of the criterion failed, with the shares found; also every error of :func:`validate_mask`.
+    """
+    m = validate_mask(mask, source)
+    prof = _profile(m, 1.0)
+    measured = prof.measured
+    rows = np.arange(m.shape[0])[:, None]
+    bottom_class = (m == FEAL) | (m == SUBSTRATE)
+    layered = float(np.mean(measured & bottom_class[-1]))
+    below_surface = (rows >= prof.surface_row[None, :]) & measured[None, :]
+    below_band = (rows >= prof.band_bottom_row[None, :]) & measured[None, :]
+    out_of_order = np.count_nonzero((m == BACKGROUND) & below_surface) + np.count_nonzero(~bottom_class & below_band)
+    disorder = out_of_order / max(1, int(np.count_nonzero(below_surface)))
+    if layered >= LAYERED_MIN_COLUMN_SHARE and disorder <= LAYER_ORDER_MAX_SHARE:
+        return
+    found = (
+        f"{layered:.0%} of the columns run from the surface through an Fe2Al5 band to FeAl or substrate reaching "
+        f"the bottom edge (at least {LAYERED_MIN_COLUMN_SHARE:.0%} needed) and {disorder:.0%} of the pixels below the "
+        f"surface are out of that order (at most {LAYER_ORDER_MAX_SHARE:.0%})"
+    )
+    raise NoCoatingError(
+        f"no coating found: the predicted classes are not laid out as resin, coating, substrate from top to bottom "
+        f"({found}); the image does not look like a coating cross-section, so nothing is measured",
+        source,
+    )
 
 
 def _feal_run_px(m: np.ndarray, b: np.ndarray, feal_columns: np.ndarray) -> float:

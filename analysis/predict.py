@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import databar_crop, files, sem_tiff, tiling
-from analysis.measure import MaskError, Measurements, check_pixel_size_um, measure
+from analysis.measure import MaskError, Measurements, check_layered, check_pixel_size_um, measure
 from analysis.model import SegmentationModel, WholeImageModel, load_model
 from semcoat.classes import BACKGROUND, CLASSES
 from semcoat.errors import InvalidArgument, SemcoatError
@@ -304,6 +304,7 @@ def predict_files(
             error, failure = None, None
             try:
                 result: Measurements | None = measure(mask, item.pixel_size_um, source=str(item.path))
+                check_layered(mask, source=str(item.path))  # numbers from noise or a photo are no measurements
             except MaskError as exc:
                 result, error, failure = None, _named(path, exc), exc
             warning = pixel_size_warning(path, pixel_size_um, item.metadata_pixel_size_um)

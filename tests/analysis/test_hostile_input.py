@@ -517,3 +517,52 @@ def test_a_pixel_size_that_overflows_the_measurements_is_refused_naming_its_sour
     assert line.startswith(f"error: {dataset_dir / 'dataset.json'}: pixel_size_um: the pixel size must be")
     result = runner.invoke(app, ["measure", str(dataset_dir), "--pixel-size-um", "0.5"])
     assert result.exit_code == 0 and "inf" not in result.stdout
+
+
+# -- An image with no coating is a failed image, not a number ---------------------------------------------------------
+
+
+def test_images_without_a_coating_fail_saying_nothing_was_found(tmp_path: Path, dataset_dir: Path) -> None:
+    import json
+
+    import cv2
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:300, 0:400]
+    hostile = {
+        "noise": rng.random((300, 400)),
+        "grey_noise": np.clip(rng.normal(0.5, 0.1, (300, 400)), 0, 1),
+        "smooth_noise": ndi.gaussian_filter(rng.random((300, 400)), 8) * 4 - 1.5,
+        "checker": ((rows // 40 + cols // 40) % 2) * 0.8 + 0.1,
+    }
+    paths = []
+    for name, image in hostile.items():
+        paths.append(tmp_path / f"{name}.png")
+        cv2.imwrite(str(paths[-1]), np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+    good = sorted((dataset_dir / "images").glob("*.png"))[:1]
+    out = tmp_path / "out"
+    args = ["predict", "--model", "classical", *map(str, good + paths), "--out", str(out), "--pixel-size-um", "0.5"]
+    assert "4 of 5 images failed" in _error(runner.invoke(app, args), 1)
+    records = {r["image"]: r for r in json.loads((out / "predictions.json").read_text())}
+    assert not records[good[0].stem]["failed"]
+    for name in hostile:
+        assert records[name]["failed"], name
+        assert records[name]["error"].startswith(f"{tmp_path / name}.png: no coating found: the predicted classes are")
+        assert (out / "masks" / f"{name}.png").is_file()  # kept, to see why
+    measured = (out / "measurements.csv").read_text().splitlines()
+    assert [line for line in measured if line.startswith("noise,")] == ["noise,0.5" + "," * 10]
+
+
+def test_check_layered_accepts_layered_masks_and_says_what_it_found() -> None:
+    import numpy as np
+
+    from analysis.measure import NoCoatingError, check_layered
+    from tests.analysis.conftest import line_mask
+
+    for seed in range(4):
+        check_layered(line_mask(seed))
+    scrambled = np.random.default_rng(0).permutation(line_mask(0).ravel()).reshape(160, 240)
+    with pytest.raises(NoCoatingError, match=r"^s.png: no coating found: .* \(at least 60% needed\)"):
+        check_layered(scrambled, "s.png")
