@@ -3,7 +3,8 @@
 Every CoatingSpec leaf becomes one field with the label, unit, limits, default and description the core declares;
 :mod:`.properties` turns each into a Blender property. Values cross between the two here: Blender keeps floats in
 single precision, so a float read back from a property is the shortest decimal that single precision holds
-(0.13 stays 0.13, not 0.12999999523), which is the number the user typed.
+(0.13 stays 0.13, not 0.12999999523), which is the number the user typed. Single precision holds six significant
+digits exactly; a spec value with more (e.g. 630090.57) comes back rounded to what the panel shows.
 """
 
 from __future__ import annotations

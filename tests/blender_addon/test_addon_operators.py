@@ -84,8 +84,8 @@ class RecordingRenderer:
         self.inner.build(spec, geometry)
         self.drawn = _mesh_arrays(self.inner.builder.collection)
 
-    def render(self) -> Any:
-        return self.inner.render()
+    def render(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.render(*args, **kwargs)
 
     def close(self) -> None:
         self.inner.close()
@@ -300,3 +300,25 @@ def test_export_then_import_gives_the_same_batch(bpy: Any, settings: Any, tmp_pa
     with pytest.raises(RuntimeError, match=r"Design > Pores > Area fraction \[%\]: out of range"):
         bpy.ops.semcoat.import_spec(filepath=str(bad))
     assert settings.layers.fe2al5_thickness_um == 61.5  # a refused file changes nothing
+
+
+def test_reopening_the_file_resumes_following_its_batches(bpy: Any, settings: Any, tmp_path: Path,
+                                                           service: tuple[str, type[Service]]) -> None:
+    from blender_addon import runtime
+
+    settings.batch.batches.clear()
+    ref = settings.batch.batches.add()
+    ref.batch_id, ref.name = "abcdabcdabcdabcd", "saved"
+    path = tmp_path / "design.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    settings.batch.batches.clear()
+    bpy.context.window_manager.semcoat.jobs.clear()
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert runtime.scene_batch_ids(bpy.context.scene) == []
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    assert runtime.scene_batch_ids(bpy.context.scene) == ["abcdabcdabcdabcd"]
+    poller = runtime.poller()
+    assert poller is not None and "abcdabcdabcdabcd" in poller.following()
+    job = runtime.job_entry(bpy.context.window_manager, "abcdabcdabcdabcd", create=False)
+    assert job is not None and job.name == "saved"
+    bpy.context.scene.semcoat.batch.batches.clear()
