@@ -18,7 +18,12 @@ def make_engine(url: str) -> Engine:
     the workers (separate processes) write the same file."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # No cap on connections: a request of the API holds its session's connection between the thread-pool hops
+        # of its dependencies, so with a capped pool 100 concurrent polls left every pool thread waiting for a
+        # connection that only a waiting request could give back (a deadlock; QueuePool TimeoutError after 30 s).
+        # SQLite connections are local file handles; connections above pool_size are closed when returned.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10,
+                               max_overflow=-1)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
