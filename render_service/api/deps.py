@@ -3,10 +3,11 @@ sender, the caller (from the bearer token)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -19,7 +20,9 @@ _bearer = HTTPBearer(auto_error=False, description="A token from `semcoat token 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_context(request: Request) -> ApiContext:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a sync one in the thread pool, a hop per dependency
+# that costs more than the work on a status poll.
+async def get_context(request: Request) -> ApiContext:
     """The app's :class:`ApiContext` (settings, database, sender, health probe)."""
     context: ApiContext = request.app.state.context
     return context
@@ -28,23 +31,24 @@ def get_context(request: Request) -> ApiContext:
 ContextDep = Annotated[ApiContext, Depends(get_context)]
 
 
-def get_settings(context: ContextDep) -> Settings:
+async def get_settings(context: ContextDep) -> Settings:
     """The service's settings."""
     return context.settings
 
 
-def get_session(context: ContextDep) -> Iterator[Session]:
-    """A session for one request: committed when the route returns normally, rolled back when it raises."""
-    with Session(context.database.engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+async def get_session(context: ContextDep) -> AsyncIterator[Session]:
+    """A session for one request. Routes that write commit themselves (in their thread); what is left pending is
+    committed here in the thread pool, and a read-only session is just closed (giving its connection back)."""
+    session = Session(context.database.engine, expire_on_commit=False)
+    try:
+        yield session
+        if session.new or session.dirty or session.deleted:
+            await run_in_threadpool(session.commit)
+    finally:
+        session.close()
 
 
-def get_sender(context: ContextDep) -> TaskSender:
+async def get_sender(context: ContextDep) -> TaskSender:
     """Where tasks for the workers go (Celery through Redis; a fake in unit tests)."""
     return context.sender
 
@@ -54,8 +58,10 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SenderDep = Annotated[TaskSender, Depends(get_sender)]
 
 
-def current_owner(session: SessionDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def owner_from(session: Session, credentials: HTTPAuthorizationCredentials | None) -> str:
     """The user the bearer token belongs to; 401 (with ``WWW-Authenticate: Bearer``) when it is missing, unknown or
     revoked. The token itself never appears in a message or a log."""
     if credentials is None:
@@ -66,6 +72,11 @@ def current_owner(session: SessionDep,
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token is unknown or revoked; ask the admin for a "
                             "new one (`semcoat token create NAME`)", headers=_CHALLENGE)
     return owner
+
+
+def current_owner(session: SessionDep, credentials: Credentials) -> str:
+    """The caller (see :func:`owner_from`)."""
+    return owner_from(session, credentials)
 
 
 OwnerDep = Annotated[str, Depends(current_owner)]

@@ -22,10 +22,13 @@ def serve(
 ) -> None:
     """Run the render service. With no SEMCOAT_REDIS_URL: the API, its own Redis, one local worker and a token
     for the first user (the embedded default). With it: the API only (workers run as `semcoat worker`)."""
+    import faulthandler
+
     from render_service.embedded import EmbeddedError, StopRequested
     from render_service.embedded import serve as run
     from render_service.settings import load_settings
 
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` prints every thread's stack
     try:
         with user_errors():
             settings = load_settings()

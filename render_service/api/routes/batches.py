@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 
 from render_service.api import actions
-from render_service.api.deps import OwnerDep, SenderDep, SessionDep, SettingsDep
+from render_service.api.deps import Credentials, OwnerDep, SenderDep, SessionDep, SettingsDep, owner_from
 from render_service.db.models import Batch
 from render_service.schemas import BatchCreate, BatchList, BatchPublic, BatchStateName, ErrorBody, ValidationErrorBody
 from render_service.store import batch_public, get_batch, list_batches
@@ -35,11 +35,13 @@ def require_json(request: Request) -> None:
                             f"send the batch as JSON with 'Content-Type: application/json' (got {content_type[:80]!r})")
 
 
-def owned_batch(session: SessionDep, owner: OwnerDep, batch_id: BatchId) -> Batch:
-    """The caller's batch ``batch_id``; 404 when it does not exist or belongs to someone else."""
-    batch = get_batch(session, batch_id, owner)
+def owned_batch(session: SessionDep, credentials: Credentials, batch_id: BatchId) -> Batch:
+    """The caller's batch ``batch_id`` with its tasks loaded; 401 without a valid token, 404 when it does not exist
+    or belongs to someone else. One function, so a status poll costs one trip to the thread pool."""
+    batch = get_batch(session, batch_id, owner_from(session, credentials))
     if batch is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no batch of yours has id {batch_id[:64]!r}")
+    _ = batch.tasks  # loaded here, in the thread, so the route does no I/O
     return batch
 
 
@@ -69,7 +71,7 @@ def list_mine(session: SessionDep, owner: OwnerDep,
 
 
 @router.get("/{batch_id}", response_model=BatchPublic, responses={**AUTH_RESPONSES, **NOT_FOUND})
-def show(batch: OwnedBatch) -> BatchPublic:
+async def show(batch: OwnedBatch) -> BatchPublic:
     """One batch: state, progress (images done, tasks), Slurm job ids, times and any error."""
     return batch_public(batch)
 
