@@ -16,11 +16,13 @@ from typing import Any
 from semcoat import classes
 from semcoat.params import FieldError, SpecError, dataclass_errors, dataclass_from_dict, param, section
 
-# Bounds on the work one image may ask for (each field in range can still multiply into minutes and gigabytes):
-# the largest common SEM frame (6144 x 4096), and inclusions of one kind that placement and meshing handle in a few
-# seconds (placement grows faster than linearly: ~5600 pores took 8 s, ~13000 took 58 s; a preset image holds a few
-# hundred).
-MAX_FRAME_PIXELS = 6144 * 4096
+# Bounds on the work one image may ask for (each field in range can still multiply into minutes and gigabytes),
+# measured with bench/render_worst_case.py on two cores: a frame of 4096 x 3072 and inclusions of one kind just under
+# 5000 each (the hardest placement found: elongated, spread in size, at the area-fraction maxima) render in ~10 s and
+# ~1 GB per image. At 6144 x 4096 the same image took 14 s (Cycles ~0.2 us and image formation ~0.15 us per pixel on
+# two cores); 5000 saturated inclusions of each kind take ~5.5 s to place, near-linearly. A preset image holds a few
+# hundred inclusions in 1024 x 768.
+MAX_FRAME_PIXELS = 4096 * 3072
 MAX_INCLUSIONS_PER_IMAGE = 5_000
 
 
@@ -293,7 +295,7 @@ class CoatingSpec:
             errors.append(FieldError(
                 "imaging", f"{img.width_px}x{img.height_px}",
                 f"a frame of {img.width_px * img.height_px} pixels is more than one image may hold "
-                f"({MAX_FRAME_PIXELS}, e.g. 6144x4096, the largest common SEM frame); lower width_px or height_px"))
+                f"({MAX_FRAME_PIXELS}, e.g. 4096x3072); lower width_px or height_px"))
         for section_name, expected in self.expected_inclusions().items():
             if expected > MAX_INCLUSIONS_PER_IMAGE:
                 errors.append(FieldError(

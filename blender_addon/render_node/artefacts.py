@@ -21,6 +21,9 @@ SCRATCH_ANGLE_SPREAD_DEG = 12.0
 SCRATCH_SIGMA_PX = 0.6
 
 
+DEPTH_BLOCK_ROWS = 256
+
+
 def fe2al5_depth_factor(mask: np.ndarray, gradient: float) -> np.ndarray:
     """Brightness factor that changes Fe2Al5 linearly from ``1 - gradient/2`` at the surface to ``1 + gradient/2`` at
     the bottom of its band, per column (other phases: 1).
@@ -39,11 +42,14 @@ def fe2al5_depth_factor(mask: np.ndarray, gradient: float) -> np.ndarray:
     top = np.argmax(in_band, axis=0)
     bottom = in_band.shape[0] - np.argmax(in_band[::-1], axis=0)
     span = np.maximum(bottom - top, 1).astype(np.float32)
-    rows = np.arange(mask.shape[0], dtype=np.float32)[:, None]
-    t = np.clip((rows - top[None, :]) / span[None, :], 0.0, 1.0)
-    ramp = 1.0 + np.float32(gradient) * (t - 0.5)
-    apply = fe2al5 & has_band[None, :]
-    factor[apply] = ramp[apply]
+    # In blocks of rows: the same arithmetic per pixel, in cache-sized pieces (a 6144x4096 frame took over a second).
+    for first in range(0, mask.shape[0], DEPTH_BLOCK_ROWS):
+        last = min(mask.shape[0], first + DEPTH_BLOCK_ROWS)
+        rows = np.arange(first, last, dtype=np.float32)[:, None]
+        t = np.clip((rows - top[None, :]) / span[None, :], 0.0, 1.0)
+        ramp = 1.0 + np.float32(gradient) * (t - 0.5)
+        apply = fe2al5[first:last] & has_band[None, :]
+        factor[first:last][apply] = ramp[apply]
     return factor
 
 

@@ -27,6 +27,7 @@ from blender_addon.render_node.sem_image import form_image, scan_margin_px
 from blender_addon.render_node.texture import grain_factor
 from blender_addon.render_node.truth import ground_truth
 from blender_addon.scene import geometry as geometry_mod
+from blender_addon.scene.stopping import Interrupted, StopCheck, check
 from semcoat import __version__
 from semcoat.batch import BatchSpec
 from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
@@ -127,30 +128,43 @@ def _json_ready(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_sample(
-    batch: BatchSpec, index: int, spec: CoatingSpec, renderer: FrameRenderer, times: PhaseTimes
+    batch: BatchSpec, index: int, spec: CoatingSpec, renderer: FrameRenderer, times: PhaseTimes,
+    should_stop: StopCheck | None = None,
 ) -> tuple[bytes, bytes, dict[str, Any]]:
-    """Render image ``index`` of ``batch`` (its drawn ``spec``): (image PNG, mask PNG, meta dict)."""
+    """Render image ``index`` of ``batch`` (its drawn ``spec``): (image PNG, mask PNG, meta dict).
+
+    ``should_stop`` is asked between the steps and inside the long ones (placement, render strips, image formation),
+    at least about once a second at the spec's work bounds; when it answers True, :class:`Interrupted` is raised and
+    the image is abandoned. It changes nothing in the result.
+    """
     seed = batch.image_seed(index)
     t0 = time.perf_counter()
     margin = scan_margin_px(spec.imaging)
-    geometry = geometry_mod.build_geometry(spec, np.random.default_rng([seed, _GEOMETRY]), margin)
+    geometry = geometry_mod.build_geometry(spec, np.random.default_rng([seed, _GEOMETRY]), margin, should_stop)
     t1 = time.perf_counter()
     renderer.build(spec, geometry)
     t2 = time.perf_counter()
-    frame = renderer.render()
+    frame = renderer.render(should_stop)
+    check(should_stop)
     t3 = time.perf_counter()
     img = spec.imaging
-    specimen = (
-        grain_factor(frame.mask, img.pixel_size_um, np.random.default_rng([seed, _TEXTURE]))
-        * fe2al5_depth_factor(frame.mask, spec.grey.fe2al5_depth_gradient)
-        * scratch_factor(frame.mask, img.pixel_size_um, img.scratch_density_per_100um, img.scratch_contrast,
-                         np.random.default_rng([seed, _SCRATCHES]))
-    )
-    sem = form_image(frame.signal * specimen, frame.mask, img, margin, np.random.default_rng([seed, _NOISE]))
+    grain = grain_factor(frame.mask, img.pixel_size_um, np.random.default_rng([seed, _TEXTURE]))
+    check(should_stop)
+    specimen = grain * fe2al5_depth_factor(frame.mask, spec.grey.fe2al5_depth_gradient)
+    check(should_stop)
+    specimen = specimen * scratch_factor(frame.mask, img.pixel_size_um, img.scratch_density_per_100um,
+                                         img.scratch_contrast, np.random.default_rng([seed, _SCRATCHES]))
+    check(should_stop)
+    sem = form_image(frame.signal * specimen, frame.mask, img, margin, np.random.default_rng([seed, _NOISE]),
+                     should_stop)
     t4 = time.perf_counter()
     truth = ground_truth(sem.mask, spec.imaging.pixel_size_um)
+    check(should_stop)
     t5 = time.perf_counter()
-    image_png, mask_png = encode_png(sem.pixels), encode_png(sem.mask)
+    image_png = encode_png(sem.pixels)
+    check(should_stop)
+    mask_png = encode_png(sem.mask)
+    check(should_stop)
     meta = {
         "id": sample_id(index),
         "index": index,
@@ -196,8 +210,9 @@ def render_range(
 
     The specs are drawn and checked before anything is created; intact finished samples are skipped (a damaged one is
     rendered again); a failing sample is removed before :class:`SampleFailed` propagates, so the folder holds only
-    complete samples. When ``stop`` is set (the command's SIGINT/SIGTERM handler) the run ends after the image in
-    hand, with ``report.interrupted``.
+    complete samples. When ``stop`` is set (the command's SIGINT/SIGTERM handler) the image in hand is abandoned
+    within about a second (its steps ask ``stop`` as they go; nothing of it is left) and the run ends with
+    ``report.interrupted``.
     """
     t_start = time.perf_counter()
     work = plan(batch, start, count)
@@ -215,19 +230,24 @@ def render_range(
         report.elapsed_s = time.perf_counter() - t_start
         return report
     renderer = _start(renderer_factory)
+    should_stop = stop.is_set if stop is not None else None
     try:
         for i, spec in todo:
-            if stop is not None and stop.is_set():
+            if should_stop is not None and should_stop():
                 report.interrupted = True
                 break
             sid = sample_id(i)
             t0 = time.perf_counter()
             writer.discard(sid)
             try:
-                image_png, mask_png, meta = render_sample(batch, i, spec, renderer, report.times)
+                image_png, mask_png, meta = render_sample(batch, i, spec, renderer, report.times, should_stop)
                 t_write = time.perf_counter()
                 writer.write_sample(sid, image_png, mask_png, meta)
                 report.times.write_s += time.perf_counter() - t_write
+            except Interrupted:  # asked to stop inside the image: it is abandoned, nothing of it stays
+                writer.discard(sid)
+                report.interrupted = True
+                break
             except BaseException as exc:
                 writer.discard(sid)
                 if isinstance(exc, Exception):

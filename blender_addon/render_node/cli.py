@@ -24,10 +24,11 @@ if TYPE_CHECKING:  # numpy and the renderer stay out of `semcoat --help`
 
 @contextlib.contextmanager
 def _stop_on_signals(stop: threading.Event, caught: list[int]) -> Iterator[None]:
-    """While rendering, SIGINT (Ctrl-C) and SIGTERM (scancel) ask the loop to stop after the image in hand.
+    """While rendering, SIGINT (Ctrl-C) and SIGTERM (scancel) ask the run to stop: the image in hand is abandoned.
 
     Python's default KeyboardInterrupt would land inside Blender's render callback, which swallows it and carries on;
-    a flag checked between images stops reliably, and the image in hand is finished or discarded cleanly.
+    a flag that the long steps check (placement rounds, render strips, image-formation steps) stops reliably within
+    about a second, and the image in hand is discarded cleanly.
     """
     def handler(signum: int, _frame: object) -> None:
         caught.append(signum)

@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from blender_addon.scene.geometry import CoatingGeometry
+from blender_addon.scene.stopping import StopCheck
 from semcoat.errors import SemcoatError
 from semcoat.spec import CoatingSpec
 
@@ -37,8 +38,9 @@ class FrameRenderer(Protocol):
     def build(self, spec: CoatingSpec, geometry: CoatingGeometry) -> None:
         """Put ``geometry`` into the scene."""
 
-    def render(self) -> RenderedFrame:
-        """Render the current scene."""
+    def render(self, should_stop: StopCheck | None = None) -> RenderedFrame:
+        """Render the current scene, asking ``should_stop`` at least about once a second (``Interrupted`` when it
+        answers True)."""
 
     def close(self) -> None:
         """Release scratch files."""

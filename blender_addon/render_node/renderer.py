@@ -5,6 +5,11 @@ Cycles renders flat emission at one sample per pixel with a 0.01 px pixel filter
 the Object Index pass is that object's ``pass_index``, the class id. Both come from the same ray, so the mask is
 exact by construction: a pixel's class is the phase at its centre, with no blended edges. The two passes are written
 to one multilayer EXR in a scratch folder and read back with the OpenImageIO bundled in bpy.
+
+A frame of more than ``STRIP_PIXELS`` pixels is rendered as horizontal strips (Blender's border render, cropped),
+one render call each, and the strips are joined: a Cycles render cannot be cancelled from Python, so a stop request
+(Ctrl-C, scancel) is honoured between strips, within about a strip's time. Each pixel is still one ray through its
+own centre with the same sampling pattern, so the joined strips equal the single render bit for bit.
 """
 
 from __future__ import annotations
@@ -23,10 +28,14 @@ import numpy as np
 from blender_addon.render_node.frame import RenderedFrame, RenderError
 from blender_addon.scene.builder import SceneBuilder
 from blender_addon.scene.geometry import CoatingGeometry
+from blender_addon.scene.stopping import StopCheck, check
 from semcoat.spec import CoatingSpec
 
 SCENE_NAME = "semcoat.render"
 PIXEL_FILTER_WIDTH_PX = 0.01  # the smallest Cycles accepts: samples land within 0.005 px of the pixel centre
+# Most pixels rendered in one call: about a quarter of a second on two cores (a 1024x768 image with its margins is
+# one strip). A frame of 6144x4096 goes in 25 strips, each a stop check apart.
+STRIP_PIXELS = 1 << 20
 
 
 @contextlib.contextmanager
@@ -101,6 +110,15 @@ def configure_scene(scene: bpy.types.Scene, threads: int = 0) -> None:
     fmt.exr_codec = "NONE"
 
 
+def strip_rows(width_px: int, height_px: int) -> list[tuple[int, int]]:
+    """Row ranges ``(top, bottom)`` (bottom exclusive) of the strips a frame is rendered in: as few as keep each strip
+    at most ``STRIP_PIXELS`` pixels, of equal height to a row."""
+    n = max(1, -(-width_px * height_px // STRIP_PIXELS))
+    n = min(n, height_px)
+    edges = [round(k * height_px / n) for k in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
 class Renderer:
     """Renders coating frames in this process, in a scene of its own that it reuses (objects refilled, never rebuilt).
 
@@ -135,14 +153,47 @@ class Renderer:
         """Put ``geometry`` into the scene (see :meth:`SceneBuilder.update`)."""
         self.builder.update(spec, geometry)
 
-    def render(self) -> RenderedFrame:
+    def render(self, should_stop: StopCheck | None = None) -> RenderedFrame:
         """Render the current scene and read back the signal and the class mask.
+
+        Parameters
+        ----------
+        should_stop : asked before each strip (see the module's docstring); None never stops.
 
         Raises
         ------
         RenderError
             when Blender renders nothing or the EXR lacks a pass.
+        Interrupted
+            when ``should_stop`` answered True (nothing of the frame is returned).
         """
+        render = self.scene.render
+        width, height = render.resolution_x, render.resolution_y
+        rows = strip_rows(width, height)
+        if len(rows) == 1:
+            check(should_stop)
+            return self._render_once()
+        signals, masks = [], []
+        render.use_border, render.use_crop_to_border = True, True
+        try:
+            for top, bottom in rows:
+                check(should_stop)
+                # The border counts from the bottom edge in fractions of the frame; Blender truncates fraction x
+                # height to whole rows, so aim half a row past each edge.
+                render.border_min_x, render.border_max_x = 0.0, 1.0
+                render.border_min_y = (height - bottom + 0.5) / height
+                render.border_max_y = min(1.0, (height - top + 0.5) / height)
+                strip = self._render_once()
+                if strip.mask.shape != (bottom - top, width):
+                    raise RenderError(f"Blender rendered a strip of {strip.mask.shape[1]}x{strip.mask.shape[0]} px "
+                                      f"for rows {top}..{bottom - 1} of a {width}x{height} frame")
+                signals.append(strip.signal)
+                masks.append(strip.mask)
+        finally:
+            render.use_border, render.use_crop_to_border = False, False
+        return RenderedFrame(np.concatenate(signals), np.concatenate(masks))
+
+    def _render_once(self) -> RenderedFrame:
         self._exr.unlink(missing_ok=True)
         log = self._dir / "blender.log"
         try:

@@ -32,10 +32,11 @@ from .placement import (
     max_reach_um,
     place,
 )
+from .stopping import Interrupted, StopCheck, check
 
 __all__ = [
-    "LINE_PORE_MAX_ASPECT", "VERTICES_PER_INCLUSION", "CoatingGeometry", "Inclusions", "build_geometry",
-    "designed_values", "rough_profile",
+    "LINE_PORE_MAX_ASPECT", "VERTICES_PER_INCLUSION", "CoatingGeometry", "Inclusions", "Interrupted", "StopCheck",
+    "build_geometry", "designed_values", "rough_profile",
 ]
 
 # Pores of the pore line are elongated along the line, up to this aspect ratio.
@@ -106,7 +107,9 @@ def rough_profile(
     return profile * (amplitude_um / half_range)
 
 
-def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int = 0) -> CoatingGeometry:
+def build_geometry(
+    spec: CoatingSpec, rng: np.random.Generator, margin_px: int = 0, should_stop: StopCheck | None = None
+) -> CoatingGeometry:
     """The coating of ``spec`` drawn with ``rng``: layer profiles and inclusions, in micrometres.
 
     Parameters
@@ -114,11 +117,18 @@ def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int =
     spec : the (validated) coating spec of one image.
     rng : random generator; the same generator state always gives the same geometry.
     margin_px : extra columns on each side of the image (scan-line shifts read into them).
+    should_stop : asked at least every few tenths of a second (e.g. ``threading.Event().is_set``); None never stops.
+        It draws nothing from ``rng``: the geometry is the same, bit for bit, with or without it.
 
     Returns
     -------
     CoatingGeometry
         With ``designed`` holding the design values (µm, %).
+
+    Raises
+    ------
+    Interrupted
+        when ``should_stop`` answered True; nothing of the geometry is returned.
     """
     img, lay = spec.imaging, spec.layers
     p = img.pixel_size_um
@@ -178,7 +188,7 @@ def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int =
                 radius_mean_um=line.pore_radius_mean_um, radius_std_um=line.pore_radius_std_um,
                 aspect=("max", LINE_PORE_MAX_ASPECT), angle_mean_rad=0.0, angle_spread_rad=np.deg2rad(12.0),
                 depth_window=line_window),
-            x_um, covered_frame, placed, p, line_rng)
+            x_um, covered_frame, placed, p, line_rng, should_stop)
 
     pores_rng = np.random.default_rng(rng.integers(2**63))
     pore_reach_um = max_reach_um(spec.pores.radius_mean_um, spec.pores.elongation)
@@ -188,7 +198,7 @@ def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int =
             radius_mean_um=spec.pores.radius_mean_um, radius_std_um=spec.pores.radius_std_um,
             aspect=("max", spec.pores.elongation), angle_mean_rad=0.0, angle_spread_rad=np.inf,
             depth_window=band_window(surface, fe2al5_bottom, pore_reach_um)),
-        x_um, every_column, placed, p, pores_rng)
+        x_um, every_column, placed, p, pores_rng, should_stop)
 
     pre = spec.precipitates
     pre_rng = np.random.default_rng(rng.integers(2**63))
@@ -200,8 +210,9 @@ def build_geometry(spec: CoatingSpec, rng: np.random.Generator, margin_px: int =
             aspect=("mean", pre.elongation), angle_mean_rad=np.deg2rad(pre.orientation_deg),
             angle_spread_rad=np.deg2rad(pre.orientation_spread_deg),
             depth_window=band_window(surface, pre_bottom, max_reach_um(pre.radius_mean_um, 1.6 * pre.elongation))),
-        x_um, every_column, placed, p, pre_rng)
+        x_um, every_column, placed, p, pre_rng, should_stop)
 
+    check(should_stop)
     geometry = CoatingGeometry(
         pixel_size_um=p, width_px=img.width_px, height_px=img.height_px, margin_px=margin_px, x_um=x_um,
         surface_um=surface, fe2al5_bottom_um=fe2al5_bottom, feal_bottom_um=feal_bottom,

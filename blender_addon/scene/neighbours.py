@@ -1,4 +1,5 @@
-"""Neighbourhood queries in plain numpy: running extrema over a window of samples, point pairs within a distance.
+"""Neighbourhood queries in plain numpy: running extrema over a window of samples, point pairs within a distance,
+clashing circles.
 
 They replace ``scipy.ndimage.maximum_filter1d`` / ``minimum_filter1d`` (with ``mode="nearest"``, ``origin=0``) and
 ``scipy.spatial.cKDTree.query_pairs``, which the Python inside Blender does not have, with exactly their results:
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from .stopping import StopCheck, check
 
 
 def _windows(values: np.ndarray, size: int) -> np.ndarray:
@@ -52,6 +55,44 @@ def sliding_min(values: np.ndarray, size: int) -> np.ndarray:
     return _windows(values, size).min(axis=1)
 
 
+def _cell_candidates(targets: np.ndarray, queries: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+    """(target index, query index) of every target in a query's grid cell or one of the eight around it.
+
+    The plane is cut into square cells of side ``cell``, so every target within ``cell`` of a query is among them.
+    """
+    if targets.shape[0] == 0 or queries.shape[0] == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    t_cell = np.floor(targets / cell).astype(np.int64)
+    q_cell = np.floor(queries / cell).astype(np.int64)
+    low = np.minimum(t_cell.min(axis=0), q_cell.min(axis=0))
+    t_cell -= low
+    q_cell -= low
+    # One integer key per cell; the column stride leaves room for the row offsets -1..+1, so keys never alias.
+    stride = int(max(t_cell[:, 1].max(), q_cell[:, 1].max())) + 3
+    t_key = t_cell[:, 0] * stride + (t_cell[:, 1] + 1)
+    q_key = q_cell[:, 0] * stride + (q_cell[:, 1] + 1)
+    order = np.argsort(t_key, kind="stable")
+    sorted_key = t_key[order]
+    found_t, found_q = [], []
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            target = q_key + dx * stride + dy
+            lo = np.searchsorted(sorted_key, target, side="left")
+            counts = np.searchsorted(sorted_key, target, side="right") - lo
+            total = int(counts.sum())
+            if total == 0:
+                continue
+            # Position within each query's run of candidates, added to where that run starts in ``order``.
+            run_start = np.repeat(np.cumsum(counts) - counts, counts)
+            found_t.append(order[np.repeat(lo, counts) + np.arange(total) - run_start])
+            found_q.append(np.repeat(np.arange(queries.shape[0]), counts))
+    if not found_t:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    return np.concatenate(found_t).astype(np.int64), np.concatenate(found_q).astype(np.int64)
+
+
 def pairs_within(points: np.ndarray, max_distance: float, first_new: int = 0) -> np.ndarray:
     """Index pairs ``(i, j)``, ``i < j``, of 2-D points at most ``max_distance`` apart, found with a uniform grid hash.
 
@@ -62,8 +103,7 @@ def pairs_within(points: np.ndarray, max_distance: float, first_new: int = 0) ->
     ----------
     points : shape (n, 2), coordinates (any unit, the same as ``max_distance``).
     max_distance : largest distance of a pair (inclusive), > 0.
-    first_new : only pairs with ``j >= first_new`` (at least one point from ``first_new`` on) are wanted: placement
-        asks about new candidates among many placed points, whose pairs among themselves it never needs.
+    first_new : only pairs with ``j >= first_new`` (at least one point from ``first_new`` on) are wanted.
 
     Returns
     -------
@@ -77,34 +117,87 @@ def pairs_within(points: np.ndarray, max_distance: float, first_new: int = 0) ->
     first_new = max(int(first_new), 0)
     if n < 2 or first_new >= n:
         return np.zeros((0, 2), dtype=np.int64)
-    cell = np.floor(points / max_distance).astype(np.int64)
-    cell -= cell.min(axis=0)
-    # One integer key per cell; the column stride leaves room for the row offsets -1..+1, so keys never alias.
-    stride = int(cell[:, 1].max()) + 3
-    key = cell[:, 0] * stride + (cell[:, 1] + 1)
-    order = np.argsort(key, kind="stable")
-    sorted_key = key[order]
-    query = np.arange(first_new, n)
-    found = []
-    for dx in (-1, 0, 1):
-        for dy in (-1, 0, 1):
-            target = key[query] + dx * stride + dy
-            lo = np.searchsorted(sorted_key, target, side="left")
-            counts = np.searchsorted(sorted_key, target, side="right") - lo
-            total = int(counts.sum())
-            if total == 0:
-                continue
-            j = np.repeat(query, counts)
-            # Position within each query's run of candidates, added to where that run starts in ``order``.
-            run_start = np.repeat(np.cumsum(counts) - counts, counts)
-            i = order[np.repeat(lo, counts) + np.arange(total) - run_start]
-            # A pair of two queried points is met from both ends: keep it from its larger index only (and never
-            # a point with itself); every partner below first_new is met once, from the queried end.
-            keep = i < j
-            found.append(np.stack([i[keep], j[keep]], axis=1))
-    if not found:
+    i, j = _cell_candidates(points, points[first_new:], max_distance)
+    j += first_new
+    # A pair of two queried points is met from both ends: keep it from its larger index only (and never a point with
+    # itself); every partner below first_new is met once, from the queried end.
+    keep = i < j
+    i, j = i[keep], j[keep]
+    d = np.hypot(*(points[i] - points[j]).T)
+    pairs = np.stack([i, j], axis=1)[d <= max_distance]
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].astype(np.int64)
+
+
+# Circles are sorted into size classes of this ratio of radii, so each class meets the others at a reach set by
+# their own sizes, not by the largest circle of all.
+SIZE_CLASS_RATIO = 2.0
+
+
+def circle_clashes(
+    centres: np.ndarray, radii: np.ndarray, gap: float, first_new: int = 0, should_stop: StopCheck | None = None
+) -> np.ndarray:
+    """Index pairs ``(i, j)``, ``i < j``, ``j >= first_new``, of circles closer than ``radii[i] + radii[j] + gap``.
+
+    The distance is ``np.hypot`` of the centres' coordinate differences and the test is strict, so two circles exactly
+    ``gap`` apart do not clash. Circles are grouped into size classes (radii within a factor ``SIZE_CLASS_RATIO``);
+    every two classes are joined on a grid whose cell is the largest reach between them, so a few large circles do
+    not make every small one search a wide neighbourhood: the work stays near the number of circles times their
+    typical neighbours, however long the tail of the sizes.
+
+    Parameters
+    ----------
+    centres : shape (n, 2), centre coordinates (any unit, the same as ``radii`` and ``gap``).
+    radii : shape (n,), radii, >= 0.
+    gap : least clearance between two circles that do not clash, >= 0.
+    first_new : only pairs with at least one circle from ``first_new`` on are wanted: placement asks about new
+        candidates among many placed circles, whose clashes among themselves it never needs.
+    should_stop : asked before each join of two size classes; :class:`~.stopping.Interrupted` when it answers True.
+
+    Returns
+    -------
+    ndarray
+        int64, shape (m, 2), sorted by ``i`` then ``j``.
+    """
+    n = radii.size
+    first_new = max(int(first_new), 0)
+    if n < 2 or first_new >= n:
         return np.zeros((0, 2), dtype=np.int64)
-    cand = np.concatenate(found)
-    d = np.hypot(*(points[cand[:, 0]] - points[cand[:, 1]]).T)
-    pairs = cand[d <= max_distance]
+    smallest = max(float(radii.min()), float(radii.max()) * 1e-6, 1e-300)
+    size_class = np.floor(np.log(np.maximum(radii, smallest) / smallest) / np.log(SIZE_CLASS_RATIO)).astype(np.int64)
+    is_new = np.arange(n) >= first_new
+    members = {int(k): np.flatnonzero(size_class == k) for k in np.unique(size_class)}
+    largest = {k: float(radii[m].max()) for k, m in members.items()}
+    found_i, found_j = [], []
+
+    def join(targets: np.ndarray, queries: np.ndarray, reach: float, lower_targets_only: bool) -> None:
+        if targets.size and queries.size:
+            check(should_stop)
+            # A cell a hair wider than the reach, so that rounding in ``centre / cell`` cannot lose a pair at the reach.
+            t, q = _cell_candidates(centres[targets], centres[queries], reach * (1.0 + 1e-9))
+            t, q = targets[t], queries[q]
+            if lower_targets_only:
+                keep = t < q
+                t, q = t[keep], q[keep]
+            found_i.append(np.minimum(t, q))
+            found_j.append(np.maximum(t, q))
+
+    for a, in_a in members.items():
+        new_a = in_a[is_new[in_a]]
+        for b, in_b in members.items():
+            if b < a:
+                continue
+            reach = largest[a] + largest[b] + gap
+            if not reach > 0:
+                reach = 1.0  # every radius and the gap are 0: only coincident centres clash, any cell finds them
+            if a == b:  # new circles with the class's lower indices: old ones, and each new pair once, from its end
+                join(in_a, new_a, reach, True)
+            else:  # every pair between the two classes with a new circle in it, each met once
+                join(in_a, in_b[is_new[in_b]], reach, False)
+                join(in_b[~is_new[in_b]], new_a, reach, False)
+    if not found_i:
+        return np.zeros((0, 2), dtype=np.int64)
+    i, j = np.concatenate(found_i), np.concatenate(found_j)
+    d = np.hypot(*(centres[i] - centres[j]).T)
+    clash = d < radii[i] + radii[j] + gap
+    pairs = np.stack([i[clash], j[clash]], axis=1)
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].astype(np.int64)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .neighbours import pairs_within
+from .neighbours import circle_clashes
+from .stopping import StopCheck, check
 
 VERTICES_PER_INCLUSION = 32
 # Inclusions keep this gap (in pixels) to each other and to the band edges, so neighbours never merge in the mask.
@@ -101,6 +102,46 @@ def star_polygons(
     return polygons, areas
 
 
+def first_in_draw_order(
+    eligible: np.ndarray, clashes: np.ndarray, should_stop: StopCheck | None = None
+) -> np.ndarray:
+    """Which candidates a one-by-one pass in draw order keeps: an eligible candidate is kept unless it clashes with
+    an earlier kept one.
+
+    The pass is done in rounds over all candidates at once (the same choice, bit for bit): every undecided candidate
+    whose earlier clash partners are all decided as dropped is kept, and its later partners are dropped. The earliest
+    undecided candidate is always decided, and in random draw order the rounds are few (five for ten thousand
+    candidates with a quarter of a million clashes), where a Python loop over the clashes took seconds.
+
+    Parameters
+    ----------
+    eligible : bool per candidate (draw order); False ones are dropped and block nothing.
+    clashes : int pairs (i, j), i < j, of clashing candidates.
+    should_stop : asked every round; :class:`~.stopping.Interrupted` is raised when it answers True.
+
+    Returns
+    -------
+    ndarray
+        bool per candidate: kept.
+    """
+    kept = np.zeros(eligible.size, dtype=bool)
+    undecided = eligible.copy()
+    i, j = clashes[:, 0], clashes[:, 1]
+    live = undecided[i] & undecided[j]
+    i, j = i[live], j[live]
+    while undecided.any():
+        check(should_stop)
+        blocked = np.zeros(eligible.size, dtype=bool)
+        blocked[j] = True  # an undecided earlier partner may still be kept
+        roots = undecided & ~blocked
+        kept |= roots
+        undecided &= ~roots
+        undecided[j[roots[i]]] = False
+        live = undecided[i] & undecided[j]
+        i, j = i[live], j[live]
+    return kept
+
+
 @dataclass
 class PlacedCircles:
     """Bounding circles (centres µm, radii µm) of the inclusions accepted so far, all classes together."""
@@ -108,29 +149,25 @@ class PlacedCircles:
     centres: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     radii: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
-    def free(self, centres: np.ndarray, radii: np.ndarray, gap_um: float) -> np.ndarray:
+    def free(
+        self, centres: np.ndarray, radii: np.ndarray, gap_um: float, should_stop: StopCheck | None = None
+    ) -> np.ndarray:
         """Mask of candidates that overlap neither the placed circles nor earlier free candidates (draw order).
 
         Two circles clash when their centres are less than the sum of their radii plus ``gap_um`` apart.
+        ``should_stop`` is asked between the steps (:class:`~.stopping.Interrupted` when it answers True).
         """
         n_old = self.radii.size
         all_c = np.concatenate([self.centres, centres])
         all_r = np.concatenate([self.radii, radii])
-        reach = 2 * float(all_r.max()) + gap_um
-        pairs = pairs_within(all_c, reach, first_new=n_old)  # placed circles never clash with each other
+        # Placed circles never clash with each other.
+        pairs = circle_clashes(all_c, all_r, gap_um, first_new=n_old, should_stop=should_stop)
         ok = np.ones(radii.size, dtype=bool)
-        if pairs.size:
-            d = np.hypot(*(all_c[pairs[:, 0]] - all_c[pairs[:, 1]]).T)
-            pairs = pairs[d < all_r[pairs[:, 0]] + all_r[pairs[:, 1]] + gap_um]
-            # Candidates clashing with an already placed circle go at once; the rest is resolved in draw order,
-            # so any prefix of the free candidates is itself free of clashes.
-            old_clash = pairs[pairs[:, 0] < n_old]
-            ok[old_clash[:, 1] - n_old] = False
-            new = pairs[pairs[:, 0] >= n_old] - n_old
-            for i, j in new[np.lexsort((new[:, 0], new[:, 1]))]:
-                if ok[i] and ok[j]:
-                    ok[j] = False
-        return ok
+        # Candidates clashing with an already placed circle go at once; the rest is resolved in draw order, so any
+        # prefix of the free candidates is itself free of clashes.
+        ok[pairs[pairs[:, 0] < n_old, 1] - n_old] = False
+        new = pairs[pairs[:, 0] >= n_old] - n_old
+        return first_in_draw_order(ok, new, should_stop)
 
     def add(self, centres: np.ndarray, radii: np.ndarray) -> None:
         """Record placed circles (centres (n, 2) µm, radii (n,) µm)."""
@@ -153,7 +190,7 @@ class Population:
 
 def place(
     pop: Population, x_um: np.ndarray, x_allowed: np.ndarray, placed: PlacedCircles, pixel_size_um: float,
-    rng: np.random.Generator,
+    rng: np.random.Generator, should_stop: StopCheck | None = None,
 ) -> Inclusions:
     """Draw inclusions of ``pop`` until their area reaches ``pop.target_area_um2``.
 
@@ -164,6 +201,9 @@ def place(
     placed : circles already placed (of any class); the accepted inclusions are added to it.
     pixel_size_um : pixel size, µm (gap, smallest radius and the jitter within a column are in pixels).
     rng : the population's own random stream.
+    should_stop : asked at least every few tenths of a second; when it answers True, :class:`~.stopping.Interrupted`
+        is raised (and ``placed`` is left part-way: the geometry is to be discarded). It never touches ``rng``, so
+        the inclusions are the same with or without it.
     """
     if pop.target_area_um2 <= 0 or not x_allowed.any():
         return Inclusions.empty()
@@ -174,6 +214,7 @@ def place(
     areas: list[np.ndarray] = []
     total = 0.0
     for _ in range(PLACEMENT_ROUNDS):
+        check(should_stop)
         remaining = pop.target_area_um2 - total
         if remaining <= STOP_REMAINING_AREA_FRACTION * mean_area:
             break
@@ -200,7 +241,7 @@ def place(
             continue
         sel = np.flatnonzero(fits)
         centres = np.stack([x[sel], depth[sel]], 1)
-        sel = sel[placed.free(centres, bounding[sel], gap_um)]
+        sel = sel[placed.free(centres, bounding[sel], gap_um, should_stop)]
         # Keep only as many free candidates (in draw order) as the remaining area needs: the target is not overshot.
         sel = sel[: int(np.searchsorted(np.cumsum(area[sel]), remaining)) + 1]
         placed.add(np.stack([x[sel], depth[sel]], 1), bounding[sel])

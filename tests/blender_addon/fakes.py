@@ -7,6 +7,7 @@ import numpy as np
 
 from blender_addon.render_node.frame import RenderedFrame, RenderError
 from blender_addon.scene.geometry import CoatingGeometry
+from blender_addon.scene.stopping import StopCheck, check
 from semcoat import classes
 from semcoat.spec import CoatingSpec
 
@@ -35,11 +36,12 @@ class RasterRenderer:
                               (classes.PORE, g.line_pores)):
             if len(inc):
                 pts = inc.polygons_um / p + np.array([g.margin_px, 0.0]) - 0.5
-                cv2.fillPoly(mask, list(np.rint(pts * (1 << _SHIFT)).astype(np.int32)), class_id, shift=_SHIFT)
+                cv2.fillPoly(mask, list(np.rint(pts * (1 << _SHIFT)).astype(np.int32)), (class_id,), shift=_SHIFT)
         greys = np.array([spec.grey.for_class(c) for c in sorted(classes.CLASS_IDS)], np.float32)
         self._frame = RenderedFrame(greys[mask], mask)
 
-    def render(self) -> RenderedFrame:
+    def render(self, should_stop: StopCheck | None = None) -> RenderedFrame:
+        check(should_stop)
         self.calls += 1
         if self.fail_on_call is not None and self.calls >= self.fail_on_call:
             raise RenderError("fake render failure")

@@ -36,3 +36,36 @@ FLAT = {"fe2al5_thickness_variation_um": 0.0, "surface_roughness_amplitude_um": 
         "interface_roughness_amplitude_um": 0.0}
 NO_NOISE = {"probe_blur_fwhm_px": 0.0, "dose_electrons_per_px": 1e6, "detector_noise_std": 0.0,
             "scan_line_jitter_px": 0.0, "drift_px": 0.0, "edge_brightening": 0.0}
+
+
+def heavy_batch(count: int = 2, seed: int = 11, width_px: int = 512, height_px: int = 384) -> BatchSpec:
+    """Images that take seconds each, near the spec's work bounds: scattered pores, pore-line pores and precipitates
+    each at about 90 % of ``MAX_INCLUSIONS_PER_IMAGE``, elongated and spread in size, in a small frame (placement
+    dominates; the render is short)."""
+    from semcoat.spec import MAX_INCLUSIONS_PER_IMAGE, CoatingSpec
+
+    pixel_um = 0.1
+    height_um = height_px * pixel_um
+    thick = 0.75 * height_um
+    base: dict[str, Any] = {
+        "layers": {"surface_depth_um": 0.08 * height_um, "fe2al5_thickness_um": thick,
+                   "fe2al5_thickness_variation_um": 0.02 * height_um,
+                   "surface_roughness_amplitude_um": 0.02 * height_um,
+                   "interface_roughness_amplitude_um": 0.02 * height_um},
+        "pores": {"area_fraction_pct": 30.0, "elongation": 10.0},
+        "pore_line": {"present": True, "depth_um": 0.5 * thick, "width_um": 0.3 * thick, "lateral_coverage": 1.0,
+                      "area_fraction_pct": 80.0},
+        "precipitates": {"area_fraction_pct": 30.0, "elongation": 20.0, "orientation_spread_deg": 180.0},
+        "imaging": {"pixel_size_um": pixel_um, "width_px": width_px, "height_px": height_px},
+    }
+    radius_fields = {"pores": ("radius_mean_um", "radius_std_um"),
+                     "pore_line": ("pore_radius_mean_um", "pore_radius_std_um"),
+                     "precipitates": ("radius_mean_um", "radius_std_um")}
+    probe_um = 10.0
+    for section, (mean, std) in radius_fields.items():
+        base[section].update({mean: probe_um, std: 0.5 * probe_um})
+    expected = CoatingSpec.from_dict(base).expected_inclusions()
+    for section, (mean, std) in radius_fields.items():
+        r = probe_um * (expected[section] / (0.9 * MAX_INCLUSIONS_PER_IMAGE)) ** 0.5
+        base[section].update({mean: r, std: 0.5 * r})
+    return BatchSpec.from_dict({"name": "test-heavy", "count": count, "seed": seed, "base": base})

@@ -1,14 +1,17 @@
-"""The batch loop without Blender: resume, failure clean-up, bad ranges and specs leave nothing behind."""
+"""The batch loop without Blender: resume, failure clean-up, a stop inside an image, bad ranges and specs leave
+nothing behind."""
 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from blender_addon.render_node.batch_render import SampleFailed, render_range
-from blender_addon.render_node.frame import RenderError
+from blender_addon.render_node.frame import RenderedFrame, RenderError
+from blender_addon.scene.stopping import StopCheck
 from semcoat.batch import BatchSpec
 from semcoat.dataset import check_dataset, sample_id
 from semcoat.errors import InvalidArgument
@@ -84,3 +87,40 @@ def test_a_renderer_that_cannot_start_says_why_and_what_to_install(tmp_path: Pat
     with pytest.raises(RenderError, match=r"cannot start: No module named 'bpy'.*semcoat\[render\]"):
         render_range(small_batch(count=2), tmp_path / "ds", missing_blender)
     assert check_dataset(tmp_path / "ds").complete == 0
+
+
+class _StopDuringImage(RasterRenderer):
+    """Sets the run's stop event while its ``stop_on_call``-th frame is rendered, as a signal handler would."""
+
+    def __init__(self, stop: threading.Event, stop_on_call: int) -> None:
+        super().__init__()
+        self.stop, self.stop_on_call = stop, stop_on_call
+
+    def render(self, should_stop: StopCheck | None = None) -> RenderedFrame:
+        if self.calls + 1 == self.stop_on_call:
+            self.stop.set()
+        return super().render(should_stop)
+
+
+def test_a_stop_inside_an_image_abandons_it_and_the_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    batch = small_batch(count=4)
+    stop = threading.Event()
+    report = render_range(batch, tmp_path / "ds", lambda: _StopDuringImage(stop, 3), stop=stop)
+    assert report.interrupted and report.rendered == [0, 1]
+    check = check_dataset(tmp_path / "ds")
+    assert check.complete == 2 and not list((tmp_path / "ds").rglob("*.tmp*"))
+    assert not list((tmp_path / "ds").rglob(f"{sample_id(2)}*"))  # nothing of the image in hand
+    resumed = render_range(batch, tmp_path / "ds", RasterRenderer)
+    assert resumed.rendered == [2, 3] and resumed.skipped == [0, 1]
+    render_range(batch, tmp_path / "whole", RasterRenderer)
+    for folder in ("images", "masks", "meta"):
+        for path in sorted((tmp_path / "whole" / folder).iterdir()):
+            assert (tmp_path / "ds" / folder / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_a_stop_before_the_first_image_renders_nothing(tmp_path: Path) -> None:
+    stop = threading.Event()
+    stop.set()  # as if the signal came before the first image: nothing is rendered
+    renderer = RasterRenderer()
+    report = render_range(small_batch(count=2), tmp_path / "ds", lambda: renderer, stop=stop)
+    assert report.interrupted and report.rendered == [] and renderer.calls == 0 and renderer.closed

@@ -9,7 +9,7 @@ from blender_addon.scene.geometry import build_geometry, rough_profile
 from tests.blender_addon.specs import FLAT, small_batch
 
 
-def _geometry(index: int = 0, **sections):  # type: ignore[no-untyped-def]
+def _geometry(index: int = 0, **sections):
     batch = small_batch(**sections)
     return batch.sample(index), build_geometry(batch.sample(index), np.random.default_rng(batch.image_seed(index)), 3)
 

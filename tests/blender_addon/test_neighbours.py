@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blender_addon.scene.neighbours import pairs_within, sliding_max, sliding_min
+from blender_addon.scene.neighbours import circle_clashes, pairs_within, sliding_max, sliding_min
+from blender_addon.scene.stopping import Interrupted
 
 
-def _brute_extremum(values: np.ndarray, size: int, pick) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _brute_extremum(values: np.ndarray, size: int, pick) -> np.ndarray:
     """Window i covers i - size//2 .. i - size//2 + size - 1, indices clamped to the ends (scipy's "nearest")."""
     n = values.size
     out = np.empty_like(values)
@@ -96,3 +97,47 @@ def test_grid_hash_of_fewer_than_two_points_is_empty() -> None:
     assert pairs_within(np.zeros((0, 2)), 1.0).shape == (0, 2)
     with pytest.raises(ValueError, match="max_distance"):
         pairs_within(np.zeros((3, 2)), 0.0)
+
+
+def _brute_clashes(centres: np.ndarray, radii: np.ndarray, gap: float, first_new: int) -> np.ndarray:
+    n = len(radii)
+    found = [(i, j) for i in range(n) for j in range(max(i + 1, first_new), n)
+             if np.hypot(*(centres[i] - centres[j])) < radii[i] + radii[j] + gap]
+    return np.array(found, dtype=np.int64).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("first_new", [0, 150])
+def test_circle_clashes_equal_brute_force_with_a_long_tail_of_sizes(seed: int, first_new: int) -> None:
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0.0, 40.0, (400, 2))
+    radii = rng.lognormal(-1.0, 1.0, 400)  # sizes spanning several size classes, a few giants among them
+    radii[rng.integers(0, 400, 5)] = 0.0  # points clash only within the gap
+    got = circle_clashes(centres, radii, 0.15, first_new)
+    np.testing.assert_array_equal(got, _brute_clashes(centres, radii, 0.15, first_new))
+    assert len(got) > 50
+
+
+def test_circles_exactly_gap_apart_do_not_clash() -> None:
+    centres = np.array([[0.0, 0.0], [2.5, 0.0], [2.4, 3.0]])
+    radii = np.array([1.0, 1.0, 0.1])
+    np.testing.assert_array_equal(circle_clashes(centres, radii, 0.5), np.zeros((0, 2)))
+    np.testing.assert_array_equal(circle_clashes(centres, radii, 0.5 + 1e-9), [[0, 1]])
+    assert circle_clashes(np.zeros((1, 2)), np.ones(1), 0.1).shape == (0, 2)
+    assert circle_clashes(np.zeros((4, 2)), np.zeros(4), 0.0).shape == (0, 2)  # nothing closer than 0
+    assert circle_clashes(np.zeros((3, 2)), np.ones(3), 0.1, first_new=3).shape == (0, 2)
+
+
+def test_circle_clashes_ask_the_stop_check_and_stop() -> None:
+    rng = np.random.default_rng(0)
+    centres, radii = rng.uniform(0.0, 10.0, (50, 2)), rng.uniform(0.1, 1.0, 50)
+    asked: list[int] = []
+
+    def never() -> bool:
+        asked.append(1)
+        return False
+
+    circle_clashes(centres, radii, 0.1, should_stop=never)
+    assert asked
+    with pytest.raises(Interrupted):
+        circle_clashes(centres, radii, 0.1, should_stop=lambda: True)

@@ -26,10 +26,11 @@ import pytest
 from blender_addon.render_node.batch_render import render_range
 from blender_addon.render_node.frame import RenderedFrame
 from blender_addon.scene.geometry import build_geometry
+from blender_addon.scene.stopping import Interrupted
 from semcoat import classes
-from semcoat.dataset import check_dataset, read_dataset
+from semcoat.dataset import check_dataset, read_dataset, sample_id
 from semcoat.pngio import decode_grey
-from tests.blender_addon.specs import FLAT, NO_NOISE, PIXEL_UM, small_batch
+from tests.blender_addon.specs import FLAT, NO_NOISE, PIXEL_UM, heavy_batch, small_batch
 
 pytestmark = pytest.mark.blender
 SEMCOAT = [str(Path(sys.executable).parent / "semcoat")]
@@ -43,11 +44,11 @@ class _Shared:
 
         self.inner = Renderer()
 
-    def build(self, spec, geometry):  # type: ignore[no-untyped-def]
+    def build(self, spec, geometry):
         self.inner.build(spec, geometry)
 
-    def render(self) -> RenderedFrame:
-        return self.inner.render()
+    def render(self, should_stop=None) -> RenderedFrame:
+        return self.inner.render(should_stop)
 
     def close(self) -> None:
         """Kept open for the next test."""
@@ -183,7 +184,9 @@ def test_a_bad_spec_exits_non_zero_with_the_reason_and_writes_nothing(tmp_path: 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_ctrl_c_or_scancel_stops_the_render_between_images(tmp_path: Path, sig: signal.Signals, code: int) -> None:
+def test_ctrl_c_or_scancel_stops_the_render_and_says_how_many_are_complete(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
     proc, _, out = _start_render(tmp_path, 40, 2, stderr=subprocess.PIPE)
     proc.send_signal(sig)  # most likely lands inside a Cycles render
     _, stderr = proc.communicate(timeout=30)
@@ -195,6 +198,81 @@ def test_ctrl_c_or_scancel_stops_the_render_between_images(tmp_path: Path, sig: 
     report = check_dataset(out)  # the complete samples are intact; nothing half-written remains
     assert report.complete == finished
     assert len(report.problems) == 1 and f"{40 - finished} of 40 samples never written" in report.problems[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_inside_a_long_image_stops_within_a_second_and_the_resume_is_identical(tmp_path: Path) -> None:
+    """Images of about five seconds each (placement near the work bounds): a SIGINT one second into the second image
+    ends the run within 1.5 s, leaves the first image only, and resuming gives what an uninterrupted run gives."""
+    spec_file = tmp_path / "heavy.json"
+    spec_file.write_text(heavy_batch(count=2).to_json())
+    out, whole = tmp_path / "ds", tmp_path / "whole"
+    cmd = [*SEMCOAT, "render", str(spec_file), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "meta" / f"{sample_id(0)}.json").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the first image took over a minute"
+        time.sleep(0.01)
+    time.sleep(1.0)
+    assert proc.poll() is None, "the second image finished within a second: the spec is too light for this test"
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    waited = time.monotonic() - sent
+    assert proc.returncode == 130, stderr
+    assert waited < 1.5, f"the render took {waited:.2f} s to stop"
+    assert "interrupted: 1 of 2 images are complete" in stderr and "Traceback" not in stderr
+    report = check_dataset(out)
+    assert report.complete == 1
+    leftovers = sorted(p.name for p in out.rglob("*") if p.is_file() and p.name != "dataset.json")
+    assert leftovers == [f"{sample_id(0)}.json", f"{sample_id(0)}.png", f"{sample_id(0)}.png"]  # no temporaries
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0 and "rendered 1, skipped 1 already complete" in resumed.stdout, resumed.stderr
+    done = subprocess.run([*SEMCOAT, "render", str(spec_file), "--out", str(whole)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    for folder in ("images", "masks", "meta"):
+        names = sorted(p.name for p in (whole / folder).iterdir())
+        assert names == sorted(p.name for p in (out / folder).iterdir())
+        for name in names:
+            assert (out / folder / name).read_bytes() == (whole / folder / name).read_bytes(), f"{folder}/{name}"
+
+
+def test_strips_join_to_the_single_render_bit_for_bit(shared: _Shared, monkeypatch: pytest.MonkeyPatch) -> None:
+    from blender_addon.render_node import renderer as renderer_mod
+
+    spec = small_batch(count=1).sample(0)
+    geometry = build_geometry(spec, np.random.default_rng(2), 3)
+    shared.build(spec, geometry)
+    whole = shared.render()
+    monkeypatch.setattr(renderer_mod, "STRIP_PIXELS", 262 * 29)  # 7 strips of 27 or 28 rows
+    assert len(renderer_mod.strip_rows(262, 192)) == 7
+    asked: list[int] = []
+
+    def never() -> bool:
+        asked.append(1)
+        return False
+
+    strips = shared.render(never)
+    assert len(asked) == 7
+    np.testing.assert_array_equal(strips.signal, whole.signal)
+    np.testing.assert_array_equal(strips.mask, whole.mask)
+    assert not shared.inner.scene.render.use_border  # the scene is left as a single render wants it
+    with pytest.raises(Interrupted):
+        shared.render(lambda: True)
+
+
+def test_strip_rows_cover_the_frame_in_near_equal_strips() -> None:
+    from blender_addon.render_node.renderer import STRIP_PIXELS, strip_rows
+
+    assert strip_rows(1032, 768) == [(0, 768)]  # a preset frame is one render, as before strips existed
+    rows = strip_rows(6152, 4096)
+    assert rows[0][0] == 0 and rows[-1][1] == 4096
+    assert all(a[1] == b[0] for a, b in zip(rows[:-1], rows[1:], strict=True))
+    assert max((b - a) * 6152 for a, b in rows) <= STRIP_PIXELS
+    assert max(b - a for a, b in rows) - min(b - a for a, b in rows) <= 1
+    assert strip_rows(STRIP_PIXELS, 3) == [(0, 1), (1, 2), (2, 3)]
+    assert strip_rows(4 * STRIP_PIXELS, 2) == [(0, 1), (1, 2)]  # never thinner than a row
 
 
 def test_resume_renders_a_damaged_sample_again(shared: _Shared, tmp_path: Path) -> None:
