@@ -1,9 +1,9 @@
-"""Each backend's reachability as the workers last saw it, for ``GET /health``.
+"""Each backend's reachability as the workers last saw it, for ``GET /health``: the one record both sides use.
 
 Workers write it into Redis after every periodic poll (key ``semcoat:health:<backend>``, JSON ``{"reachable",
-"detail", "checked_at"}``, expiring after :func:`health_ttl_s`); the API reads it with :func:`read_backend_health`.
-A key that is missing means no worker has looked lately, which ``/health`` shows as unreachable with that reason.
-Only ``redis`` is imported here: the API may import this module.
+"detail", "checked_at"}``, expiring after :func:`health_ttl_s`); the API reads it with :func:`read_backend_health`
+or :func:`parse_backend_health`. A key that is missing means no worker has looked lately, which ``/health`` shows as
+unreachable with that reason. Only ``redis`` is imported here: the API may import this module.
 """
 
 from __future__ import annotations
@@ -54,26 +54,25 @@ def write_backend_health(store: KeyValueStore, backend: str, reachable: bool, de
     store.set(HEALTH_KEY.format(backend=backend), json.dumps(record), ex=ttl_s)
 
 
-def read_backend_health(store: KeyValueStore, backends: Iterable[str]) -> dict[str, BackendStatus]:
-    """What the workers last saw of each backend; a backend no worker reported lately is unreachable, saying so."""
-    out: dict[str, BackendStatus] = {}
-    for backend in backends:
-        raw = store.get(HEALTH_KEY.format(backend=backend))
-        if raw is None:
-            out[backend] = BackendStatus(False, f"no worker has checked the {backend} backend lately: start "
-                                                "`semcoat worker` with the same SEMCOAT_REDIS_URL")
-            continue
-        try:
-            record = json.loads(raw)
-            out[backend] = BackendStatus(bool(record["reachable"]), str(record["detail"]),
-                                         dt.datetime.fromisoformat(record["checked_at"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            out[backend] = BackendStatus(False, f"the health record of {backend} is unreadable ({exc}); it is "
-                                                "rewritten at the next poll")
-    return out
+def parse_backend_health(raw: str | bytes | None) -> BackendStatus | None:
+    """A stored record read back; None when it is absent or unreadable (it is rewritten at the next poll)."""
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+        checked_at = dt.datetime.fromisoformat(record["checked_at"])
+        return BackendStatus(bool(record["reachable"]), str(record["detail"]), checked_at)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
-def read_backend_health_from_url(redis_url: str, backends: Iterable[str]) -> dict[str, BackendStatus]:
+def read_backend_health(store: KeyValueStore, backends: Iterable[str]) -> dict[str, BackendStatus | None]:
+    """What the workers last saw of each backend (None: no worker reported on it lately, or its record is
+    unreadable)."""
+    return {backend: parse_backend_health(store.get(HEALTH_KEY.format(backend=backend))) for backend in backends}
+
+
+def read_backend_health_from_url(redis_url: str, backends: Iterable[str]) -> dict[str, BackendStatus | None]:
     """:func:`read_backend_health` through a fresh Redis connection to ``redis_url``."""
     import redis
 

@@ -6,8 +6,6 @@ broker. The names are the contract with :mod:`render_service.worker.tasks`, whic
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from typing import Protocol
 
 SUBMIT_BATCH = "semcoat.submit_batch"
@@ -32,32 +30,3 @@ def enqueue_submit(sender: TaskSender, batch_id: str) -> None:
 def enqueue_cancel(sender: TaskSender, batch_id: str) -> None:
     """Ask a worker to stop batch ``batch_id`` (scancel, or stop the local processes)."""
     sender.send_task(CANCEL_BATCH, args=(batch_id,))
-
-
-# Backend reachability, reported by the workers and read by ``GET /health``: after each poll a worker stores what it
-# found for each of its backends under ``BACKEND_HEALTH_KEY.format(backend=name)`` in the broker's Redis, as the JSON
-# that :func:`backend_health_record` makes, with expiry ``BACKEND_HEALTH_TTL_S`` seconds (an expired or missing key
-# reads as "no worker has reported on this backend lately").
-BACKEND_HEALTH_KEY = "semcoat:health:{backend}"
-BACKEND_HEALTH_TTL_S = 120
-
-
-class HealthStore(Protocol):
-    """What writing a backend's health needs of a Redis client (``redis.Redis`` fits; a dict-backed fake in tests)."""
-
-    def set(self, name: str, value: str, ex: int | None = None) -> object:
-        """Store ``value`` under ``name``, expiring after ``ex`` seconds."""
-        ...
-
-
-def backend_health_record(reachable: bool, detail: str, checked_at: float) -> str:
-    """The JSON stored for one backend: ``{"reachable", "detail", "checked_at"}``; ``checked_at`` is given in Unix
-    seconds and stored as ISO 8601 UTC (as :mod:`render_service.health` writes it)."""
-    when = dt.datetime.fromtimestamp(checked_at, dt.UTC).isoformat()
-    return json.dumps({"reachable": bool(reachable), "detail": str(detail), "checked_at": when})
-
-
-def report_backend_health(store: HealthStore, backend: str, reachable: bool, detail: str, checked_at: float) -> None:
-    """Store what a worker found about ``backend`` (``detail``: a sentence, e.g. why SSH failed) for ``/health``."""
-    store.set(BACKEND_HEALTH_KEY.format(backend=backend), backend_health_record(reachable, detail, checked_at),
-              ex=BACKEND_HEALTH_TTL_S)

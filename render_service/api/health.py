@@ -2,24 +2,21 @@
 
 The database is checked with ``SELECT 1``; Redis with a ping; workers with Celery's ``control.ping`` (which waits
 its whole timeout, so the count is cached for ``WORKER_PING_CACHE_S``); each backend's reachability is what the
-workers last reported under :data:`render_service.queue.BACKEND_HEALTH_KEY` (the API never opens SSH itself).
+workers last reported (:mod:`render_service.health`; the API never opens SSH itself).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from render_service.db.session import Database
-from render_service.queue import BACKEND_HEALTH_KEY
+from render_service.health import HEALTH_KEY, BackendStatus, parse_backend_health
 from render_service.schemas import BackendHealth, Health
 
 log = logging.getLogger(__name__)
@@ -27,15 +24,6 @@ log = logging.getLogger(__name__)
 WORKER_PING_TIMEOUT_S = 0.5
 WORKER_PING_CACHE_S = 5.0
 REDIS_TIMEOUT_S = 1.0
-
-
-@dataclass(frozen=True)
-class BackendReport:
-    """What a worker last stored about one backend (``checked_at``: Unix seconds)."""
-
-    reachable: bool
-    detail: str
-    checked_at: float
 
 
 class HealthProbe(Protocol):
@@ -49,22 +37,9 @@ class HealthProbe(Protocol):
         """How many Celery workers answered a ping."""
         ...
 
-    def backend_reports(self, names: list[str]) -> dict[str, BackendReport | None]:
+    def backend_reports(self, names: list[str]) -> dict[str, BackendStatus | None]:
         """What the workers last reported about each backend (None: nothing lately)."""
         ...
-
-
-def parse_backend_report(raw: str | bytes | None) -> BackendReport | None:
-    """Read the JSON a worker stored (``checked_at`` ISO 8601 or Unix seconds); None if absent or unreadable."""
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-        when = data["checked_at"]
-        checked_at = dt.datetime.fromisoformat(when).timestamp() if isinstance(when, str) else float(when)
-        return BackendReport(bool(data["reachable"]), str(data["detail"]), checked_at)
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 class RedisProbe:
@@ -105,15 +80,15 @@ class RedisProbe:
                 self._workers = (time.monotonic(), len(replies))
             return self._workers[1]
 
-    def backend_reports(self, names: list[str]) -> dict[str, BackendReport | None]:
+    def backend_reports(self, names: list[str]) -> dict[str, BackendStatus | None]:
         """Read each backend's key."""
         import redis
 
         try:
-            values = self._redis.mget([BACKEND_HEALTH_KEY.format(backend=n) for n in names])
+            values = self._redis.mget([HEALTH_KEY.format(backend=n) for n in names])
         except redis.RedisError:
             return dict.fromkeys(names)
-        return {n: parse_backend_report(v) for n, v in zip(names, values, strict=True)}
+        return {n: parse_backend_health(v) for n, v in zip(names, values, strict=True)}
 
 
 def database_health(database: Database) -> BackendHealth:
@@ -126,12 +101,13 @@ def database_health(database: Database) -> BackendHealth:
     return BackendHealth(reachable=True, detail="the database answers")
 
 
-def backend_health(name: str, report: BackendReport | None, now: float) -> BackendHealth:
+def backend_health(name: str, report: BackendStatus | None, now: float) -> BackendHealth:
     """One backend as ``/health`` shows it: the worker's report with its age, or why there is none."""
     if report is None:
         return BackendHealth(reachable=False, detail=f"no worker has reported on the {name} backend lately; "
                                                      "start one with `semcoat worker`")
-    age = max(0.0, now - report.checked_at)
+    checked_at = report.checked_at.timestamp() if report.checked_at is not None else now
+    age = max(0.0, now - checked_at)
     return BackendHealth(reachable=report.reachable, detail=f"{report.detail} (reported {age:.0f} s ago)")
 
 

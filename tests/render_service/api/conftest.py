@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from render_service.api import create_app
-from render_service.api.health import BackendReport
 from render_service.db.session import Database
+from render_service.health import BackendStatus
 from render_service.schemas import BackendHealth
 from render_service.settings import Settings, load_settings
 from render_service.tokens import create_token
@@ -39,8 +39,8 @@ class FakeProbe:
 
     redis_up: bool = True
     worker_count: int = 1
-    reports: dict[str, BackendReport | None] = field(
-        default_factory=lambda: {"local": BackendReport(True, "4 render processes free", 1e9)})
+    reports: dict[str, BackendStatus | None] = field(
+        default_factory=lambda: {"local": BackendStatus(True, "4 render processes free", None)})
 
     def redis(self) -> BackendHealth:
         return BackendHealth(reachable=self.redis_up, detail="fake")
@@ -48,7 +48,7 @@ class FakeProbe:
     def workers(self) -> int:
         return self.worker_count
 
-    def backend_reports(self, names: list[str]) -> dict[str, BackendReport | None]:
+    def backend_reports(self, names: list[str]) -> dict[str, BackendStatus | None]:
         return {n: self.reports.get(n) for n in names}
 
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from render_service.api.health import BackendReport, parse_backend_report
-from render_service.queue import BACKEND_HEALTH_KEY, report_backend_health
+from render_service.health import HEALTH_KEY, BackendStatus, parse_backend_health, write_backend_health
 from semcoat_cli.app import app
 from tests.render_service.api.conftest import Api
 
 
 def test_health_is_open_and_ok_when_every_part_answers(api: Api) -> None:
-    api.probe.reports["local"] = BackendReport(True, "4 render processes", dt.datetime.now(dt.UTC).timestamp() - 3)
+    api.probe.reports["local"] = BackendStatus(True, "4 render processes",
+                                               dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3))
     body = api.client.get("/api/v1/health").json()
     assert body["status"] == "ok" and body["version"] and body["workers"] == 1
     assert body["database"]["reachable"] and body["redis"]["reachable"]
@@ -37,16 +37,20 @@ def test_a_workers_report_reads_back_as_it_was_written() -> None:
     store: dict[str, str] = {}
 
     class Store:
+        def get(self, name: str) -> str | None:
+            return store.get(name)
+
         def set(self, name: str, value: str, ex: int | None = None) -> None:
             assert ex and ex > 0
             store[name] = value
 
-    report_backend_health(Store(), "slurm", False, "host key unknown", 1_700_000_000.0)
-    raw = store[BACKEND_HEALTH_KEY.format(backend="slurm")]
-    assert parse_backend_report(raw) == BackendReport(False, "host key unknown", 1_700_000_000.0)
-    assert parse_backend_report(json.dumps({"reachable": True, "detail": "ok", "checked_at": 5})) == BackendReport(
-        True, "ok", 5.0)
-    assert parse_backend_report("{not json") is None and parse_backend_report(None) is None
+    before = dt.datetime.now(dt.UTC)
+    write_backend_health(Store(), "slurm", False, "host key unknown", ttl_s=60)
+    status = parse_backend_health(store[HEALTH_KEY.format(backend="slurm")])
+    assert status is not None and (status.reachable, status.detail) == (False, "host key unknown")
+    assert status.checked_at is not None and before <= status.checked_at <= dt.datetime.now(dt.UTC)
+    assert parse_backend_health("{not json") is None and parse_backend_health(None) is None
+    assert parse_backend_health(json.dumps({"reachable": True, "detail": "ok"})) is None
 
 
 def test_token_create_prints_once_list_hides_it_revoke_gives_401(api: Api, monkeypatch: pytest.MonkeyPatch,

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from render_service.api import create_app
 from render_service.api.health import WORKER_PING_TIMEOUT_S
 from render_service.db.session import Database
-from render_service.queue import SUBMIT_BATCH, report_backend_health
+from render_service.health import write_backend_health
+from render_service.queue import SUBMIT_BATCH
 from render_service.settings import load_settings
 from render_service.tokens import create_token
 
@@ -43,7 +44,7 @@ def test_submit_puts_a_task_on_the_real_broker_and_health_reads_it(stack_env: di
         headers = json.loads(messages[0])["headers"]
         assert headers["task"] == SUBMIT_BATCH and response.json()["id"] in headers["argsrepr"]
 
-        report_backend_health(store, "local", True, "2 render processes free", time.time())  # as a worker does
+        write_backend_health(store, "local", True, "2 render processes free", ttl_s=60)  # as a worker does
         started = time.monotonic()
         health = client.get("/api/v1/health").json()
         assert health["redis"]["reachable"] and health["workers"] == 0  # nobody consumes this database
