@@ -72,6 +72,25 @@ class Service:
             time.sleep(0.1)
         return self
 
+    def restart_api(self) -> None:
+        """Stop the API (SIGTERM) and start it again on the same port and data folder; wait until it answers."""
+        assert self.api is not None
+        self.api.terminate()
+        self.api.wait(timeout=20)
+        with open(self.logs / "api-restarted.log", "wb") as log:
+            self.api = subprocess.Popen([*SEMCOAT, "serve", "--port", str(self.port)], env=self.env, cwd=REPO,
+                                        stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.api.poll() is None, (self.logs / "api-restarted.log").read_text()
+            assert time.monotonic() < deadline, (self.logs / "api-restarted.log").read_text()
+            time.sleep(0.1)
+
     def start_worker(self) -> None:
         """Start (or start again) the worker."""
         self._worker_starts += 1

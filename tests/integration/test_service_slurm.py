@@ -141,6 +141,24 @@ def test_a_worker_killed_right_after_submitting_completes_the_batch_after_a_rest
     assert jobs_named(ssh, stack_env, name) == set(done["slurm_job_ids"])
 
 
+@pytest.mark.blender
+@pytest.mark.timeout(150)
+def test_the_api_restarted_mid_run_keeps_every_batch_and_its_state(service: Service) -> None:
+    finished = service.submit(spec("it-before-restart", 2), images_per_task=2)
+    finished = service.wait(finished["id"], timeout_s=90)
+    running = service.submit(spec("it-across-restart", 4), images_per_task=2)
+    with service.client() as http:
+        listed_before = {b["id"]: b for b in http.get("/batches", params={"limit": 200}).json()["items"]}
+    service.restart_api()
+    with service.client() as http:
+        listed_after = {b["id"]: b for b in http.get("/batches", params={"limit": 200}).json()["items"]}
+    assert set(listed_after) == set(listed_before)
+    assert listed_after[finished["id"]] == finished  # a finished batch comes back exactly as it was
+    assert listed_after[running["id"]]["created_at"] == listed_before[running["id"]]["created_at"]
+    done = service.wait(running["id"], timeout_s=100)  # the one in flight goes on to the end
+    assert (done["state"], done["images_done"]) == ("succeeded", 4), done
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("field, value", [("partition", "$(touch owned)"), ("account", "a;touch owned"),
                                           ("time_limit", "1'; touch owned; '"), ("partition", 'de"bug')])
