@@ -9,7 +9,10 @@ import sys
 PROBES = {
     "render": ["bpy", "scipy", "cv2"],
     "analysis": ["skimage", "tifffile", "matplotlib", "onnxruntime"],
-    "train": ["torch", "lightning", "monai"],
+    "train": [
+        "torch", "lightning", "monai", "torchmetrics", "einops", "onnx", "albumentations", "tensorboard",
+        "jsonargparse",
+    ],
     "service": ["fastapi", "celery", "paramiko", "alembic"],
     "dev": ["pytest", "jsonschema", "hypothesis", "schemathesis"],
 }
