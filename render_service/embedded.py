@@ -140,7 +140,11 @@ def start_worker(settings: Settings) -> Child:
                             "batches will stay 'queued'; install the complete service or run `semcoat worker` "
                             "elsewhere on the same SEMCOAT_REDIS_URL")
     env = dict(os.environ, SEMCOAT_REDIS_URL=str(settings.redis_url), SEMCOAT_DATA_DIR=str(settings.data_dir))
-    return spawn("worker", [sys.executable, "-m", "semcoat_cli", "worker"], env=env)
+    # The worker's banner and per-poll lines would bury the API's own; they go to a log in the data folder.
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return spawn("worker", [sys.executable, "-m", "semcoat_cli", "worker", "--loglevel", "WARNING"], env=env,
+                 log_file=logs / "worker.log")
 
 
 def default_owner() -> str:
@@ -217,7 +221,8 @@ def serve(settings: Settings, host: str, port: int, echo: Callable[[str], None])
                 else:
                     children.append(worker)
                     threading.Thread(target=_watch, args=(worker, stopping), daemon=True).start()
-                    echo(f"local worker started (pid {worker.process.pid})")
+                    worker_log = settings.data_dir / "logs" / "worker.log"
+                    echo(f"local worker started (pid {worker.process.pid}; its log: {worker_log})")
             app = create_app(settings, database=database)
             echo(f"API on http://{host}:{port}/api/v1 (OpenAPI: http://{host}:{port}/openapi.json)")
             server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False))
