@@ -5,11 +5,13 @@ A model maps a float32 batch (N, 1, rows, columns) of grey images scaled to [0, 
 
 - ONNX (``.onnx``), run by onnxruntime (CUDA when available, else CPU);
 - TorchScript (``.pt``, ``.ts``, ``.torchscript``), loaded with ``torch.jit.load``;
+- Lightning checkpoints (``.ckpt``) of ``semcoat train fit``, loaded through the training package's public
+  :class:`training.export.CheckpointModel` (needs the ``train`` extra; ``semcoat train export`` makes ONNX from one);
 - ``classical`` (no file): the non-learned baseline of :mod:`analysis.baseline`, which segments whole images
   (:class:`WholeImageModel`) rather than tiles.
 
-Lightning checkpoints (``.ckpt``) hold weights without the network's code; they are refused with a message saying
-how to export one, until the training package provides that export.
+A trained model's class count is its own (the output channels an ONNX file declares, a checkpoint's
+hyperparameters): a model trained before a class was appended to the table still loads, predicting ids below it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from semcoat.errors import SemcoatError
 
 ONNX_SUFFIXES = (".onnx",)
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".torchscript")
+CHECKPOINT_SUFFIXES = (".ckpt",)
 
 
 class ModelLoadError(SemcoatError):
@@ -108,7 +111,9 @@ class OnnxModel:
         rows, columns = _fixed_dim(self._shape[2]), _fixed_dim(self._shape[3])
         self.input_size = (rows, columns) if rows is not None and columns is not None else None
         self._run_errors = load_errors
-        self.n_classes = n_classes
+        outputs = self._session.get_outputs()
+        declared = _fixed_dim(list(outputs[0].shape)[1]) if outputs and len(outputs[0].shape) == 4 else None
+        self.n_classes = declared if declared is not None else n_classes
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Logits of a float32 batch (N, 1, rows, columns), in chunks of the model's fixed batch size if it has one.
@@ -142,6 +147,17 @@ class OnnxModel:
             ) from exc
 
 
+def _class_count(names_json: str | bytes) -> int | None:
+    """Number of class names in a JSON list, None when absent or not a list of names."""
+    import json
+
+    try:
+        names = json.loads(names_json) if names_json else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return len(names) if isinstance(names, list) and names and all(isinstance(n, str) for n in names) else None
+
+
 class TorchScriptModel:
     """A TorchScript segmentation model run by torch (CUDA when available, else CPU)."""
 
@@ -150,12 +166,13 @@ class TorchScriptModel:
 
         self._torch = torch
         self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        extra = {"semcoat_classes.json": ""}  # written by `semcoat train export`: the model's class names
         try:
-            self._module = torch.jit.load(str(path), map_location=self._device).eval()
+            self._module = torch.jit.load(str(path), map_location=self._device, _extra_files=extra).eval()
         except (RuntimeError, ValueError) as exc:
             raise ModelLoadError(f"{path}: not a TorchScript module ({exc})") from exc
         self._path = path
-        self.n_classes = n_classes
+        self.n_classes = _class_count(extra["semcoat_classes.json"]) or n_classes
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Logits of a float32 batch (N, 1, rows, columns).
@@ -178,19 +195,21 @@ class TorchScriptModel:
 
 
 def load_model(path: str | Path, n_classes: int = NUM_CLASSES) -> SegmentationModel:
-    """Load an ONNX or TorchScript segmentation model, or the classical baseline for the name ``classical``.
+    """Load an ONNX or TorchScript segmentation model, a Lightning checkpoint of ``semcoat train fit``, or the
+    classical baseline for the name ``classical``.
 
     Raises
     ------
     ModelLoadError
-        For missing files, Lightning checkpoints and unknown file kinds, saying what is accepted.
+        For missing files, unusable checkpoints and unknown file kinds, saying what is accepted.
     """
     from analysis.baseline import CLASSICAL_MODEL_NAME, ClassicalSegmenter
 
     if str(path) == CLASSICAL_MODEL_NAME:
         return ClassicalSegmenter()
     path = Path(path)
-    accepted = ", ".join((*ONNX_SUFFIXES, *TORCHSCRIPT_SUFFIXES)) + f" files, or {CLASSICAL_MODEL_NAME!r}"
+    kinds = (*ONNX_SUFFIXES, *TORCHSCRIPT_SUFFIXES, *CHECKPOINT_SUFFIXES)
+    accepted = ", ".join(kinds) + f" files, or {CLASSICAL_MODEL_NAME!r}"
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such model file (accepted: {accepted})")
     suffix = path.suffix.lower()
@@ -198,11 +217,23 @@ def load_model(path: str | Path, n_classes: int = NUM_CLASSES) -> SegmentationMo
         return OnnxModel(path, n_classes)
     if suffix in TORCHSCRIPT_SUFFIXES:
         return TorchScriptModel(path, n_classes)
-    if suffix == ".ckpt":
-        raise ModelLoadError(
-            f"{path}: Lightning checkpoints hold weights without the network; loading them needs the training "
-            f"package, which does not provide an export yet. Export the model to ONNX (torch.onnx.export, input "
-            f"float32 N x 1 x H x W in [0, 1], output logits N x {n_classes} x H x W) or TorchScript and pass that "
-            f"file ({accepted})"
-        )
+    if suffix in CHECKPOINT_SUFFIXES:
+        return _load_checkpoint(path, accepted)
     raise ModelLoadError(f"{path}: unknown model file kind {suffix!r}; accepted: {accepted}")
+
+
+def _load_checkpoint(path: Path, accepted: str) -> SegmentationModel:
+    """A Lightning checkpoint as a model, through the training package (imported only here: torch, Lightning)."""
+    advice = ("give a checkpoint written by `semcoat train fit`, or export one to ONNX with `semcoat train export "
+              f"CKPT --out model.onnx` and pass that file ({accepted})")
+    try:
+        from training.export import CheckpointError, CheckpointModel
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"{path}: Lightning checkpoints load through the training package, which cannot be imported here "
+            f"({exc}); install the `train` extra, or {advice}") from exc
+    try:
+        return CheckpointModel(path)
+    except CheckpointError as exc:
+        raise ModelLoadError(f"Lightning checkpoints of `semcoat train fit` load directly, this file is not one "
+                             f"({exc}); {advice}") from exc

@@ -1,0 +1,109 @@
+"""``semcoat train ...`` and ``semcoat dataset import``: thin front ends over the training package.
+
+torch, Lightning and MONAI are imported inside the commands, so ``semcoat --help`` stays fast (a test checks it).
+``fit``, ``validate``, ``test`` and ``predict`` hand their arguments to Lightning's CLI unchanged (``--help`` shows
+every option of the model, the data and the trainer).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from semcoat_cli.errors import EXIT_USAGE, user_errors
+
+train_app = typer.Typer(help="Segmentation training (Lightning): fit, validate, test, predict, export, sbatch.",
+                        no_args_is_help=True)
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def _lightning(subcommand: str, ctx: typer.Context) -> None:
+    from training.lightning_cli import run
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("training")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    with user_errors(EXIT_USAGE):
+        run([subcommand, *ctx.args])
+
+
+def _pass_through(subcommand: str, doc: str) -> None:
+    def command(ctx: typer.Context) -> None:
+        _lightning(subcommand, ctx)
+
+    command.__doc__ = doc
+    train_app.command(subcommand, context_settings=_PASS_THROUGH, add_help_option=False)(command)
+
+
+for _name, _doc in (
+    ("fit", "Train: --config training/configs/unet.yaml --data.datasets '[DIR, ...]' (--help: every option)."),
+    ("validate", "Validate a checkpoint: --config FILE.yaml --ckpt_path CKPT."),
+    ("test", "Test a checkpoint on the test split: --config FILE.yaml --ckpt_path CKPT."),
+    ("predict", "Write masks of the test split: --config FILE.yaml --ckpt_path CKPT --predict_dir DIR."),
+):
+    _pass_through(_name, _doc)
+
+
+@train_app.command("export")
+def export_command(
+    checkpoint: Annotated[Path, typer.Argument(help="Lightning checkpoint (.ckpt) of semcoat train fit.")],
+    out: Annotated[Path, typer.Option("--out", help="model.onnx (ONNX) or model.pt / .ts (TorchScript).")],
+    sample_px: Annotated[int, typer.Option(help="Edge of the example input used to trace the network, pixels.")] = 256,
+) -> None:
+    """Export a checkpoint for `semcoat predict --model`: float32 N x 1 x H x W in [0, 1] to class logits."""
+    from training.export import export
+
+    with user_errors(EXIT_USAGE, {"out": "--out"}):
+        path = export(checkpoint, out, (sample_px, sample_px))
+    typer.echo(f"wrote {path}")
+
+
+@train_app.command("sbatch")
+def sbatch_command(
+    config: Annotated[str, typer.Option("--config", help="Training YAML, as a path on the cluster.")],
+    nodes: Annotated[int, typer.Option(help="Nodes.")] = 1,
+    gpus_per_node: Annotated[int, typer.Option(help="GPUs per node; 0: CPU processes (gloo).")] = 0,
+    processes_per_node: Annotated[int, typer.Option(help="CPU processes per node when there are no GPUs.")] = 1,
+    cpus_per_task: Annotated[int, typer.Option(help="CPU cores per process.")] = 4,
+    time: Annotated[str, typer.Option(help="Wall-clock limit, HH:MM:SS.")] = "04:00:00",
+    partition: Annotated[str | None, typer.Option(help="Slurm partition.")] = None,
+    setup: Annotated[str, typer.Option(help="Shell line run first, e.g. 'source ~/semcoat/.venv/bin/activate'.")] = "",
+    extra: Annotated[list[str] | None, typer.Argument(help="More `semcoat train fit` arguments (after --).")] = None,
+) -> None:
+    """Print an sbatch script running `srun semcoat train fit` as a DDP job (one task per device)."""
+    from training.slurm import sbatch_script
+
+    with user_errors(EXIT_USAGE):
+        typer.echo(sbatch_script(config, extra or [], nodes, gpus_per_node, processes_per_node, cpus_per_task, time,
+                                 partition=partition, setup=setup), nl=False)
+
+
+def dataset_import(
+    images: Annotated[Path, typer.Argument(help="Folder of micrographs (PNG, TIFF, JPEG; 8/16-bit grey).")],
+    masks: Annotated[Path, typer.Argument(help="Folder of label masks (8-bit class ids), same file stems.")],
+    pixel_size_um: Annotated[float, typer.Option("--pixel-size-um", help="µm per pixel of every image.")],
+    out: Annotated[Path, typer.Option("--out", help="New dataset folder.")],
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: the folder's name).")] = None,
+) -> None:
+    """Turn real micrographs and their label masks into a dataset folder (masks checked: sizes, class ids)."""
+    from training.importer import import_dataset
+
+    with user_errors(EXIT_USAGE, {"out": "--out"}):
+        info = import_dataset(images, masks, pixel_size_um, out, name)
+    typer.echo(f"ok: {out}: {info.count} samples, {info.image_width_px}x{info.image_height_px} px, "
+               f"{info.pixel_size_um:g} µm/px")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``semcoat train`` and ``semcoat dataset import``."""
+    from semcoat_cli.core import dataset_app
+
+    app.add_typer(train_app, name="train")
+    dataset_app.command("import")(dataset_import)
+

@@ -1,0 +1,232 @@
+"""The Lightning DataModule over one or more dataset folders (the contract of :mod:`semcoat.dataset`).
+
+Training draws random crops at native resolution (features are a few pixels wide: whole images are never shrunk):
+a folder by its mixing weight, an image of it, and with probability ``class_balance`` a crop holding a pixel of a
+class chosen uniformly among those the image holds (so small classes are seen as often as large ones), else a
+uniform crop. Validation and test run on whole images. Splits are by seed inside each folder, or by folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from semcoat.dataset import DatasetError
+from training.augment import AugmentConfig, augment, build_augmentation
+from training.samples import (
+    MaskIndex,
+    Sample,
+    class_table,
+    class_weights,
+    crop_origin,
+    crop_pair,
+    index_masks,
+    list_samples,
+    read_pair,
+    split_indices,
+)
+
+
+class CropDataset(Dataset[dict[str, Any]]):
+    """``length`` random training crops of ``crop_px`` (rows, columns) from weighted groups of samples.
+
+    Each item is drawn from a seed taken from torch's generator, which Lightning and the DataLoader seed per run and
+    per worker: workers never repeat each other, and a seeded run repeats itself.
+    """
+
+    def __init__(self, groups: Sequence[Sequence[Sample]], group_weights: Sequence[float], n_classes: int,
+                 crop_px: tuple[int, int], length: int, class_balance: float = 0.5,
+                 augment_config: AugmentConfig | None = None, augment_on: bool = True) -> None:
+        self.samples = [s for group in groups for s in group]
+        starts = np.cumsum([0, *[len(g) for g in groups]])
+        self.group_ranges = [(int(starts[i]), int(starts[i + 1])) for i in range(len(groups))]
+        w = np.asarray(group_weights, np.float64)
+        self.group_p = w / w.sum()
+        self.n_classes = n_classes
+        self.crop_px = crop_px
+        self.length = length
+        self.class_balance = class_balance
+        self.index: MaskIndex = index_masks(self.samples, n_classes)
+        self.transform = build_augmentation(augment_config) if augment_on else None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, tuple[int, int]]:
+        """(sample index, crop origin) of one crop."""
+        lo, hi = self.group_ranges[int(rng.choice(len(self.group_ranges), p=self.group_p))]
+        i = int(rng.integers(lo, hi))
+        shape = self.index.shapes[i]
+        centre = None
+        if rng.random() < self.class_balance:
+            present = sorted(self.index.locations[i])
+            cid = present[int(rng.integers(len(present)))]
+            flat = int(rng.choice(self.index.locations[i][cid]))
+            centre = (flat // shape[1], flat % shape[1])
+        return i, crop_origin(shape, self.crop_px, rng, centre)
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        rng = np.random.default_rng(seed)
+        i, origin = self.draw(rng)
+        image, mask = read_pair(self.samples[i], self.n_classes)
+        image, mask = crop_pair(image, mask, origin, self.crop_px)
+        if self.transform is not None:
+            image, mask = augment(self.transform, image, mask, seed)
+        return {"image": torch.from_numpy(image)[None], "mask": torch.from_numpy(mask.astype(np.int64))}
+
+
+class WholeImageDataset(Dataset[dict[str, Any]]):
+    """Whole images and masks, for validation, test and prediction."""
+
+    def __init__(self, samples: Sequence[Sample], n_classes: int) -> None:
+        self.samples = list(samples)
+        self.n_classes = n_classes
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        sample = self.samples[item]
+        image, mask = read_pair(sample, self.n_classes)
+        return {"image": torch.from_numpy(image)[None], "mask": torch.from_numpy(mask.astype(np.int64)),
+                "name": f"{sample.folder.name}/{sample.sid}"}
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    """Crops for training, whole images for validation and test, from dataset folders.
+
+    Parameters
+    ----------
+    datasets : dataset folders to train on (synthetic batches and real labelled folders alike).
+    weights : mixing weight of each folder in ``datasets`` (crops are drawn from a folder in proportion to it);
+        default: equal weights per folder.
+    val_datasets, test_datasets : folders used whole for validation / test (split by folder); when not given, each
+        folder of ``datasets`` is split by ``split_seed`` with ``val_fraction`` and ``test_fraction``.
+    crop_px : training crop edge, pixels (rows = columns), a multiple of 32 for the U-Nets.
+    crops_per_epoch : training crops in one epoch.
+    class_balance : probability that a crop is centred near a pixel of a class drawn uniformly from the image's.
+    batch_size : training crops per batch; ``eval_batch_size`` whole images per validation/test batch.
+    num_workers : data-loader worker processes (0: load in the main process).
+    augment : whether training crops are augmented (:mod:`training.augment`); ``augment_config`` tunes it.
+    """
+
+    def __init__(self, datasets: list[str], weights: list[float] | None = None,
+                 val_datasets: list[str] | None = None, test_datasets: list[str] | None = None,
+                 val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0, crop_px: int = 256,
+                 crops_per_epoch: int = 1024, class_balance: float = 0.5, batch_size: int = 8,
+                 eval_batch_size: int = 1, num_workers: int = 2, augment: bool = True,
+                 augment_config: AugmentConfig | None = None) -> None:
+        super().__init__()
+        if weights is not None and len(weights) != len(datasets):
+            raise DatasetError(f"weights gives {len(weights)} value(s) for {len(datasets)} dataset folder(s); "
+                               "give one weight per folder")
+        if weights is not None and (any(w < 0 for w in weights) or sum(weights) <= 0):
+            raise DatasetError(f"weights must be non-negative with a positive sum (got {weights})")
+        if crop_px < 32:
+            raise DatasetError(f"crop_px must be at least 32 pixels (got {crop_px})")
+        self.save_hyperparameters(ignore=["augment_config"])
+        self.augment_config = augment_config
+        table = class_table([*datasets, *(val_datasets or []), *(test_datasets or [])])
+        self.class_names = [table[i] for i in range(len(table))]
+        self._train: CropDataset | None = None
+        self._val: list[Sample] = []
+        self._test: list[Sample] = []
+        self._train_groups: list[list[Sample]] = []
+
+    @property
+    def hp(self) -> Any:
+        """The saved hyperparameters (attribute access)."""
+        return self.hparams
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (ids 0..n-1) of the folders' merged class table."""
+        return len(self.class_names)
+
+    def _split(self) -> None:
+        hp = self.hp
+        by_seed = hp.val_datasets is None or hp.test_datasets is None
+        groups, val, test = [], [], []
+        for k, folder in enumerate(hp.datasets):
+            samples = list_samples(folder)
+            if by_seed:
+                vf = hp.val_fraction if hp.val_datasets is None else 0.0
+                tf = hp.test_fraction if hp.test_datasets is None else 0.0
+                tr, va, te = split_indices(len(samples), vf, tf, hp.split_seed + k)
+                groups.append([samples[i] for i in tr])
+                val += [samples[i] for i in va]
+                test += [samples[i] for i in te]
+            else:
+                groups.append(samples)
+        for folder in hp.val_datasets or []:
+            val += list_samples(folder)
+        for folder in hp.test_datasets or []:
+            test += list_samples(folder)
+        if not any(groups):
+            raise DatasetError(f"no training sample left after the split of {hp.datasets}")
+        self._train_groups, self._val, self._test = groups, val, test
+
+    def setup(self, stage: str | None = None) -> None:
+        """Split the folders and index the training masks (once)."""
+        if self._train_groups:
+            return
+        self._split()
+        hp = self.hp
+        weights = hp.weights or [1.0] * len(hp.datasets)
+        kept = [(g, w) for g, w in zip(self._train_groups, weights, strict=True) if g and w > 0]
+        self._train = CropDataset([g for g, _ in kept], [w for _, w in kept], self.num_classes,
+                                  (hp.crop_px, hp.crop_px), hp.crops_per_epoch, hp.class_balance,
+                                  self.augment_config, hp.augment)
+
+    def class_weights(self, max_ratio: float = 10.0) -> np.ndarray:
+        """Loss weights from the class frequencies of the training split (:func:`training.samples.class_weights`)."""
+        self.setup("fit")
+        assert self._train is not None
+        return class_weights(self._train.index.counts, max_ratio)
+
+    @property
+    def val_samples(self) -> list[Sample]:
+        """Samples of the validation split (after :meth:`setup`)."""
+        return self._val
+
+    @property
+    def test_samples(self) -> list[Sample]:
+        """Samples of the test split (after :meth:`setup`)."""
+        return self._test
+
+    def _loader(self, dataset: Dataset[dict[str, Any]], batch_size: int, shuffle: bool) -> DataLoader[dict[str, Any]]:
+        workers = self.hp.num_workers
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                          persistent_workers=workers > 0, drop_last=False)
+
+    def train_dataloader(self) -> DataLoader[dict[str, Any]]:
+        """Random crops, batch_size per batch."""
+        assert self._train is not None
+        return self._loader(self._train, self.hp.batch_size, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader[dict[str, Any]]:
+        """Whole validation images."""
+        return self._loader(WholeImageDataset(self._val, self.num_classes), self.hp.eval_batch_size, False)
+
+    def test_dataloader(self) -> DataLoader[dict[str, Any]]:
+        """Whole test images."""
+        return self._loader(WholeImageDataset(self._test, self.num_classes), self.hp.eval_batch_size, False)
+
+    def predict_dataloader(self) -> DataLoader[dict[str, Any]]:
+        """Whole test images (the test split), for ``semcoat train predict``."""
+        return self.test_dataloader()
+
+    def describe(self) -> dict[str, Any]:
+        """Sizes of the splits and the class table, for logs."""
+        return {"train": sum(len(g) for g in self._train_groups), "val": len(self._val), "test": len(self._test),
+                "classes": self.class_names,
+                "augment": asdict(self.augment_config or AugmentConfig()) if self.hp.augment else None,
+                "datasets": [str(Path(d)) for d in self.hp.datasets]}

@@ -1,0 +1,131 @@
+"""Trained models out of Lightning checkpoints: ONNX and TorchScript files for ``semcoat predict``, and a checkpoint
+loaded directly as a model.
+
+Every exported model takes float32 (N, 1, rows, columns) grey images in [0, 1] and returns class logits
+(N, classes, rows, columns), classes in the order of the class table (the contract of :mod:`analysis.model`); the
+class names travel with the file (ONNX metadata ``semcoat_classes``, TorchScript extra file
+``semcoat_classes.json``). Rows and columns are free (ONNX: dynamic axes), multiples of 32 for the U-Nets.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from semcoat.errors import SemcoatError
+from training.module import SegmentationModule
+
+CLASSES_KEY = "semcoat_classes"
+ONNX_OPSET = 17
+EXPORT_SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript"}
+
+
+class CheckpointError(SemcoatError):
+    """A file that is not a checkpoint of :class:`training.module.SegmentationModule`."""
+
+
+def load_module(path: str | Path) -> SegmentationModule:
+    """The LightningModule of a checkpoint, on CPU, in eval mode, float32.
+
+    Raises
+    ------
+    CheckpointError
+        When the file is missing or is no checkpoint of a semcoat segmentation module.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        module = SegmentationModule.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+    except (KeyError, RuntimeError, TypeError, ValueError, EOFError, AttributeError, OSError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as exc:
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise CheckpointError(f"{path}: not a checkpoint of a semcoat segmentation model ({reason})") from exc
+    return module.float().eval()
+
+
+class ExportNet(nn.Module):
+    """The network of a module, contiguous float32 in and out (no channels-last, no autocast)."""
+
+    def __init__(self, module: SegmentationModule) -> None:
+        super().__init__()
+        self.net = module.net.to(memory_format=torch.contiguous_format).float().eval()  # type: ignore[call-overload]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, classes, rows, columns) of float32 (N, 1, rows, columns) in [0, 1]."""
+        return self.net(x)
+
+
+def export_onnx(module: SegmentationModule, out: str | Path, sample_px: tuple[int, int] = (256, 256)) -> Path:
+    """Write the module's network as ONNX (legacy exporter, one file, dynamic batch, rows and columns)."""
+    import onnx
+
+    out = Path(out)
+    net = ExportNet(module)
+    example = torch.rand(1, 1, *sample_px)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic in the networks
+        torch.onnx.export(
+            net, (example,), str(out), dynamo=False, opset_version=ONNX_OPSET, input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "n", 2: "rows", 3: "columns"}, "logits": {0: "n", 2: "rows", 3: "columns"}})
+    model = onnx.load(str(out))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = CLASSES_KEY, json.dumps(module.class_names)
+    onnx.save(model, str(out))
+    return out
+
+
+def export_torchscript(module: SegmentationModule, out: str | Path, sample_px: tuple[int, int] = (256, 256)) -> Path:
+    """Write the module's network as a traced TorchScript module with the class names as an extra file."""
+    out = Path(out)
+    net = ExportNet(module)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, torch.rand(1, 1, *sample_px))
+    torch.jit.save(traced, str(out), _extra_files={f"{CLASSES_KEY}.json": json.dumps(module.class_names)})
+    return out
+
+
+def export(checkpoint: str | Path, out: str | Path, sample_px: tuple[int, int] = (256, 256)) -> Path:
+    """Export a checkpoint to ``out``; the kind follows the suffix (:data:`EXPORT_SUFFIXES`).
+
+    Raises
+    ------
+    CheckpointError
+        For an unusable checkpoint or an unknown output suffix.
+    """
+    kind = EXPORT_SUFFIXES.get(Path(out).suffix.lower())
+    if kind is None:
+        raise CheckpointError(f"{out}: unknown export kind {Path(out).suffix!r}; accepted: "
+                              f"{', '.join(EXPORT_SUFFIXES)}", argument="out")
+    module = load_module(checkpoint)
+    return (export_onnx if kind == "onnx" else export_torchscript)(module, out, sample_px)
+
+
+class CheckpointModel:
+    """A checkpoint used directly for inference (the :class:`analysis.model.SegmentationModel` interface).
+
+    Attributes
+    ----------
+    n_classes : classes of the model's output.
+    class_names : their names.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self._module = load_module(path)
+        self.n_classes = int(self._module.hp.num_classes)
+        self.class_names = list(self._module.class_names)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Logits (N, classes, rows, columns) of a float32 batch (N, 1, rows, columns) in [0, 1]; any size."""
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+            return self._module(x).float().numpy()

@@ -1,0 +1,89 @@
+"""``semcoat train fit|validate|test|predict``: Lightning's CLI over :class:`~training.module.SegmentationModule`
+and :class:`~training.data.SegmentationDataModule`, configured by YAML files (``training/configs/*.yaml``).
+
+The model's class count and names are linked from the data's class table, so no config hard-codes them. bf16 mixed
+precision asked for on a CPU that lacks bf16 support falls back to 32-bit with a warning.
+Under Slurm (``srun semcoat train fit ...`` in an sbatch script with ``--ntasks-per-node`` = devices) Lightning's
+SLURMEnvironment supplies ranks and the master address.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from training.callbacks import MaskWriter
+from training.data import SegmentationDataModule
+from training.module import SegmentationModule
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs bf16 arithmetic natively (AVX-512 BF16 / AMX), where bf16 autocast is a real speed-up."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def effective_precision(precision: str | int | None, accelerator: str | None, bf16_ok: bool) -> str | int | None:
+    """The precision to run with: bf16 asked for on a CPU without bf16 support becomes ``32-true``."""
+    on_cpu = accelerator in (None, "auto", "cpu") and not torch.cuda.is_available()
+    if on_cpu and isinstance(precision, str) and precision.startswith("bf16") and not bf16_ok:
+        return "32-true"
+    return precision
+
+
+def default_loggers(root: str | Path) -> list[Logger]:
+    """CSV logs (``ROOT/logs/version_N/metrics.csv``, also the trainer's log folder: checkpoints and confusion
+    matrices go there) and TensorBoard logs (``ROOT/tensorboard``)."""
+    return [CSVLogger(str(root), name="logs"), TensorBoardLogger(str(root), name="tensorboard")]
+
+
+class SemcoatCLI(LightningCLI):
+    """LightningCLI with the class table linked from the data to the model, a bf16 fallback, CSV + TensorBoard
+    loggers under ``trainer.default_root_dir`` unless the config names loggers, and a mask writer for ``predict``
+    (``--predict_dir``)."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Links and extra options."""
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.add_argument("--predict_dir", default="predictions",
+                            help="Folder the predict subcommand writes masks to (<dataset>/<id>.png).")
+
+    def before_instantiate_classes(self) -> None:
+        """Fall back from bf16 on CPUs without it."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer = config.trainer
+        wanted = trainer.precision
+        trainer.precision = effective_precision(wanted, trainer.accelerator, cpu_supports_bf16())
+        if trainer.precision != wanted:
+            log.warning("precision %s asked for, but this CPU has no native bf16: running %s", wanted,
+                        trainer.precision)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        if config.get("logger") in (None, True):
+            config["logger"] = default_loggers(config.get("default_root_dir") or "runs")
+        return super()._instantiate_trainer(config, callbacks)
+
+    def before_predict(self) -> None:
+        """Write predicted masks to ``--predict_dir``."""
+        trainer: Any = self.trainer
+        trainer.callbacks.append(MaskWriter(self.config.predict.predict_dir))
+
+
+def run(args: list[str]) -> SemcoatCLI:
+    """Run a subcommand (``args[0]`` in :data:`SUBCOMMANDS`) with the rest of ``args`` as Lightning CLI arguments."""
+    return SemcoatCLI(SegmentationModule, SegmentationDataModule, args=args, seed_everything_default=0,
+                      save_config_kwargs={"overwrite": True}, parser_kwargs={"default_env": False})

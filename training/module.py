@@ -1,0 +1,164 @@
+"""The LightningModule: a network from :mod:`training.models`, a loss from :mod:`training.losses`, per-class metrics
+from :mod:`training.metrics`. It only translates batches into calls of those components and logs what they return.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from semcoat import classes
+from training.losses import SegmentationLoss
+from training.metrics import confusion_csv, stage_metrics
+from training.models import SIZE_MULTIPLE, build_model
+
+log = logging.getLogger(__name__)
+
+
+def pad_to_multiple(x: Tensor, multiple: int = SIZE_MULTIPLE) -> tuple[Tensor, tuple[int, int]]:
+    """``x`` (N, C, rows, columns) padded at the bottom and right by reflection to multiples of ``multiple``; also
+    the original (rows, columns)."""
+    rows, cols = x.shape[-2:]
+    pad_r, pad_c = (-rows) % multiple, (-cols) % multiple
+    if pad_r or pad_c:
+        mode = "reflect" if pad_r < rows and pad_c < cols else "replicate"
+        x = F.pad(x, (0, pad_c, 0, pad_r), mode=mode)
+    return x, (rows, cols)
+
+
+class SegmentationModule(L.LightningModule):
+    """Semantic segmentation of grey micrographs.
+
+    Parameters
+    ----------
+    num_classes : output classes (the data's class table; linked from the DataModule by the CLI).
+    class_names : names of classes 0..num_classes-1, used in metric names (default: :mod:`semcoat.classes`).
+    model : network name (:data:`training.models.MODEL_NAMES`); ``model_options`` go to its builder.
+    loss : loss name (:data:`training.losses.LOSS_NAMES`).
+    class_weights : weight per class, ``"auto"`` (median frequency balancing over the training split's masks, when
+        fitting with a :class:`training.data.SegmentationDataModule`) or None (equal).
+    label_smoothing, focal_gamma, dice_weight, ce_weight : loss options (:class:`training.losses.SegmentationLoss`).
+    max_weight_ratio : clip of the automatic class weights, [1/r, r].
+    lr, weight_decay : AdamW learning rate and decoupled weight decay.
+    scheduler : ``cosine`` (decay to 1 % of ``lr`` over the run's steps, after ``warmup_steps`` of linear warm-up)
+        or ``constant``.
+    channels_last : run the network in channels-last memory format (faster on CPUs with bf16).
+    """
+
+    def __init__(self, num_classes: int = classes.NUM_CLASSES, class_names: list[str] | None = None,
+                 model: str = "unet", model_options: dict[str, Any] | None = None, loss: str = "dice_ce",
+                 class_weights: list[float] | Literal["auto"] | None = "auto", label_smoothing: float = 0.0,
+                 focal_gamma: float = 2.0, dice_weight: float = 1.0, ce_weight: float = 1.0,
+                 max_weight_ratio: float = 10.0, lr: float = 2e-3, weight_decay: float = 1e-4,
+                 scheduler: Literal["cosine", "constant"] = "cosine", warmup_steps: int = 50,
+                 channels_last: bool = True) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        names = class_names or [classes.CLASS_NAMES.get(i, f"class{i}") for i in range(num_classes)]
+        if len(names) != num_classes:
+            raise ValueError(f"class_names holds {len(names)} names for {num_classes} classes")
+        self.class_names = list(names)
+        self.net = build_model(model, num_classes, **(model_options or {}))
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        fixed = class_weights if isinstance(class_weights, list) else None
+        self.loss_fn = SegmentationLoss(loss, num_classes, fixed, label_smoothing, focal_gamma, dice_weight,
+                                        ce_weight)
+        self.confusion: dict[str, MulticlassConfusionMatrix] = torch.nn.ModuleDict(  # type: ignore[assignment]
+            {stage: MulticlassConfusionMatrix(num_classes, validate_args=False) for stage in ("val", "test")})
+        self.last_confusion: dict[str, np.ndarray] = {}
+        self.last_metrics: dict[str, dict[str, float]] = {}
+
+    @property
+    def hp(self) -> Any:
+        """The saved hyperparameters (attribute access)."""
+        return self.hparams
+
+    def setup(self, stage: str) -> None:
+        """Take class weights from the training split when ``class_weights`` is ``"auto"``."""
+        datamodule: Any = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and self.hp.class_weights == "auto" and hasattr(datamodule, "class_weights"):
+            weights = datamodule.class_weights(self.hp.max_weight_ratio)
+            self.loss_fn.set_class_weights(weights)
+            log.info("class weights from the training split: %s",
+                     dict(zip(self.class_names, np.round(weights, 3).tolist(), strict=True)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (N, classes, rows, columns) of grey images (N, 1, rows, columns) in [0, 1]; any size (padded to a
+        multiple of :data:`training.models.SIZE_MULTIPLE` and cropped back)."""
+        padded, (rows, cols) = pad_to_multiple(x)
+        if self.hp.channels_last:
+            padded = padded.contiguous(memory_format=torch.channels_last)
+        return self.net(padded)[..., :rows, :cols]
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Loss of one batch of crops."""
+        loss = self.loss_fn(self(batch["image"]), batch["mask"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> Tensor:
+        logits = self(batch["image"])
+        loss = self.loss_fn(logits, batch["mask"])
+        self.confusion[stage].update(logits.argmax(dim=1), batch["mask"])
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=batch["image"].shape[0], sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Loss and confusion counts of whole validation images."""
+        return self._eval_step("val", batch)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Loss and confusion counts of whole test images."""
+        return self._eval_step("test", batch)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        cm = self.confusion[stage].compute().cpu().numpy()
+        self.confusion[stage].reset()
+        metrics = stage_metrics(stage, cm, self.class_names)
+        self.last_confusion[stage], self.last_metrics[stage] = cm, metrics
+        mean = f"{stage}/dice_mean"
+        self.log_dict({k: v for k, v in metrics.items() if k != mean}, prog_bar=False)
+        self.log(mean, metrics[mean], prog_bar=True)
+        log_dir = self.trainer.log_dir if self._trainer is not None else None
+        if log_dir and self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            (Path(log_dir) / f"confusion_{stage}.csv").write_text(confusion_csv(cm, self.class_names))
+
+    def on_validation_epoch_end(self) -> None:
+        """Per-class Dice and IoU of the epoch, the confusion matrix written to the log folder."""
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        """Per-class Dice and IoU of the test split, the confusion matrix written to the log folder."""
+        self._eval_epoch_end("test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Class-id masks (N, rows, columns, uint8) and the images' names."""
+        return {"name": batch["name"], "mask": self(batch["image"]).argmax(dim=1).to(torch.uint8).cpu()}
+
+    def configure_optimizers(self) -> Any:
+        """AdamW with a cosine schedule (per step) after a linear warm-up."""
+        hp = self.hp
+        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.scheduler == "constant":
+            return optimizer
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warm = min(hp.warmup_steps, max(total // 10, 1))
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            progress = min((step - warm) / max(total - warm, 1), 1.0)
+            return 0.01 + 0.99 * 0.5 * (1.0 + float(np.cos(np.pi * progress)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

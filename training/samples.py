@@ -1,0 +1,234 @@
+"""Samples of dataset folders for training: the class table, splits, mask statistics and aligned crops.
+
+Plain functions over numpy arrays, used by :mod:`training.data`. Images are read at native resolution and scaled to
+float32 in [0, 1] by their integer range (8 or 16 bit), exactly as prediction scales a micrograph
+(:func:`analysis.files.to_unit_float`); masks are uint8 class ids of :mod:`semcoat.classes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from semcoat import classes
+from semcoat.dataset import DatasetError, read_dataset
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image of a dataset folder.
+
+    Attributes
+    ----------
+    folder : the dataset folder it belongs to.
+    sid : its id in that folder.
+    image, mask : its grey image and class-id mask files.
+    """
+
+    folder: Path
+    sid: str
+    image: Path
+    mask: Path
+
+
+def class_table(folders: Sequence[str | Path]) -> dict[int, str]:
+    """Class ids and names the folders' ``dataset.json`` declare, merged; ids missing in between are named from
+    :mod:`semcoat.classes` (the table is append-only, so an id means the same class everywhere).
+
+    Raises
+    ------
+    DatasetError
+        When two folders give one id different names, or no folder is given.
+    """
+    if not folders:
+        raise DatasetError("no dataset folder given; give at least one folder holding a dataset.json")
+    table: dict[int, str] = {}
+    origin: dict[int, Path] = {}
+    for folder in folders:
+        info = read_dataset(folder).info
+        for key, name in info.classes.items():
+            cid = int(key)
+            if cid in table and table[cid] != name:
+                raise DatasetError(
+                    f"{folder}: class {cid} is {name!r} there but {table[cid]!r} in {origin[cid]}; "
+                    "datasets trained together must share the class table")
+            table[cid] = name
+            origin[cid] = Path(folder)
+    n = max(table) + 1
+    return {cid: table.get(cid, classes.CLASS_NAMES.get(cid, f"class{cid}")) for cid in range(n)}
+
+
+def list_samples(folder: str | Path) -> list[Sample]:
+    """The complete samples of a dataset folder, in id order.
+
+    Raises
+    ------
+    DatasetError
+        When the folder is no dataset folder or holds no complete sample.
+    """
+    ds = read_dataset(folder)
+    if not ds.ids:
+        raise DatasetError(f"{folder}: the dataset holds no complete sample (image, mask and meta)")
+    return [Sample(Path(folder), sid, ds.image_path(sid), ds.mask_path(sid)) for sid in ds.ids]
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float,
+                  seed: int) -> tuple[list[int], list[int], list[int]]:
+    """(train, val, test) indices of ``n`` samples shuffled with ``seed``.
+
+    Val and test each get ``round(fraction * n)`` samples, at least one when the fraction is positive and ``n`` leaves
+    at least one sample for training.
+    """
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DatasetError(f"val_fraction and test_fraction must be in [0, 1) and sum below 1 "
+                           f"(got {val_fraction}, {test_fraction})")
+    order = np.random.default_rng(seed).permutation(n).tolist()
+
+    def share(fraction: float) -> int:
+        return 0 if fraction == 0 else max(1, round(fraction * n))
+
+    n_val, n_test = share(val_fraction), share(test_fraction)
+    n_val = max(0, min(n_val, n - 1))  # at least one sample stays for training
+    n_test = max(0, min(n_test, n - 1 - n_val))
+    return order[n_val + n_test:], order[:n_val], order[n_val:n_val + n_test]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A grey image as float32 (rows, columns) in [0, 1], scaled by its integer range.
+
+    Raises
+    ------
+    DatasetError
+        When the file cannot be read as an image.
+    """
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise DatasetError(f"{path}: cannot be read as an image")
+    if raw.ndim == 3:
+        raw = cv2.cvtColor(raw, cv2.COLOR_BGR2GRAY if raw.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+    if raw.dtype.kind in "ui":
+        top = 65535.0 if raw.dtype == np.uint16 else 255.0 if raw.dtype == np.uint8 else float(raw.max() or 1)
+        return raw.astype(np.float32) / np.float32(top)
+    return np.clip(raw.astype(np.float32), 0.0, 1.0)
+
+
+def read_mask(path: Path, n_classes: int) -> np.ndarray:
+    """A class-id mask as uint8 (rows, columns).
+
+    Raises
+    ------
+    DatasetError
+        When the file is unreadable, not 8-bit single-channel, or holds an id of no class (``>= n_classes``).
+    """
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None or mask.ndim != 2 or mask.dtype != np.uint8:
+        raise DatasetError(f"{path}: expected an 8-bit single-channel PNG of class ids")
+    top = int(mask.max())
+    if top >= n_classes:
+        raise DatasetError(f"{path}: class id {top} is not in the class table (ids 0..{n_classes - 1})")
+    return mask
+
+
+def read_pair(sample: Sample, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(image float32 in [0, 1], mask uint8) of a sample, checked to have the same size."""
+    image, mask = read_image(sample.image), read_mask(sample.mask, n_classes)
+    if image.shape != mask.shape:
+        raise DatasetError(f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} px but its image is "
+                           f"{image.shape[1]}x{image.shape[0]} px")
+    return image, mask
+
+
+@dataclass
+class MaskIndex:
+    """What class-balanced sampling and loss weights need from the masks of a set of samples.
+
+    Attributes
+    ----------
+    counts : (samples, classes) pixel count of each class in each mask.
+    locations : per sample, per class present, up to ``max_locations`` flat pixel indices of that class.
+    shapes : per sample, (rows, columns).
+    """
+
+    counts: np.ndarray
+    locations: list[dict[int, np.ndarray]]
+    shapes: list[tuple[int, int]]
+
+
+def index_masks(samples: Sequence[Sample], n_classes: int, max_locations: int = 4096, seed: int = 0) -> MaskIndex:
+    """Class pixel counts and a random subset of each class's pixel positions, per sample (reads every mask once)."""
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((len(samples), n_classes), np.int64)
+    locations: list[dict[int, np.ndarray]] = []
+    shapes: list[tuple[int, int]] = []
+    for i, sample in enumerate(samples):
+        mask = read_mask(sample.mask, n_classes)
+        flat = mask.ravel()
+        counts[i] = np.bincount(flat, minlength=n_classes)
+        per_class: dict[int, np.ndarray] = {}
+        order = np.argsort(flat, kind="stable")
+        ends = np.cumsum(counts[i])
+        for cid in np.flatnonzero(counts[i]):
+            where = order[ends[cid] - counts[i, cid]:ends[cid]]
+            if where.size > max_locations:
+                where = rng.choice(where, max_locations, replace=False)
+            per_class[int(cid)] = where.astype(np.int64)
+        locations.append(per_class)
+        shapes.append((int(mask.shape[0]), int(mask.shape[1])))
+    return MaskIndex(counts, locations, shapes)
+
+
+def class_weights(counts: np.ndarray, max_ratio: float = 10.0) -> np.ndarray:
+    """Loss weights of the classes from their pixel counts: median frequency balancing, ``median(f) / f_c``.
+
+    Weights are clipped to [1 / ``max_ratio``, ``max_ratio``] so that a rare class does not swamp the loss; a class
+    with no pixel gets weight 1 (it never is a target; its false positives still cost through the softmax).
+    Returns float32 (classes,).
+    """
+    totals = np.asarray(counts, np.float64).reshape(-1, np.shape(counts)[-1]).sum(axis=0)
+    present = totals > 0
+    weights = np.ones(totals.shape, np.float64)
+    if present.any():
+        freq = totals[present] / totals.sum()
+        weights[present] = np.clip(np.median(freq) / freq, 1.0 / max_ratio, max_ratio)
+    return weights.astype(np.float32)
+
+
+def crop_origin(shape: tuple[int, int], crop: tuple[int, int], rng: np.random.Generator,
+                centre: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Top-left corner of a ``crop`` (rows, columns) window in an image of ``shape``: uniform, or holding ``centre``
+    (kept at a random place inside the window, not only the middle). Images smaller than the crop give a negative
+    origin along that axis (the crop is padded, see :func:`crop_pair`)."""
+    origin = []
+    for axis in range(2):
+        size, length = crop[axis], shape[axis]
+        if length <= size:
+            origin.append(-((size - length) // 2))
+            continue
+        if centre is None:
+            origin.append(int(rng.integers(0, length - size + 1)))
+        else:
+            lo = max(0, centre[axis] - size + 1)
+            hi = min(length - size, centre[axis])
+            origin.append(int(rng.integers(lo, hi + 1)))
+    return origin[0], origin[1]
+
+
+def crop_pair(image: np.ndarray, mask: np.ndarray, origin: tuple[int, int],
+              crop: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The same window of an image and its mask; parts outside the image are filled by reflection in both, so the
+    two stay aligned pixel for pixel."""
+    top, left = origin
+    rows, cols = crop
+    pad: tuple[tuple[int, int], tuple[int, int]] = ((max(0, -top), max(0, top + rows - image.shape[0])), (max(0, -left), max(0, left + cols - image.shape[1])))
+    if any(p for pair in pad for p in pair):
+        if min(image.shape) > 1:
+            image, mask = np.pad(image, pad, mode="reflect"), np.pad(mask, pad, mode="reflect")
+        else:
+            image, mask = np.pad(image, pad, mode="edge"), np.pad(mask, pad, mode="edge")
+        top, left = top + pad[0][0], left + pad[1][0]
+    return (np.ascontiguousarray(image[top:top + rows, left:left + cols]),
+            np.ascontiguousarray(mask[top:top + rows, left:left + cols]))
