@@ -114,7 +114,11 @@ def evaluate(folders: list[Path], model_path: Path) -> dict[str, Any]:
 def table(title: str, result: dict[str, Any]) -> None:
     """Print model vs baseline Dice per class."""
     print(f"\n{title}: per-class Dice, mean over images (model vs classical; target)")
-    for name, value in result["model"]["dice"].items():
+    from semcoat.classes import CLASSES
+
+    order = [c.name for c in CLASSES] + ["precipitate_low_contrast"]
+    for name in sorted(result["model"]["dice"], key=lambda n: order.index(n) if n in order else len(order)):
+        value = result["model"]["dice"][name]
         base = result["classical"]["dice"].get(name, float("nan"))
         target = TARGETS.get(name)
         flag = "" if target is None else (" ok" if value >= target and value > base else " MISSED")

@@ -10,6 +10,7 @@ SLURMEnvironment supplies ranks and the master address.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -85,5 +86,8 @@ class SemcoatCLI(LightningCLI):
 
 def run(args: list[str]) -> SemcoatCLI:
     """Run a subcommand (``args[0]`` in :data:`SUBCOMMANDS`) with the rest of ``args`` as Lightning CLI arguments."""
-    return SemcoatCLI(SegmentationModule, SegmentationDataModule, args=args, seed_everything_default=0,
-                      save_config_kwargs={"overwrite": True}, parser_kwargs={"default_env": False})
+    with warnings.catch_warnings():
+        # `semcoat train fit ARGS` hands ARGS over explicitly while sys.argv holds them too: intended here.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        return SemcoatCLI(SegmentationModule, SegmentationDataModule, args=args, seed_everything_default=0,
+                          save_config_kwargs={"overwrite": True}, parser_kwargs={"default_env": False})

@@ -12,6 +12,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Timer
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
@@ -48,8 +49,8 @@ class SegmentationModule(L.LightningModule):
     label_smoothing, focal_gamma, dice_weight, ce_weight : loss options (:class:`training.losses.SegmentationLoss`).
     max_weight_ratio : clip of the automatic class weights, [1/r, r].
     lr, weight_decay : AdamW learning rate and decoupled weight decay.
-    scheduler : ``cosine`` (decay to 1 % of ``lr`` over the run's steps, after ``warmup_steps`` of linear warm-up)
-        or ``constant``.
+    scheduler : ``cosine`` (decay to 1 % of ``lr`` after ``warmup_steps`` of linear warm-up, over the run's steps or
+        its time limit ``trainer.max_time``, whichever runs out first) or ``constant``.
     channels_last : run the network in channels-last memory format (faster on CPUs with bf16).
     """
 
@@ -76,6 +77,7 @@ class SegmentationModule(L.LightningModule):
             {stage: MulticlassConfusionMatrix(num_classes, validate_args=False) for stage in ("val", "test")})
         self.last_confusion: dict[str, np.ndarray] = {}
         self.last_metrics: dict[str, dict[str, float]] = {}
+        self._time_fraction = 0.0  # share of trainer.max_time used at the start of the epoch (same on every rank)
 
     @property
     def hp(self) -> Any:
@@ -90,6 +92,16 @@ class SegmentationModule(L.LightningModule):
             self.loss_fn.set_class_weights(weights)
             log.info("class weights from the training split: %s",
                      dict(zip(self.class_names, np.round(weights, 3).tolist(), strict=True)))
+
+    def on_train_epoch_start(self) -> None:
+        """Record the share of the time limit used so far, rank 0's value on every rank (the schedule must agree)."""
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)  # type: ignore[attr-defined]
+        fraction = 0.0
+        if timer is not None:
+            elapsed, remaining = timer.time_elapsed(), timer.time_remaining()
+            if remaining is not None and elapsed + remaining > 0:
+                fraction = elapsed / (elapsed + remaining)
+        self._time_fraction = float(self.trainer.strategy.broadcast(fraction, src=0))
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (N, classes, rows, columns) of grey images (N, 1, rows, columns) in [0, 1]; any size (padded to a
@@ -146,7 +158,7 @@ class SegmentationModule(L.LightningModule):
         return {"name": batch["name"], "mask": self(batch["image"]).argmax(dim=1).to(torch.uint8).cpu()}
 
     def configure_optimizers(self) -> Any:
-        """AdamW with a cosine schedule (per step) after a linear warm-up."""
+        """AdamW with a cosine schedule (per step, or by the time limit's share used) after a linear warm-up."""
         hp = self.hp
         optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "constant":
@@ -157,7 +169,7 @@ class SegmentationModule(L.LightningModule):
         def factor(step: int) -> float:
             if step < warm:
                 return (step + 1) / warm
-            progress = min((step - warm) / max(total - warm, 1), 1.0)
+            progress = min(max((step - warm) / max(total - warm, 1), self._time_fraction), 1.0)
             return 0.01 + 0.99 * 0.5 * (1.0 + float(np.cos(np.pi * progress)))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -223,7 +223,8 @@ def crop_pair(image: np.ndarray, mask: np.ndarray, origin: tuple[int, int],
     two stay aligned pixel for pixel."""
     top, left = origin
     rows, cols = crop
-    pad: tuple[tuple[int, int], tuple[int, int]] = ((max(0, -top), max(0, top + rows - image.shape[0])), (max(0, -left), max(0, left + cols - image.shape[1])))
+    pad: tuple[tuple[int, int], tuple[int, int]] = (
+        (max(0, -top), max(0, top + rows - image.shape[0])), (max(0, -left), max(0, left + cols - image.shape[1])))
     if any(p for pair in pad for p in pair):
         if min(image.shape) > 1:
             image, mask = np.pad(image, pad, mode="reflect"), np.pad(mask, pad, mode="reflect")

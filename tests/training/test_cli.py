@@ -1,0 +1,115 @@
+"""`semcoat dataset import`, `semcoat train --help` and `semcoat train sbatch`; the Slurm environment Lightning
+sees under srun."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from semcoat.dataset import check_dataset, read_dataset
+from semcoat_cli.app import app
+from tests.training.synth import image_of, layered_mask
+from training.slurm import sbatch_script
+
+runner = CliRunner()
+
+
+def _real_folders(tmp_path: Path, n: int = 3, bit16: bool = False) -> tuple[Path, Path]:
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        mask = layered_mask(96, 128, rng)
+        image = image_of(mask, rng)
+        cv2.imwrite(str(images / f"sem_{i}.tif"), image.astype(np.uint16) * 257 if bit16 else image)
+        cv2.imwrite(str(masks / f"sem_{i}.png"), mask)
+    return images, masks
+
+
+@pytest.mark.parametrize("bit16", [False, True])
+def test_dataset_import_writes_a_valid_dataset(tmp_path: Path, bit16: bool) -> None:
+    images, masks = _real_folders(tmp_path, bit16=bit16)
+    out = tmp_path / "real"
+    result = runner.invoke(app, ["dataset", "import", str(images), str(masks), "--pixel-size-um", "0.2",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = check_dataset(out)
+    assert report.ok, report.problems
+    ds = read_dataset(out)
+    assert ds.info.bit_depth == (16 if bit16 else 8) and ds.info.pixel_size_um == 0.2 and len(ds.ids) == 3
+    assert ds.meta(ds.ids[0])["params"]["source_image"] == "sem_0.tif"
+    stored = cv2.imread(str(ds.mask_path(ds.ids[1])), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(stored, cv2.imread(str(masks / "sem_1.png"), cv2.IMREAD_UNCHANGED))
+    assert ds.meta(ds.ids[0])["truth"]["fe2al5_thickness_um"] > 0
+
+
+def test_dataset_import_refuses_bad_masks(tmp_path: Path) -> None:
+    images, masks = _real_folders(tmp_path)
+    args = ["dataset", "import", str(images), str(masks), "--pixel-size-um", "0.2", "--out", str(tmp_path / "o")]
+    bad = cv2.imread(str(masks / "sem_1.png"), cv2.IMREAD_UNCHANGED)
+    bad[0, 0] = 42
+    cv2.imwrite(str(masks / "sem_1.png"), bad)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "sem_1.png: unknown class id(s) [42]" in result.output
+    cv2.imwrite(str(masks / "sem_1.png"), bad[:50])
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "mask is 128x50 px but its image is 128x96 px" in result.output
+    (masks / "sem_1.png").unlink()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "no mask" in result.output and "sem_1.tif" in result.output
+    assert not (tmp_path / "o").exists()  # nothing written before every pair passed
+
+
+def test_train_help_lists_commands_and_imports_no_torch() -> None:
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0
+    for name in ("fit", "validate", "test", "predict", "export", "sbatch"):
+        assert name in result.output
+    code = ("import sys; from typer.testing import CliRunner; from semcoat_cli.app import app; "
+            "r = CliRunner().invoke(app, ['train', '--help']); assert r.exit_code == 0; "
+            "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, 'heavy import'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_train_fit_help_is_lightnings() -> None:
+    result = runner.invoke(app, ["train", "fit", "--help"])
+    assert result.exit_code == 0 and "--data.datasets" in result.output and "--model.loss" in result.output
+
+
+def test_sbatch_script_for_gpus_and_for_cpus() -> None:
+    gpu = sbatch_script("cfg/unet.yaml", ["--data.datasets", "[/data/a]"], nodes=2, gpus_per_node=4,
+                        setup="source /opt/semcoat/bin/activate")
+    assert "#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n" in gpu and "#SBATCH --gres=gpu:4" in gpu
+    assert gpu.splitlines()[-1] == ("srun semcoat train fit --config cfg/unet.yaml --trainer.accelerator gpu "
+                                    "--trainer.devices 4 --trainer.num_nodes 2 --trainer.strategy ddp "
+                                    "--data.datasets '[/data/a]'")
+    cpu = sbatch_script("u.yaml", processes_per_node=2, cpus_per_task=1)
+    assert "--gres" not in cpu and "#SBATCH --ntasks-per-node=2" in cpu and "--trainer.accelerator cpu" in cpu
+    result = runner.invoke(app, ["train", "sbatch", "--config", "u.yaml", "--job-name", "bash"])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["train", "sbatch", "--config", "u.yaml", "--gpus-per-node", "2", "--",
+                                 "--data.datasets", "[a]"])
+    assert result.exit_code == 0 and result.output.rstrip().endswith("--data.datasets '[a]'")
+
+
+def test_lightning_takes_ranks_from_slurm(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lightning as L
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    env = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "1", "SLURM_JOB_NAME": "semcoat-train",
+           "SLURM_PROCID": "1", "SLURM_LOCALID": "1", "SLURM_NODEID": "0", "SLURM_NODELIST": "node1",
+           "SLURM_JOB_ID": "4242"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_progress_bar=False)
+    cluster = trainer.strategy.cluster_environment
+    assert isinstance(cluster, SLURMEnvironment)
+    assert (cluster.global_rank(), cluster.local_rank(), cluster.world_size()) == (1, 1, 2)
+    assert cluster.main_address == "node1"

@@ -1,0 +1,93 @@
+"""Export to ONNX and TorchScript gives the argmax of the torch model; `semcoat predict` takes an exported model and
+a checkpoint directly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from semcoat.predictions import read_predictions
+from semcoat_cli.app import app
+from tests.training.synth import image_of, layered_mask
+from training.export import CheckpointError, export, load_module
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    """A float32 grey image (rows, columns) in [0, 1] like the training data, of a size not used in training."""
+    rng = np.random.default_rng(5)
+    return image_of(layered_mask(160, 224, rng), rng).astype(np.float32) / 255.0
+
+
+def torch_argmax(ckpt: Path, image: np.ndarray) -> np.ndarray:
+    module = load_module(ckpt)
+    with torch.inference_mode():
+        return module(torch.from_numpy(image)[None, None]).argmax(1)[0].numpy()
+
+
+def test_onnx_export_gives_the_torch_argmax(trained_checkpoint: Path, image: np.ndarray, tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    path = export(trained_checkpoint, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"image": image[None, None]})[0]
+    expected = torch_argmax(trained_checkpoint, image)
+    assert logits.shape == (1, len(load_module(trained_checkpoint).class_names), 160, 224)
+    assert np.array_equal(logits.argmax(1)[0], expected)
+    two = session.run(None, {"image": np.stack([image[None], image[None, :, ::-1].copy()])})[0]  # dynamic batch
+    assert two.shape[0] == 2 and np.array_equal(two[0].argmax(0), expected)
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(meta["semcoat_classes"])[:2] == ["background", "fe2al5"]
+
+
+def test_torchscript_export_gives_the_torch_argmax(trained_checkpoint: Path, image: np.ndarray,
+                                                   tmp_path: Path) -> None:
+    from analysis.model import load_model
+
+    path = export(trained_checkpoint, tmp_path / "model.pt")
+    model = load_model(path)
+    logits = model(image[None, None])
+    assert model.n_classes == logits.shape[1] == len(load_module(trained_checkpoint).class_names)
+    assert np.array_equal(logits.argmax(1)[0], torch_argmax(trained_checkpoint, image))
+
+
+def test_export_refuses_bad_input(trained_checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="unknown export kind '.h5'"):
+        export(trained_checkpoint, tmp_path / "m.h5")
+    (tmp_path / "junk.ckpt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a checkpoint of a semcoat segmentation model"):
+        export(tmp_path / "junk.ckpt", tmp_path / "m.onnx")
+    result = runner.invoke(app, ["train", "export", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 2 and "no such checkpoint" in result.output
+
+
+def test_predict_with_exported_model_and_with_checkpoint(trained_checkpoint: Path, image: np.ndarray,
+                                                         tmp_path: Path) -> None:
+    import cv2
+
+    micrograph = tmp_path / "in" / "sem.png"
+    micrograph.parent.mkdir()
+    cv2.imwrite(str(micrograph), np.round(image * 255).astype(np.uint8))
+    onnx_path = tmp_path / "model.onnx"
+    result = runner.invoke(app, ["train", "export", str(trained_checkpoint), "--out", str(onnx_path)])
+    assert result.exit_code == 0, result.output
+    masks = {}
+    for kind, model in (("onnx", onnx_path), ("ckpt", trained_checkpoint)):
+        out = tmp_path / f"out_{kind}"
+        result = runner.invoke(app, ["predict", "--model", str(model), str(micrograph), "--out", str(out),
+                                     "--pixel-size-um", "0.2", "--no-crop-databar"])
+        record = read_predictions(out)["sem"]
+        assert record.model == str(model) and "model" not in (record.error or ""), record  # it loaded and ran
+        masks[kind] = cv2.imread(str(out / "masks" / "sem.png"), cv2.IMREAD_UNCHANGED)
+        assert masks[kind].shape == (160, 224), result.output
+    agree = (masks["onnx"] == masks["ckpt"]).mean()
+    assert agree > 0.999
+    assert set(np.unique(masks["ckpt"])) <= set(range(len(load_module(trained_checkpoint).class_names)))

@@ -1,0 +1,71 @@
+"""fast_dev_run of every shipped config (one model each) and of every loss on a tiny generated dataset; a real short
+fit writes a checkpoint, CSV and TensorBoard logs and a confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from tests.training.conftest import FAST, datasets_arg
+from training.data import SegmentationDataModule
+from training.lightning_cli import CONFIG_DIR, effective_precision, run
+from training.module import SegmentationModule
+
+
+@pytest.mark.parametrize("config", ["unet", "deeplab", "swin_unetr"])
+def test_fast_dev_run_of_each_config(config: str, tiny_datasets: list[Path], tmp_path: Path) -> None:
+    cli = run(["fit", "--config", str(CONFIG_DIR / f"{config}.yaml"), *datasets_arg(tiny_datasets), *FAST,
+               "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)])
+    module = cli.model
+    assert module.hp.model == config and cli.trainer.global_step == 1
+    assert module.hp.num_classes == cli.datamodule.num_classes  # linked from the data's class table
+    assert "val/dice_mean" in cli.trainer.callback_metrics
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+    weights = module.loss_fn.weight
+    assert weights.max() > 1.0 > weights.min()  # "auto": frequent classes weigh less than rare ones
+
+
+@pytest.mark.parametrize("loss", ["dice_ce", "ce", "dice", "focal"])
+def test_fast_dev_run_of_each_loss(loss: str, tiny_datasets: list[Path], tmp_path: Path) -> None:
+    dm = SegmentationDataModule([str(tiny_datasets[0])], crop_px=64, batch_size=2, num_workers=0, crops_per_epoch=4)
+    module = SegmentationModule(dm.num_classes, dm.class_names, model="unet",
+                                model_options={"channels": [8, 16], "num_res_units": 0}, loss=loss,
+                                class_weights=[1.0] * dm.num_classes, label_smoothing=0.1 if loss == "ce" else 0.0)
+    before = [p.detach().clone() for p in module.parameters()]
+    trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", default_root_dir=tmp_path, enable_progress_bar=False,
+                        enable_model_summary=False, logger=False)
+    trainer.fit(module, datamodule=dm)
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))  # it learned
+    assert module.loss_fn.weight.tolist() == [1.0] * dm.num_classes  # given weights are kept
+
+
+def test_short_fit_writes_checkpoint_logs_and_confusion(trained_checkpoint: Path) -> None:
+    log_dir = trained_checkpoint.parent.parent
+    assert trained_checkpoint.name.startswith("best-epoch") and (trained_checkpoint.parent / "last.ckpt").is_file()
+    metrics = (log_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"val/dice_mean", "val/dice_pore", "val/iou_fe2al5", "train/loss"} <= set(metrics)
+    confusion = (log_dir / "confusion_val.csv").read_text().splitlines()
+    assert confusion[0].startswith("true\\predicted,background,fe2al5")
+    assert any((log_dir.parent.parent / "tensorboard").rglob("events.out.tfevents.*"))
+    module = SegmentationModule.load_from_checkpoint(trained_checkpoint, map_location="cpu", weights_only=False)
+    assert module.hp.class_weights == "auto" and module.loss_fn.weight.max() > 1.0  # weights saved with the model
+
+
+def test_bf16_falls_back_on_cpus_without_it() -> None:
+    assert effective_precision("bf16-mixed", "cpu", bf16_ok=False) == "32-true"
+    assert effective_precision("bf16-mixed", "cpu", bf16_ok=True) == "bf16-mixed"
+    assert effective_precision("32-true", "cpu", bf16_ok=False) == "32-true"
+
+
+def test_bad_dataset_folder_is_a_usage_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from semcoat_cli.app import app
+
+    result = CliRunner().invoke(app, ["train", "fit", "--config", str(CONFIG_DIR / "unet.yaml"),
+                                      "--data.datasets", f'["{tmp_path / "nope"}"]'])
+    assert result.exit_code == 2 and "dataset.json is missing" in result.output
