@@ -288,7 +288,7 @@ class ClassicalSegmenter:
         return segment(image, self.params)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """One-hot logits (N, 6, rows, columns) of a float32 batch (N, 1, rows, columns)."""
+        """One-hot logits (N, classes, rows, columns) of a float32 batch (N, 1, rows, columns)."""
         n, _, h, w = batch.shape
         logits = np.zeros((n, NUM_CLASSES, h, w), np.float32)
         for i in range(n):

@@ -189,6 +189,7 @@ MAX_DECODED_BYTES = 4 * MAX_IMAGE_PIXELS
 _DECODER_ERRORS: tuple[type[BaseException], ...] = (
     OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, EOFError, SyntaxError, OverflowError,
     ZeroDivisionError, RecursionError, struct.error, zlib.error,
+    NotImplementedError,  # a codec the decoder lacks (tifffile: packed 14-bit samples need imagecodecs)
 )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Coating measurements from a class mask: Fe2Al5 thickness, FeAl, porosity, the pore line, precipitates.
+"""Coating measurements from a class mask: Fe2Al5 thickness, FeAl, porosity, the pore line, precipitates, cracks.
 
 The mask holds the class ids of :mod:`semcoat.classes`; rows are depth (coating surface at the top) and columns run
 along the surface. Every length is returned in micrometres (pixel count x ``pixel_size_um``), every fraction in percent.
@@ -10,8 +10,8 @@ Definitions (the analysis issue is the reference; this module is its executable 
   ``s(c)`` is background);
 - the column is *measured* when it has coating, when ``b(c)`` exists (the Fe2Al5 band does not run off the bottom)
   and when ``b(c) > s(c)`` (a column whose first coating row is already FeAl or substrate has no Fe2Al5 band);
-- its Fe2Al5 band is rows ``s(c) .. b(c) - 1``, pores, precipitates and any resin inclusions included; its thickness
-  is ``(b(c) - s(c))`` pixels.
+- its Fe2Al5 band is rows ``s(c) .. b(c) - 1``, pores, precipitates, cracks and any resin inclusions included; its
+  thickness is ``(b(c) - s(c))`` pixels.
 
 Only numpy is imported, so the renderer can call :func:`measure` to write ground truth without scipy.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from semcoat.classes import BACKGROUND, CLASS_IDS, CLASS_NAMES, FEAL, PORE, PRECIPITATE, SUBSTRATE
+from semcoat.classes import BACKGROUND, CLASS_IDS, CLASS_NAMES, CRACK, FEAL, PORE, PRECIPITATE, SUBSTRATE
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.measurements import MEASUREMENT_NAMES, missing_names
 
@@ -56,6 +56,10 @@ LAYER_ORDER_MAX_SHARE = 0.25
 # microscopes go; anything outside is a unit mistake or damaged metadata (a PixelWidth of a kilometre), never a scale.
 MIN_PIXEL_SIZE_UM = 1e-5
 MAX_PIXEL_SIZE_UM = 100.0
+# A crack region counts as a crack when it reaches at least this far in depth (µm, and at least CRACK_MIN_EXTENT_PX):
+# a few stray crack pixels of a predicted mask are not a crack. Drawn cracks reach 20 % of the layer or more.
+CRACK_MIN_EXTENT_UM = 1.0
+CRACK_MIN_EXTENT_PX = 3
 
 
 class MaskError(SemcoatError):
@@ -96,6 +100,7 @@ class Measurements:
     pore_line_present: bool
     pore_line_depth_um: float | None
     precipitate_fraction_pct: float
+    crack_density_per_mm: float
 
     def as_dict(self) -> dict[str, Any]:
         """The measurements as a plain dict in table order (JSON-ready: floats, bools and None)."""
@@ -288,6 +293,10 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     mean depth of the pore pixels in that run, measured to pixel centres (``d + 0.5``, so a pore occupying depths
     ``a .. a+k-1`` is centred at ``a + k/2``). ``fe2al5_top_thickness_um`` is that depth and
     ``fe2al5_bottom_thickness_um`` the mean thickness minus it, so top + bottom = thickness.
+
+    Crack density: the crack pixels of the measured columns' bands are grouped into 8-connected regions; a region is
+    a crack when its rows span at least ``max(3 px, 1 µm)`` in depth. The density is the number of cracks over the
+    measured width (measured columns x pixel size), per mm.
     """
     m = validate_mask(mask, source)
     p = check_pixel_size_um(pixel_size_um)
@@ -314,6 +323,7 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     in_band = np.arange(r0, r1)[:, None] < np.where(measured, b, 0)[None, :]  # rows above s(c) are background anyway
     pore_rows, pore_cols = np.nonzero((sub == PORE) & in_band)
     n_precipitate = int(np.count_nonzero((sub == PRECIPITATE) & in_band))
+    n_cracks = _crack_count((sub == CRACK) & in_band, max(CRACK_MIN_EXTENT_PX, CRACK_MIN_EXTENT_UM / p))
     pore_depth_px = pore_rows + r0 - s[pore_cols]
 
     line_depth_px = _pore_line_depth_px(pore_depth_px, pore_cols, measured, thickness_px)
@@ -335,6 +345,7 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
         pore_line_present=line_depth_px is not None,
         pore_line_depth_um=None if line_depth_px is None else line_depth_px * p,
         precipitate_fraction_pct=100.0 * n_precipitate / band_pixels,
+        crack_density_per_mm=1000.0 * n_cracks / (n_measured * p),
     )
     # Unreachable with an accepted pixel size; a table must never hold inf or NaN, whatever the caller did.
     bad = [k for k, v in result.as_dict().items() if isinstance(v, float) and not np.isfinite(v)]
@@ -459,6 +470,48 @@ def _pore_line_depth_px(
     hi = centre + int(above[0]) if above.size else n_depths
     selected = depth_px[(depth_px >= lo) & (depth_px < hi)]
     return float(selected.mean()) + 0.5
+
+
+def _crack_count(flags: np.ndarray, min_extent_px: float) -> int:
+    """Number of 8-connected regions of ``flags`` whose rows span at least ``min_extent_px`` (first to last row + 1).
+
+    Union-find over the pixels, numpy only (the renderer measures without scipy): each pixel is joined to its
+    neighbours right, below-left, below and below-right, found by binary search in the sorted pixel keys; roots are
+    hooked to the smaller root and paths halved until every pair agrees.
+    """
+    rows, cols = np.nonzero(flags)
+    n = rows.size
+    if n == 0:
+        return 0
+    width = flags.shape[1]
+    key = rows.astype(np.int64) * (width + 2) + cols  # +2: a column step never wraps into the next row
+    a_list, b_list = [], []
+    for dr, dc in ((0, 1), (1, -1), (1, 0), (1, 1)):
+        target = key + dr * (width + 2) + dc
+        at = np.minimum(np.searchsorted(key, target), n - 1)
+        hit = key[at] == target
+        a_list.append(np.flatnonzero(hit))
+        b_list.append(at[hit])
+    a, b = np.concatenate(a_list), np.concatenate(b_list)
+    parent = np.arange(n)
+    while True:
+        ra, rb = parent[a], parent[b]
+        differ = ra != rb
+        if not differ.any():
+            break
+        low, high = np.minimum(ra, rb)[differ], np.maximum(ra, rb)[differ]
+        np.minimum.at(parent, high, low)
+        while True:  # compress until every pixel points at a root
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+    roots, region = np.unique(parent, return_inverse=True)
+    top = np.full(roots.size, np.iinfo(np.int64).max)
+    bottom = np.full(roots.size, -1)
+    np.minimum.at(top, region, rows)
+    np.maximum.at(bottom, region, rows)
+    return int(np.count_nonzero(bottom - top + 1 >= min_extent_px))
 
 
 def _head(profile: np.ndarray, n: int) -> np.ndarray:

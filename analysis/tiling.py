@@ -68,7 +68,9 @@ def predict_probabilities(
     image : ndarray, shape (rows, columns)
         Float image in [0, 1]; not modified.
     n_classes : int
-        Number of output channels expected from the model.
+        Number of classes of the table (the output's first axis). A model may return fewer channels, from 2 up:
+        one trained before classes were appended to the table (``crack``, say) knows the first ids only, and the
+        classes it lacks get probability 0.
     tile_px, overlap_px : int
         Tile edge and minimum overlap between neighbouring tiles, pixels.
     size_multiple : int
@@ -102,10 +104,13 @@ def predict_probabilities(
         batch = np.stack([padded[r : r + tile_r, c : c + tile_c] for r, c in batch_origins])[:, None]
         logits = np.asarray(logits_fn(np.ascontiguousarray(batch, dtype=np.float32)))
         expected = (len(batch_origins), n_classes, tile_r, tile_c)
-        if logits.shape != expected:
-            raise ModelRunError(f"the model returned logits of shape {logits.shape}; expected {expected}")
+        if logits.ndim != 4 or logits.shape[::2] != expected[::2] or logits.shape[3] != tile_c or not (
+                2 <= logits.shape[1] <= n_classes):
+            raise ModelRunError(f"the model returned logits of shape {logits.shape}; expected {expected} (or fewer "
+                                "classes, from 2, for a model trained on the first classes of the table)")
         probs = _softmax(logits.astype(np.float32))
+        known = probs.shape[1]
         for (r, c), p in zip(batch_origins, probs, strict=True):
-            acc[:, r : r + tile_r, c : c + tile_c] += p * weight
+            acc[:known, r : r + tile_r, c : c + tile_c] += p * weight
             norm[r : r + tile_r, c : c + tile_c] += weight
     return (acc / norm)[:, :rows, :cols]

@@ -21,10 +21,10 @@ from semcoat.params import leaf_paths
 from semcoat.spec import CoatingSpec
 
 SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CoatingSpec))
-DESIGN_SECTIONS = ("layers", "pores", "pore_line", "precipitates", "grey")
+DESIGN_SECTIONS = ("layers", "pores", "pore_line", "precipitates", "cracks", "grey")
 IMAGING_SECTIONS = ("imaging",)
 SECTION_LABELS = {"layers": "Layers", "pores": "Pores", "pore_line": "Pore line", "precipitates": "Precipitates",
-                  "grey": "Grey levels", "imaging": "Imaging"}
+                  "cracks": "Cracks", "grey": "Grey levels", "imaging": "Imaging"}
 UNIT_LABELS = {"um": "µm", "deg": "°", "e-/px": "e⁻/px"}
 # A name's unit suffix is dropped from its label when it repeats the declared unit (the unit follows in brackets).
 _UNIT_SUFFIXES = {"um": "_um", "%": "_pct", "px": "_px", "deg": "_deg"}

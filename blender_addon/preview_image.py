@@ -75,8 +75,8 @@ def gaussian_blur(image: np.ndarray, sigma_px: float, mode: str = "symmetric") -
 
 
 def edge_map(mask: np.ndarray) -> np.ndarray:
-    """Bright rims on solid material next to a void (pore or resin), 0-1 (the topographic edge effect)."""
-    void = (mask == classes.PORE) | (mask == classes.BACKGROUND)
+    """Bright rims on solid material next to a void (pore, crack or resin), 0-1 (the topographic edge effect)."""
+    void = (mask == classes.PORE) | (mask == classes.BACKGROUND) | (mask == classes.CRACK)
     padded = np.pad(void, 1, mode="edge")
     near = np.zeros_like(void)
     for dy in range(3):
@@ -121,6 +121,7 @@ def form_preview(signal: np.ndarray, mask: np.ndarray, imaging: ImagingSpec, mar
 CLASS_COLOURS = {
     classes.BACKGROUND: (0.05, 0.05, 0.08), classes.FE2AL5: (0.20, 0.55, 0.85), classes.FEAL: (0.95, 0.70, 0.20),
     classes.SUBSTRATE: (0.55, 0.55, 0.55), classes.PORE: (0.90, 0.15, 0.15), classes.PRECIPITATE: (0.25, 0.85, 0.35),
+    classes.CRACK: (0.92, 0.35, 0.92),
 }
 
 

@@ -15,6 +15,7 @@ FEAL = 2
 SUBSTRATE = 3
 PORE = 4
 PRECIPITATE = 5
+CRACK = 6
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ CLASSES: tuple[PhaseClass, ...] = (
     PhaseClass(PORE, "pore", "Pore", (230, 40, 40), 6.0),
     # Cr2Al (Z ~21.7) and Cr23C6 (Z ~23.0); the carbide, the brighter of the two, is the one usually seen.
     PhaseClass(PRECIPITATE, "precipitate", "Cr-rich precipitate", (60, 220, 90), 23.0),
+    # An open crack: filled with resin where it reaches the surface, empty below; dark either way.
+    PhaseClass(CRACK, "crack", "Crack", (235, 90, 235), 6.0),
 )
 
 CLASS_IDS: frozenset[int] = frozenset(c.id for c in CLASSES)
@@ -59,6 +62,31 @@ def class_by_name(name: str) -> PhaseClass:
             return c
     accepted = ", ".join(c.name for c in CLASSES)
     raise InvalidArgument(f"unknown class name {name!r}; accepted: {accepted}", argument="name")
+
+
+@dataclass(frozen=True)
+class PrecipitatePhase:
+    """One Cr-rich phase the precipitates of Fe2Al5 can be (all of them class ``precipitate`` in the mask).
+
+    Attributes
+    ----------
+    name : machine name, used in spec field names (``precipitates.<name>_share``).
+    label : chemical formula.
+    mean_atomic_number : mass-weighted mean atomic number Z (drives the backscatter contrast against Fe2Al5).
+    """
+
+    name: str
+    label: str
+    mean_atomic_number: float
+
+
+# Al8Cr5 (Z ~19.0) hardly differs from Fe2Al5 (18.9); Cr2Al (21.7) and the carbide Cr23C6 (23.0) are brighter:
+# relative backscatter contrasts of about +0.00, +0.12 and +0.18 by Reuter's fit.
+PRECIPITATE_PHASES: tuple[PrecipitatePhase, ...] = (
+    PrecipitatePhase("al8cr5", "Al8Cr5", 19.0),
+    PrecipitatePhase("cr2al", "Cr2Al", 21.7),
+    PrecipitatePhase("cr23c6", "Cr23C6", 23.0),
+)
 
 
 def backscatter_coefficient(mean_atomic_number: float) -> float:

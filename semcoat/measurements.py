@@ -25,7 +25,8 @@ from semcoat.errors import InvalidArgument, SemcoatError
 LENGTH = "length"
 FRACTION = "fraction"
 YES_NO = "yes-no"
-UNITS = {LENGTH: "µm", FRACTION: "%", YES_NO: ""}
+LINEAR_DENSITY = "linear density"
+UNITS = {LENGTH: "µm", FRACTION: "%", YES_NO: "", LINEAR_DENSITY: "1/mm"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class Measurement:
     Attributes
     ----------
     name : machine name, used in files, JSON and metric names; it ends in its unit (``_um``, ``_pct``).
-    kind : :data:`LENGTH` (µm), :data:`FRACTION` (% of the Fe2Al5 band's pixels) or :data:`YES_NO` (a bool).
+    kind : :data:`LENGTH` (µm), :data:`FRACTION` (% of the Fe2Al5 band's pixels), :data:`YES_NO` (a bool) or
+        :data:`LINEAR_DENSITY` (a count per mm along the surface).
     title : human name without the unit ("Fe2Al5 thickness"); :attr:`label` adds the unit.
     doc : one line saying what is measured.
     optional : the value may be None (undefined for this image, e.g. the pore line's depth when there is no line).
@@ -49,7 +51,7 @@ class Measurement:
 
     @property
     def unit(self) -> str:
-        """``"µm"``, ``"%"`` or ``""`` (yes/no)."""
+        """``"µm"``, ``"%"``, ``"1/mm"`` or ``""`` (yes/no)."""
         return UNITS[self.kind]
 
     @property
@@ -84,6 +86,8 @@ MEASUREMENTS: tuple[Measurement, ...] = (
                 "depth of the pore line's centre below the local surface; None without a pore line", optional=True),
     Measurement("precipitate_fraction_pct", FRACTION, "Precipitates",
                 "100 x precipitate pixels / all pixels of the Fe2Al5 bands"),
+    Measurement("crack_density_per_mm", LINEAR_DENSITY, "Crack density",
+                "cracks (8-connected crack regions) in the Fe2Al5 bands per mm of measured width along the surface"),
 )  # fmt: skip
 
 MEASUREMENT_NAMES: tuple[str, ...] = tuple(m.name for m in MEASUREMENTS)

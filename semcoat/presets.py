@@ -78,6 +78,19 @@ def preset_batch(name: str, count: int = 100, seed: int = 0) -> BatchSpec:
         "imaging.scratch_contrast": Distribution("uniform", low=0.02, high=0.08),
         "grey.fe2al5_depth_gradient": Distribution("uniform", low=-0.01, high=0.06),
         "imaging.contrast": Distribution("normal", mean=1.0, std=0.08),
+        # Cracks in some images, none in others (issue: 0-5 per 100 um, 0.2-2 um wide, within 15 deg of the normal).
+        "cracks.density_per_100um": Distribution("choice", values=[0.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0]),
+        "cracks.width_um": Distribution("uniform", low=0.4, high=1.0),
+        "cracks.through_fraction": Distribution("uniform", low=0.2, high=0.8),
+        # The Cr-rich phase mix (contrast against Fe2Al5 by Reuter's fit: Al8Cr5 ~0, Cr2Al ~+0.12, Cr23C6 ~+0.18),
+        # groups, cube-like particles, pull-out pits and sub-resolution specks.
+        "precipitates.al8cr5_share": Distribution("uniform", low=0.0, high=1.0),
+        "precipitates.cr2al_share": Distribution("uniform", low=0.0, high=1.0),
+        "precipitates.cr23c6_share": Distribution("uniform", low=0.05, high=1.0),
+        "precipitates.cluster_fraction": Distribution("uniform", low=0.0, high=0.6),
+        "precipitates.cube_fraction": Distribution("uniform", low=0.0, high=0.4),
+        "precipitates.pullout_fraction": Distribution("uniform", low=0.0, high=0.15),
+        "precipitates.speck_density_per_um2": Distribution("uniform", low=0.0, high=3.0),
     }
     batch = BatchSpec(name=f"{name}-batch", count=count, seed=seed, base=copy.deepcopy(base), randomize=randomize,
                       render=RenderSettings(images_per_task=25))

@@ -113,6 +113,50 @@ class PrecipitateSpec:
     depth_limit_fraction: float = param(
         1.0, minimum=0.05, maximum=1.0,
         doc="Precipitates lie in the top part of the Fe2Al5 layer of this fraction of its thickness (1 = everywhere).")
+    al8cr5_share: float = param(
+        0.0, minimum=0.0, maximum=1.0,
+        doc="Relative weight of Al8Cr5 in the phase mix (Z ~19.0: about the grey of Fe2Al5); the three weights are "
+            "normalised, each precipitate drawing its phase from them.")
+    cr2al_share: float = param(
+        0.0, minimum=0.0, maximum=1.0, doc="Relative weight of Cr2Al in the phase mix (Z ~21.7: +0.12 contrast).")
+    cr23c6_share: float = param(
+        1.0, minimum=0.0, maximum=1.0,
+        doc="Relative weight of Cr23C6 in the phase mix (Z ~23.0: +0.18 contrast; its grey is grey.precipitate).")
+    cluster_fraction: float = param(
+        0.0, minimum=0.0, maximum=1.0,
+        doc="Share of the precipitate area gathered in clusters (compact groups) and strings (rows parallel to the "
+            "surface, as along grain boundaries) instead of scattered.")
+    cube_fraction: float = param(
+        0.0, minimum=0.0, maximum=1.0, doc="Share of the precipitates that are cube-like (rounded squares).")
+    pullout_fraction: float = param(
+        0.0, minimum=0.0, maximum=1.0,
+        doc="Share of the precipitates pulled out in polishing: each leaves a pit of its shape, a pore in the mask.")
+    speck_density_per_um2: float = param(
+        0.0, minimum=0.0, maximum=20.0,
+        doc="Sub-resolution Cr-rich specks (20-100 nm) per um2 of Fe2Al5: a faint speckle in the image, below a "
+            "pixel and the probe, so part of the Fe2Al5 class in the mask (as an annotator would see it).")
+
+
+@dataclass
+class CrackSpec:
+    """Cracks through the Fe2Al5 layer, about perpendicular to the surface (the brittle aluminide cracks on cooling,
+    its thermal expansion differing from the steel's). Each starts at the coating surface; some run through the whole
+    layer and stop at FeAl or the substrate, the others end inside it. They are their own class in the mask."""
+
+    density_per_100um: float = param(
+        0.0, minimum=0.0, maximum=20.0,
+        doc="Mean number of cracks per 100 um along the surface (Poisson over the frame width); 0 = none.")
+    width_um: float = param(
+        0.6, unit="um", minimum=0.05, maximum=10.0,
+        doc="Typical opening of a crack at the surface; each crack's is drawn log-uniformly in [width/2, 2 x width] "
+            "and never narrower than 1.1 px, so every crack stays one connected region in the mask.")
+    angle_spread_deg: float = param(
+        15.0, unit="deg", minimum=0.0, maximum=30.0,
+        doc="Largest angle of a crack to the surface normal; each crack's angle is uniform in [-spread, spread].")
+    through_fraction: float = param(
+        0.5, minimum=0.0, maximum=1.0,
+        doc="Share of the cracks that run through the whole Fe2Al5 layer and stop at FeAl or the substrate; the "
+            "others end at 20-90 % of the layer's thickness.")
 
 
 @dataclass
@@ -126,14 +170,29 @@ class GreyLevelSpec:
     pore: float = param(0.03, minimum=0.0, maximum=1.0, doc="Open pores (read as dark resin or black).")
     precipitate: float = param(
         _grey_from_physics(classes.PRECIPITATE), minimum=0.0, maximum=1.0, doc="Cr-rich precipitates.")
+    crack: float = param(0.05, minimum=0.0, maximum=1.0, doc="Cracks (resin-filled at the surface, empty below).")
     fe2al5_depth_gradient: float = param(
         0.03, minimum=-0.3, maximum=0.3,
         doc="Relative grey change of Fe2Al5 from the surface to the bottom of its band (Al depletion with depth).")
 
     def for_class(self, class_id: int) -> float:
-        """Grey level of the phase with mask value ``class_id``."""
+        """Grey level of the phase with mask value ``class_id`` (for precipitates: of Cr23C6, the brightest)."""
         name = {classes.BACKGROUND: "resin"}.get(class_id, classes.CLASS_NAMES[class_id])
         return float(getattr(self, name))
+
+    def precipitate_phase_greys(self) -> tuple[float, ...]:
+        """Grey of each phase of :data:`semcoat.classes.PRECIPITATE_PHASES`, 0-1.
+
+        Backscatter contrast against Fe2Al5 follows Reuter's fit: a phase sits between Fe2Al5 (``fe2al5``) and Cr23C6
+        (``precipitate``) in proportion to its backscatter coefficient, so Al8Cr5 is about the grey of Fe2Al5, Cr2Al
+        at ~70 % of the way and Cr23C6 at ``precipitate``.
+        """
+        eta = classes.backscatter_coefficient
+        base = eta(classes.CLASSES[classes.FE2AL5].mean_atomic_number)
+        top = eta(classes.PRECIPITATE_PHASES[-1].mean_atomic_number)
+        greys = [self.fe2al5 + (self.precipitate - self.fe2al5) * (eta(ph.mean_atomic_number) - base) / (top - base)
+                 for ph in classes.PRECIPITATE_PHASES[:-1]]
+        return (*greys, self.precipitate)
 
 
 @dataclass
@@ -181,6 +240,7 @@ class CoatingSpec:
     pores: PoreSpec = section(PoreSpec, doc="Pores scattered through the Fe2Al5 layer.")
     pore_line: PoreLineSpec = section(PoreLineSpec, doc="Band of pores parallel to the surface.")
     precipitates: PrecipitateSpec = section(PrecipitateSpec, doc="Cr-rich precipitates in Fe2Al5.")
+    cracks: CrackSpec = section(CrackSpec, doc="Cracks through Fe2Al5, about perpendicular to the surface.")
     grey: GreyLevelSpec = section(GreyLevelSpec, doc="Grey level of each phase before noise.")
     imaging: ImagingSpec = section(ImagingSpec, doc="Virtual SEM frame, probe, detector and scan.")
 
@@ -254,6 +314,11 @@ class CoatingSpec:
                     "pore_line.depth_um", line.depth_um,
                     f"the band [{top_um:.2f}, {bottom_um:.2f}] um below the surface must lie inside the Fe2Al5 layer "
                     f"[0, {lay.fe2al5_thickness_um}] um"))
+        pre = self.precipitates
+        if pre.area_fraction_pct > 0 and pre.al8cr5_share + pre.cr2al_share + pre.cr23c6_share <= 0:
+            errors.append(FieldError(
+                "precipitates.cr23c6_share", pre.cr23c6_share,
+                "the phase weights al8cr5_share, cr2al_share and cr23c6_share are all 0; give at least one a weight"))
         if img.data_bar and img.data_bar_height_px >= img.height_px // 2:
             errors.append(FieldError(
                 "imaging.data_bar_height_px", img.data_bar_height_px,
@@ -262,7 +327,8 @@ class CoatingSpec:
         return errors
 
     def expected_inclusions(self) -> dict[str, float]:
-        """Expected number of scattered pores, pore-line pores and precipitates in one image (before clash tests).
+        """Expected number of scattered pores, pore-line pores, precipitates and cracks in one image (before clash
+        tests).
 
         Area fraction x the area they fill / the mean area of one (pi E[r^2] = pi (mean^2 + std^2)); the Fe2Al5 band
         is taken as wide as the frame and as thick as the layer (or the visible depth, if less).
@@ -284,6 +350,7 @@ class CoatingSpec:
             "precipitates": count(width_um * band_um * self.precipitates.depth_limit_fraction,
                                   self.precipitates.area_fraction_pct, self.precipitates.radius_mean_um,
                                   self.precipitates.radius_std_um),
+            "cracks": self.cracks.density_per_100um * width_um / 100.0,
         }
 
     def _work_errors(self) -> list[FieldError]:
@@ -298,9 +365,10 @@ class CoatingSpec:
                 f"({MAX_FRAME_PIXELS}, e.g. 4096x3072); lower width_px or height_px"))
         for section_name, expected in self.expected_inclusions().items():
             if expected > MAX_INCLUSIONS_PER_IMAGE:
+                remedy = ("lower cracks.density_per_100um or the image width" if section_name == "cracks" else
+                          f"lower {section_name}.area_fraction_pct or raise the radius")
                 errors.append(FieldError(
                     section_name, round(expected),
                     f"this would place about {expected:.0f} inclusions in one image; at most "
-                    f"{MAX_INCLUSIONS_PER_IMAGE} per kind render in reasonable time and memory: lower "
-                    f"{section_name}.area_fraction_pct or raise the radius"))
+                    f"{MAX_INCLUSIONS_PER_IMAGE} per kind render in reasonable time and memory: {remedy}"))
         return errors

@@ -37,7 +37,7 @@ def fe2al5_depth_factor(mask: np.ndarray, gradient: float) -> np.ndarray:
     if gradient == 0:
         return factor
     fe2al5 = mask == classes.FE2AL5
-    in_band = fe2al5 | (mask == classes.PORE) | (mask == classes.PRECIPITATE)
+    in_band = fe2al5 | (mask == classes.PORE) | (mask == classes.PRECIPITATE) | (mask == classes.CRACK)
     has_band = in_band.any(axis=0)
     top = np.argmax(in_band, axis=0)
     bottom = in_band.shape[0] - np.argmax(in_band[::-1], axis=0)
@@ -83,9 +83,10 @@ def scratch_factor(
         cv2.line(grooves, p0, p1, color=(float(depth),), thickness=1, lineType=cv2.LINE_AA)
     grooves = np.asarray(cv2.GaussianBlur(grooves, (0, 0), SCRATCH_SIGMA_PX), dtype=np.float32)
     grooves /= max(float(grooves.max()), 1e-6)
-    solid = (mask != classes.BACKGROUND) & (mask != classes.PORE)
+    open_void = (mask == classes.PORE) | (mask == classes.CRACK)
+    solid = (mask != classes.BACKGROUND) & ~open_void
     weight = np.where(solid, np.float32(1.0), np.float32(0.25))  # resin scratches too, but shows it less
-    weight[mask == classes.PORE] = 0.0
+    weight[open_void] = 0.0
     return (1.0 - np.float32(contrast) * grooves * weight).astype(np.float32)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from blender_addon.render_node.artefacts import fe2al5_depth_factor, scratch_factor
 from blender_addon.render_node.frame import FrameRenderer, RenderError
 from blender_addon.render_node.sem_image import form_image, scan_margin_px
-from blender_addon.render_node.texture import grain_factor
+from blender_addon.render_node.texture import grain_factor, speck_factor
 from blender_addon.render_node.truth import ground_truth
 from blender_addon.scene import geometry as geometry_mod
 from blender_addon.scene.stopping import Interrupted, StopCheck, check
@@ -34,9 +34,9 @@ from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.spec import CoatingSpec
 
-GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 1"
+GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 2"
 PNG_COMPRESSION = 1  # fastest zlib level; the 8-bit images gain ~10 % from level 6 at 3x the time
-_GEOMETRY, _TEXTURE, _NOISE, _SCRATCHES = 0, 1, 2, 3
+_GEOMETRY, _TEXTURE, _NOISE, _SCRATCHES, _SPECKS = 0, 1, 2, 3, 4
 
 
 @dataclass
@@ -154,6 +154,13 @@ def render_sample(
     check(should_stop)
     specimen = specimen * scratch_factor(frame.mask, img.pixel_size_um, img.scratch_density_per_100um,
                                          img.scratch_contrast, np.random.default_rng([seed, _SCRATCHES]))
+    check(should_stop)
+    pre = spec.precipitates
+    if pre.speck_density_per_um2 > 0:
+        contrasts = np.array(spec.grey.precipitate_phase_greys()) / max(spec.grey.fe2al5, 1e-3) - 1.0
+        specimen = specimen * speck_factor(
+            frame.mask, img.pixel_size_um, pre.speck_density_per_um2, contrasts,
+            np.array([pre.al8cr5_share, pre.cr2al_share, pre.cr23c6_share]), np.random.default_rng([seed, _SPECKS]))
     check(should_stop)
     sem = form_image(frame.signal * specimen, frame.mask, img, margin, np.random.default_rng([seed, _NOISE]),
                      should_stop)

@@ -99,11 +99,11 @@ def apply_line_shifts(
 
 
 def edge_map(mask: np.ndarray) -> np.ndarray:
-    """Topographic edge effect, 0-1: solid phases next to a void (pore or resin) light up in a narrow rim.
+    """Topographic edge effect, 0-1: solid phases next to a void (pore, crack or resin) light up in a narrow rim.
 
     Polishing leaves steps at voids but not between solid phases, so only void edges brighten.
     """
-    void = ((mask == classes.PORE) | (mask == classes.BACKGROUND)).astype(np.uint8)
+    void = ((mask == classes.PORE) | (mask == classes.BACKGROUND) | (mask == classes.CRACK)).astype(np.uint8)
     near_void = cv2.dilate(void, np.ones((3, 3), np.uint8))
     rim = ((near_void > 0) & (void == 0)).astype(np.float32)
     return cv2.GaussianBlur(rim, (0, 0), EDGE_SIGMA_PX) * (2.0 * np.pi * EDGE_SIGMA_PX**2) ** 0.5

@@ -65,3 +65,45 @@ def grain_factor(mask: np.ndarray, pixel_size_um: float, rng: np.random.Generato
         where = mask == class_id
         factor[where] += np.float32(tex.amplitude) * field[where]
     return factor
+
+
+# Radius range of a sub-resolution speck, µm (20-100 nm across).
+SPECK_RADIUS_UM = (0.01, 0.05)
+
+
+def speck_factor(
+    mask: np.ndarray, pixel_size_um: float, density_per_um2: float, contrasts: np.ndarray, shares: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Multiplicative brightness (float32, around 1) of sub-resolution Cr-rich specks in Fe2Al5.
+
+    A speck of radius r (µm) inside a pixel raises that pixel's signal by its share of the pixel's area times its
+    phase's relative contrast against Fe2Al5; the probe blur then spreads it. Only pixels of class Fe2Al5 get specks:
+    the mask is unchanged (a speck is far below a pixel).
+
+    Parameters
+    ----------
+    mask : uint8 class ids (rows, columns).
+    pixel_size_um : µm per pixel.
+    density_per_um2 : specks per µm² of frame (those landing outside Fe2Al5 are dropped).
+    contrasts : relative contrast of each precipitate phase against Fe2Al5 (grey_phase / grey_fe2al5 - 1).
+    shares : weight of each phase (normalised here; all zero: Cr23C6 only).
+    rng : the specks' own stream (nothing is drawn when the density is 0).
+    """
+    factor = np.ones(mask.shape, np.float32)
+    if density_per_um2 <= 0:
+        return factor
+    rows, cols = mask.shape
+    n = int(rng.poisson(density_per_um2 * rows * cols * pixel_size_um**2))
+    if n == 0:
+        return factor
+    r_idx = rng.integers(0, rows, n)
+    c_idx = rng.integers(0, cols, n)
+    radius = rng.uniform(*SPECK_RADIUS_UM, n)
+    weights = np.asarray(shares, np.float64)
+    weights = weights / weights.sum() if weights.sum() > 0 else np.eye(len(weights))[-1]
+    phase = rng.choice(len(weights), n, p=weights)
+    share = np.minimum(np.pi * radius**2 / pixel_size_um**2, 1.0)
+    keep = mask[r_idx, c_idx] == classes.FE2AL5
+    np.add.at(factor, (r_idx[keep], c_idx[keep]), (share * np.asarray(contrasts)[phase])[keep].astype(np.float32))
+    return factor

@@ -1,8 +1,10 @@
 """Coating geometry -> Blender objects seen by an orthographic camera (one Blender unit = one pixel).
 
-Six objects in a ``semcoat`` collection, stacked along z so that the camera (looking down -z) sees the upper one
+Nine objects in a ``semcoat`` collection, stacked along z so that the camera (looking down -z) sees the upper one
 where they overlap: resin plane (z 0), Fe2Al5 below the surface (z 1), FeAl below the Fe2Al5 bottom (z 2), substrate
-below the FeAl bottom (z 3), precipitates (z 4), pores (z 5). Each object's ``pass_index`` is its class id, so the
+below the FeAl bottom (z 3), precipitates (z 4: one object per phase, Al8Cr5, Cr2Al and Cr23C6, each with its own grey
+and all of class precipitate), pores and pull-out pits (z 5), cracks (z 6: a crack runs through what lies in its
+way). Each object's ``pass_index`` is its class id, so the
 Object Index pass is the class mask. Without FeAl both bottoms coincide and the substrate hides the FeAl object.
 
 Building is incremental: the objects, materials and camera are made once per scene and every later call only
@@ -30,14 +32,18 @@ CAMERA_HEIGHT_PX = 100.0
 DEPTH_OVERHANG_PX = 64.0
 
 
-# Class id -> (object name, z).
-LAYOUT: dict[int, tuple[str, float]] = {
-    classes.BACKGROUND: ("resin", 0.0),
-    classes.FE2AL5: ("fe2al5", 1.0),
-    classes.FEAL: ("feal", 2.0),
-    classes.SUBSTRATE: ("substrate", 3.0),
-    classes.PRECIPITATE: ("precipitates", 4.0),
-    classes.PORE: ("pores", 5.0),
+# Role (the builder's mark on the object) -> (class id, object name, z). The Cr23C6 precipitates keep the role and name
+# precipitates had before there were phases, so a file saved then is still recognised.
+LAYOUT: dict[str, tuple[int, str, float]] = {
+    f"class {classes.BACKGROUND}": (classes.BACKGROUND, "resin", 0.0),
+    f"class {classes.FE2AL5}": (classes.FE2AL5, "fe2al5", 1.0),
+    f"class {classes.FEAL}": (classes.FEAL, "feal", 2.0),
+    f"class {classes.SUBSTRATE}": (classes.SUBSTRATE, "substrate", 3.0),
+    **{(f"class {classes.PRECIPITATE}" if ph is classes.PRECIPITATE_PHASES[-1] else f"precipitate {ph.name}"):
+       (classes.PRECIPITATE, "precipitates" if ph is classes.PRECIPITATE_PHASES[-1] else f"precipitates.{ph.name}", 4.0)
+       for ph in classes.PRECIPITATE_PHASES},
+    f"class {classes.PORE}": (classes.PORE, "pores", 5.0),
+    f"class {classes.CRACK}": (classes.CRACK, "cracks", 6.0),
 }
 
 
@@ -148,16 +154,16 @@ class SceneBuilder:
             coll[ROLE_KEY] = COLLECTION_ROLE
             scene.collection.children.link(coll)
         self.collection = coll
-        self.objects: dict[int, bpy.types.Object] = {}
-        for class_id, (name, _z) in LAYOUT.items():
-            obj = _member(coll, f"class {class_id}")
+        self.objects: dict[str, bpy.types.Object] = {}
+        for role, (class_id, name, _z) in LAYOUT.items():
+            obj = _member(coll, role)
             if obj is None:
                 obj_name = f"{COLLECTION_NAME}.{name}"
-                obj = _new_member(coll, f"class {class_id}", obj_name, bpy.data.meshes.new(obj_name))
+                obj = _new_member(coll, role, obj_name, bpy.data.meshes.new(obj_name))
             obj.pass_index = class_id
             if not obj.data.materials:
                 obj.data.materials.append(_emission_material(f"{COLLECTION_NAME}.{name}"))
-            self.objects[class_id] = obj
+            self.objects[role] = obj
         cam = _member(coll, "camera")
         if cam is None:
             cam_name = f"{COLLECTION_NAME}.camera"
@@ -224,15 +230,26 @@ class SceneBuilder:
         left, right = x_px[0] - 1.0, x_px[-1] + 1.0
         resin = np.array([[[left, 1.0], [right, 1.0], [right, -bottom], [left, -bottom]]])
         shapes = {
-            classes.BACKGROUND: resin,
-            classes.FE2AL5: _region_below(x_px, ext(g.surface_um), bottom),
-            classes.FEAL: _region_below(x_px, ext(g.fe2al5_bottom_um), bottom),
-            classes.SUBSTRATE: _region_below(x_px, ext(g.feal_bottom_um), bottom),
-            classes.PRECIPITATE: _polygons_px(g.precipitates, p),
-            classes.PORE: np.concatenate([_polygons_px(g.pores, p), _polygons_px(g.line_pores, p)]),
+            f"class {classes.BACKGROUND}": resin,
+            f"class {classes.FE2AL5}": _region_below(x_px, ext(g.surface_um), bottom),
+            f"class {classes.FEAL}": _region_below(x_px, ext(g.fe2al5_bottom_um), bottom),
+            f"class {classes.SUBSTRATE}": _region_below(x_px, ext(g.feal_bottom_um), bottom),
+            f"class {classes.PORE}": np.concatenate([_polygons_px(g.pores, p), _polygons_px(g.line_pores, p),
+                                                     _polygons_px(g.pits, p)]),
+            f"class {classes.CRACK}": _polygons_px(g.cracks, p),
         }
-        for class_id, (_name, z) in LAYOUT.items():
-            obj = self.objects[class_id]
-            _fill_polygons(obj.data, shapes[class_id], z)
-            grey = spec.grey.for_class(class_id)
+        greys = {role: spec.grey.for_class(class_id) for role, (class_id, _n, _z) in LAYOUT.items()}
+        precipitates = _polygons_px(g.precipitates, p)
+        phase_greys = spec.grey.precipitate_phase_greys()
+        last = len(classes.PRECIPITATE_PHASES) - 1
+        phase = g.precipitate_phase if g.precipitate_phase.size == len(g.precipitates) else np.full(
+            len(g.precipitates), last)
+        for k, ph in enumerate(classes.PRECIPITATE_PHASES):
+            role = f"class {classes.PRECIPITATE}" if k == last else f"precipitate {ph.name}"
+            shapes[role] = precipitates[phase == k]
+            greys[role] = phase_greys[k]
+        for role, (_class_id, _name, z) in LAYOUT.items():
+            obj = self.objects[role]
+            _fill_polygons(obj.data, shapes[role], z)
+            grey = greys[role]
             obj.color = (grey, grey, grey, 1.0)

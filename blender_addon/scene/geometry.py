@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from semcoat.classes import PRECIPITATE_PHASES
 from semcoat.spec import CoatingSpec
 
+from .cracks import draw_cracks
 from .neighbours import sliding_max, sliding_min
 from .placement import (
     GAP_PX,
@@ -32,6 +34,7 @@ from .placement import (
     max_reach_um,
     place,
 )
+from .precipitates import GROUP_ATTEMPTS, draw_phases, group_layout, group_window, split_pullouts
 from .stopping import Interrupted, StopCheck, check
 
 __all__ = [
@@ -53,6 +56,9 @@ class CoatingGeometry:
     x_um : column-centre positions of the frame, shape (width_px + 2 * margin_px,).
     surface_um, fe2al5_bottom_um, feal_bottom_um : depth profiles at ``x_um``; equal bottoms mean no FeAl.
     pores, line_pores, precipitates : the inclusions.
+    cracks : crack polygons (drawn over everything else of the Fe2Al5 band, see :mod:`.cracks`).
+    precipitate_phase : per precipitate, its phase (index into ``semcoat.classes.PRECIPITATE_PHASES``).
+    pits : pull-out pits, where precipitates were torn out in polishing (pores in the mask).
     designed : the values the geometry was designed to have (see :func:`designed_values`).
     """
 
@@ -67,6 +73,9 @@ class CoatingGeometry:
     pores: Inclusions
     line_pores: Inclusions
     precipitates: Inclusions
+    cracks: Inclusions = field(default_factory=Inclusions.empty)
+    precipitate_phase: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    pits: Inclusions = field(default_factory=Inclusions.empty)
     designed: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -203,20 +212,41 @@ def build_geometry(
     pre = spec.precipitates
     pre_rng = np.random.default_rng(rng.integers(2**63))
     pre_bottom = surface + pre.depth_limit_fraction * (fe2al5_bottom - surface)
-    precipitates = place(
-        Population(
-            target_area_um2=pre.area_fraction_pct / 100 * band_area_um2,
-            radius_mean_um=pre.radius_mean_um, radius_std_um=pre.radius_std_um,
+    pre_target_um2 = pre.area_fraction_pct / 100 * band_area_um2
+    pre_inside = band_window(surface, pre_bottom, max_reach_um(pre.radius_mean_um, 1.6 * pre.elongation))
+
+    def precipitate_population(target_um2: float, window: DepthWindow) -> Population:
+        return Population(
+            target_area_um2=target_um2, radius_mean_um=pre.radius_mean_um, radius_std_um=pre.radius_std_um,
             aspect=("mean", pre.elongation), angle_mean_rad=np.deg2rad(pre.orientation_deg),
-            angle_spread_rad=np.deg2rad(pre.orientation_spread_deg),
-            depth_window=band_window(surface, pre_bottom, max_reach_um(pre.radius_mean_um, 1.6 * pre.elongation))),
-        x_um, every_column, placed, p, pre_rng, should_stop)
+            angle_spread_rad=np.deg2rad(pre.orientation_spread_deg), depth_window=window,
+            cube_fraction=pre.cube_fraction)
+
+    precipitates = place(precipitate_population((1.0 - pre.cluster_fraction) * pre_target_um2, pre_inside),
+                         x_um, every_column, placed, p, pre_rng, should_stop)
 
     check(should_stop)
+    # Drawn last, from streams of their own: with a feature off, every other draw is what it always was.
+    cracks = draw_cracks(spec.cracks, x_um, surface, fe2al5_bottom, p, np.random.default_rng(rng.integers(2**63)))
+    group_rng, phase_rng, pullout_rng = (np.random.default_rng(s) for s in rng.integers(2**63, size=3))
+    grouped_um2 = pre.cluster_fraction * pre_target_um2
+    # Groups fill their boxes unevenly: new boxes for what is still missing, a few times over.
+    for _ in range(GROUP_ATTEMPTS if grouped_um2 > 0 else 0):
+        layout = group_layout(pre, grouped_um2, x_um, surface, pre_bottom, group_rng)
+        grouped = place(precipitate_population(grouped_um2, group_window(layout, pre_inside)),
+                        x_um, layout.columns, placed, p, group_rng, should_stop)
+        precipitates = Inclusions(np.concatenate([precipitates.polygons_um, grouped.polygons_um]),
+                                  np.concatenate([precipitates.areas_um2, grouped.areas_um2]))
+        grouped_um2 -= float(grouped.areas_um2.sum())
+        if grouped_um2 <= 0.1 * np.pi * pre.radius_mean_um**2:
+            break
+    phases = draw_phases(pre, len(precipitates), phase_rng)
+    precipitates, phases, pits = split_pullouts(precipitates, phases, pre.pullout_fraction, pullout_rng)
     geometry = CoatingGeometry(
         pixel_size_um=p, width_px=img.width_px, height_px=img.height_px, margin_px=margin_px, x_um=x_um,
         surface_um=surface, fe2al5_bottom_um=fe2al5_bottom, feal_bottom_um=feal_bottom,
-        pores=pores, line_pores=line_pores, precipitates=precipitates)
+        pores=pores, line_pores=line_pores, precipitates=precipitates, cracks=cracks, precipitate_phase=phases,
+        pits=pits)
     geometry.designed = designed_values(spec, geometry, covered)
     return geometry
 
@@ -239,7 +269,11 @@ def designed_values(spec: CoatingSpec, geometry: CoatingGeometry, covered: np.nd
         cx = inc.polygons_um[:, :, 0].mean(1)
         return float(inc.areas_um2[(cx >= lo_um) & (cx < hi_um)].sum())
 
-    pore_area = area_inside(g.pores) + area_inside(g.line_pores)
+    pore_area = area_inside(g.pores) + area_inside(g.line_pores) + area_inside(g.pits)
+    # A crack is in the image when some of it is (a pixel's width or more).
+    crack_x = g.cracks.polygons_um[:, :, 0]
+    crack_count = int(np.count_nonzero((crack_x.max(1) >= lo_um + g.pixel_size_um)
+                                       & (crack_x.min(1) < hi_um - g.pixel_size_um)))
     line = spec.pore_line
     feal = (g.feal_bottom_um - g.fe2al5_bottom_um)[inside]
     return {
@@ -258,4 +292,10 @@ def designed_values(spec: CoatingSpec, geometry: CoatingGeometry, covered: np.nd
         "precipitate_fraction_target_pct": spec.precipitates.area_fraction_pct,
         "pore_count": len(g.pores) + len(g.line_pores),
         "precipitate_count": len(g.precipitates),
+        "pit_fraction_pct": 100.0 * area_inside(g.pits) / band_area,
+        "precipitate_phase_counts": {ph.name: int(np.count_nonzero(g.precipitate_phase == k))
+                                     for k, ph in enumerate(PRECIPITATE_PHASES)},
+        "crack_count": crack_count,
+        "crack_density_per_mm": 1000.0 * crack_count / (hi_um - lo_um),
+        "crack_density_target_per_mm": 10.0 * spec.cracks.density_per_100um,
     }

@@ -29,6 +29,8 @@ SHAPE_PERTURBATION = 0.22
 SHAPE_ORDERS = np.arange(2, 7)
 # Largest radial factor the harmonics can reach (they stay below 1 in sum, so shapes stay star-shaped).
 WOBBLE_MAX = 1.0 + SHAPE_PERTURBATION * float((1.0 / SHAPE_ORDERS).sum())
+# Area of the unit superellipse |x|^4 + |y|^4 = 1 (Gamma(1/4)^2 / (2 sqrt(pi))).
+SUPERELLIPSE4_AREA = 3.7081493546
 PLACEMENT_ROUNDS = 12
 # Placement stops when the area still missing is below this share of one mean inclusion's area.
 STOP_REMAINING_AREA_FRACTION = 0.05
@@ -74,10 +76,13 @@ def _lognormal_radii(rng: np.random.Generator, mean_um: float, std_um: float, n:
 
 
 def star_polygons(
-    centres: np.ndarray, radii: np.ndarray, aspects: np.ndarray, angles_rad: np.ndarray, rng: np.random.Generator
+    centres: np.ndarray, radii: np.ndarray, aspects: np.ndarray, angles_rad: np.ndarray, rng: np.random.Generator,
+    square: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Perturbed ellipses around ``centres`` (n, 2) µm: equivalent-circle radius ``radii`` µm, long/short axis
-    ``aspects``, long-axis angle to the surface ``angles_rad`` (pi/2 points into the depth).
+    ``aspects``, long-axis angle to the surface ``angles_rad`` (pi/2 points into the depth). Where ``square`` (bool
+    per shape) is set, a rounded square (superellipse of exponent 4, of the same area as the circle of ``radii``)
+    with a fifth of the perturbation: a cube-like particle.
 
     Returns (polygons (n, VERTICES_PER_INCLUSION, 2) µm, areas (n,) µm²).
     """
@@ -88,7 +93,13 @@ def star_polygons(
     orders = SHAPE_ORDERS
     amps = rng.uniform(0.0, SHAPE_PERTURBATION, (n, orders.size)) / orders
     phases = rng.uniform(0.0, 2 * np.pi, (n, orders.size))
+    if square is not None:
+        amps[square] *= 0.2
     wobble = 1.0 + (amps[:, :, None] * np.cos(orders[None, :, None] * t + phases[:, :, None])).sum(1)
+    if square is not None and square.any():
+        # |cos|^4 + |sin|^4 = r^-4 on the unit superellipse; its area is 3.708, scaled back to pi.
+        corner = (np.abs(np.cos(t)) ** 4 + np.abs(np.sin(t)) ** 4) ** -0.25 * np.sqrt(np.pi / SUPERELLIPSE4_AREA)
+        wobble[square] *= corner
     u = a[:, None] * np.cos(t) * wobble
     v = b[:, None] * np.sin(t) * wobble
     c, s = np.cos(angles_rad)[:, None], np.sin(angles_rad)[:, None]
@@ -186,6 +197,7 @@ class Population:
     angle_mean_rad: float
     angle_spread_rad: float  # normal spread; inf = uniform orientation
     depth_window: DepthWindow
+    cube_fraction: float = 0.0  # share drawn as rounded squares (nothing more is drawn from the stream when 0)
 
 
 def place(
@@ -231,8 +243,12 @@ def place(
             angles = pop.angle_mean_rad + rng.normal(0.0, 1.0, n) * pop.angle_spread_rad
         ix = allowed_idx[rng.integers(0, allowed_idx.size, n)]
         x = x_um[ix] + rng.uniform(-0.5, 0.5, n) * pixel_size_um
+        square = None
+        if pop.cube_fraction > 0:
+            square = rng.uniform(0.0, 1.0, n) < pop.cube_fraction
+            aspects[square] = 1.0 + 0.1 * (aspects[square] - 1.0)  # cubes cut about square
         # Shapes are drawn around the origin first: their exact bounding radius decides where the centre may go.
-        poly, area = star_polygons(np.zeros((n, 2)), radii, aspects, angles, rng)
+        poly, area = star_polygons(np.zeros((n, 2)), radii, aspects, angles, rng, square)
         bounding = np.sqrt((poly**2).sum(-1)).max(1)
         low, high = pop.depth_window(ix, bounding)
         fits = high > low

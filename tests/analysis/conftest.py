@@ -14,8 +14,8 @@ from semcoat.classes import NUM_CLASSES
 from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
 from tests.analysis.masks import slab, square_lattice
 
-# Grey level of each class (ids 0..5) in the test micrographs; the tiny model picks the nearest one.
-CLASS_GREY = np.array([0.05, 0.45, 0.60, 0.85, 0.25, 0.72], np.float32)
+# Grey level of each class (ids 0..6) in the test micrographs; the tiny model picks the nearest one.
+CLASS_GREY = np.array([0.05, 0.45, 0.60, 0.85, 0.25, 0.72, 0.15], np.float32)
 
 
 def grey_image(mask: np.ndarray, rng: np.random.Generator, noise: float = 0.01) -> np.ndarray:

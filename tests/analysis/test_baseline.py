@@ -23,7 +23,7 @@ from analysis import baseline, predict
 from analysis.measure import measure
 from analysis.model import ModelRunError, WholeImageModel, load_model
 from semcoat import predictions
-from semcoat.classes import BACKGROUND, FE2AL5, FEAL, PORE, PRECIPITATE, SUBSTRATE
+from semcoat.classes import BACKGROUND, FE2AL5, FEAL, NUM_CLASSES, PORE, PRECIPITATE, SUBSTRATE
 from semcoat.errors import SemcoatError
 from semcoat_cli.app import app
 
@@ -133,7 +133,7 @@ def test_model_interface_segments_whole_images(scene: tuple[np.ndarray, np.ndarr
     # Tiles of 64 px would each lose the top and bottom edges; predict_mask hands the model the whole image.
     assert np.array_equal(predict.predict_mask(model, image, tile_px=64, overlap_px=8), baseline.segment(image))
     logits = model(image[None, None])
-    assert logits.shape == (1, 6, ROWS, COLS)
+    assert logits.shape == (1, NUM_CLASSES, ROWS, COLS)
     assert np.array_equal(logits[0].argmax(axis=0), baseline.segment(image))
 
 

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from semcoat.measurements import MEASUREMENT_NAMES
 from semcoat_cli.app import app
 
 runner = CliRunner()
@@ -552,7 +553,7 @@ def test_images_without_a_coating_fail_saying_nothing_was_found(tmp_path: Path, 
         assert records[name]["error"].startswith(f"{tmp_path / name}.png: no coating found: the predicted classes are")
         assert (out / "masks" / f"{name}.png").is_file()  # kept, to see why
     measured = (out / "measurements.csv").read_text().splitlines()
-    assert [line for line in measured if line.startswith("noise,")] == ["noise,0.5" + "," * 10]
+    assert [line for line in measured if line.startswith("noise,")] == ["noise,0.5" + "," * len(MEASUREMENT_NAMES)]
 
 
 def test_check_layered_accepts_layered_masks_and_says_what_it_found() -> None:

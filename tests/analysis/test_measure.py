@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from analysis.measure import MaskError, Measurements, NoCoatingError, check_pixel_size_um, column_profile, measure
-from semcoat.classes import BACKGROUND, FE2AL5, FEAL, PORE, PRECIPITATE, SUBSTRATE
+from semcoat.classes import BACKGROUND, CRACK, FE2AL5, FEAL, PORE, PRECIPITATE, SUBSTRATE
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.measurements import FRACTION, LENGTH, MEASUREMENT_NAMES, MEASUREMENTS
 from tests.analysis.masks import coating, scattered_squares, slab, square_lattice
@@ -300,3 +300,22 @@ def test_two_pores_far_apart_at_one_depth_are_not_a_line() -> None:
     mask = slab(height=240, width=width, surface=30, thickness=150)
     square_lattice(mask, np.full(width, 30), depths=range(60, 61), columns=(10, 380), size=6)
     assert measure(mask, 1.0).pore_line_present is False
+
+
+def test_crack_density_counts_connected_cracks_per_mm_of_measured_width() -> None:
+    mask = slab(height=200, width=300, surface=40, thickness=60)
+    mask[40:100, 50] = CRACK  # through the band
+    mask[40:70, 120:122] = CRACK  # part way, two columns wide
+    for k in range(40):  # slanted, one pixel wide, 8-connected only
+        mask[40 + k, 200 + k // 2] = CRACK
+    mask[60:61, 260:262] = CRACK  # a single row: a speck, not a crack
+    m = measure(mask, 0.5)
+    assert m.crack_density_per_mm == pytest.approx(3 / (300 * 0.5e-3))
+    # crack pixels belong to the band: the thickness is unchanged and they are not pores
+    assert m.fe2al5_thickness_um == pytest.approx(30.0)
+    assert m.pore_fraction_pct == 0.0
+    assert measure(slab(), 0.5).crack_density_per_mm == 0.0
+    # a crack below the band (in the substrate) is not counted
+    below = slab(height=200, width=300, surface=40, thickness=60)
+    below[150:190, 10] = CRACK
+    assert measure(below, 0.5).crack_density_per_mm == 0.0

@@ -32,13 +32,24 @@ class RasterRenderer:
         for class_id, top in ((classes.FE2AL5, g.surface_um), (classes.FEAL, g.fe2al5_bottom_um),
                               (classes.SUBSTRATE, g.feal_bottom_um)):
             mask[rows >= (top / p)[cols[0]][None, :]] = class_id
-        for class_id, inc in ((classes.PRECIPITATE, g.precipitates), (classes.PORE, g.pores),
-                              (classes.PORE, g.line_pores)):
+        # Precipitates of each phase get a code of their own (100 + phase) until the greys are looked up.
+        phase_code = 100 + g.precipitate_phase.astype(np.int32) if g.precipitate_phase.size == len(
+            g.precipitates) else np.full(len(g.precipitates), 100 + len(classes.PRECIPITATE_PHASES) - 1)
+        for codes, inc in ((phase_code, g.precipitates), (classes.PORE, g.pores), (classes.PORE, g.line_pores),
+                           (classes.PORE, g.pits), (classes.CRACK, g.cracks)):
             if len(inc):
-                pts = inc.polygons_um / p + np.array([g.margin_px, 0.0]) - 0.5
-                cv2.fillPoly(mask, list(np.rint(pts * (1 << _SHIFT)).astype(np.int32)), (class_id,), shift=_SHIFT)
-        greys = np.array([spec.grey.for_class(c) for c in sorted(classes.CLASS_IDS)], np.float32)
-        self._frame = RenderedFrame(greys[mask], mask)
+                pts = np.rint((inc.polygons_um / p + np.array([g.margin_px, 0.0]) - 0.5) * (1 << _SHIFT))
+                for code in np.unique(codes):
+                    chosen = pts[np.broadcast_to(codes, (len(inc),)) == code].astype(np.int32)
+                    cv2.fillPoly(mask, list(chosen), (int(code),), shift=_SHIFT)
+        greys = np.zeros(256, np.float32)
+        for c in classes.CLASS_IDS:
+            greys[c] = spec.grey.for_class(c)
+        for k, grey in enumerate(spec.grey.precipitate_phase_greys()):
+            greys[100 + k] = grey
+        signal = greys[mask]
+        mask[mask >= 100] = classes.PRECIPITATE
+        self._frame = RenderedFrame(signal, mask)
 
     def render(self, should_stop: StopCheck | None = None) -> RenderedFrame:
         check(should_stop)

@@ -45,6 +45,8 @@ def small_batch() -> BatchSpec:
     img = batch.base.imaging
     img.width_px, img.height_px, img.pixel_size_um = 160, 120, 0.9
     img.scan_line_jitter_px, img.drift_px, img.data_bar, img.data_bar_height_px = 0.6, 2.5, True, 12
+    del batch.randomize["cracks.density_per_100um"]  # cracks in every image, so the mask comparison covers them
+    batch.base.cracks.density_per_100um = 4.0
     batch.validate()
     return batch
 
@@ -60,14 +62,14 @@ def settings(bpy: Any) -> Any:
     return s
 
 
-def _mesh_arrays(collection: Any) -> dict[int, np.ndarray]:
-    """pass_index -> the vertex coordinates of the builder's mesh of that class."""
+def _mesh_arrays(collection: Any) -> dict[str, np.ndarray]:
+    """the builder's role of the object -> the vertex coordinates of its mesh."""
     out = {}
     for obj in collection.objects:
         if obj.type == "MESH":
             co = np.empty(len(obj.data.vertices) * 3, np.float32)
             obj.data.vertices.foreach_get("co", co)
-            out[obj.pass_index] = co
+            out[obj["semcoat_role"]] = co
     return out
 
 
@@ -99,8 +101,9 @@ def test_preview_is_what_the_render_node_draws_and_renders(bpy: Any, settings: A
     scene = bpy.context.scene
     (coll,) = [c for c in scene.collection.children if c.get("semcoat_role")]
     names = sorted(o.name for o in coll.objects)
-    assert names == sorted(["semcoat.camera", "semcoat.feal", "semcoat.fe2al5", "semcoat.pores",
-                            "semcoat.precipitates", "semcoat.resin", "semcoat.substrate"])
+    assert names == sorted(["semcoat.camera", "semcoat.cracks", "semcoat.feal", "semcoat.fe2al5", "semcoat.pores",
+                            "semcoat.precipitates", "semcoat.precipitates.al8cr5", "semcoat.precipitates.cr2al",
+                            "semcoat.resin", "semcoat.substrate"])
     assert scene.camera.name == "semcoat.camera"  # "look through preview camera" is on
     first = _mesh_arrays(coll)
     # a second preview replaces the first: same collection, same objects, nothing left over
@@ -109,7 +112,7 @@ def test_preview_is_what_the_render_node_draws_and_renders(bpy: Any, settings: A
     assert bpy.ops.semcoat.generate_preview() == {"FINISHED"}
     assert len(bpy.data.objects) == objects_before
     assert [c for c in scene.collection.children if c.get("semcoat_role")] == [coll]
-    assert not np.array_equal(_mesh_arrays(coll)[4], first[4])  # image 1's pores are not image 2's
+    assert not np.array_equal(_mesh_arrays(coll)["class 4"], first["class 4"])  # image 1's pores are not image 2's
     settings.batch.preview_index = 2
     assert bpy.ops.semcoat.generate_preview() == {"FINISHED"}
 
@@ -122,8 +125,8 @@ def test_preview_is_what_the_render_node_draws_and_renders(bpy: Any, settings: A
         recorder.close()
     preview_meshes = _mesh_arrays(coll)
     assert sorted(preview_meshes) == sorted(recorder.drawn)
-    for class_id, vertices in recorder.drawn.items():
-        assert np.array_equal(preview_meshes[class_id], vertices), f"class {class_id} differs"
+    for name, vertices in recorder.drawn.items():
+        assert np.array_equal(preview_meshes[name], vertices), f"{name} differs"
 
     # Render preview image: its mask is the render node's mask of image 2
     assert bpy.ops.semcoat.render_preview() == {"FINISHED"}
@@ -132,7 +135,7 @@ def test_preview_is_what_the_render_node_draws_and_renders(bpy: Any, settings: A
     assert sample.image_seed == meta["image_seed"]
     assert mask.shape == node_mask.shape == (120, 160)
     assert np.array_equal(mask, node_mask)
-    assert set(np.unique(mask)) >= {0, 1, 3, 4}
+    assert set(np.unique(mask)) >= {0, 1, 3, 4, 6}
     assert image.dtype == np.float32 and 0.0 <= image.min() and image.max() <= 1.0
     grey = bpy.data.images[preview.IMAGE_NAME]
     assert tuple(grey.size) == (160, 120) and preview.MASK_NAME in bpy.data.images

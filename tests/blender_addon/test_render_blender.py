@@ -67,15 +67,24 @@ def _mask(ds: Path, sid: str) -> np.ndarray:
 
 
 def test_mask_and_grey_come_from_the_same_rays(shared: _Shared) -> None:
-    batch = small_batch(count=1)
+    batch = small_batch(count=1, cracks={"density_per_100um": 6.0}, layers={"feal_present": True},
+                        precipitates={"al8cr5_share": 1.0, "cr2al_share": 1.0, "cr23c6_share": 1.0,
+                                      "pullout_fraction": 0.3, "cube_fraction": 0.5, "cluster_fraction": 0.5})
     spec = batch.sample(0)
     geometry = build_geometry(spec, np.random.default_rng(1), margin_px=3)
     shared.build(spec, geometry)
     frame = shared.render()
     assert frame.mask.shape == frame.signal.shape == (192, 256 + 6)
-    assert set(np.unique(frame.mask)) <= set(classes.CLASS_IDS)
+    assert set(np.unique(frame.mask)) == set(classes.CLASS_IDS)
     greys = np.array([spec.grey.for_class(c) for c in sorted(classes.CLASS_IDS)], np.float32)
-    np.testing.assert_allclose(frame.signal, greys[frame.mask], atol=1e-6)
+    solid = frame.mask != classes.PRECIPITATE
+    np.testing.assert_allclose(frame.signal[solid], greys[frame.mask[solid]], atol=1e-6)
+    # a precipitate's grey is its phase's: every phase is seen, and nothing else
+    phase_greys = np.array(spec.grey.precipitate_phase_greys(), np.float32)
+    seen = frame.signal[~solid]
+    nearest = np.abs(seen[:, None] - phase_greys[None, :]).argmin(1)
+    np.testing.assert_allclose(seen, phase_greys[nearest], atol=1e-6)
+    assert set(nearest) == {0, 1, 2}
 
 
 def test_dataset_has_only_valid_class_ids_and_passes_the_check(shared: _Shared, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.measurements import (
     FRACTION,
     LENGTH,
+    LINEAR_DENSITY,
     MEASUREMENT_NAMES,
     MEASUREMENTS,
     NUMERIC_NAMES,
@@ -26,7 +27,7 @@ from semcoat.measurements import (
 
 def test_names_are_unique_and_end_in_their_unit() -> None:
     assert len(set(MEASUREMENT_NAMES)) == len(MEASUREMENTS)
-    suffix = {LENGTH: "_um", FRACTION: "_pct"}
+    suffix = {LENGTH: "_um", FRACTION: "_pct", LINEAR_DENSITY: "_per_mm"}
     for row in MEASUREMENTS:
         assert row.kind in UNITS, row.name
         if row.kind in suffix:
