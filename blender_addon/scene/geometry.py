@@ -25,6 +25,7 @@ from .cracks import draw_cracks
 from .neighbours import sliding_max, sliding_min
 from .placement import (
     GAP_PX,
+    PLACEMENT_ROUNDS,
     VERTICES_PER_INCLUSION,
     DepthWindow,
     Inclusions,
@@ -34,7 +35,7 @@ from .placement import (
     max_reach_um,
     place,
 )
-from .precipitates import GROUP_ATTEMPTS, draw_phases, group_layout, group_window, split_pullouts
+from .precipitates import GROUP_ATTEMPTS, GROUP_ROUNDS, draw_phases, group_layout, group_window, split_pullouts
 from .stopping import Interrupted, StopCheck, check
 
 __all__ = [
@@ -215,12 +216,12 @@ def build_geometry(
     pre_target_um2 = pre.area_fraction_pct / 100 * band_area_um2
     pre_inside = band_window(surface, pre_bottom, max_reach_um(pre.radius_mean_um, 1.6 * pre.elongation))
 
-    def precipitate_population(target_um2: float, window: DepthWindow) -> Population:
+    def precipitate_population(target_um2: float, window: DepthWindow, rounds: int = PLACEMENT_ROUNDS) -> Population:
         return Population(
             target_area_um2=target_um2, radius_mean_um=pre.radius_mean_um, radius_std_um=pre.radius_std_um,
             aspect=("mean", pre.elongation), angle_mean_rad=np.deg2rad(pre.orientation_deg),
             angle_spread_rad=np.deg2rad(pre.orientation_spread_deg), depth_window=window,
-            cube_fraction=pre.cube_fraction)
+            cube_fraction=pre.cube_fraction, rounds=rounds)
 
     precipitates = place(precipitate_population((1.0 - pre.cluster_fraction) * pre_target_um2, pre_inside),
                          x_um, every_column, placed, p, pre_rng, should_stop)
@@ -233,7 +234,7 @@ def build_geometry(
     # Groups fill their boxes unevenly: new boxes for what is still missing, a few times over.
     for _ in range(GROUP_ATTEMPTS if grouped_um2 > 0 else 0):
         layout = group_layout(pre, grouped_um2, x_um, surface, pre_bottom, group_rng)
-        grouped = place(precipitate_population(grouped_um2, group_window(layout, pre_inside)),
+        grouped = place(precipitate_population(grouped_um2, group_window(layout, pre_inside), GROUP_ROUNDS),
                         x_um, layout.columns, placed, p, group_rng, should_stop)
         precipitates = Inclusions(np.concatenate([precipitates.polygons_um, grouped.polygons_um]),
                                   np.concatenate([precipitates.areas_um2, grouped.areas_um2]))

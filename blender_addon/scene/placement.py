@@ -198,6 +198,7 @@ class Population:
     angle_spread_rad: float  # normal spread; inf = uniform orientation
     depth_window: DepthWindow
     cube_fraction: float = 0.0  # share drawn as rounded squares (nothing more is drawn from the stream when 0)
+    rounds: int = PLACEMENT_ROUNDS  # rounds of candidates at most
 
 
 def place(
@@ -225,7 +226,7 @@ def place(
     polys: list[np.ndarray] = []
     areas: list[np.ndarray] = []
     total = 0.0
-    for _ in range(PLACEMENT_ROUNDS):
+    for _ in range(pop.rounds):
         check(should_stop)
         remaining = pop.target_area_um2 - total
         if remaining <= STOP_REMAINING_AREA_FRACTION * mean_area:

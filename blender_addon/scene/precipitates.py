@@ -21,8 +21,11 @@ from .placement import DepthWindow, Inclusions
 PARTICLES_PER_GROUP = 6
 GROUP_FILL = 0.25
 STRING_SHARE = 0.5  # of the groups
-GROUP_OVERPROVISION = 2.0
-GROUP_ATTEMPTS = 4  # layouts of boxes tried for what is still missing
+GROUP_OVERPROVISION = 3.0
+# Layouts of boxes tried for what is still missing, each with a few rounds of candidates: fresh boxes fill faster than
+# more rounds in crowded ones (a round costs a clash search against everything placed).
+GROUP_ATTEMPTS = 3
+GROUP_ROUNDS = 4
 
 
 @dataclass
