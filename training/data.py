@@ -37,8 +37,9 @@ from training.samples import (
 class CropDataset(Dataset[dict[str, Any]]):
     """``length`` random training crops of ``crop_px`` (rows, columns) from weighted groups of samples.
 
-    Each item is drawn from a seed taken from torch's generator, which Lightning and the DataLoader seed per run and
-    per worker: workers never repeat each other, and a seeded run repeats itself.
+    Each item is drawn from its index and a seed taken from torch's generator, which Lightning and the DataLoader
+    seed per run, epoch and worker: workers never repeat each other, DDP ranks (seeded alike, but handed different
+    indices by the distributed sampler) never repeat each other, and a seeded run repeats itself.
     """
 
     def __init__(self, groups: Sequence[Sequence[Sample]], group_weights: Sequence[float], n_classes: int,
@@ -73,8 +74,8 @@ class CropDataset(Dataset[dict[str, Any]]):
         return i, crop_origin(shape, self.crop_px, rng, centre)
 
     def __getitem__(self, item: int) -> dict[str, Any]:
-        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng([int(torch.randint(0, 2**31 - 1, (1,)).item()), item])
+        seed = int(rng.integers(0, 2**31 - 1))
         i, origin = self.draw(rng)
         image, mask = read_pair(self.samples[i], self.n_classes)
         image, mask = crop_pair(image, mask, origin, self.crop_px)

@@ -154,3 +154,18 @@ def test_datamodule_batches_and_splits(tiny_datasets: list[Path]) -> None:
     assert by_folder.describe()["train"] == 6 and len(by_folder.val_samples) == 4
     with pytest.raises(DatasetError, match="one weight per folder"):
         SegmentationDataModule([str(tiny_datasets[0])], weights=[1.0, 2.0])
+
+
+def test_items_differ_by_index_under_the_same_torch_seed(tiny_datasets: list[Path]) -> None:
+    import torch
+
+    dm = SegmentationDataModule([str(tiny_datasets[0])], crop_px=32, crops_per_epoch=4, num_workers=0,
+                                val_fraction=0.0, test_fraction=0.0)
+    dm.setup("fit")
+    dataset = dm.train_dataloader().dataset
+    torch.manual_seed(7)
+    first = dataset[0]["image"]
+    torch.manual_seed(7)  # DDP ranks are seeded alike; the sampler hands them different indices
+    assert torch.equal(dataset[0]["image"], first)
+    torch.manual_seed(7)
+    assert not torch.equal(dataset[1]["image"], first)
