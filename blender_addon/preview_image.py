@@ -102,7 +102,12 @@ def form_preview(signal: np.ndarray, mask: np.ndarray, imaging: ImagingSpec, mar
     sig, out_mask = apply_line_shifts(signal, mask, shifts, margin_px)
     if imaging.edge_brightening > 0:
         sig = sig + np.float32(imaging.edge_brightening) * edge_map(out_mask)
-    sig = gaussian_blur(sig, imaging.probe_blur_fwhm_px / FWHM_PER_SIGMA)
+    p = imaging.pixel_size_um
+    core = gaussian_blur(sig, imaging.probe_fwhm_um / p / FWHM_PER_SIGMA)
+    if imaging.probe_halo_fraction > 0:
+        halo = gaussian_blur(sig, imaging.probe_halo_fwhm_um / p / FWHM_PER_SIGMA)
+        core = np.float32(1.0 - imaging.probe_halo_fraction) * core + np.float32(imaging.probe_halo_fraction) * halo
+    sig = core
     expected = np.clip(sig, 0.0, None).astype(np.float64) * imaging.dose_electrons_per_px
     sig = (rng.poisson(expected) / imaging.dose_electrons_per_px).astype(np.float32)
     sig = sig + rng.standard_normal(sig.shape, dtype=np.float32) * np.float32(imaging.detector_noise_std)

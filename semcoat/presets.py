@@ -70,7 +70,10 @@ def preset_batch(name: str, count: int = 100, seed: int = 0) -> BatchSpec:
         "grey.fe2al5": Distribution("normal", mean=base.grey.fe2al5, std=0.03),
         "grey.substrate": Distribution("normal", mean=base.grey.substrate, std=0.03),
         "grey.precipitate": Distribution("normal", mean=base.grey.precipitate, std=0.03),
-        "imaging.probe_blur_fwhm_px": Distribution("uniform", low=0.8, high=2.2),
+        # Resolution as a physical width (issue 11: 0.3-1.0 um FWHM at 15-20 kV), a narrow core plus a wide halo.
+        "imaging.probe_fwhm_um": Distribution("uniform", low=0.3, high=1.0),
+        "imaging.probe_halo_fraction": Distribution("uniform", low=0.05, high=0.3),
+        "imaging.probe_halo_fwhm_um": Distribution("uniform", low=2.0, high=6.0),
         "imaging.dose_electrons_per_px": Distribution("uniform", low=150.0, high=800.0),
         "imaging.brightness": Distribution("normal", mean=0.0, std=0.04),
         "imaging.shading_amplitude": Distribution("uniform", low=0.0, high=0.08),

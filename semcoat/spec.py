@@ -202,8 +202,15 @@ class ImagingSpec:
     pixel_size_um: float = param(0.2, unit="um", minimum=0.001, maximum=100.0, doc="Edge length of one pixel.")
     width_px: int = param(1024, unit="px", minimum=16, maximum=8192, doc="Image width (along the surface).")
     height_px: int = param(768, unit="px", minimum=16, maximum=8192, doc="Image height (depth), data bar included.")
-    probe_blur_fwhm_px: float = param(
-        1.2, unit="px", minimum=0.0, maximum=20.0, doc="Full width at half maximum of the Gaussian electron probe.")
+    probe_fwhm_um: float = param(
+        0.25, unit="um", minimum=0.0, maximum=5.0,
+        doc="Full width at half maximum of the narrow core of the resolution (probe plus backscatter spread; "
+            "0.3-1.0 um at 15-20 kV on these phases); 0 = ideal.")
+    probe_halo_fraction: float = param(
+        0.0, minimum=0.0, maximum=0.5,
+        doc="Share of the signal spread into a wide halo around the core (electrons scattered far in the specimen).")
+    probe_halo_fwhm_um: float = param(
+        3.0, unit="um", minimum=0.1, maximum=20.0, doc="Full width at half maximum of the wide halo.")
     dose_electrons_per_px: float = param(
         300.0, unit="e-/px", minimum=1.0, maximum=1e6,
         doc="Electrons per pixel; sets the Poisson shot noise (more dose, less noise).")

@@ -34,7 +34,7 @@ def small_batch(count: int = 4, seed: int = 7, randomize: dict[str, Any] | None 
 
 FLAT = {"fe2al5_thickness_variation_um": 0.0, "surface_roughness_amplitude_um": 0.0,
         "interface_roughness_amplitude_um": 0.0}
-NO_NOISE = {"probe_blur_fwhm_px": 0.0, "dose_electrons_per_px": 1e6, "detector_noise_std": 0.0,
+NO_NOISE = {"probe_fwhm_um": 0.0, "probe_halo_fraction": 0.0, "dose_electrons_per_px": 1e6, "detector_noise_std": 0.0,
             "scan_line_jitter_px": 0.0, "drift_px": 0.0, "edge_brightening": 0.0}
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
-from blender_addon.render_node.sem_image import apply_line_shifts, form_image, scan_margin_px
+from blender_addon.render_node.sem_image import apply_line_shifts, form_image, probe_blur, scan_margin_px
 from semcoat import classes
 from semcoat.spec import ImagingSpec
 
@@ -69,3 +70,35 @@ def test_phases_keep_their_order_of_brightness_through_the_noise() -> None:
     sem = form_image(signal, mask, ImagingSpec(width_px=64, height_px=48), 4, np.random.default_rng(1))
     mean = {c: sem.pixels[sem.mask == c].mean() for c in (classes.BACKGROUND, classes.FE2AL5, classes.SUBSTRATE)}
     assert mean[classes.BACKGROUND] < mean[classes.FE2AL5] < mean[classes.SUBSTRATE]
+
+
+def test_probe_is_a_narrow_core_plus_a_wide_halo_of_the_asked_physical_widths() -> None:
+    impulse = np.zeros((257, 257), np.float32)
+    impulse[128, 128] = 1.0
+    core = probe_blur(impulse, 4.0)
+    profile = core[128]
+    above_half = np.flatnonzero(profile >= profile.max() / 2)
+    assert above_half.size == pytest.approx(4.0, abs=1.0)  # FWHM in px, to the pixel
+    with_halo = probe_blur(impulse, 4.0, 0.2, 40.0)
+    assert with_halo.sum() == pytest.approx(1.0, rel=0.02)
+    rows, cols = np.indices(impulse.shape)
+    far = np.hypot(rows - 128, cols - 128) > 12  # three core widths out
+    assert with_halo[far].sum() == pytest.approx(0.2 * 0.9, abs=0.03)  # the halo's share lies out there
+    assert core[far].sum() < 1e-3
+    assert with_halo[128, 128] == pytest.approx(0.8 * core[128, 128], rel=0.05)
+    assert np.array_equal(probe_blur(impulse, 0.0), impulse)  # the ideal probe
+
+
+def test_the_probe_width_is_physical_so_a_finer_pixel_blurs_over_more_pixels() -> None:
+    step = np.zeros((64, 134), np.float32)
+    step[:, 67:] = 1.0
+    mask = np.full(step.shape, 1, np.uint8)
+    widths = []
+    for pixel_um in (0.05, 0.2):
+        img = ImagingSpec(pixel_size_um=pixel_um, width_px=130, height_px=64, probe_fwhm_um=0.8,
+                          dose_electrons_per_px=1e9, detector_noise_std=0.0, scan_line_jitter_px=0.0,
+                          edge_brightening=0.0, shading_amplitude=0.0, bit_depth=16)
+        out = form_image(step * 0.5 + 0.25, mask, img, 2, np.random.default_rng(0)).pixels.astype(float)[32]
+        lo, hi = out.min(), out.max()
+        widths.append(np.count_nonzero((out > lo + 0.1 * (hi - lo)) & (out < hi - 0.1 * (hi - lo))))
+    assert widths[0] == pytest.approx(4 * widths[1], rel=0.35)
