@@ -1,7 +1,7 @@
 """Questions the Slurm backend asks beyond ``render_service.slurm.jobs``: is there accounting (``sacct``), what
 does ``sacct`` say of some jobs, and has a job of a given name been submitted already.
 
-Pure parsers plus one or two commands each, through a ``CommandRunner``.
+One or two commands each, through a ``CommandRunner``; the parsers are in :mod:`render_service.slurm.parsers`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from render_service.slurm.errors import SlurmOutputError
-from render_service.slurm.parsers import TaskState, expand_task_ids, parse_jobcomp
+from render_service.slurm.parsers import TaskState, parse_jobcomp, parse_sacct
 from render_service.slurm.transport import CommandRunner
 
 # The jobs a sacct search by name looks back over: a submission is looked for minutes after it was made.
@@ -22,37 +21,6 @@ def detect_accounting(runner: CommandRunner) -> bool:
     """True when the cluster keeps accounting (``sacct`` answers); without slurmdbd it says it is disabled."""
     result = runner.run(["sacct", "-n", "-X", "-P", "-j", "1", "-o", "JobID"])
     return result.exit_code == 0 and "disabled" not in (result.stderr + result.stdout).lower()
-
-
-def _exit_pair(text: str) -> tuple[int | None, int | None]:
-    code, _, signal = text.partition(":")
-    if not code.isdigit():
-        return None, None
-    return int(code), int(signal) if signal.isdigit() else 0
-
-
-def parse_sacct(text: str) -> list[TaskState]:
-    """Rows of ``sacct -n -X -P -o JobID,State,ExitCode``: ``12_3|FAILED|3:0``, a pending ``12_[4-5]|PENDING|0:0``
-    (one row per task), a plain job ``13|COMPLETED|0:0``; ``CANCELLED by 1001`` reads as CANCELLED."""
-    out: list[TaskState] = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split("|")
-        if len(parts) != 3:
-            raise SlurmOutputError(f"sacct line {line!r} is not 'JobID|State|ExitCode'")
-        job, state, exit_text = parts
-        state = state.split()[0] if state.strip() else state
-        job_id, _, tasks = job.partition("_")
-        if not job_id.isdigit():
-            raise SlurmOutputError(f"sacct line {line!r} does not start with a job id")
-        code, signal = _exit_pair(exit_text)
-        final = state not in ("PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "COMPLETING", "CONFIGURING")
-        if not final:
-            code = signal = None
-        ids: list[int | None] = list(expand_task_ids(tasks)) if tasks else [None]
-        out.extend(TaskState(int(job_id), task, state, "", code, signal) for task in ids)
-    return out
 
 
 def poll_sacct(runner: CommandRunner, job_ids: Iterable[int]) -> dict[tuple[int, int | None], TaskState]:

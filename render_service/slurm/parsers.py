@@ -1,4 +1,4 @@
-"""Pure parsers of what Slurm prints: sbatch job ids, squeue rows, jobcomp/filetxt records.
+"""Pure parsers of what Slurm prints: sbatch job ids, squeue rows, sacct rows, jobcomp/filetxt records.
 
 Fixtures recorded from the real Slurm 22.05 cluster that scripts/stack.sh starts live in tests/render_service/fixtures.
 """
@@ -117,4 +117,35 @@ def parse_jobcomp(text: str) -> list[TaskState]:
             out.append(TaskState(array_job, int(task_text), state, "", code, signal))
         else:
             out.append(TaskState(job_id, None, state, "", code, signal))
+    return out
+
+
+def _sacct_exit_pair(text: str) -> tuple[int | None, int | None]:
+    code, _, signal = text.partition(":")
+    if not code.isdigit():
+        return None, None
+    return int(code), int(signal) if signal.isdigit() else 0
+
+
+def parse_sacct(text: str) -> list[TaskState]:
+    """Rows of ``sacct -n -X -P -o JobID,State,ExitCode``: ``12_3|FAILED|3:0``, a pending ``12_[4-5]|PENDING|0:0``
+    (one row per task), a plain job ``13|COMPLETED|0:0``; ``CANCELLED by 1001`` reads as CANCELLED."""
+    out: list[TaskState] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) != 3:
+            raise SlurmOutputError(f"sacct line {line!r} is not 'JobID|State|ExitCode'")
+        job, state, exit_text = parts
+        state = state.split()[0] if state.strip() else state
+        job_id, _, tasks = job.partition("_")
+        if not job_id.isdigit():
+            raise SlurmOutputError(f"sacct line {line!r} does not start with a job id")
+        code, signal = _sacct_exit_pair(exit_text)
+        final = state not in ("PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "COMPLETING", "CONFIGURING")
+        if not final:
+            code = signal = None
+        ids: list[int | None] = list(expand_task_ids(tasks)) if tasks else [None]
+        out.extend(TaskState(int(job_id), task, state, "", code, signal) for task in ids)
     return out

@@ -21,6 +21,7 @@ from render_service.embedded import free_port, worker_available
 from semcoat.batch import BatchSpec
 from semcoat.dataset import check_dataset
 from semcoat.spec import CoatingSpec, ImagingSpec
+from tests.blender_addon.draining import drain_until
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.blender, pytest.mark.slow]
@@ -81,16 +82,6 @@ def bpy(serve: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
     addon_utils.disable("blender_addon", default_set=True)
 
 
-def _wait(bpy: Any, condition: Any, timeout_s: float, what: str) -> None:
-    """Drain the queue on this (the main) thread until ``condition()``, as Blender's timer would."""
-    from blender_addon import runtime
-
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-        runtime.drain_messages(bpy.context.window_manager)
-
 
 def test_render_on_cluster_follow_and_download(bpy: Any) -> None:
     from blender_addon import runtime
@@ -109,12 +100,12 @@ def test_render_on_cluster_follow_and_download(bpy: Any) -> None:
     (ref,) = settings.batch.batches  # the id is kept on the Scene (saved with the file)
     job = runtime.job_entry(bpy.context.window_manager, ref.batch_id, create=False)
     assert job is not None and job.backend == "local" and job.count == 2
-    _wait(bpy, lambda: job.state in ("succeeded", "failed", "cancelled"), 240, "the batch to end")
+    drain_until(bpy, lambda: job.state in ("succeeded", "failed", "cancelled"), 240, "the batch to end")
     assert job.state == "succeeded", job.error
     assert (job.images_done, job.progress) == (2, 1.0)
 
     assert bpy.ops.semcoat.download_results(batch_id=ref.batch_id) == {"FINISHED"}
-    _wait(bpy, lambda: bool(job.folder) or job.download.startswith("download failed"), 60, "the download")
+    drain_until(bpy, lambda: bool(job.folder) or job.download.startswith("download failed"), 60, "the download")
     assert job.download == "downloaded; the dataset check passed", job.download
     folder = Path(job.folder)
     assert folder.name == f"addon-e2e-{ref.batch_id}"

@@ -60,17 +60,22 @@ class Service:
             self.api = subprocess.Popen([*SEMCOAT, "serve", "--port", str(self.port)], env=self.env, cwd=REPO,
                                         stdout=log, stderr=subprocess.STDOUT)
         self.start_worker()
-        deadline = time.monotonic() + 30
+        self._wait_for_api(self.logs / "api.log")
+        return self
+
+    def _wait_for_api(self, log: Path, timeout_s: float = 30) -> None:
+        """Wait until the API answers /health; fail with its log if it exits or stays silent."""
+        assert self.api is not None
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 if httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
-                    break
+                    return
             except httpx.HTTPError:
                 pass
-            assert self.api.poll() is None, (self.logs / "api.log").read_text()
-            assert time.monotonic() < deadline, (self.logs / "api.log").read_text()
+            assert self.api.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        return self
 
     def restart_api(self) -> None:
         """Stop the API (SIGTERM) and start it again on the same port and data folder; wait until it answers."""
@@ -80,16 +85,7 @@ class Service:
         with open(self.logs / "api-restarted.log", "wb") as log:
             self.api = subprocess.Popen([*SEMCOAT, "serve", "--port", str(self.port)], env=self.env, cwd=REPO,
                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert self.api.poll() is None, (self.logs / "api-restarted.log").read_text()
-            assert time.monotonic() < deadline, (self.logs / "api-restarted.log").read_text()
-            time.sleep(0.1)
+        self._wait_for_api(self.logs / "api-restarted.log")
 
     def start_worker(self) -> None:
         """Start (or start again) the worker."""

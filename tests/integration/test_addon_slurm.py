@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from semcoat.batch import BatchSpec
 from semcoat.dataset import check_dataset
 from semcoat.spec import CoatingSpec, ImagingSpec
+from tests.blender_addon.draining import drain_until
 from tests.integration.service import Service
 
 pytestmark = [pytest.mark.integration, pytest.mark.blender, pytest.mark.slow]
@@ -46,16 +46,6 @@ def bpy(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     addon_utils.disable("blender_addon", default_set=True)
 
 
-def _drain_until(bpy: Any, condition: Any, timeout_s: float, what: str, service: Service) -> None:
-    """Drain the add-on's queue on this (the main) thread until ``condition()``, as Blender's timer would."""
-    from blender_addon import runtime
-
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{service.worker_log()}"
-        time.sleep(0.2)
-        runtime.drain_messages(bpy.context.window_manager)
-
 
 @pytest.mark.timeout(240)
 def test_render_on_cluster_with_slurm_options_follows_the_array_and_downloads(bpy: Any, service: Service) -> None:
@@ -78,13 +68,14 @@ def test_render_on_cluster_with_slurm_options_follows_the_array_and_downloads(bp
     (ref,) = settings.batch.batches
     job = runtime.job_entry(bpy.context.window_manager, ref.batch_id, create=False)
     assert job is not None and job.backend == "slurm" and job.count == 4
-    _drain_until(bpy, lambda: job.state in ("succeeded", "failed", "cancelled"), 200, "the array to end", service)
+    drain_until(bpy, lambda: job.state in ("succeeded", "failed", "cancelled"), 200, "the array to end",
+                service.worker_log)
     assert job.state == "succeeded", job.error
     assert service.batch(ref.batch_id)["slurm_job_ids"]  # it really went through Slurm
 
     assert bpy.ops.semcoat.download_results(batch_id=ref.batch_id) == {"FINISHED"}
-    _drain_until(bpy, lambda: bool(job.folder) or job.download.startswith("download failed"), 60, "the download",
-                 service)
+    drain_until(bpy, lambda: bool(job.folder) or job.download.startswith("download failed"), 60, "the download",
+                service.worker_log)
     assert job.download == "downloaded; the dataset check passed", job.download
     folder = Path(job.folder)
     report = check_dataset(folder)

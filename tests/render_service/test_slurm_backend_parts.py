@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from render_service.backends.slurm import exit_code_of, job_name, observed
-from render_service.backends.slurm_lookup import find_job_by_name, parse_sacct, poll_jobcomp
+from render_service.backends.slurm_lookup import find_job_by_name, poll_jobcomp
 from render_service.queue import POLL_BACKEND
 from render_service.settings import load_settings
 from render_service.slurm.fake import FakeRunner
-from render_service.slurm.parsers import TaskState
+from render_service.slurm.parsers import TaskState, parse_sacct
 from render_service.worker.celery_app import make_celery
 
 LOG = "/var/log/jobcomp.log"
