@@ -29,7 +29,7 @@ def harder(spec: dict[str, Any]) -> dict[str, Any]:
     """A batch spec made harder: lower dose, more probe blur, precipitate grey closer to Fe2Al5."""
     r = spec["randomize"]
     r["imaging.dose_electrons_per_px"] = {"kind": "uniform", "low": 40.0, "high": 120.0}
-    r["imaging.probe_blur_fwhm_px"] = {"kind": "uniform", "low": 2.2, "high": 3.2}
+    r["imaging.probe_fwhm_um"] = {"kind": "uniform", "low": 1.0, "high": 1.4}  # presets: 0.3-1.0
     fe = spec["base"]["grey"]["fe2al5"]
     r["grey.precipitate"] = {"kind": "normal", "mean": fe + 0.07, "std": 0.02}
     spec["name"] = spec["name"] + "-hard"
