@@ -3,6 +3,7 @@ sees under srun."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,16 @@ def test_lightning_takes_ranks_from_slurm(monkeypatch: pytest.MonkeyPatch) -> No
            "SLURM_JOB_ID": "4242"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    # The Trainer records its rank process-wide (rank-zero-only logging) and may set the master's address: put
+    # them back after the test, or later fits in this process would think they are rank 1 and write no logs.
+    from lightning.fabric.utilities import rank_zero as fabric_rank_zero
+    from lightning.pytorch.utilities import rank_zero as pl_rank_zero
+
+    for holder in (fabric_rank_zero.rank_zero_only, pl_rank_zero.rank_zero_only):
+        monkeypatch.setattr(holder, "rank", getattr(holder, "rank", 0))
+    for key in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"):
+        monkeypatch.setenv(key, os.environ.get(key, ""))
+        monkeypatch.delenv(key)
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_progress_bar=False)
     cluster = trainer.strategy.cluster_environment
     assert isinstance(cluster, SLURMEnvironment)
