@@ -54,15 +54,15 @@ def render(preset: str, count: int, seed: int, out: Path, hard: bool = False) ->
     return out
 
 
-def train(out: Path, datasets: list[Path], minutes: float, crops_per_epoch: int) -> Path:
-    """Fit the U-Net config for at most ``minutes``; return the best checkpoint."""
+def train(out: Path, datasets: list[Path], minutes: float, crops_per_epoch: int, extra: list[str]) -> Path:
+    """Fit the U-Net config (with ``extra`` CLI arguments) for at most ``minutes``; return the best checkpoint."""
     from training.lightning_cli import CONFIG_DIR, run
 
     cli = run(["fit", "--config", str(CONFIG_DIR / "unet.yaml"),
                "--data.datasets", json.dumps([str(d) for d in datasets]), "--data.val_fraction", "0.04",
                "--data.test_fraction", "0", "--data.crops_per_epoch", str(crops_per_epoch),
                "--trainer.max_time", f"00:00:{int(minutes):02d}:{int(round((minutes % 1) * 60)):02d}",
-               "--trainer.default_root_dir", str(out / "run"), "--trainer.enable_progress_bar", "false"])
+               "--trainer.default_root_dir", str(out / "run"), "--trainer.enable_progress_bar", "false", *extra])
     best = cli.trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
     print(f"trained {cli.trainer.current_epoch} epochs, {cli.trainer.global_step} steps; best {best}", flush=True)
     return Path(best)
@@ -136,6 +136,8 @@ def main() -> None:
     parser.add_argument("--heldout-count", type=int, default=12, help="held-out images per preset and set")
     parser.add_argument("--crops-per-epoch", type=int, default=512)
     parser.add_argument("--checkpoint", type=Path, help="skip training: evaluate this checkpoint")
+    parser.add_argument("--fit-arg", action="append", default=[],
+                        help="extra `semcoat train fit` argument, repeatable: --fit-arg=--data.crop_px --fit-arg=384")
     args = parser.parse_args()
     minutes = min(args.minutes, 20.0)
     data = args.out / "data"
@@ -145,7 +147,7 @@ def main() -> None:
     hard = [render(p, args.heldout_count, 3000 + k, data / f"hard_{p}", hard=True) for k, p in enumerate(PRESETS)]
     render_s = time.perf_counter() - started
     started = time.perf_counter()
-    ckpt = args.checkpoint or train(args.out, train_sets, minutes, args.crops_per_epoch)
+    ckpt = args.checkpoint or train(args.out, train_sets, minutes, args.crops_per_epoch, args.fit_arg)
     train_s = time.perf_counter() - started
     from training.export import export
 
@@ -154,7 +156,8 @@ def main() -> None:
     table(f"held-out ({2 * args.heldout_count} images, both presets)", results["heldout"])
     table(f"harder held-out ({2 * args.heldout_count} images: lower dose, more blur, weaker precipitates)",
           results["hard"])
-    summary = {"checkpoint": str(ckpt), "onnx": str(onnx_path), "train_seconds": train_s, "render_seconds": render_s,
+    summary = {"checkpoint": str(ckpt), "fit_args": args.fit_arg, "onnx": str(onnx_path),
+               "train_seconds": train_s, "render_seconds": render_s,
                "minutes_limit": minutes, "train_images_per_preset": args.train_count, "cpu_count": os.cpu_count(),
                "load_average_1min_at_end": os.getloadavg()[0], **results}
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
