@@ -69,3 +69,22 @@ def test_bad_dataset_folder_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "fit", "--config", str(CONFIG_DIR / "unet.yaml"),
                                       "--data.datasets", f'["{tmp_path / "nope"}"]'])
     assert result.exit_code == 2 and "dataset.json is missing" in result.output
+
+
+def test_test_and_predict_subcommands_on_a_checkpoint(trained_checkpoint: Path, tiny_datasets: list[Path],
+                                                      tmp_path: Path) -> None:
+    small = ["--model.model_options", '{"channels": [8, 16, 32], "num_res_units": 1}']
+    common = ["--config", str(CONFIG_DIR / "unet.yaml"), *datasets_arg(tiny_datasets), *FAST, *small,
+              "--ckpt_path", str(trained_checkpoint), "--trainer.default_root_dir", str(tmp_path / "runs")]
+    tested = run(["test", *common])
+    assert 0.0 <= tested.trainer.callback_metrics["test/dice_mean"] <= 1.0
+    assert "test/dice_fe2al5" in tested.trainer.callback_metrics
+    run(["predict", *common, "--predict_dir", str(tmp_path / "masks")])
+    written = sorted((tmp_path / "masks").rglob("*.png"))
+    assert len(written) == len(tested.datamodule.test_samples) == 2  # 20 % of each folder
+    import cv2
+
+    sample = tested.datamodule.test_samples[0]
+    mask = cv2.imread(str(tmp_path / "masks" / sample.folder.name / f"{sample.sid}.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == cv2.imread(str(sample.image), cv2.IMREAD_UNCHANGED).shape
+    assert mask.max() < tested.datamodule.num_classes
