@@ -26,12 +26,12 @@ from . import exr
 from .preview_image import GEOMETRY_STREAM, NOISE_STREAM, form_preview, mask_colours, scan_margin_px
 from .scene.builder import SceneBuilder
 from .scene.geometry import CoatingGeometry, build_geometry
+from .scene.render_setup import configure_exact_render
 
 RENDER_SCENE_NAME = "semcoat.preview_render"
 IMAGE_NAME = "semcoat preview"
 MASK_NAME = "semcoat preview mask"
 ROLE_KEY = "semcoat_role"
-PIXEL_FILTER_WIDTH_PX = 0.01
 
 
 class PreviewError(SemcoatError):
@@ -80,38 +80,6 @@ def remove_preview(scene: Any) -> bool:
     return True
 
 
-def configure_render_scene(scene: Any) -> None:
-    """The render node's settings (``render_node/renderer.py``): Cycles on the CPU, one sample through each pixel
-    centre, no bounces or denoising, Raw colours, the Object Index pass, an uncompressed multilayer EXR."""
-    scene.render.engine = "CYCLES"
-    cyc = scene.cycles
-    cyc.device = "CPU"
-    cyc.samples = 1
-    cyc.use_adaptive_sampling = False
-    cyc.use_denoising = False
-    cyc.max_bounces = 0
-    cyc.seed = 0
-    cyc.use_animated_seed = False
-    cyc.pixel_filter_type = "BOX"
-    cyc.filter_width = PIXEL_FILTER_WIDTH_PX
-    scene.render.use_compositing = False
-    scene.render.use_sequencer = False
-    scene.render.dither_intensity = 0.0
-    scene.render.film_transparent = False
-    scene.view_settings.view_transform = "Raw"
-    scene.view_settings.look = "None"
-    if scene.world is not None:
-        scene.world.color = (0.0, 0.0, 0.0)
-    for layer in scene.view_layers:
-        layer.use_pass_object_index = True
-    fmt = scene.render.image_settings
-    if hasattr(fmt, "media_type"):  # Blender 5: set before file_format, which it restricts
-        fmt.media_type = "MULTI_LAYER_IMAGE"
-    fmt.file_format = "OPEN_EXR_MULTILAYER"
-    fmt.color_depth = "32"
-    fmt.exr_codec = "NONE"
-
-
 def render_frame(sample: PreviewSample) -> tuple[np.ndarray, np.ndarray]:
     """Render ``sample`` in a scene of the add-on's own (removed afterwards): (signal float32, mask uint8), frame
     sized. The user's scenes, active scene and render settings are left as they were."""
@@ -121,7 +89,7 @@ def render_frame(sample: PreviewSample) -> tuple[np.ndarray, np.ndarray]:
     folder = Path(tempfile.mkdtemp(prefix="semcoat-preview-"))
     builder = None
     try:
-        configure_render_scene(scene)
+        configure_exact_render(scene)
         builder = SceneBuilder(scene, use_as_scene_camera=True)
         builder.update(sample.spec, sample.geometry)
         out = folder / "frame.exr"

@@ -28,11 +28,11 @@ import numpy as np
 from blender_addon.render_node.frame import RenderedFrame, RenderError
 from blender_addon.scene.builder import SceneBuilder
 from blender_addon.scene.geometry import CoatingGeometry
+from blender_addon.scene.render_setup import configure_exact_render
 from blender_addon.scene.stopping import StopCheck, check
 from semcoat.spec import CoatingSpec
 
 SCENE_NAME = "semcoat.render"
-PIXEL_FILTER_WIDTH_PX = 0.01  # the smallest Cycles accepts: samples land within 0.005 px of the pixel centre
 # Most pixels rendered in one call: about a quarter of a second on two cores (a 1024x768 image with its margins is
 # one strip). A frame of 6144x4096 goes in 25 strips, each a stop check apart.
 STRIP_PIXELS = 1 << 20
@@ -69,45 +69,16 @@ def _scratch_dir() -> Path:
 
 
 def configure_scene(scene: bpy.types.Scene, threads: int = 0) -> None:
-    """Cycles on the CPU, one sample, no bounces, no denoising, persistent data, Raw colours, multilayer EXR output.
+    """The exact-mask settings (:func:`configure_exact_render`) plus what repeated renders in one process want:
+    persistent data, and ``threads`` render threads (0 lets Blender use every core).
 
     Meant for the renderer's own scene: it changes ``scene``'s render settings and its world's colour (black).
-
-    Parameters
-    ----------
-    scene : the scene to configure.
-    threads : render threads; 0 lets Blender use every core.
     """
-    scene.render.engine = "CYCLES"
-    cyc = scene.cycles
-    cyc.device = "CPU"
-    cyc.samples = 1
-    cyc.use_adaptive_sampling = False
-    cyc.use_denoising = False
-    cyc.max_bounces = 0
-    cyc.seed = 0
-    cyc.use_animated_seed = False
-    cyc.pixel_filter_type = "BOX"
-    cyc.filter_width = PIXEL_FILTER_WIDTH_PX
+    configure_exact_render(scene)
     scene.render.use_persistent_data = True
-    scene.render.use_compositing = False
-    scene.render.use_sequencer = False
-    scene.render.dither_intensity = 0.0
-    scene.render.film_transparent = False
     scene.render.threads_mode = "FIXED" if threads > 0 else "AUTO"
     if threads > 0:
         scene.render.threads = threads
-    scene.view_settings.view_transform = "Raw"
-    scene.view_settings.look = "None"
-    if scene.world is not None:
-        scene.world.color = (0.0, 0.0, 0.0)
-    for layer in scene.view_layers:
-        layer.use_pass_object_index = True
-    fmt = scene.render.image_settings
-    fmt.media_type = "MULTI_LAYER_IMAGE"  # before file_format, which it restricts
-    fmt.file_format = "OPEN_EXR_MULTILAYER"
-    fmt.color_depth = "32"
-    fmt.exr_codec = "NONE"
 
 
 def strip_rows(width_px: int, height_px: int) -> list[tuple[int, int]]:
