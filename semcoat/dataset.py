@@ -182,9 +182,11 @@ class DatasetWriter:
         ours = {*SUBDIRS, DATASET_FILE}  # what writers of the same batch may already have made, temporaries too
         if path.is_dir() and any(e.name not in ours and _TMP_MARK not in e.name for e in path.iterdir()):
             raise DatasetError(f"{path} is not empty and holds no {DATASET_FILE}; choose an empty or new folder")
-        if path.is_dir() and not (path / DATASET_FILE).is_file() and _holds_samples(path):
-            # dataset.json is written before the sub-folders, so samples without it were not put there by a writer
-            # of this batch: they cannot be matched to any batch, and adopting them would mix two batches.
+        if path.is_dir() and _holds_samples(path) and not (path / DATASET_FILE).is_file():
+            # dataset.json is written before any sample and never removed, so samples without it were not put there
+            # by a writer of this batch: they cannot be matched to any batch, and adopting them would mix two
+            # batches. Samples are looked for first: a writer starting together with this one may write dataset.json
+            # and then a sample between the two looks, which the other order would take for a deleted dataset.json.
             raise DatasetError(
                 f"{path} holds samples but no {DATASET_FILE} (deleted?), so they cannot be matched to this batch; "
                 f"restore {DATASET_FILE}, or choose an empty or new folder")
