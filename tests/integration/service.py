@@ -3,8 +3,8 @@ worker`` as separate processes on the real stack (its Redis, Slurm and sshd), wi
 
 from __future__ import annotations
 
+import itertools
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
 from tests.conftest import REPO
 
 SEMCOAT = [sys.executable, "-m", "semcoat_cli"]
 FINAL = ("succeeded", "failed", "cancelled")
+
+
+_REDIS_DBS = itertools.cycle(range(1, 16))  # database 0 is the stack's own
 
 
 def free_port() -> int:
@@ -34,8 +38,12 @@ class Service:
     other's queued tasks). ``worker_env`` adds settings for the worker only (setup lines, a known_hosts file)."""
 
     def __init__(self, stack_env: dict[str, str], data_dir: Path, worker_env: dict[str, str] | None = None) -> None:
-        redis_db = random.randint(1, 15)
+        # Services alive at the same time (a module's and a test's own) must not share a database: a worker's health
+        # report would show in the other's /health. Hand them out in turn, and empty each before use (reports and
+        # queued tasks of an earlier run linger for minutes).
+        redis_db = next(_REDIS_DBS)
         base = stack_env["SEMCOAT_REDIS_URL"].rsplit("/", 1)[0]
+        redis.Redis.from_url(f"{base}/{redis_db}").flushdb()
         self.env = {**os.environ, **stack_env, "SEMCOAT_REDIS_URL": f"{base}/{redis_db}",
                     "SEMCOAT_DATA_DIR": str(data_dir), "SEMCOAT_POLL_INTERVAL_S": "0.5",
                     "SEMCOAT_SLURM_TIME_LIMIT": "5", "SEMCOAT_SLURM_CPUS_PER_TASK": "1", "PYTHONUNBUFFERED": "1"}
