@@ -18,6 +18,7 @@ import pytest
 
 from semcoat.batch import BatchSpec
 from semcoat.presets import preset_batch
+from tests.blender_addon.addon_session import enabled_addon
 
 pytestmark = pytest.mark.blender
 
@@ -25,18 +26,8 @@ pytestmark = pytest.mark.blender
 @pytest.fixture(scope="module")
 def bpy() -> Iterator[Any]:
     """bpy with the add-on enabled from this checkout (as Blender enables an add-on package)."""
-    import importlib
-
-    import bpy as bpy_module
-
-    addon_utils = importlib.import_module("addon_utils")  # on the path only once bpy is imported
-
-    def fail(exc: Exception) -> None:
-        raise exc
-
-    addon_utils.enable("blender_addon", default_set=True, handle_error=fail)
-    yield bpy_module
-    addon_utils.disable("blender_addon", default_set=True)
+    with enabled_addon() as bpy_module:
+        yield bpy_module
 
 
 def small_batch() -> BatchSpec:

@@ -20,6 +20,7 @@ from semcoat.batch import MAX_IMAGES, BatchSpec, Distribution
 from semcoat.params import leaf_paths
 from semcoat.presets import PRESETS, preset_batch
 from semcoat.spec import CoatingSpec
+from tests.blender_addon.addon_session import enabled_addon
 
 pytestmark = pytest.mark.blender
 
@@ -27,18 +28,8 @@ pytestmark = pytest.mark.blender
 @pytest.fixture(scope="module")
 def bpy() -> Iterator[Any]:
     """bpy with the add-on enabled from this checkout (as Blender enables an add-on package)."""
-    import importlib
-
-    import bpy as bpy_module
-
-    addon_utils = importlib.import_module("addon_utils")  # on the path only once bpy is imported
-
-    def fail(exc: Exception) -> None:
-        raise exc
-
-    addon_utils.enable("blender_addon", default_set=True, handle_error=fail)
-    yield bpy_module
-    addon_utils.disable("blender_addon", default_set=True)
+    with enabled_addon() as bpy_module:
+        yield bpy_module
 
 
 @pytest.fixture()

@@ -21,7 +21,7 @@ from render_service.embedded import free_port, worker_available
 from semcoat.batch import BatchSpec
 from semcoat.dataset import check_dataset
 from semcoat.spec import CoatingSpec, ImagingSpec
-from tests.blender_addon.draining import drain_until
+from tests.blender_addon.addon_session import drain_until, enabled_addon
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.blender, pytest.mark.slow]
@@ -64,22 +64,12 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
 
 @pytest.fixture(scope="module")
 def bpy(serve: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    import importlib
-
-    import bpy as bpy_module
-
-    addon_utils = importlib.import_module("addon_utils")  # on the path only once bpy is imported
-
-    def fail(exc: Exception) -> None:
-        raise exc
-
-    addon_utils.enable("blender_addon", default_set=True, handle_error=fail)
-    prefs = bpy_module.context.preferences.addons["blender_addon"].preferences
-    prefs.service_url, prefs.token = serve
-    prefs.default_backend = "local"
-    prefs.download_folder = str(tmp_path_factory.mktemp("downloads"))
-    yield bpy_module
-    addon_utils.disable("blender_addon", default_set=True)
+    with enabled_addon() as bpy_module:
+        prefs = bpy_module.context.preferences.addons["blender_addon"].preferences
+        prefs.service_url, prefs.token = serve
+        prefs.default_backend = "local"
+        prefs.download_folder = str(tmp_path_factory.mktemp("downloads"))
+        yield bpy_module
 
 
 

@@ -4,7 +4,6 @@ Slurm options of the Batch panel becomes one job array run by the cluster user, 
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from semcoat.batch import BatchSpec
 from semcoat.dataset import check_dataset
 from semcoat.spec import CoatingSpec, ImagingSpec
-from tests.blender_addon.draining import drain_until
+from tests.blender_addon.addon_session import drain_until, enabled_addon
 from tests.integration.service import Service
 
 pytestmark = [pytest.mark.integration, pytest.mark.blender, pytest.mark.slow]
@@ -30,20 +29,12 @@ def service(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="module")
 def bpy(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    import bpy as bpy_module
-
-    addon_utils = importlib.import_module("addon_utils")  # on the path only once bpy is imported
-
-    def fail(exc: Exception) -> None:
-        raise exc
-
-    addon_utils.enable("blender_addon", default_set=True, handle_error=fail)
-    prefs = bpy_module.context.preferences.addons["blender_addon"].preferences
-    prefs.service_url, prefs.token = service.url, service.token
-    prefs.default_backend = "slurm"
-    prefs.download_folder = str(tmp_path_factory.mktemp("downloads"))
-    yield bpy_module
-    addon_utils.disable("blender_addon", default_set=True)
+    with enabled_addon() as bpy_module:
+        prefs = bpy_module.context.preferences.addons["blender_addon"].preferences
+        prefs.service_url, prefs.token = service.url, service.token
+        prefs.default_backend = "slurm"
+        prefs.download_folder = str(tmp_path_factory.mktemp("downloads"))
+        yield bpy_module
 
 
 
