@@ -14,10 +14,12 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' 2>/dev/null \
     || { echo "setup: Python 3.11 is required (found: $("$PYTHON" --version 2>&1))" >&2; exit 1; }
 
-# Shared libraries that bpy (Blender as a Python module) loads; libegl1 for Workbench/EEVEE.
+# Shared libraries that bpy (Blender as a Python module) loads; libegl1 for Workbench/EEVEE. Only where bpy goes
+# (render, all): an API or trainer image needs none of them (libgl1 alone brings Mesa and LLVM).
 BPY_LIBS=(libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libgl1 libegl1)
+case ",$EXTRAS," in *,all,*|*,render,*) wanted=("${BPY_LIBS[@]}") ;; *) wanted=() ;; esac
 missing=()
-for p in "${BPY_LIBS[@]}"; do
+for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -32,8 +34,11 @@ fi
 source scripts/pip-install.sh
 case ",$EXTRAS," in
     *,all,*|*,train,*)
-        # torch first and pinned: any other torch request pulls a CUDA build of several GB.
-        pip_install .venv/bin/pip torch==2.13.0
+        # torch first and pinned: any other torch request pulls a CUDA build of several GB. A container build names
+        # the build of 2.13.0 it wants and an index holding it (SEMCOAT_TORCH=torch==2.13.0+cpu,
+        # SEMCOAT_TORCH_INDEX_URL; docker/semcoat.Dockerfile); unset, pip's own configuration finds the CPU build.
+        pip_install .venv/bin/pip ${SEMCOAT_TORCH_INDEX_URL:+--extra-index-url "$SEMCOAT_TORCH_INDEX_URL"} \
+            "${SEMCOAT_TORCH:-torch==2.13.0}"
         ;;
 esac
 pip_install .venv/bin/pip -e ".[$EXTRAS]"

@@ -9,6 +9,10 @@
 #   scripts/stack.sh down      cancel jobs, stop every daemon by its PID file
 #   scripts/stack.sh status    one line per part; exit 0 only when all are up
 #   scripts/stack.sh env       print the settings file clients read (SEMCOAT_* variables)
+#   scripts/stack.sh conf      write slurm.conf only; SEMCOAT_STACK_CTLD_HOST, SEMCOAT_STACK_NODE and
+#                              SEMCOAT_STACK_NODE_ADDR name the controller and the node for a cluster of containers
+#                              (docker/compose.yaml), SEMCOAT_STACK_SLURM_CONF where it goes (tests)
+#   scripts/stack.sh packages  slurm.conf, then the Debian packages only (an image build: no key, user or daemon)
 #
 # State (keys, PID files, logs, Slurm state) lives in $SEMCOAT_STACK_DIR (default /var/lib/semcoat-stack).
 # Needs root (it installs packages, creates a user and starts daemons).
@@ -18,7 +22,10 @@ STATE=${SEMCOAT_STACK_DIR:-/var/lib/semcoat-stack}
 SSH_PORT=${SEMCOAT_SSH_PORT:-2222}
 REDIS_PORT=${SEMCOAT_REDIS_PORT:-6390}
 CLUSTER_USER=${SEMCOAT_CLUSTER_USER:-semcoat-hpc}
-SLURM_CONF=/etc/slurm/slurm.conf
+SLURM_CONF=${SEMCOAT_STACK_SLURM_CONF:-/etc/slurm/slurm.conf}
+CTLD_HOST=${SEMCOAT_STACK_CTLD_HOST:-localhost(127.0.0.1)}
+NODE_NAME=${SEMCOAT_STACK_NODE:-localhost}
+NODE_ADDR=${SEMCOAT_STACK_NODE_ADDR:-127.0.0.1}
 READY_TIMEOUT_S=${SEMCOAT_STACK_TIMEOUT_S:-30}
 RENDER_ENV=${SEMCOAT_CLUSTER_RENDER_ENV:-/opt/semcoat-cluster}
 PACKAGES=(slurmctld slurmd slurm-client munge openssh-server openssh-client redis-server redis-tools procps
@@ -54,12 +61,12 @@ write_slurm_conf() {
     local cpus mem_mb
     cpus=$(nproc)
     mem_mb=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.8}' /proc/meminfo)
-    mkdir -p /etc/slurm "$STATE"/{slurm/ctld,slurm/d,run,log}
+    mkdir -p "$(dirname "$SLURM_CONF")" "$STATE"/{slurm/ctld,slurm/d,run,log}
     chmod 755 "$STATE" "$STATE/slurm"
     cat >"$SLURM_CONF.tmp" <<EOF
 # Written by semcoat scripts/stack.sh: a one-node cluster on loopback.
 ClusterName=semcoat
-SlurmctldHost=localhost(127.0.0.1)
+SlurmctldHost=$CTLD_HOST
 SlurmctldPort=6817
 SlurmdPort=6818
 CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
@@ -87,16 +94,14 @@ ReturnToService=2
 InactiveLimit=0
 KillWait=5
 MinJobAge=300
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+NodeName=$NODE_NAME NodeAddr=$NODE_ADDR CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+PartitionName=debug Nodes=$NODE_NAME Default=YES MaxTime=INFINITE State=UP
 EOF
     mv "$SLURM_CONF.tmp" "$SLURM_CONF"
     chmod 644 "$SLURM_CONF"
 }
 
-cmd_install() {
-    need_root
-    write_slurm_conf
+install_packages() {
     local missing=()
     for p in "${PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -112,6 +117,12 @@ cmd_install() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
         [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
     fi
+}
+
+cmd_install() {
+    need_root
+    write_slurm_conf
+    install_packages
     # munge key (the package creates one on most systems; make sure)
     if [ ! -s /etc/munge/munge.key ]; then
         mkdir -p /etc/munge
@@ -173,7 +184,7 @@ EOF
 }
 
 munge_ok() { munge -n | unmunge; }
-node_idle() { case "$(sinfo -h -n localhost -o %t 2>/dev/null)" in idle|mix|alloc|comp) return 0 ;; *) return 1 ;; esac; }
+node_idle() { case "$(sinfo -h -n "$NODE_NAME" -o %t 2>/dev/null)" in idle|mix|alloc|comp) return 0 ;; *) return 1 ;; esac; }
 redis_ok() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
 ssh_ok() {
     ssh -q -p "$SSH_PORT" -i "$STATE/ssh/client_ed25519" -o BatchMode=yes -o ConnectTimeout=2 \
@@ -196,7 +207,7 @@ cmd_up() {
         wait_for slurmctld scontrol ping
     fi
     if ! pidfile_alive "$STATE/run/slurmd.pid"; then
-        slurmd -N localhost
+        slurmd -N "$NODE_NAME"
     fi
     wait_for "slurmd (node idle)" node_idle
     chmod 644 "$STATE/slurm/jobcomp.log" 2>/dev/null || true
@@ -262,5 +273,7 @@ case "${1:-}" in
     down) cmd_down ;;
     status) cmd_status ;;
     env) cat "$STATE/stack.env" ;;
-    *) echo "usage: $0 install|up|down|status|env" >&2; exit 2 ;;
+    conf) need_root; write_slurm_conf ;;
+    packages) need_root; write_slurm_conf; install_packages ;;
+    *) echo "usage: $0 install|up|down|status|env|conf|packages" >&2; exit 2 ;;
 esac
