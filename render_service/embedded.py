@@ -74,13 +74,15 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(name: str, argv: list[str], env: dict[str, str] | None = None, log_file: Path | None = None) -> Child:
-    """Start ``argv`` as a child in its own session that dies with this process; output to ``log_file`` if given."""
+def spawn(name: str, argv: list[str], env: dict[str, str] | None = None, log_file: Path | None = None,
+          cwd: Path | None = None) -> Child:
+    """Start ``argv`` as a child in its own session that dies with this process; output to ``log_file`` if given;
+    in folder ``cwd`` if given."""
     output = open(log_file, "ab") if log_file is not None else None
     try:
         process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=output,
                                    stderr=subprocess.STDOUT if output else None, start_new_session=True,
-                                   preexec_fn=_die_with_parent)  # only prctl, before exec
+                                   preexec_fn=_die_with_parent, cwd=cwd)  # only prctl, before exec
     finally:
         if output is not None:
             output.close()
