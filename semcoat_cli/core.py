@@ -71,6 +71,65 @@ def spec_check(file: Path = typer.Argument(..., help="A BatchSpec (or CoatingSpe
                        f"{len(batch.randomize)} randomised parameter(s); {drawn}")
 
 
+@spec_app.command("calibrate")
+def spec_calibrate(
+    images: list[Path] = typer.Argument(
+        ..., exists=True, dir_okay=False, help="A lab's real SEM micrographs (TIFF, PNG, JPEG) of cross-sections."),
+    out: Path = typer.Option(..., "--out", help="Batch spec file to write (JSON); never one of the images."),
+    pixel_size_um: float | None = typer.Option(
+        None, "--pixel-size-um", help="µm per pixel; overrides the TIFF's SEM metadata, needed without it."),
+    preset: str = typer.Option("20h_650C", help=f"Preset the batch starts from: {', '.join(PRESETS)}."),
+    count: int = typer.Option(100, min=1, help="Number of images in the batch."),
+    seed: int = typer.Option(0, min=0, help="Batch seed."),
+    name: str = typer.Option("calibrated", help="Batch name."),
+) -> None:
+    """Calibrate the generator to a lab's microscope: estimate grey levels, probe blur, dose, detector noise,
+    shading, scratches and the data bar from real micrographs, and write a batch spec whose ranges cover them.
+
+    An image with no coating found is skipped with a warning (exit 1 when none is usable); an unreadable image or one
+    without a pixel size stops the run before any work (exit 2).
+    """
+    from analysis import files
+    from analysis.calibrate import calibrate_files
+    from analysis.calibrate_spec import CalibrationError, build_batch
+    from analysis.calibrate_table import ranges_text, table
+    from analysis.measure import check_pixel_size_um
+    from semcoat.batch import NAME_PATTERN
+
+    if preset not in PRESETS:
+        raise fail(f"--preset {preset!r} is not known; accepted: {', '.join(PRESETS)}", EXIT_USAGE)
+    if not NAME_PATTERN.fullmatch(name):
+        raise fail(f"--name {name!r}: expected 1-64 letters, digits, '_', '.', '-' (not starting with '.', '_' or "
+                   "'-')", EXIT_USAGE)
+    flags = {"pixel_size_um": "--pixel-size-um", "out": "--out"}
+    with user_errors(EXIT_USAGE, flags):
+        if pixel_size_um is not None:
+            check_pixel_size_um(pixel_size_um)
+        files.check_output_file(out)
+        files.check_output_apart(out, images, output_is_folder=False)
+
+    def progress(path: str, est: object, problem: str | None) -> None:
+        typer.echo(f"warning: {problem}" if problem else f"{path}: measured", err=True)
+        for warning in getattr(est, "warnings", []):
+            typer.echo(f"warning: {warning}", err=True)
+
+    with user_errors(EXIT_USAGE, flags):  # unreadable images, no pixel size, a damaged data bar: nothing done
+        estimates = calibrate_files(images, pixel_size_um, progress)
+    if not estimates:
+        raise fail(f"no usable image among the {len(images)} given: the classical segmentation found no coating "
+                   "(resin above, Fe2Al5, substrate below) in any of them; nothing written", EXIT_FAILED)
+    with user_errors(EXIT_FAILED):
+        result = build_batch(estimates, preset, count=count, seed=seed, name=name)
+    try:
+        files.write_text_atomic(out, result.batch.to_json() + "\n")
+    except OSError as exc:
+        raise fail(f"{out}: cannot write the batch spec: {exc.strerror or exc}", EXIT_FAILED) from exc
+    typer.echo(table(estimates))
+    typer.echo(ranges_text(result))
+    typer.echo(f"{len(estimates)} of {len(images)} image(s) calibrated -> {out} (render it: semcoat render {out} "
+               "--out DIR)", err=True)
+
+
 @dataset_app.command("check")
 def dataset_check(folder: Path = typer.Argument(..., help="Dataset folder.")) -> None:
     """Check a dataset folder against the contract; exit 1 listing every problem."""

@@ -1,0 +1,195 @@
+"""Polishing scratches: straight thin dark lines across the solid phases, counted per 100 µm of frame width.
+
+The render node draws each scratch as a straight groove through the whole frame (about one direction, ±12°), a few
+percent darker on solid phases. Here: a line filter (the image minus a wider blur of it, relative to the local grey)
+over the flat solid regions, then for every direction and offset the mean of that response along the line (a Hough
+transform by sums, so the masked pixels simply do not count). A scratch is a line whose mean is far below what the
+noise gives (a robust z-score over all lines), found greedily: the strongest first, then its neighbourhood in
+(angle, offset) is suppressed. Grain boundaries are steps, whose line response is positive on one side and negative
+on the other, and cancel along a line.
+
+The count is of the scratches strong enough to see through the noise: a lower bound of the density when grooves are
+faint (the renders draw groove depths of 30-100 % of ``scratch_contrast``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from analysis.calibrate_model import FWHM_PER_SIGMA, EstimateError
+
+ANGLE_STEP_DEG = 0.5
+OFFSET_BIN_PX = 1.5
+# A line must cross at least this many flat pixels (and this share of the frame's shorter side) to be judged.
+MIN_LINE_PIXELS = 120
+MIN_LINE_SHARE = 0.3
+DETECTION_Z = 5.5
+MAX_SCRATCHES = 200
+SUPPRESS_DEG = 6.0
+SUPPRESS_PX = 4.0
+# The render node's groove before the probe: a one-pixel line blurred by sigma 0.6 px (about 0.7 px with its
+# anti-aliasing), scaled to a peak of 1; its depth is drawn from 30 % to 100 % of the contrast (mean 65 %).
+GROOVE_SIGMA_PX = 0.7
+MEAN_GROOVE_DEPTH = 0.65
+MIN_FLAT_PIXELS = 2000
+CLIP_SIGMAS = 2.5
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """One detected line: direction (degrees, 0 = along the rows), offset, darkening and the pixels it crossed."""
+
+    angle_deg: float
+    offset_px: float
+    darkening: float
+    pixels: int
+
+
+@dataclass(frozen=True)
+class ScratchFit:
+    """Scratches of one image.
+
+    Attributes
+    ----------
+    scratches : the detected lines.
+    density_per_100um : detected scratches per 100 µm of frame width.
+    contrast : the groove contrast that gives the median detected darkening through the probe blur (None when no
+        scratch was found).
+    """
+
+    scratches: tuple[Scratch, ...]
+    density_per_100um: float
+    contrast: float | None
+
+
+def line_response(relative: np.ndarray, region: np.ndarray, blur_sigma_px: float) -> np.ndarray:
+    """Darkening of thin lines in a relative residual image (image / predicted image - 1): a wide blur of it minus a
+    narrow one (the probe's width), 0 outside ``region``."""
+    narrow_sigma = max(0.7, blur_sigma_px)
+    narrow = ndi.gaussian_filter(relative, narrow_sigma)
+    wide = ndi.gaussian_filter(relative, 3.0 * narrow_sigma + 1.0)
+    return np.asarray(np.where(region, wide - narrow, 0.0))
+
+
+def _hough(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, angles: np.ndarray, n_offsets: int,
+           reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sums and counts of ``values`` per (angle, offset bin) for lines ``cols cos(a) + rows sin(a) = offset`` (the
+    normal form: the line's direction is ``a + 90°``)."""
+    sums = np.zeros((angles.size, n_offsets))
+    counts = np.zeros((angles.size, n_offsets))
+    for i, a in enumerate(np.deg2rad(angles)):
+        rho = cols * np.cos(a) + rows * np.sin(a)
+        k = np.clip(((rho + reach) / OFFSET_BIN_PX).astype(np.int64), 0, n_offsets - 1)
+        sums[i] = np.bincount(k, values, n_offsets)
+        counts[i] = np.bincount(k, minlength=n_offsets)
+    return sums, counts
+
+
+def find_scratches(image: np.ndarray, solid_flat: np.ndarray, pixel_size_um: float, frame_width_px: int,
+                   core_sigma_px: float = 1.0, predicted: np.ndarray | None = None) -> ScratchFit:
+    """Detect scratches over the flat solid regions of an image (see the module docstring).
+
+    Parameters
+    ----------
+    image : float image, display units; not modified.
+    predicted : the image the fitted model predicts from the segmentation
+        (:func:`analysis.calibrate_levels.predicted_image`): dividing by it removes the layers' blurred edges and
+        the halos of pores, which would otherwise pass for lines along the layers. None: a wide blur of the image.
+    solid_flat : bool mask of solid phases away from edges (Fe2Al5, FeAl, substrate flat regions).
+    pixel_size_um : µm per pixel.
+    frame_width_px : width of the frame (the density is per 100 µm of it).
+    core_sigma_px : the probe core's standard deviation (sets the line filter and the contrast correction).
+
+    Raises
+    ------
+    EstimateError
+        When the solid flat regions are too small to look for lines in.
+    """
+    if int(solid_flat.sum()) < MIN_FLAT_PIXELS:
+        raise EstimateError(f"scratches: only {int(solid_flat.sum())} flat solid pixels (at least {MIN_FLAT_PIXELS} "
+                            "are needed)")
+    full = np.asarray(image, np.float64)
+    reference = predicted if predicted is not None else ndi.gaussian_filter(full, 3.0 * max(0.7, core_sigma_px) + 1.0)
+    relative = full / np.maximum(reference, 1e-3) - 1.0
+    response = line_response(relative, ndi.binary_erosion(solid_flat, iterations=3), core_sigma_px)
+    # Half resolution: the filtered lines stay a pixel or more wide; a quarter of the work.
+    small_region = ndi.binary_erosion(solid_flat, iterations=3)[::2, ::2]
+    small = response[::2, ::2]
+    rows, cols = np.nonzero(small_region)
+    values = small[rows, cols]
+    values = values - float(np.median(values))
+    # Winsorised: a scratch darkens each pixel a little, a missed pore or speck a lot; capped, a dark blob cannot pass
+    # for a line through it.
+    cap = CLIP_SIGMAS * 1.4826 * float(np.median(np.abs(values)))
+    values = np.clip(values, -cap, cap)
+    reach = float(np.hypot(*small.shape)) + 2.0
+    n_offsets = int(np.ceil(2.0 * reach / OFFSET_BIN_PX)) + 1
+    angles = np.arange(0.0, 180.0, ANGLE_STEP_DEG)
+    sums, counts = _hough(values, rows.astype(np.float64), cols.astype(np.float64), angles, n_offsets, reach)
+    min_pixels = max(MIN_LINE_PIXELS / 2.0, MIN_LINE_SHARE * min(small.shape))
+    judged = counts >= min_pixels
+    if not judged.any():
+        raise EstimateError("scratches: no line crosses enough flat solid pixels to be judged")
+    mean = np.where(judged, sums / np.maximum(counts, 1.0), 0.0)
+    z = mean * np.sqrt(np.maximum(counts, 1.0))
+    spread = 1.4826 * float(np.median(np.abs(z[judged] - np.median(z[judged]))))
+    if spread <= 0:
+        return ScratchFit((), 0.0, None)
+    # Dark lines have a positive response; the strongest are looked for as the most negative of -z.
+    z = np.where(judged, -(z - float(np.median(z[judged]))) / spread, 0.0)
+    found: list[Scratch] = []
+    alive = judged.copy()
+    cy, cx = rows.mean(), cols.mean()
+    flat_rows, flat_cols = np.nonzero(solid_flat)
+    flat_values = relative[flat_rows, flat_cols]
+    while len(found) < MAX_SCRATCHES:
+        candidates = np.where(alive, z, np.inf)
+        i, j = np.unravel_index(int(np.argmin(candidates)), z.shape)
+        if not np.isfinite(candidates[i, j]) or -candidates[i, j] < DETECTION_Z:
+            break
+        a = np.deg2rad(angles[i])
+        rho = (j + 0.5) * OFFSET_BIN_PX - reach
+        found.append(Scratch(float(angles[i] + 90.0) % 180.0, 2.0 * rho,
+                             _darkening(flat_rows, flat_cols, flat_values, a, 2.0 * rho), int(counts[i, j]) * 2))
+        # Suppress the butterfly of this line in (angle, offset): a nearby angle sees it at the offset of the line's
+        # point nearest the flat regions' centre.
+        along = rho - cx * np.cos(a) - cy * np.sin(a)
+        px, py = cx + along * np.cos(a), cy + along * np.sin(a)
+        near = np.abs(((angles - angles[i] + 90.0) % 180.0) - 90.0) <= SUPPRESS_DEG
+        for k in np.nonzero(near)[0]:
+            b = np.deg2rad(angles[k])
+            centre = (px * np.cos(b) + py * np.sin(b) + reach) / OFFSET_BIN_PX
+            lo, hi = int(np.floor(centre - SUPPRESS_PX)), int(np.ceil(centre + SUPPRESS_PX))
+            alive[k, max(lo, 0):max(hi + 1, 0)] = False
+    density = 100.0 * len(found) / (frame_width_px * pixel_size_um)
+    contrast = None
+    darkenings = [s.darkening for s in found if s.darkening > 0]
+    if darkenings:
+        # The probe lowers a groove's peak by sigma_groove / sqrt(sigma_groove^2 + sigma_core^2) (a 1-D blur).
+        peak = GROOVE_SIGMA_PX / float(np.hypot(GROOVE_SIGMA_PX, core_sigma_px))
+        contrast = float(np.median(darkenings)) / peak / MEAN_GROOVE_DEPTH
+    return ScratchFit(tuple(found), density, contrast)
+
+
+def _darkening(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, normal_rad: float, offset_px: float) -> float:
+    """Depth of the dip (relative grey ``values`` at pixels ``rows, cols``) across the line
+    ``c cos(a) + r sin(a) = offset``: the level 3-6 px away minus the lowest half-pixel bin within 1.5 px."""
+    dist = cols * np.cos(normal_rad) + rows * np.sin(normal_rad) - offset_px
+    near = np.abs(dist) <= 6.0
+    d, v = dist[near], values[near]
+    side = (np.abs(d) >= 3.0)
+    centre = np.abs(d) <= 1.5
+    if side.sum() < 10 or centre.sum() < 10:
+        return 0.0
+    bins = np.floor((d[centre] + 1.5) / 0.5).astype(np.int64)
+    n = np.bincount(bins)
+    means = np.bincount(bins, v[centre]) / np.maximum(n, 1)
+    return float(np.median(v[side]) - means[n >= 5].min()) if (n >= 5).any() else 0.0
+
+
+def core_sigma_from_fwhm(fwhm_px: float) -> float:
+    """Standard deviation (px) of a Gaussian of full width at half maximum ``fwhm_px``."""
+    return fwhm_px / FWHM_PER_SIGMA
