@@ -24,7 +24,8 @@ SCAN_BANDWIDTH_KERNEL = np.array([0.2, 0.6, 0.2], dtype=np.float32)
 
 def scan_margin_px(imaging: ImagingSpec) -> int:
     """Columns drawn on each side of the image so that every shifted scan line stays inside the frame."""
-    return int(np.ceil(abs(imaging.drift_px) + 6.0 * imaging.scan_line_jitter_px)) + 2
+    return int(np.ceil(abs(imaging.drift_px)
+                       + 6.0 * imaging.scan_line_jitter_px * float(np.sqrt(imaging.frame_count)))) + 2
 
 
 def line_shifts_px(imaging: ImagingSpec, height_px: int, margin_px: int, rng: np.random.Generator) -> np.ndarray:

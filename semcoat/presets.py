@@ -74,7 +74,14 @@ def preset_batch(name: str, count: int = 100, seed: int = 0) -> BatchSpec:
         "imaging.probe_fwhm_um": Distribution("uniform", low=0.3, high=1.0),
         "imaging.probe_halo_fraction": Distribution("uniform", low=0.05, high=0.3),
         "imaging.probe_halo_fwhm_um": Distribution("uniform", low=2.0, high=6.0),
-        "imaging.dose_electrons_per_px": Distribution("uniform", low=150.0, high=800.0),
+        # Noise (issue 11 point 10): dose 30-2000 e-/px about evenly in log (a choice of log-spaced values), line
+        # noise in most images, frame averaging in some, a JPEG-saved image in about two of five.
+        "imaging.dose_electrons_per_px": Distribution(
+            "choice", values=[30.0, 45.0, 70.0, 100.0, 150.0, 230.0, 350.0, 500.0, 750.0, 1100.0, 1500.0, 2000.0]),
+        "imaging.line_noise_std": Distribution("uniform", low=0.0, high=0.025),
+        "imaging.line_noise_length_px": Distribution("choice", values=[30.0, 150.0, 1000.0, 5000.0]),
+        "imaging.frame_count": Distribution("choice", values=[1, 1, 1, 2, 4, 8]),
+        "imaging.jpeg_quality": Distribution("choice", values=[0, 0, 0, 50, 70, 85, 95]),
         "imaging.brightness": Distribution("normal", mean=0.0, std=0.04),
         "imaging.shading_amplitude": Distribution("uniform", low=0.0, high=0.08),
         "imaging.scratch_density_per_100um": Distribution("uniform", low=0.0, high=6.0),

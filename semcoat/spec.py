@@ -213,11 +213,33 @@ class ImagingSpec:
         3.0, unit="um", minimum=0.1, maximum=20.0, doc="Full width at half maximum of the wide halo.")
     dose_electrons_per_px: float = param(
         300.0, unit="e-/px", minimum=1.0, maximum=1e6,
-        doc="Electrons per pixel; sets the Poisson shot noise (more dose, less noise).")
+        doc="Electrons per pixel of the final image (with frame averaging, all frames together: N frames of dose/N "
+            "each); sets the Poisson shot noise: a phase of grey g (0-1) counts g x dose electrons on average, so its "
+            "noise is sqrt(g / dose) (full scale 1) before the scan bandwidth (a [0.2, 0.6, 0.2] filter along the "
+            "line that leaves sqrt(0.44) = 0.66 of it) and the contrast gain.")
     detector_noise_std: float = param(
-        0.015, minimum=0.0, maximum=0.5, doc="Standard deviation of additive Gaussian detector noise (full scale 1).")
+        0.015, minimum=0.0, maximum=0.5,
+        doc="Standard deviation (full scale 1) of the white Gaussian detector noise in the final image, added after "
+            "the shot noise and before the scan bandwidth (which leaves 0.66 of it) and the contrast gain.")
+    frame_count: int = param(
+        1, minimum=1, maximum=64,
+        doc="Frames averaged into the image. Each frame's lines jitter on their own (sqrt(frame_count) x "
+            "scan_line_jitter_px, so their mean jitters by scan_line_jitter_px), which smears edges along the scan; "
+            "the dose and the noise parameters describe the final, averaged image (frames aligned: no drift "
+            "between them).")
+    line_noise_std: float = param(
+        0.0, minimum=0.0, maximum=0.2,
+        doc="Standard deviation (full scale 1) in the final image of noise correlated along the scan line (beam "
+            "current and amplifier drift): each line wanders on its own, independent of the next; added after the "
+            "shot noise, before the detector noise. 0 = none.")
+    line_noise_length_px: float = param(
+        1000.0, unit="px", minimum=1.0, maximum=100000.0,
+        doc="Length along the line over which the line noise decorrelates; beyond the image width it is a "
+            "brightness offset per line (horizontal streaks), a few px a fine streaky texture.")
     scan_line_jitter_px: float = param(
-        0.25, unit="px", minimum=0.0, maximum=10.0, doc="Standard deviation of the random horizontal shift per line.")
+        0.25, unit="px", minimum=0.0, maximum=10.0,
+        doc="Standard deviation of the random horizontal shift of each line of the final image (with frame "
+            "averaging: of the mean position of the frames' lines; the mask follows it).")
     drift_px: float = param(
         0.0, unit="px", minimum=-100.0, maximum=100.0,
         doc="Horizontal drift accumulated from the first to the last line.")
@@ -237,6 +259,10 @@ class ImagingSpec:
     data_bar_height_px: int = param(
         48, unit="px", minimum=8, maximum=1024, doc="Height of the data bar (its rows are class 0 in the mask).")
     bit_depth: int = param(8, unit="bit", choices=(8, 16), doc="Bits per pixel of the written grey image.")
+    jpeg_quality: int = param(
+        0, minimum=0, maximum=100,
+        doc="Save the image as a JPEG of this quality (1-100) and read it back, as a lab saving micrographs as JPEG "
+            "does (block and ringing artefacts; a 16-bit image keeps 8 bits); 0 = no JPEG.")
 
 
 @dataclass

@@ -23,7 +23,7 @@ import numpy as np
 
 from blender_addon.render_node.artefacts import fe2al5_depth_factor, scratch_factor
 from blender_addon.render_node.frame import FrameRenderer, RenderError
-from blender_addon.render_node.sem_image import form_image, scan_margin_px
+from blender_addon.render_node.sem_image import ScanStreams, form_image, scan_margin_px
 from blender_addon.render_node.texture import grain_factor, speck_factor
 from blender_addon.render_node.truth import ground_truth
 from blender_addon.scene import geometry as geometry_mod
@@ -34,9 +34,11 @@ from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.spec import CoatingSpec
 
-GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 4"
+GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 5"
 PNG_COMPRESSION = 1  # fastest zlib level; the 8-bit images gain ~10 % from level 6 at 3x the time
 _GEOMETRY, _TEXTURE, _NOISE, _SCRATCHES, _SPECKS = 0, 1, 2, 3, 4
+# Image-formation streams of issue 11, numbered from 20 so that streams added for the geometry never meet them.
+_FRAMES, _LINE_NOISE = 20, 21
 
 
 @dataclass
@@ -162,8 +164,9 @@ def render_sample(
             frame.mask, img.pixel_size_um, pre.speck_density_per_um2, contrasts,
             np.array([pre.al8cr5_share, pre.cr2al_share, pre.cr23c6_share]), np.random.default_rng([seed, _SPECKS]))
     check(should_stop)
+    scan = ScanStreams(np.random.default_rng([seed, _FRAMES]), np.random.default_rng([seed, _LINE_NOISE]))
     sem = form_image(frame.signal * specimen, frame.mask, img, margin, np.random.default_rng([seed, _NOISE]),
-                     should_stop)
+                     should_stop, scan)
     t4 = time.perf_counter()
     truth = ground_truth(sem.mask, spec.imaging.pixel_size_um)
     check(should_stop)

@@ -1,8 +1,9 @@
 """SEM image formation in numpy: from the rendered phase signal and mask to a backscatter micrograph.
 
-Order of the steps (each a small function): scan-line shifts -> edge brightening -> detector shading -> probe blur ->
-shot noise -> detector noise and bandwidth -> brightness/contrast -> data bar -> quantisation. (Specimen effects —
-grain contrast, the Fe2Al5 depth gradient, polishing scratches — are applied to the rendered frame before this.)
+Order of the steps (each a small function): scan-line shifts (and frame averaging) -> edge brightening -> detector
+shading -> probe blur -> shot noise -> line-correlated noise -> detector noise and bandwidth -> brightness/contrast ->
+data bar -> quantisation -> JPEG saving (frame averaging, line noise and JPEG: :mod:`scan_noise`). Specimen effects
+(grain contrast, the Fe2Al5 depth gradient, polishing scratches) are applied to the rendered frame before this.
 
 Scan-line jitter and drift (the alignment rule). Line ``r`` of a real scan samples the specimen at ``x + s_r``.
 The renderer draws a frame ``margin_px`` wider on each side; image line ``r`` is read from it at ``c + s_r``:
@@ -24,6 +25,13 @@ import numpy as np
 
 from blender_addon.render_node.artefacts import shading_field
 from blender_addon.render_node.databar_draw import draw_data_bar
+from blender_addon.render_node.scan_noise import (
+    frame_averaged_signal,
+    frame_deviations_px,
+    frame_margin_px,
+    jpeg_roundtrip,
+    line_noise,
+)
 from blender_addon.scene.stopping import StopCheck, check
 from semcoat import classes
 from semcoat.spec import ImagingSpec
@@ -56,9 +64,25 @@ class SemImage:
     line_shift_px: np.ndarray
 
 
+@dataclass
+class ScanStreams:
+    """The random streams of the formation steps added after the first ones, one per feature, so that switching one
+    off leaves the others' draws (and the main ``rng``'s) unchanged."""
+
+    frames: np.random.Generator
+    line_noise: np.random.Generator
+
+    @classmethod
+    def fixed(cls) -> ScanStreams:
+        """Streams from fixed seeds (tests and sketches; a batch passes each image's own)."""
+        return cls(np.random.default_rng(1), np.random.default_rng(2))
+
+
 def scan_margin_px(imaging: ImagingSpec) -> int:
-    """Columns the renderer must add on each side so that every shifted scan line stays inside the frame."""
-    return int(np.ceil(abs(imaging.drift_px) + 6.0 * imaging.scan_line_jitter_px)) + 2
+    """Columns the renderer must add on each side so that every shifted scan line stays inside the frame (with frame
+    averaging, every frame's line: the per-frame jitter is ``sqrt(frame_count)`` times the final image's)."""
+    return int(np.ceil(abs(imaging.drift_px) + frame_margin_px(imaging.scan_line_jitter_px,
+                                                                imaging.frame_count))) + 2
 
 
 def line_shifts_px(imaging: ImagingSpec, height_px: int, margin_px: int, rng: np.random.Generator) -> np.ndarray:
@@ -99,6 +123,19 @@ def apply_line_shifts(
         out_signal[top:bottom] = (1.0 - frac) * signal[rows, left] + frac * signal[rows, left + 1]
         out_mask[top:bottom] = mask[rows, np.rint(pos).astype(np.intp)]
     return out_signal, out_mask
+
+
+def shift_mask(mask: np.ndarray, shifts_px: np.ndarray, margin_px: int) -> np.ndarray:
+    """The mask of :func:`apply_line_shifts` alone (the class of the rendered pixel nearest to ``c + shift``)."""
+    height, frame_w = mask.shape
+    width = frame_w - 2 * margin_px
+    out_mask = np.empty((height, width), dtype=mask.dtype)
+    cols = np.arange(width, dtype=np.float64)[None, :]
+    for top in range(0, height, SHIFT_BLOCK_ROWS):  # in blocks of rows, as apply_line_shifts (same numbers)
+        bottom = min(height, top + SHIFT_BLOCK_ROWS)
+        pos = cols + margin_px + shifts_px[top:bottom, None]
+        out_mask[top:bottom] = mask[np.arange(top, bottom)[:, None], np.rint(pos).astype(np.intp)]
+    return out_mask
 
 
 def edge_map(mask: np.ndarray) -> np.ndarray:
@@ -167,7 +204,7 @@ def quantise(signal: np.ndarray, bit_depth: int) -> np.ndarray:
 
 def form_image(
     signal: np.ndarray, mask: np.ndarray, imaging: ImagingSpec, margin_px: int, rng: np.random.Generator,
-    should_stop: StopCheck | None = None,
+    should_stop: StopCheck | None = None, streams: ScanStreams | None = None,
 ) -> SemImage:
     """Turn a rendered frame into an SEM image and its aligned mask.
 
@@ -180,10 +217,18 @@ def form_image(
     rng : random generator for the scan shifts and the noise (same state, same image, bit for bit).
     should_stop : asked between the steps (a step of a 6144x4096 frame takes up to ~2 s on two cores);
         ``Interrupted`` is raised when it answers True. None never stops.
+    streams : the frame-averaging and line-noise streams (None: :meth:`ScanStreams.fixed`); drawn from only when
+        the feature is on.
     """
+    streams = streams or ScanStreams.fixed()
     height = mask.shape[0]
     shifts = line_shifts_px(imaging, height, margin_px, rng)
-    sig, out_mask = apply_line_shifts(signal, mask, shifts, margin_px)
+    if imaging.frame_count > 1:
+        deviations = frame_deviations_px(height, imaging.frame_count, imaging.scan_line_jitter_px, streams.frames)
+        sig = frame_averaged_signal(signal, shifts, deviations, margin_px)
+        out_mask = shift_mask(mask, shifts, margin_px)
+    else:
+        sig, out_mask = apply_line_shifts(signal, mask, shifts, margin_px)
     check(should_stop)
     if imaging.edge_brightening > 0:
         sig = sig + np.float32(imaging.edge_brightening) * edge_map(out_mask)
@@ -194,6 +239,10 @@ def form_image(
     check(should_stop)
     sig = shot_noise(sig, imaging.dose_electrons_per_px, rng, should_stop)
     check(should_stop)
+    if imaging.line_noise_std > 0:
+        sig += line_noise((sig.shape[0], sig.shape[1]), imaging.line_noise_std, imaging.line_noise_length_px,
+                          streams.line_noise)
+        check(should_stop)
     sig = detector_noise(sig, imaging.detector_noise_std, rng)
     check(should_stop)
     sig = (sig - np.float32(0.5)) * np.float32(imaging.contrast) + np.float32(0.5 + imaging.brightness)
@@ -201,4 +250,8 @@ def form_image(
         bar_rows = imaging.data_bar_height_px
         sig[-bar_rows:] = draw_data_bar(out_mask.shape[1], bar_rows, imaging.pixel_size_um)
         out_mask[-bar_rows:] = classes.BACKGROUND
-    return SemImage(quantise(sig, imaging.bit_depth), out_mask, shifts)
+    pixels = quantise(sig, imaging.bit_depth)
+    if imaging.jpeg_quality > 0:
+        check(should_stop)
+        pixels = jpeg_roundtrip(pixels, imaging.jpeg_quality)
+    return SemImage(pixels, out_mask, shifts)

@@ -1,0 +1,117 @@
+"""What the scan adds to an SEM image besides shot and detector noise: frame averaging, line-correlated noise and JPEG
+saving. Pure numpy/OpenCV functions of float32 frames; :mod:`sem_image` calls them in order.
+
+Frame averaging. A microscope averaging ``N`` frames of ``dose / N`` electrons per pixel each scans every line ``N``
+times, each time with its own jitter. The final image's line ``r`` is read at a mean offset ``s_r`` (the shift the
+mask follows, drawn as for a single frame) and frame ``k`` at ``s_r + d_rk``: the ``d_rk`` are drawn with the
+per-frame jitter ``j sqrt(N)`` (``j``: the jitter of the final image's lines) and centred over the frames, which is
+exactly the joint law of ``N`` independent jittered scans whose mean is ``s_r``. The averaged signal is the mean of the
+``N`` interpolated lines: edges smear along the scan by the per-frame jitter. The shot noise of the sum of ``N``
+Poisson counts is the Poisson count of the summed mean, so one draw at the final image's dose is exact and the noise
+parameters keep meaning the noise of the final image.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Samples per correlation length in the coarse grid the line noise is drawn on (then interpolated linearly: smooth
+# at that scale, so its variance does not ripple between grid points).
+LINE_NOISE_SAMPLES_PER_LENGTH = 4.0
+# Blur of the coarse white noise, in grid samples: the noise decorrelates over about one length.
+LINE_NOISE_BLUR_SAMPLES = 2.0
+
+
+def frame_margin_px(jitter_px: float, frame_count: int) -> float:
+    """Reach (px) of the per-frame jitter: six per-frame standard deviations, ``6 j sqrt(N)`` (a single frame:
+    ``6 j``)."""
+    return 6.0 * jitter_px * float(np.sqrt(frame_count))
+
+
+def frame_deviations_px(
+    height_px: int, frame_count: int, jitter_px: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Offsets ``d`` (rows, frames), px, of each frame's line from the line's mean position, centred over the frames.
+
+    Drawn with the per-frame jitter ``jitter_px * sqrt(frame_count)``: the mean of ``frame_count`` such scans then
+    jitters by ``jitter_px``, the jitter of the final image's lines.
+    """
+    per_frame = rng.standard_normal((height_px, frame_count)) * (jitter_px * np.sqrt(frame_count))
+    return per_frame - per_frame.mean(axis=1, keepdims=True)
+
+
+def frame_averaged_signal(
+    signal: np.ndarray, shifts_px: np.ndarray, deviations_px: np.ndarray, margin_px: int
+) -> np.ndarray:
+    """The mean over frames of each line read at ``c + shift + deviation`` (linear interpolation), float32.
+
+    The mean of ``N`` linear interpolations of a line is one filter per line whose taps sit at whole-pixel offsets,
+    so the frame is read as a weighted sum of at most ``2 margin_px + 1`` shifted copies (contiguous slices, no
+    gathers): the time of two or three single reads for any ``N``.
+
+    Parameters
+    ----------
+    signal : float32 frame, (height, width + 2 * margin_px).
+    shifts_px : (height,) mean offset of each line.
+    deviations_px : (height, frames) offsets of each frame's line from its mean.
+    margin_px : columns added on each side; positions are kept within ``margin_px - 1`` of the image.
+    """
+    height, frame_w = signal.shape
+    width = frame_w - 2 * margin_px
+    limit = margin_px - 1.0
+    pos = np.clip(shifts_px[:, None] + deviations_px, -limit, limit)  # offset of each frame's read, px
+    offsets = np.arange(-margin_px + 1, margin_px, dtype=np.float64)  # whole-pixel taps from -limit to limit
+    # Tent weights: a read at p takes (1 - |j - p|) of tap j; averaged over the frames.
+    weights = np.clip(1.0 - np.abs(offsets[None, :, None] - pos[:, None, :]), 0.0, None).mean(axis=2)
+    weights = weights.astype(np.float32)
+    out = np.zeros((height, width), np.float32)
+    for k, offset in enumerate(offsets):
+        w = weights[:, k]
+        if not w.any():
+            continue
+        start = margin_px + int(offset)
+        out += w[:, None] * signal[:, start:start + width]
+    return out
+
+
+def line_noise(shape: tuple[int, int], std: float, length_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Noise correlated along the scan line, float32, of standard deviation ``std`` over the frame.
+
+    Each line gets its own smooth random wander that decorrelates over about ``length_px`` pixels of the line
+    (a length beyond the width is an offset per line, a slight slope at most); lines are independent of each other.
+    Drawn as white noise on a grid of ``LINE_NOISE_SAMPLES_PER_LENGTH`` samples per length (reaching beyond both
+    ends), blurred along the line and interpolated linearly, then scaled to ``std`` exactly (0: zeros, nothing
+    drawn).
+    """
+    rows, cols = shape
+    if std <= 0:
+        return np.zeros(shape, np.float32)
+    step_px = max(1.0, length_px / LINE_NOISE_SAMPLES_PER_LENGTH)
+    pad = int(3 * LINE_NOISE_BLUR_SAMPLES) + 1  # grid samples beyond each end, so the blur sees no border
+    samples = int(np.ceil((cols - 1) / step_px)) + 2 + 2 * pad
+    white = rng.standard_normal((rows, samples), dtype=np.float32)
+    blur = cv2.getGaussianKernel(2 * pad + 1, LINE_NOISE_BLUR_SAMPLES).astype(np.float32)
+    coarse = cv2.sepFilter2D(white, -1, blur, np.ones((1, 1), np.float32), borderType=cv2.BORDER_REFLECT)
+    # Column c of the line reads the grid at pad + c / step (linear interpolation).
+    to_grid = np.array([[1.0 / step_px, 0.0, float(pad)], [0.0, 1.0, 0.0]])
+    fine = cv2.warpAffine(coarse, to_grid, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    spread = float(fine.std())
+    if spread <= 0:
+        return np.zeros(shape, np.float32)
+    return np.ascontiguousarray(fine * np.float32(std / spread))
+
+
+def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """The image after saving as a JPEG of ``quality`` (1-100) and reading it back: block and ringing artefacts.
+
+    JPEG holds 8 bits: a 16-bit image is rounded to 8 bits, compressed, and widened back (x 257), as a 16-bit
+    micrograph saved as JPEG would be. Deterministic (libjpeg's exact integer DCT).
+    """
+    deep = pixels.dtype == np.uint16
+    eight = np.rint(pixels / 257.0).astype(np.uint8) if deep else pixels
+    ok, buf = cv2.imencode(".jpg", eight, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for an array of shape {pixels.shape}")
+    back = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    return back.astype(np.uint16) * np.uint16(257) if deep else back
