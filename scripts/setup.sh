@@ -18,6 +18,8 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 # (render, all): an API or trainer image needs none of them (libgl1 alone brings Mesa and LLVM).
 BPY_LIBS=(libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libgl1 libegl1)
 case ",$EXTRAS," in *,all,*|*,render,*) wanted=("${BPY_LIBS[@]}") ;; *) wanted=() ;; esac
+# The dashboard's browser tests (dev extra) drive Debian's headless Chromium through Debian's chromedriver.
+case ",$EXTRAS," in *,dev,*) wanted+=(chromium chromium-driver) ;; esac
 missing=()
 for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

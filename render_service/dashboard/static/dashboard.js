@@ -1,0 +1,152 @@
+// The dashboard's only script: polls the page's JSON (body[data-source]) every data-poll-ms and copies the values
+// into the page as text (textContent, never HTML), adding rows and figures from <template>s as they appear.
+// The server formats every value (render_service/dashboard/views.py); nothing here builds markup from data.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const source = body.dataset.source;
+  const pollMs = Number(body.dataset.pollMs) || 2000;
+  const statusLine = document.getElementById("status");
+
+  function say(text) {
+    if (statusLine) statusLine.textContent = text;
+  }
+
+  // Set every [data-text] inside `root` (and root itself) from `values`; links, progress bars and states too.
+  function fill(root, values) {
+    const nodes = [root, ...root.querySelectorAll("[data-text], [data-href], [data-progress], [data-state]")];
+    for (const node of nodes) {
+      const field = node.dataset.text;
+      if (field !== undefined && field in values) node.textContent = String(values[field]);
+      const link = node.dataset.href;
+      if (link !== undefined && typeof values[link] === "string" && values[link].startsWith("/ui/")) {
+        node.setAttribute("href", values[link]);
+      }
+      if (node.hasAttribute("data-progress") && "count" in values) {
+        node.max = Math.max(Number(values.count) || 0, 1);
+        node.value = Number(values.done) || 0;
+      }
+      if (node.hasAttribute("data-state") && /^[a-z]+$/.test(values.state || "")) node.dataset.value = values.state;
+    }
+  }
+
+  // Make `tbody`'s keyed children follow `items` (in order), cloning `templateId` for new keys.
+  function syncRows(container, templateId, items, update) {
+    const template = document.getElementById(templateId);
+    if (!container || !template) return;
+    const existing = new Map();
+    for (const child of container.querySelectorAll(":scope > [data-key]")) existing.set(child.dataset.key, child);
+    for (const item of items) {
+      let node = existing.get(item.id);
+      if (!node) {
+        node = template.content.firstElementChild.cloneNode(true);
+        node.dataset.key = item.id;
+      }
+      update(node, item);
+      container.appendChild(node);  // moves an existing node into its place in the order
+      existing.delete(item.id);
+    }
+    for (const stale of existing.values()) stale.remove();
+  }
+
+  function showEmpty(id, items) {
+    const note = document.getElementById(id);
+    if (note) note.hidden = items.length > 0;
+  }
+
+  function overview(data) {
+    syncRows(document.getElementById("batch-rows"), "batch-row", data.batches, fill);
+    showEmpty("batches-empty", data.batches);
+    if (Array.isArray(data.trainings)) {
+      syncRows(document.getElementById("training-rows"), "training-row", data.trainings, fill);
+      showEmpty("trainings-empty", data.trainings);
+    }
+    return false;
+  }
+
+  function masksShown() {
+    const box = document.getElementById("show-masks");
+    return !box || box.checked;
+  }
+
+  function fillFigure(figure, sample) {
+    figure.dataset.image = sample.image;
+    figure.dataset.overlay = sample.overlay;
+    const img = figure.querySelector("img");
+    const wanted = masksShown() ? sample.overlay : sample.image;
+    if (img.getAttribute("src") !== wanted) img.setAttribute("src", wanted);
+    img.alt = "image " + sample.id + (masksShown() ? " with its mask" : "");
+    fill(figure, sample);
+  }
+
+  function fillTruth(row, sample) {
+    fill(row, sample);
+    for (const cell of row.querySelectorAll("[data-cell]")) {
+      const value = sample.cells[Number(cell.dataset.cell)];
+      cell.textContent = value === undefined ? "" : String(value);
+    }
+  }
+
+  function batch(data) {
+    const section = document.getElementById("batch");
+    if (section) fill(section, data.batch);
+    const samples = data.window.samples;
+    syncRows(document.getElementById("samples"), "sample-figure", samples, fillFigure);
+    syncRows(document.getElementById("truth-rows"), "truth-row", samples, fillTruth);
+    const text = document.getElementById("samples-text");
+    if (text) text.textContent = data.window.text;
+    // Done once the batch has ended and the page shows every image of its window.
+    return data.batch.final && samples.length === Math.min(data.window.per_page, data.window.total - data.window.start);
+  }
+
+  function training(data) {
+    const section = document.getElementById("training");
+    if (section) fill(section, data.training);
+    // The curves come with the finished training's metrics: reload once to draw them.
+    if (data.training.final && data.has_curves && !document.getElementById("curves")) {
+      window.location.reload();
+    }
+    return data.training.final;
+  }
+
+  const handlers = {overview: overview, batch: batch, training: training};
+
+  function wireMaskSwitch() {
+    const box = document.getElementById("show-masks");
+    if (!box) return;
+    box.addEventListener("change", function () {
+      for (const figure of document.querySelectorAll("#samples > figure[data-key]")) {
+        const img = figure.querySelector("img");
+        img.setAttribute("src", box.checked ? figure.dataset.overlay : figure.dataset.image);
+        img.alt = "image " + figure.dataset.key + (box.checked ? " with its mask" : "");
+      }
+    });
+  }
+
+  async function poll() {
+    const handle = handlers[body.dataset.page];
+    if (!source || !handle) return;
+    let finished = false;
+    try {
+      const response = await fetch(source, {credentials: "same-origin", cache: "no-store",
+                                            headers: {"Accept": "application/json"}});
+      if (response.status === 401) {
+        window.location.assign("/");  // signed out elsewhere, or the token was revoked
+        return;
+      }
+      if (!response.ok) {
+        say("The service answered " + response.status + "; trying again.");
+      } else {
+        finished = handle(await response.json());
+        say("Updated " + new Date().toLocaleTimeString() + (finished ? "; finished." : "."));
+      }
+    } catch (error) {
+      say("The service cannot be reached; trying again.");
+    }
+    if (!finished) window.setTimeout(poll, pollMs);
+  }
+
+  wireMaskSwitch();
+  if (source) window.setTimeout(poll, pollMs);
+})();
