@@ -8,10 +8,19 @@ Definitions (the analysis issue is the reference; this module is its executable 
 - ``s(c)``: the first row whose class is not background (the local surface);
 - ``b(c)``: the first row whose class is FeAl or substrate (always at or below ``s(c)``, because every row above
   ``s(c)`` is background);
-- the column is *measured* when it has coating, when ``b(c)`` exists (the Fe2Al5 band does not run off the bottom)
-  and when ``b(c) > s(c)`` (a column whose first coating row is already FeAl or substrate has no Fe2Al5 band);
-- its Fe2Al5 band is rows ``s(c) .. b(c) - 1``, pores, precipitates, cracks and any resin inclusions included; its
-  thickness is ``(b(c) - s(c))`` pixels.
+- the column shows the surface when row 0 is background (``s(c) > 0``), and the band's bottom when ``b(c)`` exists;
+- it is *whole* when it shows both and ``b(c) > s(c)`` (a column whose first coating row is already FeAl or
+  substrate has no Fe2Al5 band); its Fe2Al5 band is rows ``s(c) .. b(c) - 1``, pores, precipitates, cracks and any
+  resin inclusions included; its thickness is ``(b(c) - s(c))`` pixels.
+
+A frame that shows the whole coating (whole columns are at least half of the columns with some Fe2Al5) is measured
+on its whole columns. A frame may also cut the coating (the substrate not reached, or the surface above the top
+edge): it is measured on every column that shows some band (down to its last non-background row where ``b(c)`` is
+missing), and a measurement that needs an edge the frame does not show is None (see :func:`measure`).
+
+Lengths are perpendicular to the coating: the cross-section may be turned by a small tilt in the frame, estimated from
+the surface and bottom lines (:func:`analysis.frame_columns.tilt_rad`), and every length (and the crack density's
+width) is multiplied by cos(tilt).
 
 Only numpy is imported, so the renderer can call :func:`measure` to write ground truth without scipy.
 """
@@ -23,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.frame_columns import FrameColumns, frame_columns, tilt_rad
 from semcoat.classes import BACKGROUND, CLASS_IDS, CLASS_NAMES, CRACK, FEAL, PORE, PRECIPITATE, SUBSTRATE
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.measurements import MEASUREMENT_NAMES, missing_names
@@ -45,6 +55,9 @@ LINE_MIN_HALF_WINDOW_PX = 2
 LINE_EXTENT_LEVEL = 0.2
 # FeAl is present when it starts right below the Fe2Al5 band in at least this share of the measured columns.
 FEAL_MIN_COLUMN_SHARE = 0.5
+# A frame shows the whole coating when at least this share of the columns with some Fe2Al5 show both edges of the
+# band; an edge (or a FeAl run) is taken as seen when at least this share of the columns that could show it do.
+FRAME_MIN_COLUMN_SHARE = 0.5
 # A predicted mask shows a coating when at least this share of its columns is layered: background (or coating from
 # the top edge), then an Fe2Al5 band, then FeAl or substrate down to the bottom edge ...
 LAYERED_MIN_COLUMN_SHARE = 0.6
@@ -90,14 +103,14 @@ class Measurements:
     that these fields and their types match it.
     """
 
-    fe2al5_thickness_um: float
-    fe2al5_thickness_std_um: float
+    fe2al5_thickness_um: float | None
+    fe2al5_thickness_std_um: float | None
     fe2al5_top_thickness_um: float | None
     fe2al5_bottom_thickness_um: float | None
-    feal_present: bool
-    feal_thickness_um: float
+    feal_present: bool | None
+    feal_thickness_um: float | None
     pore_fraction_pct: float
-    pore_line_present: bool
+    pore_line_present: bool | None
     pore_line_depth_um: float | None
     precipitate_fraction_pct: float
     crack_density_per_mm: float
@@ -255,24 +268,31 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     Returns
     -------
     Measurements
-        Lengths in µm, fractions in %. See the module docstring for s(c), b(c) and the measured columns.
+        Lengths in µm (perpendicular to the coating), fractions in %. See the module docstring for s(c), b(c), the
+        measured columns and the tilt.
 
     Raises
     ------
     MaskError
         Empty, non-2-D, non-integer masks and unknown class ids.
     NoCoatingError
-        A valid mask without a single measured column.
+        A valid mask without a column holding some Fe2Al5 band.
     InvalidArgument
         A pixel size that is not a positive finite number.
 
     Notes
     -----
-    Thickness: mean and population standard deviation of ``b(c) - s(c)`` over measured columns.
+    Measured columns: the whole columns when the frame shows the whole coating (at least half of the columns with
+    some Fe2Al5 are whole), else every column with some Fe2Al5 band, its band running from ``s(c)`` to ``b(c)`` or,
+    where ``b(c)`` is missing, down to the column's last non-background row.
 
-    FeAl: present when class FeAl is found at ``b(c)`` in at least half of the measured columns; its thickness is the
-    mean length of the FeAl run that starts at ``b(c)`` over those columns (a run reaching the last row is counted up
-    to it).
+    Thickness: mean and population standard deviation of ``b(c) - s(c)`` over measured columns, x cos(tilt); None
+    when the frame cuts the coating.
+
+    FeAl: present when class FeAl is found at ``b(c)`` in at least half of the measured columns (of a cut frame: of
+    its columns that show the band's bottom, None when fewer than half do); its thickness is the mean length of the
+    FeAl run that starts at ``b(c)`` over those columns, x cos(tilt), None when more than half of the runs reach the
+    column's last non-background row (the frame's bottom edge or a data bar cuts them).
 
     Fractions: pore (precipitate) pixels over all pixels of the measured columns' bands, x 100.
 
@@ -291,67 +311,124 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     a small share of them and their coverage stays low. When both hold, the line's extent is the run of depths around
     the peak whose single-depth coverage stays above background + 20 % of (peak - background), and its depth is the
     mean depth of the pore pixels in that run, measured to pixel centres (``d + 0.5``, so a pore occupying depths
-    ``a .. a+k-1`` is centred at ``a + k/2``). ``fe2al5_top_thickness_um`` is that depth and
-    ``fe2al5_bottom_thickness_um`` the mean thickness minus it, so top + bottom = thickness.
+    ``a .. a+k-1`` is centred at ``a + k/2``), x cos(tilt). ``fe2al5_top_thickness_um`` is that depth and
+    ``fe2al5_bottom_thickness_um`` the mean thickness minus it, so top + bottom = thickness. The line is looked for
+    in the measured columns that show the surface; with fewer than half of them showing it, presence and depth are
+    None, and a cut frame without a line found says None (the line may lie beyond its edge), not False.
 
     Crack density: the crack pixels of the measured columns' bands are grouped into 8-connected regions; a region is
     a crack when its rows span at least ``max(3 px, 1 µm)`` in depth. The density is the number of cracks over the
-    measured width (measured columns x pixel size), per mm.
+    length of surface the measured columns span (measured columns x pixel size / cos(tilt)), per mm.
     """
     m = validate_mask(mask, source)
     p = check_pixel_size_um(pixel_size_um)
-    prof = _profile(m, p)
-    measured = prof.measured
-    n_measured = int(np.count_nonzero(measured))
-    if n_measured == 0:
-        if not np.any(prof.surface_row >= 0):
+    cols = frame_columns(m)
+    n_banded = int(np.count_nonzero(cols.banded))
+    if n_banded == 0:
+        if not np.any(cols.surface_row >= 0):
             raise NoCoatingError("mask holds only background (class 0): there is no coating to measure", source)
         raise NoCoatingError(
-            "no column has an Fe2Al5 band ending on FeAl or substrate (the band runs off the bottom or is absent "
-            "everywhere); nothing to measure",
+            "no column has an Fe2Al5 band (the first coating row of every column is FeAl or substrate); nothing to "
+            "measure",
             source,
         )
-    s = prof.surface_row
-    b = prof.band_bottom_row
-    thickness_px = (b - s)[measured]
-    band_pixels = int(thickness_px.sum())
+    cos_tilt = float(np.cos(tilt_rad(cols)))
+    s = cols.surface_row
+    whole = cols.whole
+    whole_frame = np.count_nonzero(whole) >= FRAME_MIN_COLUMN_SHARE * n_banded
+    # A frame that shows the whole band is measured on the columns that show both its edges, as it always was; a
+    # frame that cuts the coating on every column that shows some of the band (fractions of what is seen).
+    measured = whole if whole_frame else cols.banded
+    n_measured = int(np.count_nonzero(measured))
+    end = np.where(measured, cols.band_end_row, 0)
+    band_px = (end - s)[measured]
+    band_pixels = int(band_px.sum())
 
     # Only the rows spanned by measured bands matter; restricting to them saves most of the work on thin coatings.
     r0 = int(s[measured].min())
-    r1 = int(b[measured].max())
+    r1 = int(end[measured].max())
     sub = m[r0:r1]
-    in_band = np.arange(r0, r1)[:, None] < np.where(measured, b, 0)[None, :]  # rows above s(c) are background anyway
+    in_band = np.arange(r0, r1)[:, None] < end[None, :]  # rows above s(c) are background anyway
     pore_rows, pore_cols = np.nonzero((sub == PORE) & in_band)
     n_precipitate = int(np.count_nonzero((sub == PRECIPITATE) & in_band))
     n_cracks = _crack_count((sub == CRACK) & in_band, max(CRACK_MIN_EXTENT_PX, CRACK_MIN_EXTENT_UM / p))
-    pore_depth_px = pore_rows + r0 - s[pore_cols]
 
-    line_depth_px = _pore_line_depth_px(pore_depth_px, pore_cols, measured, thickness_px)
+    thickness_px = float(band_px.mean()) * cos_tilt if whole_frame else None
+    line_present, line_depth_px = _pore_line(cols, measured, whole_frame, pore_rows + r0, pore_cols, cos_tilt)
+    feal_present, feal_px = _feal(m, cols, measured if whole_frame else cols.bottom_seen, n_banded, cos_tilt)
 
-    feal_columns = measured & (m[np.maximum(b, 0), np.arange(m.shape[1])] == FEAL)
-    n_feal = int(np.count_nonzero(feal_columns))
-    feal_present = n_feal >= FEAL_MIN_COLUMN_SHARE * n_measured
-    feal_thickness_um = _feal_run_px(m, b, feal_columns) * p if feal_present else 0.0
+    def um(px: float | None) -> float | None:
+        return None if px is None else px * p
 
-    mean_px = float(thickness_px.mean())
     result = Measurements(
-        fe2al5_thickness_um=mean_px * p,
-        fe2al5_thickness_std_um=float(thickness_px.std()) * p,
-        fe2al5_top_thickness_um=None if line_depth_px is None else line_depth_px * p,
-        fe2al5_bottom_thickness_um=None if line_depth_px is None else (mean_px - line_depth_px) * p,
-        feal_present=bool(feal_present),
-        feal_thickness_um=float(feal_thickness_um),
+        fe2al5_thickness_um=um(thickness_px),
+        fe2al5_thickness_std_um=float(band_px.std()) * cos_tilt * p if whole_frame else None,
+        fe2al5_top_thickness_um=um(line_depth_px),
+        fe2al5_bottom_thickness_um=(
+            None if line_depth_px is None or thickness_px is None else (thickness_px - line_depth_px) * p
+        ),
+        feal_present=feal_present,
+        feal_thickness_um=um(feal_px),
         pore_fraction_pct=100.0 * pore_rows.size / band_pixels,
-        pore_line_present=line_depth_px is not None,
-        pore_line_depth_um=None if line_depth_px is None else line_depth_px * p,
+        pore_line_present=line_present,
+        pore_line_depth_um=um(line_depth_px),
         precipitate_fraction_pct=100.0 * n_precipitate / band_pixels,
-        crack_density_per_mm=1000.0 * n_cracks / (n_measured * p),
+        # Cracks per mm along the surface: the measured width is its projection, cos(tilt) x the surface's length.
+        crack_density_per_mm=1000.0 * n_cracks * cos_tilt / (n_measured * p),
     )
     # Unreachable with an accepted pixel size; a table must never hold inf or NaN, whatever the caller did.
     bad = [k for k, v in result.as_dict().items() if isinstance(v, float) and not np.isfinite(v)]
     if bad:
         raise MaskError(f"{', '.join(bad)} overflow at {p} µm per pixel; nothing is reported", source)
     return result
+
+
+def _pore_line(
+    cols: FrameColumns, measured: np.ndarray, whole_frame: bool, pore_rows: np.ndarray, pore_cols: np.ndarray,
+    cos_tilt: float,
+) -> tuple[bool | None, float | None]:
+    """(present, depth below the surface in px along the normal) of the pore line, None where the frame cannot tell.
+
+    The line is looked for among the measured columns that show the surface (depths are counted from it), when they
+    are at least :data:`FRAME_MIN_COLUMN_SHARE` of the measured columns; without a line found, a frame that cuts the
+    band cannot say there is none (it may lie beyond the edge).
+    """
+    seen = measured & cols.surface_seen
+    n_measured = int(np.count_nonzero(measured))
+    if np.count_nonzero(seen) < FRAME_MIN_COLUMN_SHARE * n_measured:
+        return None, None
+    on_seen = seen[pore_cols]
+    s = cols.surface_row
+    depth_px = pore_rows[on_seen] - s[pore_cols[on_seen]]
+    visible_px = (np.where(seen, cols.band_end_row, 0) - s)[seen]
+    depth = _pore_line_depth_px(depth_px, pore_cols[on_seen], seen, visible_px)
+    if depth is None:
+        return (False if whole_frame else None), None
+    return True, depth * cos_tilt
+
+
+def _feal(
+    m: np.ndarray, cols: FrameColumns, seen: np.ndarray, n_banded: int, cos_tilt: float
+) -> tuple[bool | None, float | None]:
+    """(present, thickness in px along the normal) of FeAl below the band, None where the frame cannot tell.
+
+    ``seen``: the columns whose band's bottom is looked at. FeAl is present when it starts at b(c) in at least half of
+    them; its thickness is the mean run over those columns, None when most runs reach the column's last
+    non-background row (the bottom edge or a data bar cuts them). Without the bottom seen in
+    :data:`FRAME_MIN_COLUMN_SHARE` of the banded columns, both are None.
+    """
+    n_seen = int(np.count_nonzero(seen))
+    if n_seen == 0 or n_seen < FRAME_MIN_COLUMN_SHARE * n_banded:
+        return None, None
+    b = cols.band_bottom_row
+    feal_columns = seen & (m[np.maximum(b, 0), np.arange(m.shape[1])] == FEAL)
+    n_feal = int(np.count_nonzero(feal_columns))
+    if n_feal < FEAL_MIN_COLUMN_SHARE * n_seen:
+        return False, 0.0
+    run, cut = _feal_runs_px(m, b, cols.last_solid_row, feal_columns)
+    if np.count_nonzero(~cut) < FRAME_MIN_COLUMN_SHARE * n_feal:
+        return True, None
+    return True, float(run[~cut].mean()) * cos_tilt
 
 
 def check_layered(mask: np.ndarray, source: str | None = None) -> None:
@@ -401,8 +478,11 @@ def check_layered(mask: np.ndarray, source: str | None = None) -> None:
     )
 
 
-def _feal_run_px(m: np.ndarray, b: np.ndarray, feal_columns: np.ndarray) -> float:
-    """Mean length, in pixels, of the FeAl run starting at b(c) over the columns flagged in ``feal_columns``."""
+def _feal_runs_px(
+    m: np.ndarray, b: np.ndarray, last_solid: np.ndarray, feal_columns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Length, in pixels, of the FeAl run starting at b(c) in each column flagged in ``feal_columns``, and whether the
+    run is cut: it reaches the column's last non-background row (the bottom edge, or the top of a data bar)."""
     cols = np.flatnonzero(feal_columns)
     start = b[cols]
     top = int(start.min())
@@ -411,7 +491,7 @@ def _feal_run_px(m: np.ndarray, b: np.ndarray, feal_columns: np.ndarray) -> floa
     after_start = np.arange(top, m.shape[0])[:, None] > start[None, :]
     end, found = _first_true_row((sub != FEAL) & after_start, np.arange(cols.size))
     end = np.where(found, end + top, m.shape[0])
-    return float((end - start).mean())
+    return (end - start).astype(np.float64), end > last_solid[cols]
 
 
 def _span_share(hit: np.ndarray, measured: np.ndarray) -> float:

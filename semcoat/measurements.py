@@ -67,21 +67,26 @@ class Measurement:
 
 MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("fe2al5_thickness_um", LENGTH, "Fe2Al5 thickness",
-                "mean Fe2Al5 band thickness over the measured columns"),
+                "mean Fe2Al5 band thickness over the measured columns, perpendicular to the coating; None when the "
+                "frame cuts the coating", optional=True),
     Measurement("fe2al5_thickness_std_um", LENGTH, "Fe2Al5 thickness std",
-                "population standard deviation of the band thickness over the measured columns"),
+                "population standard deviation of the band thickness over the measured columns; None when the frame "
+                "cuts the coating", optional=True),
     Measurement("fe2al5_top_thickness_um", LENGTH, "Fe2Al5 top",
                 "surface to the centre of the pore line; None without a pore line", optional=True),
     Measurement("fe2al5_bottom_thickness_um", LENGTH, "Fe2Al5 bottom",
                 "centre of the pore line to the bottom of the band (mean); None without a pore line", optional=True),
     Measurement("feal_present", YES_NO, "FeAl present",
-                "FeAl starts right below the band in at least half of the measured columns"),
+                "FeAl starts right below the band in at least half of the measured columns; None when the frame does "
+                "not show the band's bottom", optional=True),
     Measurement("feal_thickness_um", LENGTH, "FeAl thickness",
-                "mean length of that FeAl run over the columns that have it; 0 when not present"),
+                "mean length of that FeAl run over the columns that have it; 0 when not present; None when the frame "
+                "does not show its end", optional=True),
     Measurement("pore_fraction_pct", FRACTION, "Pores",
                 "100 x pore pixels / all pixels of the Fe2Al5 bands"),
     Measurement("pore_line_present", YES_NO, "Pore line present",
-                "a band of pores parallel to the local surface spans most of the width"),
+                "a band of pores parallel to the local surface spans most of the width; None when the frame cannot "
+                "tell (the surface not shown, or a frame cutting the coating without a line)", optional=True),
     Measurement("pore_line_depth_um", LENGTH, "Pore line depth",
                 "depth of the pore line's centre below the local surface; None without a pore line", optional=True),
     Measurement("precipitate_fraction_pct", FRACTION, "Precipitates",

@@ -75,7 +75,7 @@ def _profile_at(profile_um: np.ndarray, x_um: np.ndarray, at_um: np.ndarray, hal
 
 def draw_cracks(
     spec: CrackSpec, x_um: np.ndarray, surface_um: np.ndarray, bottom_um: np.ndarray, pixel_size_um: float,
-    rng: np.random.Generator,
+    rng: np.random.Generator, tilt_rad: float = 0.0,
 ) -> Inclusions:
     """The cracks of one frame.
 
@@ -86,6 +86,8 @@ def draw_cracks(
     surface_um, bottom_um : depth of the coating surface and of the Fe2Al5 bottom at ``x_um``, µm.
     pixel_size_um : µm per pixel.
     rng : the cracks' own random stream (nothing is drawn from it when the density is 0).
+    tilt_rad : turn of the cross-section in the frame (positive: the surface descends to the right); the cracks'
+        angles are to the turned normal.
 
     Returns
     -------
@@ -100,7 +102,8 @@ def draw_cracks(
     if n == 0:
         return Inclusions.empty()
     x0 = rng.uniform(x_lo, x_hi, n)
-    angle = np.deg2rad(rng.uniform(-1.0, 1.0, n) * spec.angle_spread_deg)
+    # The normal of a surface descending to the right leans left going down: x moves by -tan(tilt) per unit depth.
+    angle = np.deg2rad(rng.uniform(-1.0, 1.0, n) * spec.angle_spread_deg) - tilt_rad
     opening = np.exp(rng.uniform(np.log(0.5), np.log(2.0), n)) * spec.width_um
     opening = np.maximum(opening, MIN_OPENING_PX * p)
     through = rng.uniform(0.0, 1.0, n) < spec.through_fraction

@@ -13,6 +13,7 @@ polygons' areas.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from semcoat.classes import PRECIPITATE_PHASES
 from semcoat.spec import CoatingSpec
 
 from .cracks import draw_cracks
+from .framing import Framing
 from .neighbours import sliding_max, sliding_min
 from .placement import (
     GAP_PX,
@@ -60,6 +62,7 @@ class CoatingGeometry:
     cracks : crack polygons (drawn over everything else of the Fe2Al5 band, see :mod:`.cracks`).
     precipitate_phase : per precipitate, its phase (index into ``semcoat.classes.PRECIPITATE_PHASES``).
     pits : pull-out pits, where precipitates were torn out in polishing (pores in the mask).
+    tilt_rad : turn of the cross-section in the frame (``imaging.tilt_deg``), positive clockwise.
     designed : the values the geometry was designed to have (see :func:`designed_values`).
     """
 
@@ -77,6 +80,7 @@ class CoatingGeometry:
     cracks: Inclusions = field(default_factory=Inclusions.empty)
     precipitate_phase: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     pits: Inclusions = field(default_factory=Inclusions.empty)
+    tilt_rad: float = 0.0
     designed: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -133,7 +137,8 @@ def build_geometry(
     Returns
     -------
     CoatingGeometry
-        With ``designed`` holding the design values (µm, %).
+        In the image frame (a tilted cross-section is drawn level, then turned, see :mod:`.framing`), with
+        ``designed`` holding the design values (µm, %).
 
     Raises
     ------
@@ -142,26 +147,37 @@ def build_geometry(
     """
     img, lay = spec.imaging, spec.layers
     p = img.pixel_size_um
-    n_cols = img.width_px + 2 * margin_px
-    x_um = (np.arange(n_cols) - margin_px + 0.5) * p
+    frame = Framing.of(spec, margin_px)
+    # The coating's own frame (its surface level); the image frame itself when there is no tilt.
+    u_um = frame.u_um
+    n_cols = u_um.size
+    inside_u = frame.in_image_u
     width_um = img.width_px * p
 
     surface = lay.surface_depth_um + rough_profile(
-        x_um, lay.surface_roughness_amplitude_um, lay.surface_roughness_wavelength_um, rng)
-    variation = rough_profile(x_um, lay.fe2al5_thickness_variation_um, max(width_um * 0.6, 1.0), rng)
-    interface = rough_profile(x_um, lay.interface_roughness_amplitude_um, lay.interface_roughness_wavelength_um, rng)
+        u_um, lay.surface_roughness_amplitude_um, lay.surface_roughness_wavelength_um, rng)
+    variation = rough_profile(u_um, lay.fe2al5_thickness_variation_um, max(width_um * 0.6, 1.0), rng)
+    interface = rough_profile(u_um, lay.interface_roughness_amplitude_um, lay.interface_roughness_wavelength_um, rng)
     # The interface follows the surface (the coating grows inwards from it), so roughness does not change thickness.
     thickness = lay.fe2al5_thickness_um + variation + interface
-    thickness -= thickness[margin_px:margin_px + img.width_px].mean() - lay.fe2al5_thickness_um
+    thickness -= thickness[inside_u].mean() - lay.fe2al5_thickness_um
     fe2al5_bottom = surface + np.maximum(thickness, p)
-    feal_profile = rough_profile(x_um, 0.25 * lay.feal_thickness_um, max(width_um * 0.3, 1.0), rng)
+    feal_profile = rough_profile(u_um, 0.25 * lay.feal_thickness_um, max(width_um * 0.3, 1.0), rng)
     if lay.feal_present:
         feal_thickness = np.maximum(lay.feal_thickness_um + feal_profile, 0.3 * lay.feal_thickness_um)
         feal_bottom = fe2al5_bottom + feal_thickness
     else:
         feal_bottom = fe2al5_bottom.copy()
 
-    band_area_um2 = float((fe2al5_bottom - surface).sum() * p)
+    line = spec.pore_line
+    pore_reach_um = max_reach_um(spec.pores.radius_mean_um, spec.pores.elongation)
+    line_reach_um = max_reach_um(line.pore_radius_mean_um, LINE_PORE_MAX_ASPECT)
+    pre = spec.precipitates
+    pre_reach_um = max_reach_um(pre.radius_mean_um, 1.6 * pre.elongation)
+    visible = _visible_band(frame, max(pore_reach_um, line_reach_um, pre_reach_um))
+
+    band_top, band_bottom = visible(surface, fe2al5_bottom)
+    band_area_um2 = float((band_bottom - band_top).sum() * p)
     placed = PlacedCircles()
     gap_um = GAP_PX * p
     every_column = np.ones(n_cols, dtype=bool)
@@ -169,6 +185,7 @@ def build_geometry(
     def band_window(top: np.ndarray, bottom: np.ndarray, reach_um: float) -> DepthWindow:
         # Running max/min over the widest inclusion, so a centre's whole bounding circle stays in the band.
         size = 2 * int(np.ceil(reach_um / p)) + 1
+        top, bottom = visible(top, bottom)
         top_max = sliding_max(top, size)
         bottom_min = sliding_min(bottom, size)
 
@@ -177,15 +194,14 @@ def build_geometry(
 
         return window
 
-    line = spec.pore_line
     line_pores = Inclusions.empty()
     covered = np.zeros(img.width_px, dtype=bool)
     line_coverage_rng = np.random.default_rng(rng.integers(2**63))
     line_rng = np.random.default_rng(rng.integers(2**63))
     if line.present:
         covered = covered_columns(img.width_px, line.lateral_coverage, line_coverage_rng)
-        covered_frame = covered[(np.arange(n_cols) - margin_px) % img.width_px]
-        inside = band_window(surface, fe2al5_bottom, max_reach_um(line.pore_radius_mean_um, LINE_PORE_MAX_ASPECT))
+        covered_frame = covered[(np.arange(n_cols) - margin_px - frame.extra_columns) % img.width_px]
+        inside = band_window(surface, fe2al5_bottom, line_reach_um)
         local_top = surface + line.depth_um - line.width_um / 2
 
         def line_window(ix: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -198,23 +214,21 @@ def build_geometry(
                 radius_mean_um=line.pore_radius_mean_um, radius_std_um=line.pore_radius_std_um,
                 aspect=("max", LINE_PORE_MAX_ASPECT), angle_mean_rad=0.0, angle_spread_rad=np.deg2rad(12.0),
                 depth_window=line_window),
-            x_um, covered_frame, placed, p, line_rng, should_stop)
+            u_um, covered_frame, placed, p, line_rng, should_stop)
 
     pores_rng = np.random.default_rng(rng.integers(2**63))
-    pore_reach_um = max_reach_um(spec.pores.radius_mean_um, spec.pores.elongation)
     pores = place(
         Population(
             target_area_um2=spec.pores.area_fraction_pct / 100 * band_area_um2,
             radius_mean_um=spec.pores.radius_mean_um, radius_std_um=spec.pores.radius_std_um,
             aspect=("max", spec.pores.elongation), angle_mean_rad=0.0, angle_spread_rad=np.inf,
             depth_window=band_window(surface, fe2al5_bottom, pore_reach_um)),
-        x_um, every_column, placed, p, pores_rng, should_stop)
+        u_um, every_column, placed, p, pores_rng, should_stop)
 
-    pre = spec.precipitates
     pre_rng = np.random.default_rng(rng.integers(2**63))
     pre_bottom = surface + pre.depth_limit_fraction * (fe2al5_bottom - surface)
     pre_target_um2 = pre.area_fraction_pct / 100 * band_area_um2
-    pre_inside = band_window(surface, pre_bottom, max_reach_um(pre.radius_mean_um, 1.6 * pre.elongation))
+    pre_inside = band_window(surface, pre_bottom, pre_reach_um)
 
     def precipitate_population(target_um2: float, window: DepthWindow, rounds: int = PLACEMENT_ROUNDS) -> Population:
         return Population(
@@ -224,18 +238,18 @@ def build_geometry(
             cube_fraction=pre.cube_fraction, rounds=rounds)
 
     precipitates = place(precipitate_population((1.0 - pre.cluster_fraction) * pre_target_um2, pre_inside),
-                         x_um, every_column, placed, p, pre_rng, should_stop)
+                         u_um, every_column, placed, p, pre_rng, should_stop)
 
     check(should_stop)
     # Drawn last, from streams of their own: with a feature off, every other draw is what it always was.
-    cracks = draw_cracks(spec.cracks, x_um, surface, fe2al5_bottom, p, np.random.default_rng(rng.integers(2**63)))
+    crack_rng = np.random.default_rng(rng.integers(2**63))
     group_rng, phase_rng, pullout_rng = (np.random.default_rng(s) for s in rng.integers(2**63, size=3))
     grouped_um2 = pre.cluster_fraction * pre_target_um2
     # Groups fill their boxes unevenly: new boxes for what is still missing, a few times over.
     for _ in range(GROUP_ATTEMPTS if grouped_um2 > 0 else 0):
-        layout = group_layout(pre, grouped_um2, x_um, surface, pre_bottom, group_rng)
+        layout = group_layout(pre, grouped_um2, u_um, surface, pre_bottom, group_rng)
         grouped = place(precipitate_population(grouped_um2, group_window(layout, pre_inside), GROUP_ROUNDS),
-                        x_um, layout.columns, placed, p, group_rng, should_stop)
+                        u_um, layout.columns, placed, p, group_rng, should_stop)
         precipitates = Inclusions(np.concatenate([precipitates.polygons_um, grouped.polygons_um]),
                                   np.concatenate([precipitates.areas_um2, grouped.areas_um2]))
         grouped_um2 -= float(grouped.areas_um2.sum())
@@ -243,46 +257,82 @@ def build_geometry(
             break
     phases = draw_phases(pre, len(precipitates), phase_rng)
     precipitates, phases, pits = split_pullouts(precipitates, phases, pre.pullout_fraction, pullout_rng)
+
+    # Into the image frame (nothing moves without a tilt); cracks are drawn there, against the turned surface.
+    surface_img = frame.profile_to_image(surface)
+    fe2al5_bottom_img = frame.profile_to_image(fe2al5_bottom)
+    cracks = draw_cracks(spec.cracks, frame.x_um, surface_img, fe2al5_bottom_img, p, crack_rng, frame.tilt_rad)
+    turn = frame.inclusions_to_image
     geometry = CoatingGeometry(
-        pixel_size_um=p, width_px=img.width_px, height_px=img.height_px, margin_px=margin_px, x_um=x_um,
-        surface_um=surface, fe2al5_bottom_um=fe2al5_bottom, feal_bottom_um=feal_bottom,
-        pores=pores, line_pores=line_pores, precipitates=precipitates, cracks=cracks, precipitate_phase=phases,
-        pits=pits)
+        pixel_size_um=p, width_px=img.width_px, height_px=img.height_px, margin_px=margin_px, x_um=frame.x_um,
+        surface_um=surface_img, fe2al5_bottom_um=fe2al5_bottom_img, feal_bottom_um=frame.profile_to_image(feal_bottom),
+        pores=turn(pores), line_pores=turn(line_pores), precipitates=turn(precipitates), cracks=cracks,
+        precipitate_phase=phases, pits=turn(pits), tilt_rad=frame.tilt_rad)
     geometry.designed = designed_values(spec, geometry, covered)
     return geometry
+
+
+BandClip = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _visible_band(frame: Framing, margin_um: float) -> BandClip:
+    """(top, bottom) depth profiles -> the part of the band inclusions are placed in: all of it, or in a frame that
+    may cut the coating, only what lies within ``margin_um`` of the depths the frame shows (a coating of a
+    millimetre under a frame of 40 µm places nothing where no pixel sees it)."""
+    if not frame.partial:
+        return lambda top, bottom: (top, bottom)
+    lo, hi = frame.depth_range_um(margin_um)
+
+    def clip(top: np.ndarray, bottom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        top = np.clip(top, lo, hi)
+        return top, np.clip(bottom, top, hi)
+
+    return clip
 
 
 def designed_values(spec: CoatingSpec, geometry: CoatingGeometry, covered: np.ndarray) -> dict[str, Any]:
     """What the image was designed to show (µm, %): the spec's targets and what the drawn geometry holds.
 
     ``*_target`` values are the spec's; the others are measured on the drawn geometry inside the image (polygon
-    areas over the Fe2Al5 band area, before pixel sampling).
+    areas over the Fe2Al5 band area, before pixel sampling), lengths across the coating (x cos(tilt)). A frame that
+    cuts the coating counts what lies inside it (inclusions by their centre) and has a thickness only where most of
+    its columns show both edges of the band, as :func:`analysis.measure.measure` reads it.
     """
     g = geometry
     inside = g.in_image
-    lo_um, hi_um = 0.0, g.width_px * g.pixel_size_um
-    band = (g.fe2al5_bottom_um - g.surface_um)[inside]
-    band_area = float(band.sum() * g.pixel_size_um)
+    p = g.pixel_size_um
+    lo_um, hi_um = 0.0, g.width_px * p
+    cos_tilt = float(np.cos(g.tilt_rad))
+    surface, bottom = g.surface_um[inside], g.fe2al5_bottom_um[inside]
+    band = bottom - surface
+    top_um, usable_um = 0.0, np.inf
+    if spec.imaging.partial_frame:
+        usable_um = (g.height_px - (spec.imaging.data_bar_height_px if spec.imaging.data_bar else 0)) * p
+        band = np.clip(bottom, 0.0, usable_um) - np.clip(surface, 0.0, usable_um)
+    # A pixel shows what lies at its centre: the surface is seen when row 0 is above it, the bottom when a row is below.
+    whole = (surface > 0.5 * p) & (bottom <= usable_um - 0.5 * p)
+    whole_frame = np.count_nonzero(whole) >= 0.5 * np.count_nonzero(band > 0)
+    band_area = float(band.sum() * p)
 
     def area_inside(inc: Inclusions) -> float:
         if not len(inc):
             return 0.0
         cx = inc.polygons_um[:, :, 0].mean(1)
-        return float(inc.areas_um2[(cx >= lo_um) & (cx < hi_um)].sum())
+        cd = inc.polygons_um[:, :, 1].mean(1)
+        return float(inc.areas_um2[(cx >= lo_um) & (cx < hi_um) & (cd >= top_um) & (cd < usable_um)].sum())
 
     pore_area = area_inside(g.pores) + area_inside(g.line_pores) + area_inside(g.pits)
     # A crack is in the image when some of it is (a pixel's width or more).
     crack_x = g.cracks.polygons_um[:, :, 0]
-    crack_count = int(np.count_nonzero((crack_x.max(1) >= lo_um + g.pixel_size_um)
-                                       & (crack_x.min(1) < hi_um - g.pixel_size_um)))
+    crack_count = int(np.count_nonzero((crack_x.max(1) >= lo_um + p) & (crack_x.min(1) < hi_um - p)))
     line = spec.pore_line
     feal = (g.feal_bottom_um - g.fe2al5_bottom_um)[inside]
     return {
-        "fe2al5_thickness_um": float(band.mean()),
+        "fe2al5_thickness_um": float((bottom - surface)[whole].mean()) * cos_tilt if whole_frame else None,
         "fe2al5_thickness_target_um": spec.layers.fe2al5_thickness_um,
-        "fe2al5_thickness_std_um": float(band.std()),
+        "fe2al5_thickness_std_um": float((bottom - surface)[whole].std()) * cos_tilt if whole_frame else None,
         "feal_present": bool(spec.layers.feal_present),
-        "feal_thickness_um": float(feal.mean()) if spec.layers.feal_present else 0.0,
+        "feal_thickness_um": float(feal.mean()) * cos_tilt if spec.layers.feal_present else 0.0,
         "pore_fraction_pct": 100.0 * pore_area / band_area,
         "scattered_pore_fraction_pct": 100.0 * area_inside(g.pores) / band_area,
         "scattered_pore_fraction_target_pct": spec.pores.area_fraction_pct,
@@ -297,6 +347,7 @@ def designed_values(spec: CoatingSpec, geometry: CoatingGeometry, covered: np.nd
         "precipitate_phase_counts": {ph.name: int(np.count_nonzero(g.precipitate_phase == k))
                                      for k, ph in enumerate(PRECIPITATE_PHASES)},
         "crack_count": crack_count,
-        "crack_density_per_mm": 1000.0 * crack_count / (hi_um - lo_um),
+        "crack_density_per_mm": 1000.0 * crack_count * cos_tilt / (hi_um - lo_um),
         "crack_density_target_per_mm": 10.0 * spec.cracks.density_per_100um,
+        "tilt_deg": spec.imaging.tilt_deg,
     }

@@ -34,11 +34,12 @@ def test_flat_slab_thickness_is_exact() -> None:
     assert m.pore_line_depth_um is None and m.fe2al5_top_thickness_um is None and m.fe2al5_bottom_thickness_um is None
 
 
-def test_tilted_slab_thickness_is_exact() -> None:
+def test_tilted_slab_thickness_is_measured_perpendicular_to_it() -> None:
     width = 400
-    surface = 20 + np.arange(width) // 4  # 100 rows of tilt across the width
+    surface = 20 + np.arange(width) // 4  # 100 rows of tilt across the width: atan(1/4) = 14 degrees
     m = measure(coating(surface, np.full(width, 70), height=260), pixel_size_um=1.0)
-    assert m.fe2al5_thickness_um == 70.0
+    # 70 rows straight down are 70 cos(14 deg) across the slab
+    assert m.fe2al5_thickness_um == pytest.approx(70.0 * np.cos(np.arctan(0.25)), rel=1e-3)
     assert m.fe2al5_thickness_std_um == 0.0
 
 
@@ -48,9 +49,10 @@ def test_wavy_surface_and_bottom() -> None:
     surface = (60 + 15 * np.sin(2 * np.pi * 3 * c / width)).astype(int)
     thickness = (80 + 10 * np.cos(2 * np.pi * 5 * c / width)).astype(int)
     m = measure(coating(surface, thickness, height=300, feal_px=5), pixel_size_um=0.5)
-    assert m.fe2al5_thickness_um == pytest.approx(0.5 * thickness.mean())
-    assert m.fe2al5_thickness_std_um == pytest.approx(0.5 * thickness.std())
-    assert m.feal_present is True and m.feal_thickness_um == pytest.approx(2.5)
+    # A wavy surface over a few periods tips the fitted lines by about a degree (1 - cos: 2e-4), no more.
+    assert m.fe2al5_thickness_um == pytest.approx(0.5 * thickness.mean(), rel=1e-3)
+    assert m.fe2al5_thickness_std_um == pytest.approx(0.5 * thickness.std(), rel=1e-3)
+    assert m.feal_present is True and m.feal_thickness_um == pytest.approx(2.5, rel=1e-3)
 
 
 def test_feal_layer_thickness() -> None:
@@ -70,9 +72,11 @@ def test_feal_present_in_at_least_half_of_the_columns(share: float, present: boo
     assert m.feal_thickness_um == (9.0 if present else 0.0)
 
 
-def test_feal_run_reaching_the_last_row_counts_to_the_edge() -> None:
-    mask = slab(height=100, surface=10, thickness=50, feal=80)  # FeAl from row 60 to the bottom
-    assert measure(mask, pixel_size_um=1.0).feal_thickness_um == 40.0
+def test_feal_run_reaching_the_last_row_has_no_thickness() -> None:
+    mask = slab(height=100, surface=10, thickness=50, feal=80)  # FeAl from row 60 to the bottom: its end is not seen
+    m = measure(mask, pixel_size_um=1.0)
+    assert m.feal_present is True and m.feal_thickness_um is None
+    assert m.fe2al5_thickness_um == 50.0
 
 
 def test_pore_lattice_of_known_area() -> None:
@@ -249,10 +253,10 @@ def test_unknown_ids_message_lists_accepted_ids() -> None:
 def test_masks_without_coating_raise_no_coating_error() -> None:
     with pytest.raises(NoCoatingError, match="only background"):
         measure(np.zeros((50, 60), np.uint8), 1.0, source="blank.png")
-    runs_off = np.zeros((50, 60), np.uint8)
-    runs_off[10:] = FE2AL5
-    with pytest.raises(NoCoatingError, match="runs off the bottom"):
-        measure(runs_off, 1.0)
+    no_band = np.zeros((50, 60), np.uint8)
+    no_band[10:] = SUBSTRATE  # substrate straight under the resin
+    with pytest.raises(NoCoatingError, match="no column has an Fe2Al5 band"):
+        measure(no_band, 1.0)
     assert issubclass(NoCoatingError, MaskError) and issubclass(MaskError, SemcoatError)
     assert not issubclass(MaskError, ValueError)  # commands catch SemcoatError; a ValueError stays a bug
 

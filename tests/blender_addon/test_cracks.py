@@ -81,7 +81,8 @@ def test_the_crack_density_measured_on_the_mask_is_the_drawn_one() -> None:
         one_crack = 1000.0 / (mask.shape[1] * spec.imaging.pixel_size_um)
         # a crack leaving and re-entering through the image's side edge shows as two regions, as on any crop
         assert abs(measured - designed) <= one_crack + 1e-9, (i, measured, designed)
-        exact += measured == pytest.approx(designed)
+        # the same count: the two densities differ only by the cosines of the drawn and the estimated tilt
+        exact += measured == pytest.approx(designed, rel=0.01)
     assert exact >= 20
 
 

@@ -88,7 +88,7 @@ def test_deeply_nested_dataset_json_is_a_clear_error(ds: Path) -> None:
     ("fe2al5_thickness_um", "60", "must be a finite number of µm"),
     ("pore_fraction_pct", float("nan"), "must be a finite number of %"),
     ("feal_present", 1, "must be true or false"),
-    ("feal_thickness_um", None, "must not be null"),
+    ("precipitate_fraction_pct", None, "must not be null"),
 ])
 def test_truth_values_of_the_wrong_kind_are_problems(ds: Path, name: str, value: object, message: str) -> None:
     meta_path = ds / "meta" / "000002.json"
