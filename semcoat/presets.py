@@ -1,13 +1,15 @@
-"""Ready coatings for the two heat treatments of the literature (Al slurry on 9Cr steel, air, 650 degC).
+"""Ready coatings for the heat treatments of the literature (Al slurry on 9Cr steel, air, 650 degC).
 
-A longer anneal grows a thicker Fe2Al5 layer, a deeper pore line and a FeAl layer at the substrate interface.
-Each preset also comes as a ready batch (``preset_batch``) whose randomisation covers the spread seen between
-images of one sample and between samples.
+A longer anneal grows a thicker Fe2Al5 layer, a deeper pore line and a FeAl layer at the substrate interface; a thin
+slurry layer gives a 20-40 um coating. Each preset also comes as a ready batch (``preset_batch``) whose randomisation
+covers the spread seen between images of one sample and between samples, at the preset's scale or another one, and
+as a family of batches over scales from 0.05 to 0.35 um per pixel (``preset_family``).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 from semcoat.batch import BatchSpec, Distribution, RenderSettings
 from semcoat.errors import InvalidArgument
@@ -38,7 +40,28 @@ def _preset_20h_650c() -> CoatingSpec:
     )
 
 
-PRESETS = {"5h_650C": _preset_5h_650c, "20h_650C": _preset_20h_650c}
+def _preset_thin_slurry() -> CoatingSpec:
+    # A thin slurry layer (about a third of the usual Al), 5 h at 650 degC: 20-40 um of Fe2Al5 with a shallow pore
+    # line, seen at a higher magnification.
+    return CoatingSpec(
+        layers=LayerSpec(surface_depth_um=9.0, fe2al5_thickness_um=30.0, fe2al5_thickness_variation_um=1.0,
+                         feal_present=False, feal_thickness_um=1.5, surface_roughness_amplitude_um=1.0,
+                         surface_roughness_wavelength_um=30.0, interface_roughness_amplitude_um=0.8,
+                         interface_roughness_wavelength_um=18.0),
+        pores=PoreSpec(area_fraction_pct=1.5, radius_mean_um=0.45, radius_std_um=0.2),
+        pore_line=PoreLineSpec(present=True, depth_um=11.0, width_um=2.5, lateral_coverage=0.8,
+                               area_fraction_pct=25.0, pore_radius_mean_um=0.7, pore_radius_std_um=0.3),
+        precipitates=PrecipitateSpec(area_fraction_pct=2.0, radius_mean_um=0.35, radius_std_um=0.15),
+        imaging=ImagingSpec(pixel_size_um=0.085),
+    )
+
+
+PRESETS = {"5h_650C": _preset_5h_650c, "20h_650C": _preset_20h_650c, "thin_slurry": _preset_thin_slurry}
+# Scales of a dataset family (um per pixel, about evenly in log): from a close look at the pores to a whole coating
+# with the steel below it. The frame (and so the scale) belongs to a dataset, so a family is one batch per scale.
+FAMILY_PIXEL_SIZES_UM = (0.05, 0.08, 0.13, 0.2, 0.35)
+# Largest tilt of the cross-section the presets draw, degrees.
+PRESET_TILT_DEG = 5.0
 
 
 def preset(name: str) -> CoatingSpec:
@@ -52,8 +75,14 @@ def _relative_uniform(value: float, fraction: float) -> Distribution:
     return Distribution("uniform", low=round(value * (1 - fraction), 4), high=round(value * (1 + fraction), 4))
 
 
-def preset_batch(name: str, count: int = 100, seed: int = 0) -> BatchSpec:
-    """A ready batch for preset ``name``: ``count`` images around it, seeded by ``seed``."""
+def preset_batch(name: str, count: int = 100, seed: int = 0, pixel_size_um: float | None = None) -> BatchSpec:
+    """A ready batch for preset ``name``: ``count`` images around it, seeded by ``seed``.
+
+    ``pixel_size_um`` (um per pixel) frames the batch at another scale than the preset's: the resin band grows to keep
+    a tilted surface in the frame, and where the coating may not fit the frame's height, the batch's frames cut it
+    (``imaging.partial_frame``), the surface drawn anywhere from inside the frame to as far above it as puts the
+    substrate in its lower part: close-ups of the surface, of the middle of the layer and of the bottom interface.
+    """
     base = preset(name)
     lay, line = base.layers, base.pore_line
     randomize = {
@@ -102,7 +131,72 @@ def preset_batch(name: str, count: int = 100, seed: int = 0) -> BatchSpec:
         "precipitates.pullout_fraction": Distribution("uniform", low=0.0, high=0.15),
         "precipitates.speck_density_per_um2": Distribution("uniform", low=0.0, high=3.0),
     }
+    randomize.update(_geometry_ranges(name))
+    if pixel_size_um is not None:
+        _reframe(base, randomize, pixel_size_um)
     batch = BatchSpec(name=f"{name}-batch", count=count, seed=seed, base=copy.deepcopy(base), randomize=randomize,
                       render=RenderSettings(images_per_task=25))
     batch.validate()
     return batch
+
+
+def preset_family(
+    name: str, count: int = 100, seed: int = 0, pixel_sizes_um: tuple[float, ...] = FAMILY_PIXEL_SIZES_UM
+) -> list[BatchSpec]:
+    """A dataset family of preset ``name``: one batch of ``count`` images per pixel size (``name-<size>um``, seeds
+    ``seed``, ``seed + 1``, ...), each framed by :func:`preset_batch` at its scale."""
+    family = []
+    for k, size in enumerate(pixel_sizes_um):
+        batch = preset_batch(name, count=count, seed=seed + k, pixel_size_um=size)
+        batch.name = f"{name}-{size:g}um"
+        family.append(batch)
+    return family
+
+
+def _geometry_ranges(name: str) -> dict[str, Distribution]:
+    """The randomisation of the coating's geometry added by the realism issue (issue 11, points 4-9)."""
+    ranges = {
+        # Scale and framing: a small tilt of the whole cross-section (the measurements correct for it).
+        "imaging.tilt_deg": Distribution("uniform", low=-PRESET_TILT_DEG, high=PRESET_TILT_DEG),
+    }
+    if name == "thin_slurry":
+        ranges.update({
+            "layers.fe2al5_thickness_um": Distribution("uniform", low=20.0, high=40.0),
+            "layers.surface_roughness_amplitude_um": Distribution("uniform", low=0.3, high=1.5),
+            "layers.interface_roughness_amplitude_um": Distribution("uniform", low=0.3, high=1.2),
+        })
+    return ranges
+
+
+def _highest(randomize: dict[str, Distribution], path: str, value: float) -> float:
+    """The largest value ``path`` takes in the batch (``value`` when it does not vary; a normal: mean + 3 std)."""
+    dist = randomize.get(path)
+    if dist is None:
+        return value
+    if dist.kind == "uniform":
+        return float(dist.high)  # type: ignore[arg-type]
+    if dist.kind == "normal":
+        return float(dist.mean) + 3.0 * float(dist.std)  # type: ignore[arg-type]
+    return float(max(dist.values))  # type: ignore[arg-type]
+
+
+def _reframe(base: CoatingSpec, randomize: dict[str, Distribution], pixel_size_um: float) -> None:
+    """Frame ``base`` (and its randomisation) at ``pixel_size_um``, see :func:`preset_batch`."""
+    lay, img = base.layers, base.imaging
+    img.pixel_size_um = pixel_size_um
+    height_um = img.height_px * pixel_size_um
+    rise_um = 0.5 * img.width_px * pixel_size_um * math.tan(math.radians(PRESET_TILT_DEG))
+    resin_um = _highest(randomize, "layers.surface_roughness_amplitude_um", lay.surface_roughness_amplitude_um)
+    resin_um += rise_um + 1.0
+    thickness_um = _highest(randomize, "layers.fe2al5_thickness_um", lay.fe2al5_thickness_um)
+    thickness_um += _highest(randomize, "layers.feal_thickness_um", lay.feal_thickness_um) if lay.feal_present else 0
+    below_um = (thickness_um + lay.fe2al5_thickness_variation_um + rise_um
+                + _highest(randomize, "layers.interface_roughness_amplitude_um", lay.interface_roughness_amplitude_um))
+    lay.surface_depth_um = round(max(lay.surface_depth_um, resin_um), 2)
+    if lay.surface_depth_um + below_um < height_um:
+        return
+    img.partial_frame = True
+    mean_um = lay.fe2al5_thickness_um + (lay.feal_thickness_um if lay.feal_present else 0.0)
+    # From the surface inside the frame down to the coating's bottom at seven tenths of the frame.
+    lowest = min(0.7 * height_um - mean_um, lay.surface_depth_um - 1.0)
+    randomize["layers.surface_depth_um"] = Distribution("uniform", low=round(lowest, 2), high=lay.surface_depth_um)

@@ -40,8 +40,9 @@ class LayerSpec:
     """Layer stack and interface roughness."""
 
     surface_depth_um: float = param(
-        20.0, unit="um", minimum=0.0, maximum=2000.0,
-        doc="Mean depth of the coating surface below the top edge of the image (the resin band).")
+        20.0, unit="um", minimum=-2000.0, maximum=2000.0,
+        doc="Mean depth of the coating surface below the top edge of the image (the resin band); negative puts the "
+            "surface above the top edge (the frame starts inside the coating), which needs imaging.partial_frame.")
     fe2al5_thickness_um: float = param(
         60.0, unit="um", minimum=1.0, maximum=1000.0, doc="Mean thickness of the Fe2Al5 layer.")
     fe2al5_thickness_variation_um: float = param(
@@ -202,6 +203,16 @@ class ImagingSpec:
     pixel_size_um: float = param(0.2, unit="um", minimum=0.001, maximum=100.0, doc="Edge length of one pixel.")
     width_px: int = param(1024, unit="px", minimum=16, maximum=8192, doc="Image width (along the surface).")
     height_px: int = param(768, unit="px", minimum=16, maximum=8192, doc="Image height (depth), data bar included.")
+    tilt_deg: float = param(
+        0.0, unit="deg", minimum=-10.0, maximum=10.0,
+        doc="Turn of the whole cross-section in the frame (mounted or scanned askew), about the image centre; "
+            "positive turns it clockwise, so the surface descends to the right. The measurements estimate it from the "
+            "surface and interface lines and report lengths across the coating.")
+    partial_frame: bool = param(
+        False,
+        doc="Allow a frame that shows only part of the coating (a high magnification): the coating may run off the "
+            "bottom edge (the substrate not reached) and, with a negative layers.surface_depth_um, start above the "
+            "top edge. Measurements that need an edge the frame does not show are then None.")
     probe_fwhm_um: float = param(
         0.25, unit="um", minimum=0.0, maximum=5.0,
         doc="Full width at half maximum of the narrow core of the resolution (probe plus backscatter spread; "
@@ -310,6 +321,11 @@ class CoatingSpec:
         if errors:
             raise SpecError(errors)
 
+    def tilt_rise_um(self) -> float:
+        """How far the tilt lifts (or lowers) the coating at the image's side edges, µm: half the width x tan(tilt)."""
+        img = self.imaging
+        return 0.5 * img.width_px * img.pixel_size_um * math.tan(math.radians(abs(img.tilt_deg)))
+
     def coating_bottom_um(self) -> float:
         """Deepest mean depth of the coating (Fe2Al5 + FeAl) below the top edge of the image."""
         lay = self.layers
@@ -321,21 +337,24 @@ class CoatingSpec:
         errors: list[FieldError] = []
         lay, line, img = self.layers, self.pore_line, self.imaging
         usable_height_um = (img.height_px - (img.data_bar_height_px if img.data_bar else 0)) * img.pixel_size_um
+        rise_um = self.tilt_rise_um()
         reach_um = (
             self.coating_bottom_um() + lay.surface_roughness_amplitude_um + lay.interface_roughness_amplitude_um
-            + lay.fe2al5_thickness_variation_um
+            + lay.fe2al5_thickness_variation_um + rise_um
         )
-        if reach_um >= usable_height_um:
+        if reach_um >= usable_height_um and not img.partial_frame:
             errors.append(FieldError(
                 "layers", round(reach_um, 3),
-                f"the coating reaches {reach_um:.1f} um deep (surface depth + layers + roughness) but the image "
-                f"shows {usable_height_um:.1f} um above the data bar; lower the thicknesses or surface depth, or "
-                "raise imaging.height_px or imaging.pixel_size_um so the substrate is in the frame"))
-        if lay.surface_depth_um < lay.surface_roughness_amplitude_um:
+                f"the coating reaches {reach_um:.1f} um deep (surface depth + layers + roughness + tilt) but the "
+                f"image shows {usable_height_um:.1f} um above the data bar; lower the thicknesses or surface depth, "
+                "raise imaging.height_px or imaging.pixel_size_um so the substrate is in the frame, or set "
+                "imaging.partial_frame for a frame that shows part of the coating"))
+        if lay.surface_depth_um < lay.surface_roughness_amplitude_um + rise_um and not img.partial_frame:
             errors.append(FieldError(
                 "layers.surface_depth_um", lay.surface_depth_um,
-                f"must be at least the surface roughness amplitude ({lay.surface_roughness_amplitude_um} um) so the "
-                "surface stays inside the image"))
+                f"must be at least the surface roughness amplitude ({lay.surface_roughness_amplitude_um} um) plus "
+                f"what the tilt lifts the side edges ({rise_um:.2f} um) so the surface stays inside the image (or set "
+                "imaging.partial_frame)"))
         if lay.feal_present and lay.feal_thickness_um <= 0:
             errors.append(FieldError(
                 "layers.feal_thickness_um", lay.feal_thickness_um, "must be > 0 when layers.feal_present is true"))
@@ -368,7 +387,10 @@ class CoatingSpec:
         """
         lay, img = self.layers, self.imaging
         width_um = img.width_px * img.pixel_size_um
-        band_um = max(0.0, min(lay.fe2al5_thickness_um, img.height_px * img.pixel_size_um - lay.surface_depth_um))
+        # The band inside the frame: geometry places inclusions in the frame only (give or take one inclusion).
+        top_um = max(0.0, lay.surface_depth_um)
+        band_um = max(0.0, min(lay.surface_depth_um + lay.fe2al5_thickness_um, img.height_px * img.pixel_size_um)
+                      - top_um)
 
         def count(area_um2: float, fraction_pct: float, mean_um: float, std_um: float) -> float:
             return area_um2 * fraction_pct / 100.0 / (math.pi * (mean_um ** 2 + std_um ** 2))
