@@ -12,6 +12,7 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
+from render_service.dashboard.curves import Series, chart_svg
 from render_service.dashboard.views import OVERLAY_PERCENT, TRUTH_COLUMNS
 
 POLL_MS = 2000
@@ -197,3 +198,35 @@ def batch_page(owner: str, view: dict[str, Any], window: dict[str, Any], classes
             f"<template id=\"truth-row\">{truth_row(_EMPTY_SAMPLE)}</template>")
     source = f"/ui/data/batches/{view['id']}?start={int(window['start'])}"
     return page(view["name"] or view["id"], main, owner, source=source, kind="batch")
+
+
+def _series_legend(series: list[Series]) -> str:
+    items = "".join(f"<li>{_swatch(s.rgb)} {esc(s.label)}</li>" for s in series)
+    return f"<ul class=\"series-legend\">{items}</ul>"
+
+
+def training_page(owner: str, view: dict[str, Any], loss: list[Series], dice: list[Series]) -> str:
+    """A training: state, what it trains on and with, error, and its loss and Dice curves (``loss``/``dice``:
+    curves; empty until the finished training's metrics are collected)."""
+    facts = "".join(f"<dt>{esc(label)}</dt><dd data-text=\"{field}\">{esc(view[field])}</dd>"
+                    for label, field in (("Id", "id"), ("Config", "config"), ("Backend", "backend"),
+                                         ("Resources", "resources"), ("Datasets", "datasets"), ("Job", "job"),
+                                         ("Created", "created"), ("Started", "started"), ("Finished", "finished")))
+    if loss or dice:
+        charts = ["<div class=\"charts\" id=\"curves\">"]
+        if loss:
+            charts.append(f"<figure>{chart_svg(loss, 'Loss', 'loss')}{_series_legend(loss)}</figure>")
+        if dice:
+            charts.append(f"<figure>{chart_svg(dice, 'Validation Dice', 'Dice', (0.0, 1.0))}"
+                          f"{_series_legend(dice)}</figure>")
+        charts.append("</div>")
+        curves_html = "".join(charts)
+    else:
+        curves_html = ("<p class=\"muted\">The curves appear when the training has finished and its logged metrics "
+                       "(<code>metrics.csv</code>) are collected.</p>")
+    main = (f"<p><a href=\"/\">← Overview</a></p><section id=\"training\" data-key=\"{esc(view['id'])}\">"
+            f"<h1 data-text=\"name\">{esc(view['name'])}</h1>"
+            f"<p class=\"headline\">{_state(view)}</p>"
+            f"<p class=\"error\" role=\"alert\" data-text=\"error\">{esc(view['error'])}</p>"
+            f"<dl class=\"facts\">{facts}</dl></section><h2>Curves</h2>{curves_html}")
+    return page(view["name"] or view["id"], main, owner, source=f"/ui/data/trainings/{view['id']}", kind="training")
