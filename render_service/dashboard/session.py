@@ -15,7 +15,7 @@ ignores the cookie and keeps asking for the bearer header.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Request
 from starlette.responses import Response
@@ -45,16 +45,19 @@ def form_token(body: bytes) -> str | None:
 
 
 def same_site(request: Request) -> bool:
-    """False when the browser says the request comes from another site (its ``Sec-Fetch-Site``, or an ``Origin``
-    that is not this server's own); a client that sends neither (curl, a script) is not a browser page: True."""
+    """False when the browser says the request comes from another site.
+
+    A browser's ``Sec-Fetch-Site`` decides when it sends one (every current browser does); otherwise the host of
+    its ``Origin`` must be the ``Host`` it asked for (the scheme is not compared: behind a TLS proxy the service sees
+    plain HTTP). A client that sends neither (curl, a script) is not a page of another site: True.
+    """
     fetch_site = request.headers.get("sec-fetch-site")
-    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
-        return False
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    host = request.headers.get("host", "")
-    return origin == f"{request.url.scheme}://{host}"
+    return urlsplit(origin).netloc == request.headers.get("host", "") != ""
 
 
 def set_cookie(response: Response, request: Request, token: str) -> None:

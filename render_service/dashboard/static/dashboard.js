@@ -97,7 +97,8 @@
     const text = document.getElementById("samples-text");
     if (text) text.textContent = data.window.text;
     // Done once the batch has ended and the page shows every image of its window.
-    return data.batch.final && samples.length === Math.min(data.window.per_page, data.window.total - data.window.start);
+    const expected = Math.max(0, Math.min(data.window.per_page, data.window.total - data.window.start));
+    return data.batch.final && samples.length === expected;
   }
 
   function training(data) {
@@ -127,6 +128,10 @@
   async function poll() {
     const handle = handlers[body.dataset.page];
     if (!source || !handle) return;
+    if (document.hidden) {  // a tab in the background asks nothing; it catches up when shown
+      window.setTimeout(poll, pollMs);
+      return;
+    }
     let finished = false;
     try {
       const response = await fetch(source, {credentials: "same-origin", cache: "no-store",

@@ -85,7 +85,9 @@ def test_signin_sets_an_httponly_strict_cookie_and_a_wrong_token_is_refused(api:
 
 
 @pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Origin": "null"},
-                                     {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}])
+                                     {"Origin": "http://testserver.evil.example"},
+                                     {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                                     {"Sec-Fetch-Site": "cross-site", "Origin": "http://testserver"}])
 def test_a_signin_or_signout_posted_from_another_site_is_refused(api: Api, headers: dict[str, str]) -> None:
     answer = api.client.post("/ui/signin", data={"token": api.token}, headers=headers, follow_redirects=False)
     assert answer.status_code == 403 and "set-cookie" not in answer.headers
@@ -94,9 +96,13 @@ def test_a_signin_or_signout_posted_from_another_site_is_refused(api: Api, heade
     assert out.status_code == 403 and "set-cookie" not in out.headers
 
 
-def test_signin_from_the_dashboards_own_page_is_accepted(api: Api) -> None:
-    answer = api.client.post("/ui/signin", data={"token": api.token}, follow_redirects=False,
-                             headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"})
+@pytest.mark.parametrize("headers", [
+    {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},
+    {"Origin": "https://testserver"},  # behind a TLS proxy the service sees http
+    {"Origin": "https://dashboard.example", "Sec-Fetch-Site": "same-origin"},  # a proxy that rewrote Host
+    {}])  # not a browser: curl
+def test_signin_from_the_dashboards_own_page_is_accepted(api: Api, headers: dict[str, str]) -> None:
+    answer = api.client.post("/ui/signin", data={"token": api.token}, follow_redirects=False, headers=headers)
     assert answer.status_code == 303
 
 
