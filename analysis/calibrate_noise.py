@@ -32,6 +32,8 @@ MIN_REGION_PAIRS = 500
 OUTLIER_SIGMAS = 6.0
 # Lags along the line over which the noise's correlation is measured (the model's bandwidth reaches 2 px).
 CORRELATION_LAGS = 3
+# The slope of variance on grey must exceed this many of its standard errors to be read as shot noise.
+MIN_SLOPE_ERRORS = 3.0
 # A region with more of its pixels at black or white than this is left out of the fit (when others remain).
 MAX_CLIPPED_SHARE = 0.002
 # Two phases must differ in grey by at least this share of the brighter one to tell shot from detector noise.
@@ -175,16 +177,22 @@ def fit_noise(regions: Sequence[RegionNoise]) -> NoiseFit:
     w = np.array([r.pairs for r in regions], np.float64) / np.maximum(v, 1e-12) ** 2
     separated = len(regions) >= 2 and float(m.max() - m.min()) >= MIN_MEAN_SPREAD * float(m.max())
     intercept = 0.0
-    if separated:
-        design = np.stack([m, np.ones_like(m)], axis=1) * np.sqrt(w)[:, None]
-        slope, intercept = np.linalg.lstsq(design, v * np.sqrt(w), rcond=None)[0]
-    if not separated or intercept < 0:
-        intercept = 0.0
-        slope = float(np.sum(w * m * v) / max(float(np.sum(w * m * m)), 1e-30))
+    columns = [m, np.ones_like(m)] if separated else [m]
+    design = np.stack(columns, axis=1)
+    solution = np.linalg.lstsq(design * np.sqrt(w)[:, None], v * np.sqrt(w), rcond=None)[0]
+    if separated and solution[1] < 0:
+        design, solution = design[:, :1], np.array([np.sum(w * m * v) / max(float(np.sum(w * m * m)), 1e-30)])
+    slope = float(solution[0])
+    intercept = float(solution[1]) if solution.size > 1 else 0.0
+    # The slope's standard error: each variance is known to sqrt(2 / pairs) of itself.
+    covariance = np.linalg.pinv(design.T @ (design * (0.5 * w)[:, None]))
+    slope_error = float(np.sqrt(max(covariance[0, 0], 0.0)))
     described = ", ".join(f"{r.label} {r.mean:.3f}: {r.variance:.2e}" for r in regions)
-    if slope <= 0 or not np.isfinite(slope):
-        raise EstimateError(f"dose: the noise does not grow with the grey level (grey: variance {described}), so "
-                            "there is no shot noise to read a dose from")
+    if not np.isfinite(slope) or slope <= MIN_SLOPE_ERRORS * slope_error:
+        bound = SHOT_VARIANCE_FACTOR / max(slope + MIN_SLOPE_ERRORS * slope_error, 1e-30)
+        raise EstimateError(f"dose: the noise does not grow with the grey level (grey: variance {described}): the "
+                            f"shot noise hides under the detector noise, the dose is at least about {bound:.3g} "
+                            "electrons per pixel")
     dose = SHOT_VARIANCE_FACTOR / float(slope)
     detector = float(np.sqrt(max(float(intercept), 0.0) / DETECTOR_VARIANCE_FACTOR))
     return NoiseFit(dose, detector, separated, tuple(regions))

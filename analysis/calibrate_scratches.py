@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.special import ndtr
 
 from analysis.calibrate_model import FWHM_PER_SIGMA, EstimateError
 
@@ -36,6 +37,11 @@ GROOVE_SIGMA_PX = 0.7
 MEAN_GROOVE_DEPTH = 0.65
 MIN_FLAT_PIXELS = 2000
 CLIP_SIGMAS = 2.5
+# A detected line must be a groove: both sides above its bottom by this many standard errors (the scan bandwidth and
+# the probe correlate neighbouring pixels: about this many pixels per independent one).
+DIP_SIGMAS = 2.5
+NOISE_CORRELATION = 4.0
+CENTRE_HALF_WIDTH_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,17 @@ class ScratchFit:
 
 def line_response(relative: np.ndarray, region: np.ndarray, blur_sigma_px: float) -> np.ndarray:
     """Darkening of thin lines in a relative residual image (image / predicted image - 1): a wide blur of it minus a
-    narrow one (the probe's width), 0 outside ``region``."""
+    narrow one (the probe's width), both over ``region`` only (normalised convolutions: what lies outside, an edge
+    the prediction misplaces by a fraction of a pixel, does not leak in), 0 outside ``region``."""
     narrow_sigma = max(0.7, blur_sigma_px)
-    narrow = ndi.gaussian_filter(relative, narrow_sigma)
-    wide = ndi.gaussian_filter(relative, 3.0 * narrow_sigma + 1.0)
-    return np.asarray(np.where(region, wide - narrow, 0.0))
+    inside = region.astype(np.float64)
+    values = np.where(region, relative, 0.0)
+
+    def blur(sigma: float) -> np.ndarray:
+        weight = ndi.gaussian_filter(inside, sigma)
+        return np.asarray(ndi.gaussian_filter(values, sigma) / np.maximum(weight, 1e-6))
+
+    return np.asarray(np.where(region, blur(3.0 * narrow_sigma + 1.0) - blur(narrow_sigma), 0.0))
 
 
 def _hough(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, angles: np.ndarray, n_offsets: int,
@@ -112,11 +124,15 @@ def find_scratches(image: np.ndarray, solid_flat: np.ndarray, pixel_size_um: flo
         raise EstimateError(f"scratches: only {int(solid_flat.sum())} flat solid pixels (at least {MIN_FLAT_PIXELS} "
                             "are needed)")
     full = np.asarray(image, np.float64)
-    reference = predicted if predicted is not None else ndi.gaussian_filter(full, 3.0 * max(0.7, core_sigma_px) + 1.0)
+    wide_sigma = 3.0 * max(0.7, core_sigma_px) + 1.0
+    reference = predicted if predicted is not None else ndi.gaussian_filter(full, wide_sigma)
     relative = full / np.maximum(reference, 1e-3) - 1.0
-    response = line_response(relative, ndi.binary_erosion(solid_flat, iterations=3), core_sigma_px)
+    # Without a prediction the filter sees the phases' edges as lines: keep its reach away from them.
+    erode = 3 if predicted is not None else int(np.ceil(2.5 * wide_sigma))
+    region = ndi.distance_transform_edt(solid_flat) > erode
+    response = line_response(relative, region, core_sigma_px)
     # Half resolution: the filtered lines stay a pixel or more wide; a quarter of the work.
-    small_region = ndi.binary_erosion(solid_flat, iterations=3)[::2, ::2]
+    small_region = region[::2, ::2]
     small = response[::2, ::2]
     rows, cols = np.nonzero(small_region)
     values = small[rows, cols]
@@ -152,8 +168,9 @@ def find_scratches(image: np.ndarray, solid_flat: np.ndarray, pixel_size_um: flo
             break
         a = np.deg2rad(angles[i])
         rho = (j + 0.5) * OFFSET_BIN_PX - reach
-        found.append(Scratch(float(angles[i] + 90.0) % 180.0, 2.0 * rho,
-                             _darkening(flat_rows, flat_cols, flat_values, a, 2.0 * rho), int(counts[i, j]) * 2))
+        dip = _two_sided_dip(*_refined(flat_rows, flat_cols, flat_values, a, 2.0 * rho))
+        if dip is not None:  # a step (a grain boundary) is darker on one side only: not a groove
+            found.append(Scratch(float(angles[i] + 90.0) % 180.0, 2.0 * rho, dip, int(counts[i, j]) * 2))
         # Suppress the butterfly of this line in (angle, offset): a nearby angle sees it at the offset of the line's
         # point nearest the flat regions' centre.
         along = rho - cx * np.cos(a) - cy * np.sin(a)
@@ -168,26 +185,57 @@ def find_scratches(image: np.ndarray, solid_flat: np.ndarray, pixel_size_um: flo
     contrast = None
     darkenings = [s.darkening for s in found if s.darkening > 0]
     if darkenings:
-        # The probe lowers a groove's peak by sigma_groove / sqrt(sigma_groove^2 + sigma_core^2) (a 1-D blur).
-        peak = GROOVE_SIGMA_PX / float(np.hypot(GROOVE_SIGMA_PX, core_sigma_px))
-        contrast = float(np.median(darkenings)) / peak / MEAN_GROOVE_DEPTH
+        contrast = float(np.median(darkenings)) / groove_seen(core_sigma_px) / MEAN_GROOVE_DEPTH
     return ScratchFit(tuple(found), density, contrast)
 
 
-def _darkening(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, normal_rad: float, offset_px: float) -> float:
-    """Depth of the dip (relative grey ``values`` at pixels ``rows, cols``) across the line
-    ``c cos(a) + r sin(a) = offset``: the level 3-6 px away minus the lowest half-pixel bin within 1.5 px."""
+def _refined(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, normal_rad: float,
+             offset_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """The line near ``(normal, offset)`` (found at half resolution, in bins of 3 px and 0.5 degrees) along which the
+    full-resolution relative grey is lowest, and the pixels within 10 px of it."""
+    near = np.abs(cols * np.cos(normal_rad) + rows * np.sin(normal_rad) - offset_px) <= 12.0
+    # Refined on one checkerboard half of the pixels, judged on the other: the darkest of many nearby lines is dark
+    # partly by chance, and that chance must not pass for a groove.
+    search = near & ((rows + cols) % 2 == 0)
+    r, c, v = rows[search], cols[search], values[search]
+    best = (np.inf, normal_rad, offset_px)
+    for da in np.deg2rad(np.arange(-0.5, 0.51, 0.125)):
+        for do in np.arange(-3.0, 3.01, 0.5):
+            d = c * np.cos(normal_rad + da) + r * np.sin(normal_rad + da) - (offset_px + do)
+            centre = np.abs(d) <= 0.75
+            if centre.sum() >= 20:
+                level = float(v[centre].mean())
+                if level < best[0]:
+                    best = (level, normal_rad + da, offset_px + do)
+    judge = near & ((rows + cols) % 2 == 1)
+    return rows[judge], cols[judge], values[judge], best[1], best[2]
+
+
+def _two_sided_dip(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, normal_rad: float,
+                   offset_px: float) -> float | None:
+    """Depth of the dip (relative grey ``values`` at pixels ``rows, cols``) along the line
+    ``c cos(a) + r sin(a) = offset``: the lower of the two sides' mean levels (3.5-8 px away) minus the mean within
+    1 px of the line; None unless both sides stand above it by DIP_SIGMAS of their standard errors."""
     dist = cols * np.cos(normal_rad) + rows * np.sin(normal_rad) - offset_px
-    near = np.abs(dist) <= 6.0
-    d, v = dist[near], values[near]
-    side = (np.abs(d) >= 3.0)
-    centre = np.abs(d) <= 1.5
-    if side.sum() < 10 or centre.sum() < 10:
-        return 0.0
-    bins = np.floor((d[centre] + 1.5) / 0.5).astype(np.int64)
-    n = np.bincount(bins)
-    means = np.bincount(bins, v[centre]) / np.maximum(n, 1)
-    return float(np.median(v[side]) - means[n >= 5].min()) if (n >= 5).any() else 0.0
+    left, right, centre = values[(dist <= -3.5) & (dist >= -8.0)], values[(dist >= 3.5) & (dist <= 8.0)], \
+        values[np.abs(dist) <= CENTRE_HALF_WIDTH_PX]
+    if min(left.size, right.size, centre.size) < 20:
+        return None
+    bottom = float(np.mean(centre))
+    spread = float(np.std(np.concatenate([left, right])))
+    for side in (left, right):
+        error = spread * np.sqrt(NOISE_CORRELATION / side.size + NOISE_CORRELATION / centre.size)
+        if float(np.mean(side)) - bottom < DIP_SIGMAS * error:
+            return None
+    return min(float(np.mean(left)), float(np.mean(right))) - bottom
+
+
+def groove_seen(core_sigma_px: float) -> float:
+    """Share of a groove's depth the mean within CENTRE_HALF_WIDTH_PX of its line keeps through the probe core: the
+    groove (a Gaussian of GROOVE_SIGMA_PX, peak 1) blurred, then averaged over the window."""
+    total = float(np.hypot(GROOVE_SIGMA_PX, core_sigma_px))
+    half = CENTRE_HALF_WIDTH_PX / total
+    return GROOVE_SIGMA_PX * float(np.sqrt(2.0 * np.pi)) * (float(ndtr(half)) - 0.5) / CENTRE_HALF_WIDTH_PX
 
 
 def core_sigma_from_fwhm(fwhm_px: float) -> float:

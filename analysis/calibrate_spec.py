@@ -238,40 +238,53 @@ def _geometry(batch: BatchSpec, estimates: Sequence[ImageEstimates], ranges: dic
                 batch.randomize[path] = Distribution("uniform", low=round(max(float(dist.low) * scale, 0.1), 4),
                                                      high=round(max(float(dist.high) * scale, 0.1), 4))
         notes.append(f"pore_line.depth_um, width_um: the preset's, scaled by {scale:.3g} with the Fe2Al5 thickness")
-    # The surface must lie below its roughness: cap the roughness by the shallowest surface drawn.
-    depth_low = float(batch.randomize["layers.surface_depth_um"].low) if "layers.surface_depth_um" in batch.randomize \
-        else lay.surface_depth_um
-    rough = batch.randomize.get("layers.surface_roughness_amplitude_um")
-    if _high(batch, "layers.surface_roughness_amplitude_um") > depth_low:
-        cap = round(0.9 * depth_low, 4)
-        lay.surface_roughness_amplitude_um = min(lay.surface_roughness_amplitude_um, cap)
-        if rough is not None and rough.kind == "uniform":
-            batch.randomize["layers.surface_roughness_amplitude_um"] = Distribution(
-                "uniform", low=min(float(rough.low), cap), high=cap)
-        notes.append(f"layers.surface_roughness_amplitude_um: capped at {cap} um, under the shallowest surface")
-    _fit_frame(batch, notes)
+    thickness = ranges.get("layers.fe2al5_thickness_um")
+    _fit_frame(batch, notes, min(thickness.values) if thickness else 0.5 * _get(batch, "layers.fe2al5_thickness_um"))
 
 
-# What a drawn coating reaches below the top edge: these parameters' largest draws add up.
-REACH_PATHS = ("layers.surface_depth_um", "layers.fe2al5_thickness_um", "layers.surface_roughness_amplitude_um",
-               "layers.interface_roughness_amplitude_um", "layers.fe2al5_thickness_variation_um")
-# Not measured: the preset's guesses give way first, down to this share of themselves.
+# Parameters calibration does not measure that push the coating towards the frame's edges: the preset's guesses give
+# way first (scaled down to at most MIN_UNMEASURED_SHARE of themselves), then the measured thickness range's top.
 UNMEASURED_REACH = ("layers.fe2al5_thickness_variation_um", "layers.surface_roughness_amplitude_um",
-                    "layers.interface_roughness_amplitude_um")
-MIN_UNMEASURED_SHARE = 0.25
+                    "layers.interface_roughness_amplitude_um", "imaging.tilt_deg")
+DEEPENING = ("layers.surface_depth_um", "layers.fe2al5_thickness_um", "layers.feal_thickness_um",
+             *UNMEASURED_REACH)
+SHRINK_STEPS = (1.0, 0.75, 0.5, 0.25)
+FRAME_PROBLEM_PATHS = ("layers", "layers.surface_depth_um")
 
 
-def _reach_excess(batch: BatchSpec) -> tuple[float, float]:
-    """(deepest drawn coating, its excess over MAX_REACH_SHARE of the usable height), µm."""
-    img = batch.base.imaging
-    usable = (img.height_px - (img.data_bar_height_px if img.data_bar else 0)) * img.pixel_size_um
-    reach = sum(_high(batch, p) for p in REACH_PATHS)
-    if "layers.feal_present" in batch.randomize or batch.base.layers.feal_present:
-        reach += _high(batch, "layers.feal_thickness_um")
-    return reach, reach - MAX_REACH_SHARE * usable
+def _extreme(batch: BatchSpec, path: str, deepest: bool) -> float:
+    """The draw of ``path`` that puts the coating deepest (``deepest``) or its surface highest: the largest value
+    (of the absolute value for a signed tilt), except the surface depth's smallest for the highest surface."""
+    dist = batch.randomize.get(path)
+    if path == "layers.surface_depth_um" and not deepest:
+        if dist is not None and dist.kind == "uniform":
+            return float(dist.low)  # type: ignore[arg-type]
+        return _get(batch, path) if dist is None or dist.kind != "choice" else float(min(dist.values or [0.0]))
+    if path == "imaging.tilt_deg":
+        if dist is None:
+            return abs(_get(batch, path))
+        if dist.kind == "uniform":
+            return max(abs(float(dist.low)), abs(float(dist.high)))  # type: ignore[arg-type]
+        return abs(_high(batch, path))
+    return _high(batch, path)
 
 
-def _scale_high(batch: BatchSpec, path: str, factor: float) -> None:
+def _frame_problems(batch: BatchSpec) -> list[str]:
+    """What the spec's own check says about the deepest and the highest coating the batch can draw."""
+    leaves = leaf_paths(CoatingSpec)
+    problems = []
+    for deepest in (True, False):
+        worst = copy.deepcopy(batch.base)
+        for path in DEEPENING:
+            if path in leaves:
+                section, leaf = path.split(".", 1)
+                setattr(getattr(worst, section), leaf, _extreme(batch, path, deepest))
+        worst.layers.feal_present = worst.layers.feal_present or "layers.feal_present" in batch.randomize
+        problems += [str(e) for e in worst.consistency_errors() if e.path in FRAME_PROBLEM_PATHS]
+    return problems
+
+
+def _scale(batch: BatchSpec, path: str, factor: float) -> None:
     """Scale ``path``'s base value and its uniform range's bounds by ``factor``."""
     _set(batch, path, round(_get(batch, path) * factor, 4))
     dist = batch.randomize.get(path)
@@ -280,33 +293,42 @@ def _scale_high(batch: BatchSpec, path: str, factor: float) -> None:
                                              high=round(float(dist.high) * factor, 4))  # type: ignore[arg-type]
 
 
-def _fit_frame(batch: BatchSpec, notes: list[str]) -> None:
-    """Keep the deepest drawn coating inside the frame: shrink the preset's roughness and thickness variation first
-    (not measured), then the Fe2Al5 thickness range's top."""
-    reach, excess = _reach_excess(batch)
-    if excess <= 0:
+def _fit_frame(batch: BatchSpec, notes: list[str], thinnest_um: float) -> None:
+    """Keep every drawn coating inside the frame, as the spec's own check counts it (surface depth, layers,
+    roughness, thickness variation, tilt): shrink the preset's guesses first, then the Fe2Al5 thickness range's top,
+    never below ``thinnest_um`` (the thinnest measured: the range must still cover a measured coating)."""
+    if not _frame_problems(batch):
         return
-    unmeasured = sum(_high(batch, p) for p in UNMEASURED_REACH)
-    if unmeasured > 0:
-        factor = max(MIN_UNMEASURED_SHARE, 1.0 - excess / unmeasured)
-        for path in UNMEASURED_REACH:
-            _scale_high(batch, path, factor)
-        notes.append(f"layers roughness and thickness variation: the preset's scaled by {factor:.2f} so the deepest "
-                     "drawn coating stays in the frame")
-        reach, excess = _reach_excess(batch)
-        if excess <= 0:
+    leaves = leaf_paths(CoatingSpec)
+    unmeasured = [p for p in UNMEASURED_REACH if p in leaves]
+    original = copy.deepcopy(batch)
+    for factor in SHRINK_STEPS[1:]:
+        for path in unmeasured:
+            _set(batch, path, _get(original, path))
+            if path in original.randomize:
+                batch.randomize[path] = copy.deepcopy(original.randomize[path])
+            _scale(batch, path, factor)
+        if not _frame_problems(batch):
+            notes.append(f"{', '.join(unmeasured)}: the preset's scaled by {factor} so every drawn coating stays in "
+                         "the frame")
             return
+    notes.append(f"{', '.join(unmeasured)}: the preset's scaled by {SHRINK_STEPS[-1]}")
     path = "layers.fe2al5_thickness_um"
     dist = batch.randomize.get(path)
-    high = _high(batch, path) - excess
-    low = float(dist.low) if dist is not None and dist.kind == "uniform" else high  # type: ignore[arg-type]
-    if high < max(1.0, 0.5 * low):
-        raise CalibrationError(
-            f"the measured coating cannot fit the frame: drawn at its deepest it reaches {reach:.1f} um, beyond the "
-            "frame above the data bar; calibrate on images whose frame shows the substrate")
-    batch.randomize[path] = Distribution("uniform", low=round(min(low, high), 4), high=round(high, 4))
-    batch.base.layers.fe2al5_thickness_um = round(min(batch.base.layers.fe2al5_thickness_um, high), 4)
-    notes.append(f"{path}: capped at {high:.1f} um so the deepest drawn coating stays in the frame")
+    low = float(dist.low) if dist is not None and dist.kind == "uniform" else _get(batch, path)  # type: ignore[arg-type]
+    high = _high(batch, path)
+    for _ in range(80):  # the thickness range's top down, in steps of 2.5 % of its bottom
+        high -= 0.025 * low
+        if high < thinnest_um:
+            raise CalibrationError(
+                "the measured coating cannot fit the frame: " + "; ".join(_frame_problems(batch)[:1])
+                + "; calibrate on images whose frame shows the substrate")
+        batch.randomize[path] = Distribution("uniform", low=round(min(low, high), 4), high=round(high, 4))
+        batch.base.layers.fe2al5_thickness_um = round(min(batch.base.layers.fe2al5_thickness_um, high), 4)
+        if not _frame_problems(batch):
+            notes.append(f"{path}: capped at {high:.1f} um so every drawn coating stays in the frame")
+            return
+    raise CalibrationError("the measured coating cannot fit the frame: " + "; ".join(_frame_problems(batch)[:1]))
 
 
 def _scan_notes(batch: BatchSpec, sources: Sequence[str], notes: list[str]) -> None:

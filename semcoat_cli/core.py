@@ -91,7 +91,7 @@ def spec_calibrate(
     """
     from analysis import files
     from analysis.calibrate import calibrate_files
-    from analysis.calibrate_spec import CalibrationError, build_batch
+    from analysis.calibrate_spec import build_batch
     from analysis.calibrate_table import ranges_text, table
     from analysis.measure import check_pixel_size_um
     from semcoat.batch import NAME_PATTERN
