@@ -19,7 +19,7 @@ from semcoat.errors import SemcoatError
 from semcoat_cli.errors import EXIT_FAILED, EXIT_USAGE, fail, message_of, option_name, user_errors
 
 # Options whose flag is not the argument's name with dashes.
-_REPORT_FLAGS = {"truth_pixel_size_um": "--pixel-size-um"}
+_REPORT_FLAGS = {"truth_pixel_size_um": "--pixel-size-um", "labels": "--label"}
 _PREDICT_FLAGS = {"image_paths": "IMAGES", "model_path": "--model", "out_dir": "--out"}
 
 
@@ -214,7 +214,13 @@ def predict_command(
 
 
 def report_command(
-    results: Annotated[Path, typer.Argument(help="A measurements CSV, or a `semcoat predict` output folder.")],
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A measurements CSV, or a `semcoat predict` output folder; several (one per model, on the same "
+            "images) to compare the models side by side."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder for report.html and its figures.")],
     truth: Annotated[
         Path | None,
@@ -232,9 +238,20 @@ def report_command(
             "image's pixel size from the predict folder's predictions.json).",
         ),
     ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="Name of each model when comparing several, once per RESULTS in the same order (default: the "
+            "model recorded in predictions.json, e.g. classical or unet.onnx).",
+        ),
+    ] = None,
 ) -> None:
     """Write an HTML report: overlays, thickness profiles, histograms, parity plots against truth.
 
+    Several RESULTS (e.g. `semcoat report pred_unet/ pred_classical/ --truth DATASET`) give one report comparing the
+    models: which is better at what, MAE and R² per measurement and Dice per class (with truth masks) for each, parity
+    plots with a series per model, and each image's ground truth and predictions side by side.
     With --truth, a warning says how many results matched a truth and why the others did not.
     """
     from analysis import files, report
@@ -243,6 +260,13 @@ def report_command(
     from semcoat.predictions import PredictionsError
 
     _check_pixel_size(pixel_size_um, "truth_pixel_size_um")
+    if label and len(results) == 1:
+        raise fail("--label names the models of a comparison; give it with two or more RESULTS", EXIT_USAGE)
+    if label:
+        from analysis.report_data import check_labels
+
+        with user_errors(EXIT_USAGE, _REPORT_FLAGS):
+            check_labels(label, len(results))
 
     def warn(message: str) -> None:
         typer.echo(f"warning: {message}", err=True)
@@ -252,7 +276,7 @@ def report_command(
     with _work_errors(out, _REPORT_FLAGS, bad_input):
         path = report.write_report(
             results, out, truth=truth, title=title, max_images=max_images, truth_pixel_size_um=pixel_size_um,
-            on_warning=warn,
+            on_warning=warn, labels=label or None,
         )  # fmt: skip
     typer.echo(f"report -> {path}", err=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ class ReportData:
 
     ``truth_names`` are all the images the truth source holds (matched or not); ``truth_unsized`` the results'
     images whose labelled truth mask was found but not measured, for want of a pixel size. ``predictions`` are the
-    records of ``predictions.json`` by image (empty for a bare measurements CSV).
+    records of ``predictions.json`` by image (empty for a bare measurements CSV). ``label`` names the model in a
+    report that compares several (:func:`gather_models`).
     """
 
     results_csv: Path
@@ -49,6 +51,7 @@ class ReportData:
     truth_names: list[str] = field(default_factory=list)
     truth_unsized: list[str] = field(default_factory=list)
     predictions: dict[str, PredictionRecord] = field(default_factory=dict)
+    label: str = ""
 
 
 def results_csv_path(results: Path) -> Path:
@@ -291,3 +294,82 @@ def truth_match(data: ReportData) -> tuple[int, list[str]]:
             f"(results: {_some(missing)}; truth: {_some(truth_only) if truth_only else 'none'})"
         )
     return matched, reasons
+
+
+def default_label(data: ReportData) -> str:
+    """How a report names the model of ``data``: the model ``predictions.json`` records (``classical``, or the model
+    file's name), else the results folder's (or table's) name."""
+    models = sorted({str(r.model) for r in data.predictions.values() if r.model})
+    if len(models) == 1:
+        return Path(models[0]).name
+    csv_path = data.results_csv
+    return csv_path.parent.name if csv_path.name == RESULTS_CSV else csv_path.stem
+
+
+def check_labels(labels: Sequence[str], n_results: int) -> None:
+    """Refuse model labels that are not one per result, distinct and not blank.
+
+    Raises
+    ------
+    InvalidArgument
+        About ``labels``, with the labels given.
+    """
+    if len(labels) != n_results:
+        raise InvalidArgument(
+            f"give one label per result: {len(labels)} label(s) for {n_results} result(s)", argument="labels"
+        )
+    if any(not given.strip() for given in labels) or len(set(labels)) != len(labels):
+        raise InvalidArgument(f"labels must be distinct and not blank; got {list(labels)}", argument="labels")
+
+
+def gather_models(
+    results: Sequence[str | Path],
+    truth: str | Path | None = None,
+    truth_pixel_size_um: float | None = None,
+    labels: Sequence[str] | None = None,
+) -> list[ReportData]:
+    """:func:`gather` for each results table or folder (one per model), each labelled: ``labels`` in the same order,
+    or :func:`default_label` made unique (repeats get the results folder's name, then a number).
+
+    Raises
+    ------
+    InvalidArgument
+        About ``labels`` when there is not one per result, or a label is empty or given twice.
+    """
+    if labels is not None:
+        check_labels(labels, len(results))
+    datas = [gather(r, truth, truth_pixel_size_um) for r in results]
+    names = list(labels) if labels is not None else [default_label(d) for d in datas]
+    if labels is None:
+        for i, data in enumerate(datas):
+            if names.count(names[i]) > 1:
+                names[i] = f"{names[i]} ({data.results_csv.parent.name})"
+        for i in range(len(names)):
+            if names.count(names[i]) > 1:
+                names[i] = f"{names[i]} #{i + 1}"
+    for data, name in zip(datas, names, strict=True):
+        data.label = name
+    return datas
+
+
+@dataclass(frozen=True)
+class TruthPictures:
+    """True masks and the grey images they label, by image stem (what a truth source holds of them)."""
+
+    masks: dict[str, Path]
+    images: dict[str, Path]
+
+
+def truth_pictures(truth: str | Path) -> TruthPictures:
+    """The true masks (and images) of a truth: a dataset folder's ``masks/`` and ``images/``, a folder of labelled
+    masks (no images), or nothing for a CSV of measurements."""
+    from semcoat.dataset import read_dataset
+
+    truth = Path(truth)
+    kind = truth_kind(truth)
+    if kind == "csv":
+        return TruthPictures({}, {})
+    if kind == "dataset":
+        ds = read_dataset(truth)
+        return TruthPictures({sid: ds.mask_path(sid) for sid in ds.ids}, {sid: ds.image_path(sid) for sid in ds.ids})
+    return TruthPictures({src.path.stem: src.path for src in files.resolve_masks([truth])}, {})

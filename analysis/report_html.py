@@ -21,7 +21,8 @@ from semcoat.measurements import MEASUREMENT_NAMES, NUMERIC_NAMES, PIXEL_SIZE_CO
 from semcoat.predictions import OVERLAY_ALPHA, PIXEL_SIZE_FROM_OPTION
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """A value for a table cell: "–" for none or NaN, yes/no for booleans, 3 significant digits, HTML-escaped."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, bool):
@@ -31,15 +32,18 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _numeric(table: Table, name: str) -> list[float]:
+def numeric_values(table: Table, name: str) -> list[float]:
+    """The values of measurement ``name`` over the images of ``table`` that have one."""
     return [float(v[name]) for v in table.values() if v.get(name) is not None]
 
 
-def _img(png: bytes, alt: str) -> str:
+def img_tag(png: bytes, alt: str) -> str:
+    """An ``<img>`` embedding PNG bytes as a data URL (the page stays one self-contained file)."""
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def html_table(header: list[str], rows: list[list[str]]) -> str:
+    """A table of escaped header texts and rows of ready HTML cells."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -63,7 +67,7 @@ def _truth_sections(data: ReportData, figures: dict[str, bytes]) -> list[str]:
             continue
         pairs[name] = ([p for p, _ in both], [t for _, t in both])
         mae, r2 = plots.regression_metrics(*pairs[name])
-        rows.append([_label(name), str(len(both)), _fmt(mae), _fmt(r2)])
+        rows.append([label_html(name), str(len(both)), fmt(mae), fmt(r2)])
     for name in YES_NO_NAMES:
         both = [(data.results[k][name], data.truth[k][name]) for k in common]
         both = [(p, t) for p, t in both if p is not None and t is not None]
@@ -71,20 +75,20 @@ def _truth_sections(data: ReportData, figures: dict[str, bytes]) -> list[str]:
             agree = sum(p == t for p, t in both) / len(both)
             missed = sum(t and not p for p, t in both)
             false = sum(p and not t for p, t in both)
-            rows.append([_label(name), str(len(both)), f"accuracy {agree:.1%}", f"{missed} missed, {false} false"])
-    parts.append(_table(["measurement", "n", "MAE", "R²"], rows))
+            rows.append([label_html(name), str(len(both)), f"accuracy {agree:.1%}", f"{missed} missed, {false} false"])
+    parts.append(html_table(["measurement", "n", "MAE", "R²"], rows))
     if pairs:
         figures["parity.png"] = plots.parity_figure(pairs)
-        parts.append(_img(figures["parity.png"], "parity plots"))
+        parts.append(img_tag(figures["parity.png"], "parity plots"))
     return parts
 
 
-def _label(name: str) -> str:
+def label_html(name: str) -> str:
     """The human label of a measurement (as in the Summary), HTML-escaped; files keep the machine names."""
     return html.escape(measurements.label(name))
 
 
-def _error(predicted: Any, true: Any) -> str:
+def error_text(predicted: Any, true: Any) -> str:
     """Predicted minus true for numbers, agrees/differs for yes/no values, "–" when either is missing."""
     if predicted is None or true is None:
         return "–"
@@ -126,7 +130,7 @@ def _image_sections(data: ReportData, figures: dict[str, bytes], max_images: int
             if not legend_shown:
                 block.append(overlay_legend())
                 legend_shown = True
-            block.append(_img(data.overlays[name].read_bytes(), f"overlay {name}"))
+            block.append(img_tag(data.overlays[name].read_bytes(), f"overlay {name}"))
         size = data.pixel_size_um.get(name)
         if name in data.masks and size is not None:
             profile = column_profile(files.read_mask(data.masks[name]), size)
@@ -134,17 +138,17 @@ def _image_sections(data: ReportData, figures: dict[str, bytes], max_images: int
             figures[key] = plots.thickness_profile_figure(
                 profile.thickness_um, size, values.get("pore_line_depth_um"), f"{name}: thickness along the width"
             )
-            block.append(_img(figures[key], f"thickness profile {name}"))
+            block.append(img_tag(figures[key], f"thickness profile {name}"))
         truth = data.truth.get(name) if data.truth is not None else None
         if truth is not None:
             cells = [
-                [_label(n), _fmt(values.get(n)), _fmt(truth.get(n)), _error(values.get(n), truth.get(n))]
+                [label_html(n), fmt(values.get(n)), fmt(truth.get(n)), error_text(values.get(n), truth.get(n))]
                 for n in MEASUREMENT_NAMES
             ]
-            block.append(_table(["measurement", "predicted", "true", "error (predicted − true)"], cells))
+            block.append(html_table(["measurement", "predicted", "true", "error (predicted − true)"], cells))
         else:
-            cells = [[_label(n), _fmt(values.get(n))] for n in MEASUREMENT_NAMES]
-            block.append(_table(["measurement", "value"], cells))
+            cells = [[label_html(n), fmt(values.get(n))] for n in MEASUREMENT_NAMES]
+            block.append(html_table(["measurement", "value"], cells))
         parts.append('<div class="image">' + "".join(block) + "</div>")
     return parts
 
@@ -184,7 +188,7 @@ def provenance(data: ReportData) -> str:
     return f"Predicted by model {model}. Pixel sizes: {shown}.{failures}"
 
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #1a202c; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
 th, td { border: 1px solid #cbd5e0; padding: 0.25em 0.6em; text-align: right; }
@@ -201,49 +205,49 @@ def render_html(data: ReportData, title: str = "Coating measurements", max_image
     figures: dict[str, bytes] = {}
     summary_rows = []
     for name in NUMERIC_NAMES:
-        vals = _numeric(data.results, name)
+        vals = numeric_values(data.results, name)
         if vals:
             a = np.asarray(vals)
             summary_rows.append(
                 [
-                    _label(name),
+                    label_html(name),
                     str(a.size),
-                    _fmt(float(a.mean())),
-                    _fmt(float(a.std())),
-                    _fmt(float(a.min())),
-                    _fmt(float(a.max())),
+                    fmt(float(a.mean())),
+                    fmt(float(a.std())),
+                    fmt(float(a.min())),
+                    fmt(float(a.max())),
                 ]
             )
     for name in YES_NO_NAMES:
         vals = [v[name] for v in data.results.values() if v.get(name) is not None]
         if vals:
-            summary_rows.append([_label(name), str(len(vals)), f"{sum(vals)} yes", "", "", ""])
+            summary_rows.append([label_html(name), str(len(vals)), f"{sum(vals)} yes", "", "", ""])
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{len(data.results)} images from {html.escape(str(data.results_csv))}. {html.escape(provenance(data))}</p>",
         "<h2>Summary</h2>",
-        _table(["measurement", "n", "mean", "std", "min", "max"], summary_rows),
+        html_table(["measurement", "n", "mean", "std", "min", "max"], summary_rows),
     ]
     if data.truth is not None:
         parts += _truth_sections(data, figures)
-    histograms = {n: _numeric(data.results, n) for n in NUMERIC_NAMES}
+    histograms = {n: numeric_values(data.results, n) for n in NUMERIC_NAMES}
     histograms = {n: v for n, v in histograms.items() if v}
     if histograms:
         figures["histograms.png"] = plots.histogram_figure(histograms)
-        parts += ["<h2>Distributions</h2>", _img(figures["histograms.png"], "histograms")]
+        parts += ["<h2>Distributions</h2>", img_tag(figures["histograms.png"], "histograms")]
     parts += ["<h2>Images</h2>", *_image_sections(data, figures, max_images)]
     all_rows = [
         [
             html.escape(k),
-            _fmt(v[PIXEL_SIZE_COLUMN] if v.get(PIXEL_SIZE_COLUMN) is not None else data.pixel_size_um.get(k)),
-            *(_fmt(v.get(n)) for n in MEASUREMENT_NAMES),
+            fmt(v[PIXEL_SIZE_COLUMN] if v.get(PIXEL_SIZE_COLUMN) is not None else data.pixel_size_um.get(k)),
+            *(fmt(v.get(n)) for n in MEASUREMENT_NAMES),
         ]
         for k, v in data.results.items()
     ]
     header = ["image", "Pixel size (µm)", *(measurements.label(n) for n in MEASUREMENT_NAMES)]
-    parts += ["<h2>All results</h2>", '<div class="wide">', _table(header, all_rows), "</div>"]
+    parts += ["<h2>All results</h2>", '<div class="wide">', html_table(header, all_rows), "</div>"]
     page = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
+        f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
     )
     return page, figures
