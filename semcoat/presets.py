@@ -158,6 +158,10 @@ def _geometry_ranges(name: str) -> dict[str, Distribution]:
     ranges = {
         # Scale and framing: a small tilt of the whole cross-section (the measurements correct for it).
         "imaging.tilt_deg": Distribution("uniform", low=-PRESET_TILT_DEG, high=PRESET_TILT_DEG),
+        # Pores: irregular and merged outlines, scattered pores crowding towards the surface.
+        "pores.irregularity": Distribution("uniform", low=0.2, high=1.0),
+        "pores.merged_fraction": Distribution("uniform", low=0.0, high=0.4),
+        "pores.outer_weighting": Distribution("uniform", low=0.0, high=0.8),
     }
     if name == "thin_slurry":
         ranges.update({

@@ -74,6 +74,18 @@ class PoreSpec:
         0.4, unit="um", minimum=0.0, maximum=50.0, doc="Standard deviation of the pore radius.")
     elongation: float = param(
         1.3, minimum=1.0, maximum=10.0, doc="Maximum aspect ratio (long / short axis) of a pore; drawn in [1, max].")
+    irregularity: float = param(
+        0.0, minimum=0.0, maximum=1.0,
+        doc="How far pore outlines (scattered and of the pore line) depart from smooth ellipses: 0 = gently wobbled "
+            "ellipses; up to 1, a stronger wobble plus finer bays and lobes (concave, irregular outlines).")
+    merged_fraction: float = param(
+        0.0, minimum=0.0, maximum=1.0,
+        doc="Share of the pores (scattered and of the pore line) that are two or three overlapping pores merged "
+            "into one outline (with a waist where they meet).")
+    outer_weighting: float = param(
+        0.0, minimum=0.0, maximum=1.0,
+        doc="How much the scattered pores crowd towards the outer part of the Fe2Al5 layer: their density falls "
+            "linearly with depth from (1 + w) x the mean below the surface to (1 - w) x at the bottom; 0 = uniform.")
 
 
 @dataclass

@@ -37,6 +37,7 @@ from .placement import (
     max_reach_um,
     place,
 )
+from .pore_shapes import outer_weighting, pore_shapes, reach_factor
 from .precipitates import GROUP_ATTEMPTS, GROUP_ROUNDS, draw_phases, group_layout, group_window, split_pullouts
 from .stopping import Interrupted, StopCheck, check
 
@@ -170,8 +171,10 @@ def build_geometry(
         feal_bottom = fe2al5_bottom.copy()
 
     line = spec.pore_line
-    pore_reach_um = max_reach_um(spec.pores.radius_mean_um, spec.pores.elongation)
-    line_reach_um = max_reach_um(line.pore_radius_mean_um, LINE_PORE_MAX_ASPECT)
+    pore_shape = reach_factor(spec.pores.irregularity, spec.pores.merged_fraction)
+    shapes = pore_shapes(spec.pores.irregularity, spec.pores.merged_fraction)
+    pore_reach_um = max_reach_um(spec.pores.radius_mean_um, spec.pores.elongation, pore_shape)
+    line_reach_um = max_reach_um(line.pore_radius_mean_um, LINE_PORE_MAX_ASPECT, pore_shape)
     pre = spec.precipitates
     pre_reach_um = max_reach_um(pre.radius_mean_um, 1.6 * pre.elongation)
     visible = _visible_band(frame, max(pore_reach_um, line_reach_um, pre_reach_um))
@@ -213,7 +216,7 @@ def build_geometry(
                 target_area_um2=line.area_fraction_pct / 100 * line.width_um * p * float(covered_frame.sum()),
                 radius_mean_um=line.pore_radius_mean_um, radius_std_um=line.pore_radius_std_um,
                 aspect=("max", LINE_PORE_MAX_ASPECT), angle_mean_rad=0.0, angle_spread_rad=np.deg2rad(12.0),
-                depth_window=line_window),
+                depth_window=line_window, shapes=shapes),
             u_um, covered_frame, placed, p, line_rng, should_stop)
 
     pores_rng = np.random.default_rng(rng.integers(2**63))
@@ -222,7 +225,8 @@ def build_geometry(
             target_area_um2=spec.pores.area_fraction_pct / 100 * band_area_um2,
             radius_mean_um=spec.pores.radius_mean_um, radius_std_um=spec.pores.radius_std_um,
             aspect=("max", spec.pores.elongation), angle_mean_rad=0.0, angle_spread_rad=np.inf,
-            depth_window=band_window(surface, fe2al5_bottom, pore_reach_um)),
+            depth_window=band_window(surface, fe2al5_bottom, pore_reach_um), shapes=shapes,
+            depth_share=outer_weighting(spec.pores.outer_weighting)),
         u_um, every_column, placed, p, pores_rng, should_stop)
 
     pre_rng = np.random.default_rng(rng.integers(2**63))

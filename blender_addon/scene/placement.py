@@ -37,6 +37,8 @@ STOP_REMAINING_AREA_FRACTION = 0.05
 
 DepthWindow = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 """(column indices, bounding radii µm) -> (lowest, highest) allowed centre depth, µm, per candidate."""
+ShapeDraw = Callable[..., tuple[np.ndarray, np.ndarray]]
+"""Outlines of a population, with the signature and the result of :func:`star_polygons`."""
 
 
 @dataclass
@@ -63,9 +65,10 @@ class Inclusions:
         return int(self.areas_um2.size)
 
 
-def max_reach_um(radius_mean_um: float, aspect: float) -> float:
-    """Largest bounding radius an inclusion of a population can have, µm (mean radius in µm, long/short aspect)."""
-    return MAX_RADIUS_FACTOR * radius_mean_um * np.sqrt(aspect) * WOBBLE_MAX
+def max_reach_um(radius_mean_um: float, aspect: float, shape_factor: float = 1.0) -> float:
+    """Largest bounding radius an inclusion of a population can have, µm (mean radius in µm, long/short aspect;
+    ``shape_factor``: how much farther than a wobbled ellipse its outlines reach, e.g. irregular pores)."""
+    return MAX_RADIUS_FACTOR * radius_mean_um * np.sqrt(aspect) * WOBBLE_MAX * shape_factor
 
 
 def _lognormal_radii(rng: np.random.Generator, mean_um: float, std_um: float, n: int, min_um: float) -> np.ndarray:
@@ -199,6 +202,9 @@ class Population:
     depth_window: DepthWindow
     cube_fraction: float = 0.0  # share drawn as rounded squares (nothing more is drawn from the stream when 0)
     rounds: int = PLACEMENT_ROUNDS  # rounds of candidates at most
+    shapes: ShapeDraw | None = None  # outlines other than star_polygons' (e.g. irregular pores)
+    # Uniform draws (0-1) -> share of the depth window, for a density that is not uniform in depth; None: uniform.
+    depth_share: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def place(
@@ -249,11 +255,14 @@ def place(
             square = rng.uniform(0.0, 1.0, n) < pop.cube_fraction
             aspects[square] = 1.0 + 0.1 * (aspects[square] - 1.0)  # cubes cut about square
         # Shapes are drawn around the origin first: their exact bounding radius decides where the centre may go.
-        poly, area = star_polygons(np.zeros((n, 2)), radii, aspects, angles, rng, square)
+        poly, area = (pop.shapes or star_polygons)(np.zeros((n, 2)), radii, aspects, angles, rng, square)
         bounding = np.sqrt((poly**2).sum(-1)).max(1)
         low, high = pop.depth_window(ix, bounding)
         fits = high > low
-        depth = low + rng.uniform(0.0, 1.0, n) * np.maximum(high - low, 0.0)
+        share = rng.uniform(0.0, 1.0, n)
+        if pop.depth_share is not None:
+            share = pop.depth_share(share)
+        depth = low + share * np.maximum(high - low, 0.0)
         if not fits.any():
             continue
         sel = np.flatnonzero(fits)

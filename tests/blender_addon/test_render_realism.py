@@ -90,3 +90,13 @@ def test_frames_that_cut_the_coating_report_what_they_show(shared: _Shared, tmp_
         _fractions_agree(meta)
     assert seen == {True, False}
     assert np.isfinite([m["truth"]["pore_fraction_pct"] for m in _metas(tmp_path / "ds")]).all()
+
+
+def test_irregular_and_merged_pores_are_counted_as_drawn(shared: _Shared, tmp_path: Path) -> None:
+    batch = small_batch(count=2, imaging=NO_NOISE, pores={"area_fraction_pct": 4.0, "radius_mean_um": 0.7,
+                                                          "irregularity": 1.0, "merged_fraction": 0.5,
+                                                          "outer_weighting": 0.8})
+    render_range(batch, tmp_path / "ds", lambda: shared)
+    for meta in _metas(tmp_path / "ds"):
+        _fractions_agree(meta)
+        assert meta["truth"]["pore_line_present"] is True  # pores crowding below the surface are not a line
