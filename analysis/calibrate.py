@@ -144,9 +144,8 @@ def estimate_image(item: ImageInput, full_height_px: int) -> ImageEstimates:
             est.values["imaging.probe_halo_fraction"] = halo.halo_fraction
             est.values["imaging.probe_halo_fwhm_um"] = halo.halo_fwhm_px * px
             psf = Psf(psf.core_sigma_px, halo.halo_fraction, halo.halo_fwhm_px / FWHM_PER_SIGMA)
-        surface = next((f for f in fits if f.kind == SURFACE), None)
-        if surface is not None:
-            est.values["imaging.edge_brightening"] = max(surface.rim, 0.0)
+        # The rim (edge brightening) is fitted to keep the core honest, not written: at a rough surface under a
+        # wide probe it trades against the core and halo (renders read 1.5-4x the drawn value).
     else:
         warn(EstimateError("; ".join(edge_problems)))
     erode = max(MIN_ERODE_PX, ERODE_CORE_SIGMAS * psf.core_sigma_px + 1.0)

@@ -141,7 +141,7 @@ def find_scratches(image: np.ndarray, solid_flat: np.ndarray, pixel_size_um: flo
     # for a line through it.
     cap = CLIP_SIGMAS * 1.4826 * float(np.median(np.abs(values)))
     values = np.clip(values, -cap, cap)
-    reach = float(np.hypot(*small.shape)) + 2.0
+    reach = float(np.hypot(small.shape[0], small.shape[1])) + 2.0
     n_offsets = int(np.ceil(2.0 * reach / OFFSET_BIN_PX)) + 1
     angles = np.arange(0.0, 180.0, ANGLE_STEP_DEG)
     sums, counts = _hough(values, rows.astype(np.float64), cols.astype(np.float64), angles, n_offsets, reach)
@@ -166,8 +166,8 @@ def find_scratches(image: np.ndarray, solid_flat: np.ndarray, pixel_size_um: flo
         i, j = np.unravel_index(int(np.argmin(candidates)), z.shape)
         if not np.isfinite(candidates[i, j]) or -candidates[i, j] < DETECTION_Z:
             break
-        a = np.deg2rad(angles[i])
-        rho = (j + 0.5) * OFFSET_BIN_PX - reach
+        a = float(np.deg2rad(angles[i]))
+        rho = float((j + 0.5) * OFFSET_BIN_PX - reach)
         dip = _two_sided_dip(*_refined(flat_rows, flat_cols, flat_values, a, 2.0 * rho))
         if dip is not None:  # a step (a grain boundary) is darker on one side only: not a groove
             found.append(Scratch(float(angles[i] + 90.0) % 180.0, 2.0 * rho, dip, int(counts[i, j]) * 2))

@@ -17,6 +17,7 @@ COLUMNS = (
     ("FeAl", "grey.feal", "{:.3f}"),
     ("steel", "grey.substrate", "{:.3f}"),
     ("precip", "grey.precipitate", "{:.3f}"),
+    ("grain %", "spreads", "{}"),
     ("blur um", "imaging.probe_fwhm_um", "{:.3f}"),
     ("surf/intf", "blur_edges", "{}"),
     ("halo", "imaging.probe_halo_fraction", "{:.2f}"),
@@ -33,6 +34,9 @@ def _cell(est: ImageEstimates, key: str, fmt: str) -> str:
         return fmt.format(est.pixel_size_um)
     if key == "databar_height_px":
         return fmt.format(est.databar_height_px)
+    if key == "spreads":  # each phase's grain spread around its grey, percent: Fe2Al5 / substrate
+        spreads = [est.details.get(f"spread_{name}") for name in ("fe2al5", "substrate")]
+        return "/".join("-" if v is None else f"{100 * v:.1f}" for v in spreads)
     if key == "blur_edges":
         edges = [est.details.get(f"core_fwhm_um_{kind}") for kind in ("surface", "interface")]
         return "/".join("-" if v is None else f"{v:.2f}" for v in edges)

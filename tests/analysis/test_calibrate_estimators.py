@@ -14,6 +14,7 @@ from analysis.calibrate_blur import INTERFACE, SURFACE, edge_profile, fit_edge
 from analysis.calibrate_levels import Psf, fit_levels, flat_regions, predicted_image
 from analysis.calibrate_model import FWHM_PER_SIGMA, EstimateError
 from analysis.calibrate_noise import (
+    NoiseFit,
     RegionNoise,
     fit_noise,
     pixel_noise_std,
@@ -29,7 +30,11 @@ from tests.analysis.calibrate_images import formed, imaging, layered_mask
 PX = 0.1  # um per pixel of every test image
 
 
-def _noise_fit(pixels: np.ndarray, mask: np.ndarray, erode: float = 3.0):  # type: ignore[no-untyped-def]
+def _shape(mask: np.ndarray) -> tuple[int, int]:
+    return int(mask.shape[0]), int(mask.shape[1])
+
+
+def _noise_fit(pixels: np.ndarray, mask: np.ndarray, erode: float = 3.0) -> NoiseFit:
     image = files.to_unit_float(pixels)
     regions = flat_regions(mask, erode)
     step = quantisation_step(pixels)
@@ -155,16 +160,16 @@ def test_greys_and_shading_are_fitted_together_with_the_halo() -> None:
     sigma = psf_um / PX / FWHM_PER_SIGMA
     psf = Psf(sigma, 0.25, 4.0 / PX / FWHM_PER_SIGMA)
     regions = flat_regions(formed_mask, 3 * sigma + 1)
-    fit = fit_levels(image, formed_mask, regions, psf, formed_mask.shape, 2 * sigma)
+    fit = fit_levels(image, formed_mask, regions, psf, _shape(formed_mask), 2 * sigma)
     assert fit.greys["resin"] == pytest.approx(0.12, abs=0.004)
     assert fit.greys["fe2al5"] == pytest.approx(0.62, abs=0.006)
     assert fit.greys["substrate"] == pytest.approx(0.88, abs=0.008)
     assert fit.shading_amplitude == pytest.approx(0.06, abs=0.012)
     # Without the halo in the model the resin, a quarter of whose halo reaches into the bright coating, reads high.
-    naive = fit_levels(image, formed_mask, regions, Psf(sigma), formed_mask.shape, 2 * sigma)
+    naive = fit_levels(image, formed_mask, regions, Psf(sigma), _shape(formed_mask), 2 * sigma)
     assert naive.greys["resin"] - 0.12 > 2 * abs(fit.greys["resin"] - 0.12)
     # The prediction from the segmentation is the image without noise.
-    predicted = predicted_image(formed_mask, fit, psf, formed_mask.shape)
+    predicted = predicted_image(formed_mask, fit, psf, _shape(formed_mask))
     assert float(np.median(np.abs(predicted - image)[regions[classes.FE2AL5]])) < 0.03
 
 
@@ -181,7 +186,7 @@ def test_scratches_are_counted(seed: int) -> None:
     image, mask, count = _scratched(seed, 8.0)
     regions = flat_regions(mask, 3.0)
     psf = Psf(0.85)
-    predicted = predicted_image(mask, fit_levels(image, mask, regions, psf, mask.shape, 2.0), psf, mask.shape)
+    predicted = predicted_image(mask, fit_levels(image, mask, regions, psf, _shape(mask), 2.0), psf, _shape(mask))
     fit = find_scratches(image, regions[classes.FE2AL5] | regions[classes.SUBSTRATE], PX, 400, 0.85, predicted)
     assert count >= 2
     assert count - 1 <= len(fit.scratches) <= count  # faint grooves (depth 30 % of the contrast) may hide in noise

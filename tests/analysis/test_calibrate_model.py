@@ -29,5 +29,6 @@ def test_the_shading_basis_spans_the_render_nodes_ramp(shape: tuple[int, int], s
     sample = field[::4, ::4].ravel() - 1.0
     coef = np.linalg.lstsq(basis, sample, rcond=None)[0]
     assert np.abs(basis @ coef - sample).max() < 1e-5  # the ramp is a combination of the basis, mean included
-    full = model.shading_basis(*np.mgrid[0 : shape[0], 0 : shape[1]].reshape(2, -1), *shape)
+    grid = np.mgrid[0 : shape[0], 0 : shape[1]].reshape(2, -1)
+    full = model.shading_basis(grid[0], grid[1], *shape)
     assert np.abs(full.mean(axis=0)).max() < 1e-9  # each term averages to 0 over the frame
