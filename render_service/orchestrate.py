@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -61,7 +62,20 @@ def view_of(batch: Batch) -> BatchView:
                              job_id=t.job_id, array_task_id=t.array_task_id, pid=t.pid) for t in batch.tasks))
 
 
-def _handed_over(task: RenderTask) -> bool:
+class JobRecord(Protocol):
+    """What :func:`apply_observation` reads and writes of one job's current attempt: a render task, or a training
+    (one job)."""
+
+    state: str
+    attempts: int
+    job_id: int | None
+    array_task_id: int | None
+    pid: int | None
+    exit_code: int | None
+    log_tail: str | None
+
+
+def _handed_over(task: JobRecord) -> bool:
     return task.job_id is not None or task.pid is not None
 
 
@@ -73,7 +87,7 @@ def tail_lines(text: str | None, lines: int = LOG_TAIL_LINES) -> str | None:
     return "\n".join(kept[-lines:])
 
 
-def apply_observation(task: RenderTask, seen: Observation | None, cancel_requested: bool, max_retries: int) -> None:
+def apply_observation(task: JobRecord, seen: Observation | None, cancel_requested: bool, max_retries: int) -> None:
     """Record what the backend saw of ``task``'s current attempt.
 
     A failed attempt goes back to ``pending`` with its handle cleared (so it is resubmitted) while retries are left,

@@ -12,6 +12,8 @@ SUBMIT_BATCH = "semcoat.submit_batch"
 CANCEL_BATCH = "semcoat.cancel_batch"
 POLL_BACKEND = "semcoat.poll_backend"
 COLLECT_BATCH = "semcoat.collect_batch"
+SUBMIT_TRAINING = "semcoat.submit_training"
+CANCEL_TRAINING = "semcoat.cancel_training"
 
 
 class TaskSender(Protocol):
@@ -30,3 +32,13 @@ def enqueue_submit(sender: TaskSender, batch_id: str) -> None:
 def enqueue_cancel(sender: TaskSender, batch_id: str) -> None:
     """Ask a worker to stop batch ``batch_id`` (scancel, or stop the local processes)."""
     sender.send_task(CANCEL_BATCH, args=(batch_id,))
+
+
+def enqueue_submit_training(sender: TaskSender, training_id: str) -> None:
+    """Ask a worker to hand training ``training_id``'s job to its backend (a repeat never submits twice)."""
+    sender.send_task(SUBMIT_TRAINING, args=(training_id,))
+
+
+def enqueue_cancel_training(sender: TaskSender, training_id: str) -> None:
+    """Ask a worker to stop training ``training_id`` (scancel, or stop the local processes)."""
+    sender.send_task(CANCEL_TRAINING, args=(training_id,))

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         """Where collected datasets live: ``<data_dir>/batches/<batch id>/``."""
         return self.data_dir / "batches"
 
+    @property
+    def trainings_dir(self) -> Path:
+        """Where collected trainings live (model, checkpoint, metrics): ``<data_dir>/trainings/<training id>/``."""
+        return self.data_dir / "trainings"
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read the settings; raise SettingsError naming every bad or missing setting as its environment variable."""

@@ -101,3 +101,17 @@ def after_failure(attempts: int, max_retries: int) -> str:
     ``attempts`` counts submissions so far (1 after the first); a task gets at most ``1 + max_retries`` attempts.
     """
     return "pending" if attempts <= max_retries else "failed"
+
+
+def next_training_state(current: str, job_state: str, attempts: int, handed_over: bool, cancel_requested: bool) -> str:
+    """The training state that follows from ``current`` given its one job now: a training moves as a batch of one
+    render task does (the same states and transitions).
+
+    ``job_state`` is a task state; ``handed_over``: the job is in the backend's hands (a Slurm job id or a process).
+    Once the user cancelled, a job handed over and still pending may yet start, so the training waits for it to
+    leave the queue before it is ``cancelled``.
+    """
+    if cancel_requested and handed_over and job_state == "pending":
+        job_state = "running"
+    tasks = count_tasks([job_state], [attempts])
+    return next_batch_state(current, tasks, all_submitted=handed_over, cancel_requested=cancel_requested)

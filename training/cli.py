@@ -15,7 +15,8 @@ import typer
 
 from semcoat_cli.errors import EXIT_USAGE, user_errors
 
-train_app = typer.Typer(help="Segmentation training (Lightning): fit, validate, test, predict, export, sbatch.",
+train_app = typer.Typer(help="Segmentation training (Lightning): fit, validate, test, predict, export, package, "
+                             "sbatch; submit, status, fetch, cancel through the service.",
                         no_args_is_help=True)
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
@@ -62,6 +63,22 @@ def export_command(
     with user_errors(EXIT_USAGE, {"out": "--out"}):
         path = export(checkpoint, out, (sample_px, sample_px))
     typer.echo(f"wrote {path}")
+
+
+@train_app.command("package")
+def package_command(
+    root: Annotated[Path, typer.Argument(help="The fit's --trainer.default_root_dir (holds logs/version_N).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (replaced whole if it exists).")],
+    sample_px: Annotated[int, typer.Option(help="Edge of the example input used to trace the network, pixels.")] = 256,
+) -> None:
+    """Package a finished fit: best checkpoint, its ONNX export, metrics.csv and a metrics.json summary."""
+    from training.package import package_run
+
+    with user_errors(EXIT_USAGE, {"out": "--out", "root": "ROOT"}):
+        packaged = package_run(root, out, (sample_px, sample_px))
+    best = packaged.summary.get("best") or {}
+    score = f", {packaged.summary['monitor']} {best['value']:.4f} at epoch {best['epoch']}" if best else ""
+    typer.echo(f"wrote {packaged.out}: model.onnx, {packaged.summary['checkpoint']}{score}")
 
 
 @train_app.command("sbatch")

@@ -1,6 +1,10 @@
-"""An sbatch script that runs ``semcoat train fit`` as a DDP job: one task per device, started by ``srun``, so that
-Lightning's SLURMEnvironment reads the ranks (SLURM_PROCID, SLURM_LOCALID, SLURM_NODEID) and the master node from
-Slurm. Pure text; submitting it (through the service) is a later step.
+"""The command lines of a training job, and an sbatch script for running one by hand (``semcoat train sbatch``).
+
+A DDP job under Slurm has one task per device, started by ``srun``, so that Lightning's SLURMEnvironment reads the
+ranks (SLURM_PROCID, SLURM_LOCALID, SLURM_NODEID) and the master node from Slurm; after the fit, one process
+packages the run (:func:`package_argv`: best checkpoint, ONNX model, metrics). The render service builds its
+training job from the same two command lines (:mod:`render_service.slurm.sbatch`). Pure text, no torch: the
+service imports this module.
 """
 
 from __future__ import annotations
@@ -9,6 +13,28 @@ import shlex
 from collections.abc import Sequence
 
 from semcoat.errors import InvalidArgument
+
+
+def fit_argv(semcoat: str | Sequence[str], config: str, nodes: int = 1, devices: int = 1, gpus: bool = False,
+             root_dir: str | None = None, extra_args: Sequence[str] = ()) -> list[str]:
+    """``semcoat train fit`` for ``devices`` processes on each of ``nodes`` nodes (``ddp`` when more than one in
+    all; on GPUs when ``gpus``, else CPU processes talking gloo). ``semcoat``: the command (a path or an argv);
+    ``root_dir``: the run's folder (``trainer.default_root_dir``), the config's when None."""
+    command = [semcoat] if isinstance(semcoat, str) else list(semcoat)
+    argv = [*command, "train", "fit", "--config", config, "--trainer.accelerator", "gpu" if gpus else "cpu",
+            "--trainer.devices", str(devices), "--trainer.num_nodes", str(nodes)]
+    if devices * nodes > 1:
+        argv += ["--trainer.strategy", "ddp"]
+    if root_dir is not None:
+        argv += ["--trainer.default_root_dir", root_dir]
+    return [*argv, *extra_args]
+
+
+def package_argv(semcoat: str | Sequence[str], root_dir: str, out_dir: str) -> list[str]:
+    """``semcoat train package``: the best checkpoint of the fit in ``root_dir``, exported to ONNX, with its
+    metrics, into ``out_dir``."""
+    command = [semcoat] if isinstance(semcoat, str) else list(semcoat)
+    return [*command, "train", "package", root_dir, "--out", out_dir]
 
 
 def sbatch_script(config: str, extra_args: Sequence[str] = (), nodes: int = 1, gpus_per_node: int = 0,
@@ -44,10 +70,6 @@ def sbatch_script(config: str, extra_args: Sequence[str] = (), nodes: int = 1, g
         lines.append(f"#SBATCH --partition={partition}")
     lines += ["set -euo pipefail", *([setup] if setup else []),
               f"export OMP_NUM_THREADS={cpus_per_task}"]
-    fit = ["srun", "semcoat", "train", "fit", "--config", config,
-           "--trainer.accelerator", "gpu" if gpus_per_node else "cpu", "--trainer.devices", str(tasks),
-           "--trainer.num_nodes", str(nodes)]
-    if tasks * nodes > 1:
-        fit += ["--trainer.strategy", "ddp"]
-    lines.append(shlex.join([*fit, *extra_args]))
+    lines.append(shlex.join(["srun", *fit_argv("semcoat", config, nodes, tasks, gpus_per_node > 0,
+                                               extra_args=extra_args)]))
     return "\n".join(lines) + "\n"

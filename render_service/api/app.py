@@ -9,7 +9,7 @@ from render_service.api.broker import make_sender
 from render_service.api.context import ApiContext
 from render_service.api.health import HealthProbe, RedisProbe
 from render_service.api.limits import MAX_BODY_BYTES, BodyLimitMiddleware
-from render_service.api.routes import batches, files, health
+from render_service.api.routes import batches, files, health, trainings
 from render_service.dashboard import routes as dashboard_routes
 from render_service.db.session import Database
 from render_service.queue import TaskSender
@@ -38,7 +38,7 @@ def create_app(settings: Settings, database: Database | None = None, sender: Tas
                               "`Authorization: Bearer <token>` (from `semcoat token create NAME`).",
                   openapi_url="/openapi.json")
     app.state.context = context
-    for router in (batches.router, files.router, health.router):
+    for router in (batches.router, files.router, trainings.router, health.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(dashboard_routes.router)  # the web dashboard at / (render_service/dashboard)
     errors.install(app)

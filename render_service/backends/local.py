@@ -44,7 +44,7 @@ def read_tail(path: Path, max_bytes: int = _LOG_TAIL_BYTES) -> str | None:
         return None
 
 
-def _process_running(pid: int, marker: str) -> bool:
+def process_running(pid: int, marker: str) -> bool:
     """True when ``pid`` is alive (not a zombie) and its command line holds ``marker`` (so a reused pid of another
     program does not count)."""
     try:
@@ -126,7 +126,7 @@ class LocalBackend:
     def _observe_task(self, batch_id: str, task: TaskView) -> Observation:
         assert task.pid is not None
         exit_file = self._exit_file(batch_id, task.index)
-        running = _process_running(task.pid, str(exit_file))
+        running = process_running(task.pid, str(exit_file))
         code = self._read_exit_code(exit_file)  # after the liveness check: a task ending in between has its file
         log_tail = read_tail(self._log_file(batch_id, task.index))
         if code is not None:
@@ -147,7 +147,7 @@ class LocalBackend:
     def stop(self, batch: BatchView) -> None:
         """SIGTERM each running task's wrapper, which passes it on: the render stops after the image in hand."""
         for task in batch.tasks:
-            if task.pid is not None and _process_running(task.pid, str(self._exit_file(batch.id, task.index))):
+            if task.pid is not None and process_running(task.pid, str(self._exit_file(batch.id, task.index))):
                 try:
                     os.kill(task.pid, signal.SIGTERM)
                 except ProcessLookupError:

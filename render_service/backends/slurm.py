@@ -123,9 +123,10 @@ class SlurmBackend:
         self._last_error = ""
 
     # -- connection ----------------------------------------------------------------------------------------------
-    def _call(self, what: Callable[[], T]) -> T:
+    def call(self, what: Callable[[], T]) -> T:
         """Run ``what`` against the cluster, reopening a dropped connection with backoff; while the cluster has been
-        unreachable, further calls fail at once until the backoff has passed (doubling, at most 60 s)."""
+        unreachable, further calls fail at once until the backoff has passed (doubling, at most 60 s). The training
+        backend talks to the cluster through here too, so both share one connection and one backoff."""
         now = self.clock()
         if now < self._next_try:
             raise TransportError(f"the cluster was unreachable {self._failures} time(s) in a row; next try in "
@@ -148,7 +149,8 @@ class SlurmBackend:
                 return result
         raise AssertionError("unreachable")
 
-    def _has_accounting(self) -> bool:
+    def has_accounting(self) -> bool:
+        """Whether the cluster keeps accounting (sacct answers), asked once."""
         if self._accounting is None:
             self._accounting = detect_accounting(self.runner)
         return self._accounting
@@ -187,7 +189,7 @@ class SlurmBackend:
         script_path = posixpath.join(remote, f"sbatch-{round_}.sh")
 
         def submit() -> int:
-            existing = find_job_by_name(self.runner, job.job_name, self.config.jobcomp_log, self._has_accounting())
+            existing = find_job_by_name(self.runner, job.job_name, self.config.jobcomp_log, self.has_accounting())
             if existing is not None:
                 log.info("batch %s: found job %s (%s) already submitted; not submitting again", batch.id, existing,
                          job.job_name)
@@ -197,7 +199,7 @@ class SlurmBackend:
             self.runner.put_text(script_path, sbatch_script(job))
             return jobs.submit_array(self.runner, script_path)
 
-        job_id = self._call(submit)
+        job_id = self.call(submit)
         return Launch(handles={t.index: Handle(job_id=job_id, array_task_id=t.index) for t in tasks},
                       job_id=job_id, remote_dir=remote)
 
@@ -211,25 +213,32 @@ class SlurmBackend:
                     owners[(task.job_id, task.array_task_id)] = (batch.id, task)
         if not owners:
             return {}
-        job_ids = {key[0] for key in owners}
         prefixes = {key[0]: job_name(batch_id, 0) for key, (batch_id, _task) in owners.items()}
+        found = self.job_states(prefixes)
+        seen: dict[str, dict[int, Observation]] = {}
+        for key, (batch_id, task) in owners.items():
+            log = self.log_path(batch_id, key[0], key[1]) if key[1] is not None else None
+            seen.setdefault(batch_id, {})[task.index] = self.observation(key, found.get(key), log)
+        return seen
+
+    def job_states(self, name_prefixes: dict[int, str]) -> dict[tuple[int, int | None], TaskState]:
+        """Every task of the given jobs (job id → the start of its job name): one squeue for all, then the final
+        states with exit codes from the jobcomp log (records under the given names only) or sacct."""
+        job_ids = set(name_prefixes)
 
         def states() -> dict[tuple[int, int | None], TaskState]:
             found = jobs.poll(self.runner, job_ids)  # squeue: pending, running, finished within MinJobAge
-            if self.config.jobcomp_log is not None:  # final states with exit codes, this batch's jobs only
-                found.update(poll_jobcomp(self.runner, self.config.jobcomp_log, prefixes))
-            if self._has_accounting():
+            if self.config.jobcomp_log is not None:  # final states with exit codes, these jobs only
+                found.update(poll_jobcomp(self.runner, self.config.jobcomp_log, name_prefixes))
+            if self.has_accounting():
                 found.update({k: s for k, s in poll_sacct(self.runner, job_ids).items() if s.is_final})
             return found
 
-        found = self._call(states)
-        seen: dict[str, dict[int, Observation]] = {}
-        for key, (batch_id, task) in owners.items():
-            state = found.get(key)
-            seen.setdefault(batch_id, {})[task.index] = self._observation(batch_id, key, state)
-        return seen
+        return self.call(states)
 
-    def _observation(self, batch_id: str, key: tuple[int, int | None], state: TaskState | None) -> Observation:
+    def observation(self, key: tuple[int, int | None], state: TaskState | None, log_path: str | None) -> Observation:
+        """What the orchestration reads of one task (or plain job) ``key`` in ``state``; a failed one gets the tail
+        of its log at ``log_path`` (None: no log is read)."""
         if state is None:
             return Observation("unknown")
         kind = observed(state)
@@ -242,12 +251,12 @@ class SlurmBackend:
                 return Observation("running")
         self._final_without_code.pop(key, None)
         tail = None
-        if key[1] is not None:
+        if log_path is not None:
+            path = log_path
             try:
-                tail = self._call(lambda: self.runner.read_text(self.log_path(batch_id, key[0], key[1] or 0),
-                                                                max_bytes=_LOG_TAIL_BYTES, tail=True))
+                tail = self.call(lambda: self.runner.read_text(path, max_bytes=_LOG_TAIL_BYTES, tail=True))
             except RemoteFileNotFound:
-                tail = f"(no log at {self.log_path(batch_id, key[0], key[1])})"
+                tail = f"(no log at {path})"
         return Observation("failed", exit_code=exit_code_of(state),
                            log_tail=f"Slurm state {state.state}\n{tail or ''}")
 
@@ -256,7 +265,7 @@ class SlurmBackend:
         local = self.batches_dir / batch.id
         if batch.remote_dir is None:
             return count_complete_samples(local)
-        return self._call(lambda: self._collect(posixpath.join(batch.remote_dir or "", "dataset"), local))
+        return self.call(lambda: self._collect(posixpath.join(batch.remote_dir or "", "dataset"), local))
 
     def _collect(self, remote: str, local: Path) -> int:
         try:
@@ -289,12 +298,12 @@ class SlurmBackend:
             jobs.cancel(self.runner, batch.slurm_job_ids)
             self.runner.run(["scancel", f"--name={job_name(batch.id, len(batch.slurm_job_ids))}"]).check()
 
-        self._call(cancel)
+        self.call(cancel)
 
     def check(self) -> HealthReport:
         """SSH login and ``sinfo``: reachable, with the partitions and whether each is up."""
         try:
-            result = self._call(lambda: self.runner.run(["sinfo", "-h", "-o", "%P %a"]))
+            result = self.call(lambda: self.runner.run(["sinfo", "-h", "-o", "%P %a"]))
         except TransportError as exc:
             return HealthReport(False, str(exc))
         if result.exit_code != 0:

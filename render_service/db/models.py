@@ -1,5 +1,6 @@
 """The service's tables: ``batches`` (one per submitted BatchSpec), ``render_tasks`` (one per chunk of
-``images_per_task`` images: one Slurm array task or one local process), ``tokens`` (hashed bearer tokens).
+``images_per_task`` images: one Slurm array task or one local process), ``trainings`` (one per submitted training:
+one Slurm job or one local process), ``tokens`` (hashed bearer tokens).
 
 Changing a model means a new Alembic migration in ``render_service/db/migrations/versions`` (a test compares the
 models with the migrated schema).
@@ -112,3 +113,51 @@ class RenderTask(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
 
     batch: Mapped[Batch] = relationship(back_populates="tasks")
+
+
+class Training(Base):
+    """One submitted training and where it stands. ``state``: the batch states (:mod:`render_service.states`).
+
+    A training is one job (a Slurm job of ``nodes`` x devices tasks, or one local process): ``job_state`` is that
+    job's state as a render task's (pending: not running, new or handed over and queued; running; done; failed;
+    cancelled), ``job_id`` / ``pid`` its handle, ``attempts`` how often it was handed over. ``config_yaml`` is the
+    config the job runs (the user's YAML or a ready config, overrides and the dataset folders merged in);
+    ``datasets_json`` the folders with the batches they came from; ``resources_json`` the user's resources.
+    """
+
+    __tablename__ = "trainings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    backend: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    config_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    config_yaml: Mapped[str] = mapped_column(Text)
+    datasets_json: Mapped[str] = mapped_column(Text, default="[]")
+    resources_json: Mapped[str] = mapped_column(Text, default="{}")
+    job_state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    log_tail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    remote_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @property
+    def datasets(self) -> list[dict[str, Any]]:
+        """The dataset folders, in order: ``{"path": ..., "batch_id": ... or None}``."""
+        value: list[dict[str, Any]] = json.loads(self.datasets_json)
+        return value
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        """The resources as the user gave them (nodes, gpus_per_node, ...), admin defaults not merged in."""
+        value: dict[str, Any] = json.loads(self.resources_json)
+        return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -18,11 +18,14 @@ import redis
 
 from render_service.backends.base import Backend
 from render_service.backends.local import LocalBackend
-from render_service.db.models import Batch
+from render_service.backends.local_training import LocalTrainingBackend
+from render_service.backends.training_base import TrainingBackend
+from render_service.db.models import Batch, Training
 from render_service.db.session import Database
 from render_service.health import health_ttl_s, write_backend_health
 from render_service.orchestrate import Orchestrator, StepReport
 from render_service.settings import Settings, SettingsError, load_settings
+from render_service.train_orchestrate import TrainingOrchestrator
 
 if TYPE_CHECKING:
     from redis.lock import Lock
@@ -46,8 +49,11 @@ class Runtime:
         self.backends: dict[str, Backend] = {"local": LocalBackend(
             settings.batches_dir, settings.data_dir / "work", settings.local_max_processes,
             settings.local_threads_per_process)}
+        self.training_backends: dict[str, TrainingBackend] = {"local": LocalTrainingBackend(
+            settings.trainings_dir, settings.data_dir / "work" / "trainings")}
         if settings.slurm_configured:
             self.backends["slurm"] = _slurm_backend(settings)
+            self.training_backends["slurm"] = _slurm_training_backend(self.backends["slurm"], settings)
 
     def backend(self, name: str) -> Backend:
         """The backend called ``name``; a batch of a backend this worker lacks is a settings problem."""
@@ -63,20 +69,44 @@ class Runtime:
             batch = session.get(Batch, batch_id)
             return None if batch is None else batch.backend
 
+    def training_backend_of(self, training_id: str) -> str | None:
+        """The backend name of a training (None: no such training)."""
+        with self.db.session() as session:
+            training = session.get(Training, training_id)
+            return None if training is None else training.backend
+
     @contextmanager
-    def orchestrator(self, backend: str) -> Iterator[Orchestrator | None]:
-        """An orchestrator of ``backend`` holding the backend's lock, or None when another worker holds it."""
+    def locked(self, backend: str) -> Iterator[Lock | None]:
+        """The backend's lock, held for the block, or None when another worker holds it. Batches and trainings of
+        a backend share it (and its one SSH connection)."""
         lock: Lock = self.redis.lock(LOCK_KEY.format(backend=backend), timeout=LOCK_TTL_S, blocking=False)
         if not lock.acquire(blocking=False):
             yield None
             return
         try:
-            yield Orchestrator(self.db, self.backend(backend), self.settings.max_retries, keepalive=lock.reacquire)
+            yield lock
         finally:
             try:
                 lock.release()
             except redis.exceptions.LockError:
                 log.warning("the %s lock expired before the work ended (it took over %s s)", backend, LOCK_TTL_S)
+
+    @contextmanager
+    def orchestrator(self, backend: str) -> Iterator[Orchestrator | None]:
+        """An orchestrator of ``backend`` holding the backend's lock, or None when another worker holds it."""
+        with self.locked(backend) as lock:
+            yield None if lock is None else Orchestrator(self.db, self.backend(backend), self.settings.max_retries,
+                                                         keepalive=lock.reacquire)
+
+    def training_orchestrator(self, backend: str, keepalive: Callable[[], object]) -> TrainingOrchestrator:
+        """The trainings' orchestrator of ``backend``; the caller holds the backend's lock (:meth:`locked`)."""
+        try:
+            training_backend = self.training_backends[backend]
+        except KeyError:
+            raise SettingsError(f"this worker has no {backend!r} backend (it has {', '.join(self.training_backends)})"
+                                "; set the SEMCOAT_SSH_* and SEMCOAT_CLUSTER_HOME settings for the Slurm backend"
+                                ) from None
+        return TrainingOrchestrator(self.db, training_backend, keepalive=keepalive)
 
     def record_health(self, backend: str, report: StepReport) -> None:
         """Write the backend's reachability for ``/health``: the step's problem, else a fresh check."""
@@ -96,6 +126,14 @@ def _slurm_backend(settings: Settings) -> Backend:
     runner = SSHRunner(settings.ssh_host, settings.ssh_port, settings.ssh_user, settings.ssh_key,
                        settings.ssh_known_hosts)
     return SlurmBackend(runner, SlurmConfig.from_settings(settings), settings.batches_dir)
+
+
+def _slurm_training_backend(cluster: Backend, settings: Settings) -> TrainingBackend:
+    from render_service.backends.slurm import SlurmBackend
+    from render_service.backends.slurm_training import SlurmTrainingBackend
+
+    assert isinstance(cluster, SlurmBackend)
+    return SlurmTrainingBackend(cluster, settings.trainings_dir)
 
 
 @functools.cache

@@ -1,5 +1,6 @@
 """A Slurm cluster in memory for unit tests of the service: sbatch, squeue, scancel, sinfo and the jobcomp log
-answered by a ``FakeRunner`` from a table of jobs that tests move along (start, finish, fail tasks)."""
+answered by a ``FakeRunner`` from a table of jobs (arrays, and plain jobs such as a training's) that tests move along
+(start, finish, fail tasks)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,19 @@ JOBCOMP_LOG = "/var/log/slurm/jobcomp.log"
 
 @dataclass
 class FakeJob:
-    """One submitted array: its name, script path and each task's state and exit code."""
+    """One submitted job: its name, script and each task's state and exit code (a plain job, not an array, has the
+    one task 0 and shows without a task suffix)."""
 
     job_id: int
     name: str
     script: str
     states: dict[int, str] = field(default_factory=dict)
     exit_codes: dict[int, str] = field(default_factory=dict)
+    array: bool = True
+
+    def row_id(self, task: int) -> str:
+        """How squeue names the task."""
+        return f"{self.job_id}_{task}" if self.array else str(self.job_id)
 
 
 class FakeSlurm:
@@ -55,9 +62,9 @@ class FakeSlurm:
         script = self.runner.files[argv[-1]].decode()
         name = re.search(r"--job-name=(\S+)", script)
         array = re.search(r"--array=(\S+)", script)
-        assert name and array, script
-        job = FakeJob(self.next_id, name.group(1), script)
-        job.states = {t: "PENDING" for t in expand_task_ids(array.group(1))}
+        assert name, script
+        job = FakeJob(self.next_id, name.group(1), script, array=array is not None)
+        job.states = {t: "PENDING" for t in (expand_task_ids(array.group(1)) if array else [0])}
         self.jobs[job.job_id] = job
         self.next_id += 1
         return CommandResult(argv, 0, f"{job.job_id}\n", "")
@@ -69,7 +76,7 @@ class FakeSlurm:
         if named is not None:
             return CommandResult(argv, 0, "".join(f"{j.job_id}\n" for j in visible if j.name == named), "")
         wanted = {int(i) for i in args[args.index("-j") + 1].split(",")}
-        rows = [f"{j.job_id}_{t}|{s}|None\n"
+        rows = [f"{j.row_id(t)}|{s}|None\n"
                 for j in visible if j.job_id in wanted for t, s in sorted(j.states.items())]
         return CommandResult(argv, 0, "".join(rows), "")
 
@@ -79,8 +86,12 @@ class FakeSlurm:
         for job in self.submissions:
             for task, state in sorted(job.states.items()):
                 if state in FINAL_STATES and not (state == "CANCELLED" and job.exit_codes.get(task) == "never-ran"):
-                    lines.append(f"JobId={job.job_id * 1000 + task} Name={job.name} JobState={state} "
-                                 f"ArrayJobId={job.job_id} ArrayTaskId={task} ExitCode={job.exit_codes[task]} ")
+                    if job.array:
+                        lines.append(f"JobId={job.job_id * 1000 + task} Name={job.name} JobState={state} "
+                                     f"ArrayJobId={job.job_id} ArrayTaskId={task} ExitCode={job.exit_codes[task]} ")
+                    else:
+                        lines.append(f"JobId={job.job_id} Name={job.name} JobState={state} "
+                                     f"ExitCode={job.exit_codes[task]} ")
         return lines
 
     def _grep(self, argv: tuple[str, ...], _stdin: str | None) -> CommandResult:

@@ -1,5 +1,5 @@
 """Schemathesis over ``/openapi.json`` with a valid token: no 5xx, and every response matches its documented status
-codes, content type and schema (bounded: 50 examples per operation, the whole test well under a minute)."""
+codes, content type and schema (bounded: 50 examples per operation, the whole test within two minutes)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.render_service.api.test_files import write_dataset
 
 CHECK_NAMES = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
                "response_schema_conformance")
-TIME_LIMIT_S = 60
+TIME_LIMIT_S = 120  # 14 operations (batches, files, trainings, health) x 50 examples on two busy cores
 
 
 def test_no_server_error_and_every_response_matches_the_schema(tmp_path: Path,

@@ -1,0 +1,181 @@
+"""The REST API's bodies for trainings (pydantic): ``TrainingCreate`` what a client sends, ``TrainingPublic`` what it
+gets. Shapes and checks follow the batches' (:mod:`render_service.schemas`): Slurm names and time limits pass the
+sbatch builder's own checks, so no user string that reaches the cluster can hold shell syntax; the config is
+checked by :mod:`render_service.training_request` (422 listing every problem).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from render_service.schemas import BackendName, BatchStateName
+from render_service.slurm.errors import InvalidJobSetting
+from render_service.slurm.sbatch import check_name, check_time_limit
+
+MAX_DATASETS = 64
+MAX_PATH_CHARS = 1024
+
+
+class TrainingDataset(BaseModel):
+    """The folders to train on, in this order: the caller's succeeded batches (the service knows where their
+    dataset folders are), then folders on the cluster (absolute paths, backend 'slurm' only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batches: list[str] = Field(default_factory=list, max_length=MAX_DATASETS,
+                               description="Ids of your batches that succeeded.", examples=[["3f2a9c0d1b7e4a55"]])
+    folders: list[str] = Field(default_factory=list, max_length=MAX_DATASETS,
+                               description="Dataset folders on the cluster (absolute paths).",
+                               examples=[["/shared/data/real_p91"]])
+
+    @field_validator("folders")
+    @classmethod
+    def _folders(cls, values: list[str]) -> list[str]:
+        for value in values:
+            problem = folder_problem(value)
+            if problem:
+                raise ValueError(f"{value[:200]!r}: {problem}")
+        return values
+
+    @field_validator("batches")
+    @classmethod
+    def _batch_ids(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not (1 <= len(value) <= 32 and value.isascii() and value.isalnum()):
+                raise ValueError(f"{value[:64]!r} is not a batch id (16 hex digits, as POST /batches returns)")
+        return values
+
+
+def folder_problem(path: str) -> str | None:
+    """Why ``path`` is not accepted as a dataset folder on the cluster (None: accepted). It travels inside a YAML
+    file, never a shell line, but it must still be a plain absolute path."""
+    if not path.startswith("/"):
+        return "give an absolute path on the cluster"
+    if len(path) > MAX_PATH_CHARS or any(ord(c) < 32 or c == "\x7f" for c in path):
+        return f"give a path of at most {MAX_PATH_CHARS} printable characters"
+    trimmed = path.rstrip("/") or "/"
+    if any(part in (".", "..") for part in path.split("/")) or posixpath.normpath(trimmed) != trimmed:
+        return "give a normalised path (no '.', '..' or repeated '/')"
+    return None
+
+
+class TrainingResources(BaseModel):
+    """Where and how wide the training runs; every field is optional (None: the default, the admin's Slurm default,
+    or the cluster's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nodes: int | None = Field(None, ge=1, le=256, description="Nodes (Slurm only; one locally).")
+    gpus_per_node: int | None = Field(None, ge=0, le=16, description="GPUs per node, one process each; 0 or unset: "
+                                                                      "CPU processes.")
+    processes_per_node: int | None = Field(None, ge=1, le=256, description="CPU processes per node when there are "
+                                                                           "no GPUs (gloo DDP); default 1.")
+    cpus_per_task: int | None = Field(None, ge=1, le=1024, description="CPU cores of each process.")
+    mem_per_node_mb: int | None = Field(None, ge=1, le=16_777_216, description="Memory of each node, MB (Slurm).")
+    partition: str | None = Field(None, description="Slurm partition.", examples=["gpu"])
+    account: str | None = Field(None, description="Slurm account charged.", examples=["materials"])
+    time_limit: str | None = Field(None, description="Of the whole job: minutes or [D-]H:M:S.", examples=["4:00:00"])
+
+    @field_validator("partition", "account")
+    @classmethod
+    def _slurm_name(cls, value: str | None, info: Any) -> str | None:
+        if value is not None:
+            try:
+                check_name(info.field_name, value)
+            except InvalidJobSetting as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("time_limit")
+    @classmethod
+    def _time_limit(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_time_limit(value)
+            except InvalidJobSetting as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+class TrainingCreate(BaseModel):
+    """``POST /api/v1/trainings``: what to train on, the config (a ready one by name, or YAML text, plus dotted
+    overrides), where and how wide."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="A name for your list (default: the config's name).",
+                             examples=["unet-p91"])
+    dataset: TrainingDataset = Field(description="Your succeeded batches and/or folders on the cluster.")
+    config: str | None = Field(None, description="A ready config: 'unet', 'deeplab' or 'swin_unetr'.",
+                               examples=["unet"])
+    config_yaml: str | None = Field(None, description="A config as YAML text (as training/configs/*.yaml); give "
+                                                      "this or 'config'.")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted keys set over the config.",
+                                      examples=[{"trainer.max_steps": 2000, "data.crop_px": 256}])
+    backend: BackendName = Field("local", description="'local' (this server's processes) or 'slurm' (the cluster).")
+    resources: TrainingResources = Field(default_factory=TrainingResources)  # type: ignore[arg-type]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_name("name", value)
+            except InvalidJobSetting as exc:
+                raise ValueError(str(exc)) from None
+            if len(value) > 64:
+                raise ValueError("give a name of at most 64 characters")
+        return value
+
+
+class DatasetFolder(BaseModel):
+    """One folder a training reads: the batch it came from (None: a folder given by path) and its path where the job
+    runs."""
+
+    batch_id: str | None
+    path: str
+
+
+class TrainingResourcesPublic(BaseModel):
+    """The resources the job runs with (the user's, defaults filled in where the service decides them)."""
+
+    nodes: int
+    devices_per_node: int = Field(description="Processes per node: one per GPU, or the CPU processes.")
+    gpus_per_node: int
+    cpus_per_task: int | None
+    mem_per_node_mb: int | None
+    partition: str | None
+    account: str | None
+    time_limit: str | None
+
+
+class TrainingPublic(BaseModel):
+    """A training as the API shows it. Once ``succeeded``, its files are ``model.onnx``, ``checkpoints/*.ckpt``,
+    ``metrics.json``, ``metrics.csv``, ``config.yaml``, ``train.log`` (``GET .../files``)."""
+
+    id: str
+    name: str
+    state: BatchStateName
+    backend: BackendName
+    config: str | None = Field(description="The ready config it started from; None for a config given as YAML.")
+    datasets: list[DatasetFolder]
+    resources: TrainingResourcesPublic
+    slurm_job_id: int | None
+    created_at: dt.datetime
+    submitted_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None = Field(description="What went wrong, as a sentence a user can act on; None when nothing did.")
+
+
+class TrainingList(BaseModel):
+    """A page of the caller's trainings, newest first."""
+
+    items: list[TrainingPublic]
+    total: int
+    limit: int
+    offset: int
