@@ -4,7 +4,7 @@
 # jobs run as. Everything binds to 127.0.0.1; nothing leaves this machine.
 #
 #   scripts/stack.sh install   apt-install the daemons (idempotent; writes /etc/slurm/slurm.conf first) and the
-#                              cluster's render environment (semcoat[render] in $SEMCOAT_CLUSTER_RENDER_ENV)
+#                              cluster's environment (semcoat[render,train] in $SEMCOAT_CLUSTER_RENDER_ENV)
 #   scripts/stack.sh up        start what is not running, wait until each part answers (idempotent)
 #   scripts/stack.sh down      cancel jobs, stop every daemon by its PID file
 #   scripts/stack.sh status    one line per part; exit 0 only when all are up
@@ -160,9 +160,9 @@ StrictModes no
 AuthorizedKeysFile .ssh/authorized_keys
 Subsystem sftp internal-sftp
 EOF
-    # the software jobs run: this checkout's semcoat with the render extra, on Debian's Python 3.11 (the project's own
-    # .venv may sit on an interpreter the cluster user cannot reach, as a login node's software would not)
-    bash "$(dirname "$0")/install-render-env.sh" "$RENDER_ENV" --python /usr/bin/python3.11
+    # the software jobs run: this checkout's semcoat with the render and train extras, on Debian's Python 3.11 (the
+    # project's own .venv may sit on an interpreter the cluster user cannot reach, as a login node's software would not)
+    bash "$(dirname "$0")/install-render-env.sh" "$RENDER_ENV" --python /usr/bin/python3.11 --extras render,train
     write_env
     log "installed; state in $STATE"
 }
