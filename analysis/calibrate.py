@@ -40,7 +40,7 @@ from analysis.calibrate_noise import (
 )
 from analysis.calibrate_scratches import find_scratches
 from analysis.measure import MaskError, check_layered, measure
-from analysis.predict import ImageInput, load_input
+from analysis.predict import ImageInput, load_input, pixel_size_warning
 from semcoat.classes import BACKGROUND, FE2AL5, FEAL, SUBSTRATE
 from semcoat.errors import SemcoatError
 
@@ -301,4 +301,7 @@ def calibrate_file(path: str | Path, pixel_size_um: float | None) -> ImageEstima
     # The file's own height (the frame holds the bar): read again uncropped, a few milliseconds.
     full_rows = load_input(path, pixel_size_um, crop=False).image.shape[0] if item.databar_top_row is not None \
         else item.image.shape[0]
-    return estimate_image(item, full_rows)
+    est = estimate_image(item, full_rows)
+    mismatch = pixel_size_warning(path, pixel_size_um, item.metadata_pixel_size_um)
+    est.warnings[:0] = [*item.warnings, *([mismatch] if mismatch else [])]
+    return est

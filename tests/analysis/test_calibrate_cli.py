@@ -72,6 +72,11 @@ def test_pixel_size_and_data_bar_come_from_the_tiffs_metadata(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     img = BatchSpec.load(out).base.imaging
     assert (img.height_px, img.pixel_size_um, img.data_bar, img.data_bar_height_px) == (264, 0.1, True, 24)
+    # A pixel size given against the metadata wins, with a warning naming both.
+    result = runner.invoke(app, ["spec", "calibrate", str(tif), "--pixel-size-um", "0.12", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "differs from the file's SEM metadata" in result.stderr
+    assert BatchSpec.load(out).base.imaging.pixel_size_um == 0.12
 
 
 def test_an_image_without_a_pixel_size_is_bad_input_naming_it(pngs: list[Path], tmp_path: Path) -> None:
