@@ -103,20 +103,14 @@ def preset_batch(name: str, count: int = 100, seed: int = 0, pixel_size_um: floa
         "imaging.probe_fwhm_um": Distribution("uniform", low=0.3, high=1.0),
         "imaging.probe_halo_fraction": Distribution("uniform", low=0.05, high=0.3),
         "imaging.probe_halo_fwhm_um": Distribution("uniform", low=2.0, high=6.0),
-        # Noise (issue 11 point 10): dose 30-2000 e-/px about evenly in log (a choice of log-spaced values), line
-        # noise in most images, frame averaging in some, a JPEG-saved image in about two of five.
-        "imaging.dose_electrons_per_px": Distribution(
-            "choice", values=[30.0, 45.0, 70.0, 100.0, 150.0, 230.0, 350.0, 500.0, 750.0, 1100.0, 1500.0, 2000.0]),
-        "imaging.line_noise_std": Distribution("uniform", low=0.0, high=0.025),
-        "imaging.line_noise_length_px": Distribution("choice", values=[30.0, 150.0, 1000.0, 5000.0]),
-        "imaging.frame_count": Distribution("choice", values=[1, 1, 1, 2, 4, 8]),
-        "imaging.jpeg_quality": Distribution("choice", values=[0, 0, 0, 50, 70, 85, 95]),
-        "imaging.brightness": Distribution("normal", mean=0.0, std=0.04),
+        # Display: the operator keeps the brightest phase (the steel, with its texture and particles) below white
+        # (issue 11 point 8): the steel sits near 0.75 of full scale.
+        "imaging.brightness": Distribution("normal", mean=-0.08, std=0.03),
         "imaging.shading_amplitude": Distribution("uniform", low=0.0, high=0.08),
         "imaging.scratch_density_per_100um": Distribution("uniform", low=0.0, high=6.0),
         "imaging.scratch_contrast": Distribution("uniform", low=0.02, high=0.08),
         "grey.fe2al5_depth_gradient": Distribution("uniform", low=-0.01, high=0.06),
-        "imaging.contrast": Distribution("normal", mean=1.0, std=0.08),
+        "imaging.contrast": Distribution("normal", mean=0.8, std=0.05),
         # Cracks in some images, none in others (issue: 0-5 per 100 um, 0.2-2 um wide, within 15 deg of the normal).
         "cracks.density_per_100um": Distribution("choice", values=[0.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0]),
         "cracks.width_um": Distribution("uniform", low=0.4, high=1.0),
@@ -132,6 +126,7 @@ def preset_batch(name: str, count: int = 100, seed: int = 0, pixel_size_um: floa
         "precipitates.speck_density_per_um2": Distribution("uniform", low=0.0, high=3.0),
     }
     randomize.update(_geometry_ranges(name))
+    randomize.update(_image_ranges())
     if pixel_size_um is not None:
         _reframe(base, randomize, pixel_size_um)
     batch = BatchSpec(name=f"{name}-batch", count=count, seed=seed, base=copy.deepcopy(base), randomize=randomize,
@@ -170,6 +165,27 @@ def _geometry_ranges(name: str) -> dict[str, Distribution]:
             "layers.interface_roughness_amplitude_um": Distribution("uniform", low=0.3, high=1.2),
         })
     return ranges
+
+
+def _image_ranges() -> dict[str, Distribution]:
+    """The specimen's texture and the scan's noise of issue 11, the same for every preset."""
+    return {
+        # Noise (point 10): dose 30-2000 e-/px about evenly in log (a choice of log-spaced values), line noise in most
+        # images, frame averaging in some, a JPEG-saved image in about two of five.
+        "imaging.dose_electrons_per_px": Distribution(
+            "choice", values=[30.0, 45.0, 70.0, 100.0, 150.0, 230.0, 350.0, 500.0, 750.0, 1100.0, 1500.0, 2000.0]),
+        "imaging.line_noise_std": Distribution("uniform", low=0.0, high=0.025),
+        "imaging.line_noise_length_px": Distribution("choice", values=[30.0, 150.0, 1000.0, 5000.0]),
+        "imaging.frame_count": Distribution("choice", values=[1, 1, 1, 2, 4, 8]),
+        "imaging.jpeg_quality": Distribution("choice", values=[0, 0, 0, 50, 70, 85, 95]),
+        # The steel (point 8): martensite blocks in every image, bright particles in most.
+        "grey.steel_lath_contrast": Distribution("uniform", low=0.015, high=0.06),
+        "grey.steel_lath_width_um": Distribution("uniform", low=0.4, high=1.5),
+        "grey.steel_packet_um": Distribution("uniform", low=6.0, high=25.0),
+        "grey.steel_particle_density_per_100um2": Distribution("uniform", low=0.0, high=4.0),
+        "grey.steel_particle_radius_um": Distribution("uniform", low=0.06, high=0.2),
+        "grey.steel_particle_contrast": Distribution("uniform", low=0.1, high=0.35),
+    }
 
 
 def _highest(randomize: dict[str, Distribution], path: str, value: float) -> float:

@@ -187,6 +187,27 @@ class GreyLevelSpec:
     fe2al5_depth_gradient: float = param(
         0.03, minimum=-0.3, maximum=0.3,
         doc="Relative grey change of Fe2Al5 from the surface to the bottom of its band (Al depletion with depth).")
+    steel_lath_contrast: float = param(
+        0.0, minimum=0.0, maximum=0.3,
+        doc="Largest relative grey change between blocks of martensite laths in the steel (electron channelling: "
+            "elongated bands at a few orientations, packet by packet); 0 = none.")
+    steel_lath_width_um: float = param(
+        0.8, unit="um", minimum=0.05, maximum=20.0,
+        doc="Width of a block of parallel martensite laths (its length is ten times that).")
+    steel_packet_um: float = param(
+        12.0, unit="um", minimum=1.0, maximum=200.0,
+        doc="Mean size of a martensite packet (a region whose blocks share one lath direction).")
+    steel_particle_density_per_100um2: float = param(
+        0.0, minimum=0.0, maximum=50.0,
+        doc="Small bright particles in the steel (Nb/V carbonitrides, W/Mo-rich Laves phase) per 100 um2 of steel; "
+            "below the probe, so substrate in the mask; 0 = none.")
+    steel_particle_radius_um: float = param(
+        0.12, unit="um", minimum=0.01, maximum=2.0,
+        doc="Mean radius of a steel particle (each drawn within +-50 %).")
+    steel_particle_contrast: float = param(
+        0.25, minimum=0.0, maximum=1.0,
+        doc="Relative brightening of the steel where a particle covers a whole pixel (less for smaller ones, and the "
+            "probe blur lowers the peak further).")
 
     def for_class(self, class_id: int) -> float:
         """Grey level of the phase with mask value ``class_id`` (for precipitates: of Cr23C6, the brightest)."""

@@ -1,7 +1,7 @@
 """Render a range of a batch into a dataset folder: the work of one Slurm array task, without bpy.
 
 For each image index ``i``: draw the geometry (seeded by the batch's ``image_seed(i)``), put it into the scene,
-render, add the specimen's grain contrast, Fe2Al5 depth gradient and polishing scratches, form the SEM image,
+render, add the specimen's texture and artefacts (``specimen.py``), form the SEM image,
 measure the truth on the mask and write the sample atomically
 (image, mask, then meta).
 Finished samples are skipped, so a killed task can be rerun. Everything random comes from ``image_seed(i)``, split
@@ -21,10 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from blender_addon.render_node.artefacts import fe2al5_depth_factor, scratch_factor
 from blender_addon.render_node.frame import FrameRenderer, RenderError
 from blender_addon.render_node.sem_image import ScanStreams, form_image, scan_margin_px
-from blender_addon.render_node.texture import grain_factor, speck_factor
+from blender_addon.render_node.specimen import SpecimenStreams, specimen_signal
 from blender_addon.render_node.truth import ground_truth
 from blender_addon.scene import geometry as geometry_mod
 from blender_addon.scene.stopping import Interrupted, StopCheck, check
@@ -34,11 +33,11 @@ from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.spec import CoatingSpec
 
-GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 6"
+GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 7"
 PNG_COMPRESSION = 1  # fastest zlib level; the 8-bit images gain ~10 % from level 6 at 3x the time
 _GEOMETRY, _TEXTURE, _NOISE, _SCRATCHES, _SPECKS = 0, 1, 2, 3, 4
 # Image-formation streams of issue 11, numbered from 20 so that streams added for the geometry never meet them.
-_FRAMES, _LINE_NOISE = 20, 21
+_FRAMES, _LINE_NOISE, _LATHS, _PARTICLES = 20, 21, 22, 23
 
 
 @dataclass
@@ -150,22 +149,11 @@ def render_sample(
     check(should_stop)
     t3 = time.perf_counter()
     img = spec.imaging
-    grain = grain_factor(frame.mask, img.pixel_size_um, np.random.default_rng([seed, _TEXTURE]))
-    check(should_stop)
-    specimen = grain * fe2al5_depth_factor(frame.mask, spec.grey.fe2al5_depth_gradient)
-    check(should_stop)
-    specimen = specimen * scratch_factor(frame.mask, img.pixel_size_um, img.scratch_density_per_100um,
-                                         img.scratch_contrast, np.random.default_rng([seed, _SCRATCHES]))
-    check(should_stop)
-    pre = spec.precipitates
-    if pre.speck_density_per_um2 > 0:
-        contrasts = np.array(spec.grey.precipitate_phase_greys()) / max(spec.grey.fe2al5, 1e-3) - 1.0
-        specimen = specimen * speck_factor(
-            frame.mask, img.pixel_size_um, pre.speck_density_per_um2, contrasts,
-            np.array([pre.al8cr5_share, pre.cr2al_share, pre.cr23c6_share]), np.random.default_rng([seed, _SPECKS]))
-    check(should_stop)
+    streams = SpecimenStreams(*(np.random.default_rng([seed, k]) for k in (_TEXTURE, _SCRATCHES, _SPECKS, _LATHS,
+                                                                          _PARTICLES)))
+    signal = specimen_signal(frame.signal, frame.mask, spec, streams, should_stop)
     scan = ScanStreams(np.random.default_rng([seed, _FRAMES]), np.random.default_rng([seed, _LINE_NOISE]))
-    sem = form_image(frame.signal * specimen, frame.mask, img, margin, np.random.default_rng([seed, _NOISE]),
+    sem = form_image(signal, frame.mask, img, margin, np.random.default_rng([seed, _NOISE]),
                      should_stop, scan)
     t4 = time.perf_counter()
     truth = ground_truth(sem.mask, spec.imaging.pixel_size_um)

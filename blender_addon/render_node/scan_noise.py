@@ -76,12 +76,12 @@ def frame_averaged_signal(
 
 
 def line_noise(shape: tuple[int, int], std: float, length_px: float, rng: np.random.Generator) -> np.ndarray:
-    """Noise correlated along the scan line, float32, of standard deviation ``std`` over the frame.
+    """Noise correlated along the scan line, float32, of standard deviation ``std`` over the frame (to about 1 %).
 
     Each line gets its own smooth random wander that decorrelates over about ``length_px`` pixels of the line
     (a length beyond the width is an offset per line, a slight slope at most); lines are independent of each other.
     Drawn as white noise on a grid of ``LINE_NOISE_SAMPLES_PER_LENGTH`` samples per length (reaching beyond both
-    ends), blurred along the line and interpolated linearly, then scaled to ``std`` exactly (0: zeros, nothing
+    ends), blurred along the line, scaled to ``std`` on the grid and interpolated linearly (0: zeros, nothing
     drawn).
     """
     rows, cols = shape
@@ -93,13 +93,12 @@ def line_noise(shape: tuple[int, int], std: float, length_px: float, rng: np.ran
     white = rng.standard_normal((rows, samples), dtype=np.float32)
     blur = cv2.getGaussianKernel(2 * pad + 1, LINE_NOISE_BLUR_SAMPLES).astype(np.float32)
     coarse = cv2.sepFilter2D(white, -1, blur, np.ones((1, 1), np.float32), borderType=cv2.BORDER_REFLECT)
+    # Scaled on the grid (its spread is the line's: the interpolation of a field this smooth keeps the variance).
+    spread = float(coarse[:, pad:-pad].std())
+    coarse *= np.float32(std / spread) if spread > 0 else np.float32(0.0)
     # Column c of the line reads the grid at pad + c / step (linear interpolation).
     to_grid = np.array([[1.0 / step_px, 0.0, float(pad)], [0.0, 1.0, 0.0]])
-    fine = cv2.warpAffine(coarse, to_grid, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    spread = float(fine.std())
-    if spread <= 0:
-        return np.zeros(shape, np.float32)
-    return np.ascontiguousarray(fine * np.float32(std / spread))
+    return cv2.warpAffine(coarse, to_grid, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
 
 
 def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:

@@ -101,7 +101,7 @@ def test_line_noise_has_its_std_is_correlated_along_lines_and_independent_betwee
     shape = (400, 600)
     noise = line_noise(shape, 0.02, 60.0, np.random.default_rng(6))
     assert noise.dtype == np.float32 and noise.shape == shape
-    assert noise.std() == pytest.approx(0.02, rel=1e-3)
+    assert noise.std() == pytest.approx(0.02, rel=0.03)
 
     def corr(a: np.ndarray, b: np.ndarray) -> float:
         return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])

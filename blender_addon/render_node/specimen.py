@@ -1,0 +1,64 @@
+"""The polished specimen's own appearance on top of the rendered phase map, before the microscope forms the image.
+
+In order: grain (channelling) contrast, the Fe2Al5 depth gradient, polishing scratches, sub-resolution specks
+(``texture.py``, ``artefacts.py``), then the steel's martensite and bright particles (``steel.py``). Each feature
+draws from its own random stream, and only when it is on, so switching one off leaves the others' draws unchanged.
+Nothing here changes the mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from blender_addon.render_node.artefacts import fe2al5_depth_factor, scratch_factor
+from blender_addon.render_node.steel import apply_laths, apply_particles
+from blender_addon.render_node.texture import grain_factor, speck_factor
+from blender_addon.scene.stopping import StopCheck, check
+from semcoat.spec import CoatingSpec
+
+
+@dataclass
+class SpecimenStreams:
+    """One random generator per specimen feature."""
+
+    texture: np.random.Generator
+    scratches: np.random.Generator
+    specks: np.random.Generator
+    laths: np.random.Generator
+    particles: np.random.Generator
+
+
+def specimen_signal(
+    signal: np.ndarray, mask: np.ndarray, spec: CoatingSpec, streams: SpecimenStreams,
+    should_stop: StopCheck | None = None,
+) -> np.ndarray:
+    """The rendered phase signal (float32, frame sized) with the specimen's texture and artefacts, float32.
+
+    ``should_stop`` is asked between the steps (``Interrupted`` when it answers True).
+    """
+    img, grey = spec.imaging, spec.grey
+    specimen = grain_factor(mask, img.pixel_size_um, streams.texture)
+    check(should_stop)
+    specimen = specimen * fe2al5_depth_factor(mask, grey.fe2al5_depth_gradient)
+    check(should_stop)
+    specimen = specimen * scratch_factor(mask, img.pixel_size_um, img.scratch_density_per_100um,
+                                         img.scratch_contrast, streams.scratches)
+    check(should_stop)
+    pre = spec.precipitates
+    if pre.speck_density_per_um2 > 0:
+        contrasts = np.array(grey.precipitate_phase_greys()) / max(grey.fe2al5, 1e-3) - 1.0
+        specimen = specimen * speck_factor(
+            mask, img.pixel_size_um, pre.speck_density_per_um2, contrasts,
+            np.array([pre.al8cr5_share, pre.cr2al_share, pre.cr23c6_share]), streams.specks)
+        check(should_stop)
+    if grey.steel_lath_contrast > 0:
+        apply_laths(specimen, mask, img.pixel_size_um, grey.steel_lath_contrast, grey.steel_lath_width_um,
+                    grey.steel_packet_um, streams.laths)
+        check(should_stop)
+    if grey.steel_particle_density_per_100um2 > 0 and grey.steel_particle_contrast > 0:
+        apply_particles(specimen, mask, img.pixel_size_um, grey.steel_particle_density_per_100um2,
+                        grey.steel_particle_radius_um, grey.steel_particle_contrast, streams.particles)
+        check(should_stop)
+    return signal * specimen
