@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -47,6 +48,9 @@ MIN_TEXTURE_SPREAD = 0.003
 # Noise of a block mean: the scan bandwidth correlates neighbouring pixels along a line (sum of correlations ~2.3).
 NOISE_CORRELATION_SUM = 2.3
 MIN_GRADIENT_DEPTH_SPREAD = 0.1
+# Blurs wider than this (sigma, px) run at 1/DOWNSAMPLE of the resolution.
+WIDE_SIGMA_PX = 6.0
+DOWNSAMPLE = 4
 
 
 @dataclass(frozen=True)
@@ -86,15 +90,35 @@ class LevelFit:
 def flat_regions(mask: np.ndarray, erode_px: float) -> dict[int, np.ndarray]:
     """Each flat phase's pixels farther than ``erode_px`` from any other class (image borders do not erode), for the
     phases that keep at least :data:`MIN_FLAT_PIXELS` pixels."""
+    # One distance transform for all phases: to the nearest pixel that has a neighbour of another class.
+    boundary = np.zeros(mask.shape, bool)
+    boundary[:-1] |= mask[:-1] != mask[1:]
+    boundary[1:] |= mask[:-1] != mask[1:]
+    boundary[:, :-1] |= mask[:, :-1] != mask[:, 1:]
+    boundary[:, 1:] |= mask[:, :-1] != mask[:, 1:]
+    distance = ndi.distance_transform_edt(~boundary) if boundary.any() else np.full(mask.shape, np.inf)
     out: dict[int, np.ndarray] = {}
     for class_id in FLAT_CLASSES:
-        phase = mask == class_id
-        if int(phase.sum()) < MIN_FLAT_PIXELS:
-            continue
-        region = ndi.distance_transform_edt(phase) > erode_px
+        region = (mask == class_id) & (distance >= erode_px)
         if int(region.sum()) >= MIN_FLAT_PIXELS:
             out[class_id] = region
     return out
+
+
+def smooth_share(indicator: np.ndarray, sigma_px: float) -> np.ndarray:
+    """A Gaussian blur (reflected at the borders) of a 0/1 map; wide ones at a quarter of the resolution, enlarged
+    linearly (a wide blur is smooth at that scale, as the render node's halo is)."""
+    x = indicator.astype(np.float32)
+    if sigma_px < WIDE_SIGMA_PX or min(x.shape) < 4 * DOWNSAMPLE:
+        return np.asarray(ndi.gaussian_filter(x, sigma_px, mode="reflect"))
+    rows, cols = x.shape
+    k = DOWNSAMPLE
+    pad = ((0, -rows % k), (0, -cols % k))
+    small = np.pad(x, pad, mode="edge").reshape((rows + pad[0][1]) // k, k, (cols + pad[1][1]) // k, k).mean((1, 3))
+    small = ndi.gaussian_filter(small, sigma_px / k, mode="reflect").astype(np.float32)
+    # OpenCV's linear enlargement aligns pixel centres (block centres at k/2 - 1/2), as the render node's halo does.
+    large = cv2.resize(small, (small.shape[1] * k, small.shape[0] * k), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(large[:rows, :cols])
 
 
 def relative_depth(mask: np.ndarray) -> np.ndarray:
@@ -219,7 +243,7 @@ def fit_levels(image: np.ndarray, mask: np.ndarray, regions: Mapping[int, np.nda
     h = float(psf.halo_fraction) if psf.halo_sigma_px > 0 else 0.0
     if h > 0:
         for k in present:
-            halo[k] = ndi.gaussian_filter((mask == k).astype(np.float32), psf.halo_sigma_px, mode="reflect")
+            halo[k] = smooth_share(mask == k, psf.halo_sigma_px)
     depth = relative_depth(mask)
     s = _samples(x, mask, regions, halo, depth, core_erode_px)
     if unclip is not None:

@@ -6,7 +6,8 @@ over the flat solid regions, then for every direction and offset the mean of tha
 transform by sums, so the masked pixels simply do not count). A scratch is a line whose mean is far below what the
 noise gives (a robust z-score over all lines), found greedily: the strongest first, then its neighbourhood in
 (angle, offset) is suppressed. Grain boundaries are steps, whose line response is positive on one side and negative
-on the other, and cancel along a line.
+on the other, and cancel along a line; each scan line's median is removed first and no line is looked for within
+1° of the scan direction (line-correlated noise makes whole scan lines darker).
 
 The count is of the scratches strong enough to see through the noise: a lower bound of the density when grooves are
 faint (the renders draw groove depths of 30-100 % of ``scratch_contrast``).
@@ -29,6 +30,9 @@ MIN_LINE_PIXELS = 120
 MIN_LINE_SHARE = 0.3
 DETECTION_Z = 5.5
 MAX_SCRATCHES = 200
+# Candidates come strongest first: after this many in a row that are no groove, the rest are steps and noise.
+MAX_REJECTED_IN_A_ROW = 8
+SCAN_DIRECTION_EXCLUDED_DEG = 1.0
 SUPPRESS_DEG = 6.0
 SUPPRESS_PX = 4.0
 # The render node's groove before the probe: a one-pixel line blurred by sigma 0.6 px (about 0.7 px with its
@@ -127,6 +131,7 @@ def find_scratches(image: np.ndarray, solid_flat: np.ndarray, pixel_size_um: flo
     wide_sigma = 3.0 * max(0.7, core_sigma_px) + 1.0
     reference = predicted if predicted is not None else ndi.gaussian_filter(full, wide_sigma)
     relative = full / np.maximum(reference, 1e-3) - 1.0
+    relative = _without_line_offsets(relative, solid_flat)
     # Without a prediction the filter sees the phases' edges as lines: keep its reach away from them.
     erode = 3 if predicted is not None else int(np.ceil(2.5 * wide_sigma))
     region = ndi.distance_transform_edt(solid_flat) > erode
@@ -146,7 +151,9 @@ def find_scratches(image: np.ndarray, solid_flat: np.ndarray, pixel_size_um: flo
     angles = np.arange(0.0, 180.0, ANGLE_STEP_DEG)
     sums, counts = _hough(values, rows.astype(np.float64), cols.astype(np.float64), angles, n_offsets, reach)
     min_pixels = max(MIN_LINE_PIXELS / 2.0, MIN_LINE_SHARE * min(small.shape))
-    judged = counts >= min_pixels
+    # Along the scan direction a dark line may be one noisy scan line: no scratch is looked for there.
+    along_scan = np.abs(((angles - 90.0 + 90.0) % 180.0) - 90.0) <= SCAN_DIRECTION_EXCLUDED_DEG
+    judged = (counts >= min_pixels) & ~along_scan[:, None]
     if not judged.any():
         raise EstimateError("scratches: no line crosses enough flat solid pixels to be judged")
     mean = np.where(judged, sums / np.maximum(counts, 1.0), 0.0)
@@ -161,7 +168,8 @@ def find_scratches(image: np.ndarray, solid_flat: np.ndarray, pixel_size_um: flo
     cy, cx = rows.mean(), cols.mean()
     flat_rows, flat_cols = np.nonzero(solid_flat)
     flat_values = relative[flat_rows, flat_cols]
-    while len(found) < MAX_SCRATCHES:
+    rejected_in_a_row = 0
+    while len(found) < MAX_SCRATCHES and rejected_in_a_row < MAX_REJECTED_IN_A_ROW:
         candidates = np.where(alive, z, np.inf)
         i, j = np.unravel_index(int(np.argmin(candidates)), z.shape)
         if not np.isfinite(candidates[i, j]) or -candidates[i, j] < DETECTION_Z:
@@ -171,6 +179,9 @@ def find_scratches(image: np.ndarray, solid_flat: np.ndarray, pixel_size_um: flo
         dip = _two_sided_dip(*_refined(flat_rows, flat_cols, flat_values, a, 2.0 * rho))
         if dip is not None:  # a step (a grain boundary) is darker on one side only: not a groove
             found.append(Scratch(float(angles[i] + 90.0) % 180.0, 2.0 * rho, dip, int(counts[i, j]) * 2))
+            rejected_in_a_row = 0
+        else:
+            rejected_in_a_row += 1
         # Suppress the butterfly of this line in (angle, offset): a nearby angle sees it at the offset of the line's
         # point nearest the flat regions' centre.
         along = rho - cx * np.cos(a) - cy * np.sin(a)
@@ -189,6 +200,21 @@ def find_scratches(image: np.ndarray, solid_flat: np.ndarray, pixel_size_um: flo
     return ScratchFit(tuple(found), density, contrast)
 
 
+def _without_line_offsets(relative: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``relative`` less each scan line's median over ``region`` (lines with at least 16 of its pixels): line-correlated
+    noise shifts a whole line, which would otherwise pass for a dark line along the scan."""
+    rows, cols = np.nonzero(region)
+    values = relative[rows, cols]
+    out = relative.copy()
+    order = np.argsort(rows, kind="stable")
+    rows, values = rows[order], values[order]
+    starts = np.searchsorted(rows, np.arange(relative.shape[0]))
+    ends = np.searchsorted(rows, np.arange(relative.shape[0]), side="right")
+    for r in np.nonzero(ends - starts >= 16)[0]:
+        out[r] -= float(np.median(values[starts[r] : ends[r]]))
+    return out
+
+
 def _refined(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, normal_rad: float,
              offset_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
     """The line near ``(normal, offset)`` (found at half resolution, in bins of 3 px and 0.5 degrees) along which the
@@ -199,7 +225,7 @@ def _refined(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, normal_rad:
     search = near & ((rows + cols) % 2 == 0)
     r, c, v = rows[search], cols[search], values[search]
     best = (np.inf, normal_rad, offset_px)
-    for da in np.deg2rad(np.arange(-0.5, 0.51, 0.125)):
+    for da in np.deg2rad(np.arange(-0.5, 0.51, 0.25)):
         for do in np.arange(-3.0, 3.01, 0.5):
             d = c * np.cos(normal_rad + da) + r * np.sin(normal_rad + da) - (offset_px + do)
             centre = np.abs(d) <= 0.75
