@@ -178,6 +178,10 @@ def _image_ranges() -> dict[str, Distribution]:
         "imaging.line_noise_length_px": Distribution("choice", values=[30.0, 150.0, 1000.0, 5000.0]),
         "imaging.frame_count": Distribution("choice", values=[1, 1, 1, 2, 4, 8]),
         "imaging.jpeg_quality": Distribution("choice", values=[0, 0, 0, 50, 70, 85, 95]),
+        # Pores (point 5): interiors from black up to the resin's grey, bright rims in most images.
+        "grey.pore_fill_max": Distribution("uniform", low=0.3, high=1.0),
+        "grey.pore_rim": Distribution("uniform", low=0.0, high=0.12),
+        "grey.pore_rim_width_um": Distribution("uniform", low=0.15, high=0.5),
         # The steel (point 8): martensite blocks in every image, bright particles in most.
         "grey.steel_lath_contrast": Distribution("uniform", low=0.015, high=0.06),
         "grey.steel_lath_width_um": Distribution("uniform", low=0.4, high=1.5),

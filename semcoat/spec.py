@@ -187,6 +187,17 @@ class GreyLevelSpec:
     fe2al5_depth_gradient: float = param(
         0.03, minimum=-0.3, maximum=0.3,
         doc="Relative grey change of Fe2Al5 from the surface to the bottom of its band (Al depletion with depth).")
+    pore_fill_max: float = param(
+        0.0, minimum=0.0, maximum=1.0,
+        doc="Largest fill level of a pore: each pore (a connected pore region of the mask) gets its own level u drawn "
+            "in [0, pore_fill_max] and the grey pore + u x (resin - pore), from black (empty) up to the resin's grey "
+            "(filled with resin or debris); 0 = every pore at the pore grey.")
+    pore_rim: float = param(
+        0.0, minimum=0.0, maximum=0.5,
+        doc="Extra signal (full scale 1) of the solid at a pore's edge (edge effect), falling off as exp(-d / "
+            "pore_rim_width_um) with the distance d from the pore; on top of imaging.edge_brightening; 0 = none.")
+    pore_rim_width_um: float = param(
+        0.3, unit="um", minimum=0.02, maximum=5.0, doc="Decay length of the bright rim around pores.")
     steel_lath_contrast: float = param(
         0.0, minimum=0.0, maximum=0.3,
         doc="Largest relative grey change between blocks of martensite laths in the steel (electron channelling: "

@@ -33,11 +33,11 @@ from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.spec import CoatingSpec
 
-GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 7"
+GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 8"
 PNG_COMPRESSION = 1  # fastest zlib level; the 8-bit images gain ~10 % from level 6 at 3x the time
 _GEOMETRY, _TEXTURE, _NOISE, _SCRATCHES, _SPECKS = 0, 1, 2, 3, 4
 # Image-formation streams of issue 11, numbered from 20 so that streams added for the geometry never meet them.
-_FRAMES, _LINE_NOISE, _LATHS, _PARTICLES = 20, 21, 22, 23
+_FRAMES, _LINE_NOISE, _LATHS, _PARTICLES, _PORE_FILL = 20, 21, 22, 23, 24
 
 
 @dataclass
@@ -150,7 +150,7 @@ def render_sample(
     t3 = time.perf_counter()
     img = spec.imaging
     streams = SpecimenStreams(*(np.random.default_rng([seed, k]) for k in (_TEXTURE, _SCRATCHES, _SPECKS, _LATHS,
-                                                                          _PARTICLES)))
+                                                                          _PARTICLES, _PORE_FILL)))
     signal = specimen_signal(frame.signal, frame.mask, spec, streams, should_stop)
     scan = ScanStreams(np.random.default_rng([seed, _FRAMES]), np.random.default_rng([seed, _LINE_NOISE]))
     sem = form_image(signal, frame.mask, img, margin, np.random.default_rng([seed, _NOISE]),

@@ -92,7 +92,8 @@ def line_noise(shape: tuple[int, int], std: float, length_px: float, rng: np.ran
     samples = int(np.ceil((cols - 1) / step_px)) + 2 + 2 * pad
     white = rng.standard_normal((rows, samples), dtype=np.float32)
     blur = cv2.getGaussianKernel(2 * pad + 1, LINE_NOISE_BLUR_SAMPLES).astype(np.float32)
-    coarse = cv2.sepFilter2D(white, -1, blur, np.ones((1, 1), np.float32), borderType=cv2.BORDER_REFLECT)
+    coarse = np.asarray(cv2.sepFilter2D(white, -1, blur, np.ones((1, 1), np.float32), borderType=cv2.BORDER_REFLECT),
+                        np.float32)
     # Scaled on the grid (its spread is the line's: the interpolation of a field this smooth keeps the variance).
     spread = float(coarse[:, pad:-pad].std())
     coarse *= np.float32(std / spread) if spread > 0 else np.float32(0.0)

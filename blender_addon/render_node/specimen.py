@@ -1,9 +1,10 @@
 """The polished specimen's own appearance on top of the rendered phase map, before the microscope forms the image.
 
-In order: grain (channelling) contrast, the Fe2Al5 depth gradient, polishing scratches, sub-resolution specks
-(``texture.py``, ``artefacts.py``), then the steel's martensite and bright particles (``steel.py``). Each feature
-draws from its own random stream, and only when it is on, so switching one off leaves the others' draws unchanged.
-Nothing here changes the mask.
+In order: the pores' fill levels (``voids.py``) change the phase greys; then brightness factors multiply them: grain
+(channelling) contrast, the Fe2Al5 depth gradient, polishing scratches, sub-resolution specks (``texture.py``,
+``artefacts.py``), the steel's martensite and bright particles (``steel.py``); then bright rims around pores are
+added. Each feature draws from its own random stream, and only when it is on, so switching one off leaves the others'
+draws unchanged. Nothing here changes the mask.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from blender_addon.render_node.artefacts import fe2al5_depth_factor, scratch_factor
 from blender_addon.render_node.steel import apply_laths, apply_particles
 from blender_addon.render_node.texture import grain_factor, speck_factor
+from blender_addon.render_node.voids import pore_fill_offset, pore_rim
 from blender_addon.scene.stopping import StopCheck, check
 from semcoat.spec import CoatingSpec
 
@@ -28,6 +30,7 @@ class SpecimenStreams:
     specks: np.random.Generator
     laths: np.random.Generator
     particles: np.random.Generator
+    pores: np.random.Generator
 
 
 def specimen_signal(
@@ -39,6 +42,12 @@ def specimen_signal(
     ``should_stop`` is asked between the steps (``Interrupted`` when it answers True).
     """
     img, grey = spec.imaging, spec.grey
+    fill = pore_fill_offset(mask, grey.pore, grey.resin, grey.pore_fill_max, streams.pores)
+    if fill is not None:
+        top, offset = fill
+        signal = signal.copy()
+        signal[top:top + offset.shape[0]] += offset
+        check(should_stop)
     specimen = grain_factor(mask, img.pixel_size_um, streams.texture)
     check(should_stop)
     specimen = specimen * fe2al5_depth_factor(mask, grey.fe2al5_depth_gradient)
@@ -61,4 +70,11 @@ def specimen_signal(
         apply_particles(specimen, mask, img.pixel_size_um, grey.steel_particle_density_per_100um2,
                         grey.steel_particle_radius_um, grey.steel_particle_contrast, streams.particles)
         check(should_stop)
-    return signal * specimen
+    out = signal * specimen
+    if grey.pore_rim > 0:
+        rim = pore_rim(mask, img.pixel_size_um, grey.pore_rim_width_um)
+        if rim is not None:
+            top, profile = rim
+            out[top:top + profile.shape[0]] += np.float32(grey.pore_rim) * profile
+        check(should_stop)
+    return out

@@ -116,7 +116,7 @@ def test_the_steel_features_draw_from_their_own_streams() -> None:
     signal = np.where(mask == classes.SUBSTRATE, 0.9, 0.6).astype(np.float32)
 
     def streams() -> SpecimenStreams:
-        return SpecimenStreams(*(np.random.default_rng(k) for k in range(5)))
+        return SpecimenStreams(*(np.random.default_rng(k) for k in range(6)))
 
     plain = CoatingSpec()
     steel = dataclasses.replace(plain, grey=GreyLevelSpec(steel_lath_contrast=0.05,
