@@ -219,6 +219,7 @@ def _noise(est: ImageEstimates, image: np.ndarray, raw: np.ndarray, regions: dic
         warn(exc)
         return None
     est.values["imaging.dose_electrons_per_px"] = fit.dose_electrons_per_px
+    est.values["imaging.line_noise_std"] = fit.line_noise_std
     if fit.separated:
         est.values["imaging.detector_noise_std"] = fit.detector_noise_std
     else:

@@ -34,6 +34,8 @@ OUTLIER_SIGMAS = 6.0
 CORRELATION_LAGS = 3
 # The slope of variance on grey must exceed this many of its standard errors to be read as shot noise.
 MIN_SLOPE_ERRORS = 3.0
+# Median of a chi-square variable of one degree of freedom over its mean.
+CHI2_1_MEDIAN = 0.4549
 # A region with more of its pixels at black or white than this is left out of the fit (when others remain).
 MAX_CLIPPED_SHARE = 0.002
 # Two phases must differ in grey by at least this share of the brighter one to tell shot from detector noise.
@@ -51,6 +53,7 @@ class RegionNoise:
     variance : variance of one pixel's noise, display units squared, quantisation removed.
     pairs : vertical pixel pairs it was measured on.
     clipped : share of its pixels at black or white (their noise is cut off: such a region understates it).
+    line_variance : variance of an offset common to a whole scan line (line-correlated noise), display units squared.
     """
 
     label: str
@@ -58,6 +61,7 @@ class RegionNoise:
     variance: float
     pairs: int
     clipped: float = 0.0
+    line_variance: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -71,12 +75,15 @@ class NoiseFit:
     separated : False when the detector noise could not be told from the shot noise (one phase only, or phases of
         about the same grey) and was taken as 0.
     regions : the per-region measurements the fit used.
+    line_noise_std : standard deviation of the scan lines' offsets (the part of line-correlated noise that stays
+        constant along a region's width; the render node's ``imaging.line_noise_std`` at long lengths).
     """
 
     dose_electrons_per_px: float
     detector_noise_std: float
     separated: bool
     regions: tuple[RegionNoise, ...]
+    line_noise_std: float = 0.0
 
 
 def quantisation_step(image: np.ndarray) -> float:
@@ -148,11 +155,18 @@ def region_noise(image: np.ndarray, region: np.ndarray, label: str, step: float 
         rho = float((grid[:, :-lag] * grid[:, lag:])[paired].mean()) / max(variance_d, 1e-30)
         loss += 2.0 * rho * n_lag / np.maximum(counts, 1.0)
     dof = float(np.sum((counts - loss)[counts > 0]))
-    variance = 0.5 * float(np.sum(e * e)) / max(dof, 1.0) - step * step / 12.0
+    variance_pairs = float(np.sum(e * e)) / max(dof, 1.0)
+    variance = 0.5 * variance_pairs - step * step / 12.0
+    # Each line's mean difference is the change of the line offset from one line to the next (variance twice the
+    # offsets') plus the pixel noise's share, variance_pairs * loss / n; its median squared over 0.455 its mean.
+    used = counts > 0
+    line_means = np.bincount(rows, d, n_rows)[used] / counts[used]
+    offsets = 0.5 * (float(np.median(line_means**2)) / CHI2_1_MEDIAN - variance_pairs * float(
+        np.median(loss[used] / counts[used])))
     values = x[region]
     margin = max(step, 1e-6) / 2.0
     clipped = float(np.mean((values <= margin) | (values >= 1.0 - margin)))
-    return RegionNoise(label, mean, max(variance, 0.0), int(rows.size), clipped)
+    return RegionNoise(label, mean, max(variance, 0.0), int(rows.size), clipped, max(offsets, 0.0))
 
 
 def fit_noise(regions: Sequence[RegionNoise]) -> NoiseFit:
@@ -195,7 +209,9 @@ def fit_noise(regions: Sequence[RegionNoise]) -> NoiseFit:
                             "electrons per pixel")
     dose = SHOT_VARIANCE_FACTOR / float(slope)
     detector = float(np.sqrt(max(float(intercept), 0.0) / DETECTOR_VARIANCE_FACTOR))
-    return NoiseFit(dose, detector, separated, tuple(regions))
+    pairs = np.array([r.pairs for r in regions], np.float64)
+    line = float(np.sqrt(max(float(np.sum(pairs * [r.line_variance for r in regions]) / np.sum(pairs)), 0.0)))
+    return NoiseFit(dose, detector, separated, tuple(regions), line)
 
 
 def pixel_noise_std(fit: NoiseFit, mean: np.ndarray) -> np.ndarray:

@@ -49,6 +49,7 @@ WIDENING: dict[str, tuple[float, float]] = {
     "imaging.probe_halo_fwhm_um": (0.0, 0.2),
     "imaging.dose_electrons_per_px": (0.0, 0.1),
     "imaging.detector_noise_std": (0.002, 0.1),
+    "imaging.line_noise_std": (0.002, 0.1),
     "imaging.shading_amplitude": (0.015, 0.0),
     "imaging.scratch_density_per_100um": (1.0, 0.0),
     "imaging.scratch_contrast": (0.01, 0.25),
@@ -331,19 +332,27 @@ def _fit_frame(batch: BatchSpec, notes: list[str], thinnest_um: float) -> None:
     raise CalibrationError("the measured coating cannot fit the frame: " + "; ".join(_frame_problems(batch)[:1]))
 
 
-def _scan_notes(batch: BatchSpec, sources: Sequence[str], notes: list[str]) -> None:
+def _scan_notes(batch: BatchSpec, sources: Sequence[str], ranges: dict[str, MeasuredRange],
+                notes: list[str]) -> None:
     """The render node's frame-averaging, line-noise and JPEG parameters, where the spec has them: the dose and the
-    detector noise are measured on the final images, so frames are not averaged again and no line noise or JPEG is
-    added on top of what was measured (a JPEG input keeps JPEG saving)."""
+    noise are measured on the final images, so frames are not averaged again (``frame_count`` 1); the line noise
+    measured is the scan lines' offsets, written as noise as long as several frame widths (shorter line noise shows
+    as pixel noise, in the detector noise); JPEG saving only for JPEG inputs (its quality is not estimated)."""
     leaves = leaf_paths(CoatingSpec)
     jpeg = any(Path(s).suffix.lower() in (".jpg", ".jpeg") for s in sources)
-    for path, value, why in (
+    settings: list[tuple[str, object, str]] = [
         ("imaging.frame_count", 1, "the dose and noise are the final images' (averaging included)"),
-        ("imaging.line_noise_std", 0.0, "not estimated; line-correlated noise is left out of the dose and detector "
-                                        "noise estimates"),
         ("imaging.jpeg_quality", 90 if jpeg else 0,
          "the inputs are JPEG files (quality not estimated)" if jpeg else "the inputs are not JPEG files"),
-    ):
+    ]
+    if "imaging.line_noise_std" in ranges:
+        r = ranges["imaging.line_noise_std"]
+        notes.append(f"imaging.line_noise_std: {r.low:.4g}..{r.high:.4g} from the scan lines' offsets")
+        settings.append(("imaging.line_noise_length_px", float(4 * batch.base.imaging.width_px),
+                         "an offset per scan line, as measured; shorter line noise is in the detector noise"))
+    else:
+        settings.append(("imaging.line_noise_std", 0.0, "not measured"))
+    for path, value, why in settings:
         if path in leaves:
             batch.randomize.pop(path, None)
             _set(batch, path, value)
@@ -385,7 +394,7 @@ def build_batch(estimates: Sequence[ImageEstimates], preset: str, count: int = 1
             _write_range(batch, r)
     _greys(batch, ranges, notes)
     _geometry(batch, estimates, ranges, notes)
-    _scan_notes(batch, [e.source for e in estimates], notes)
+    _scan_notes(batch, [e.source for e in estimates], ranges, notes)
     try:
         batch.validate()
         for index in range(min(batch.count, MAX_DRAWS_CHECKED)):

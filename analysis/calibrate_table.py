@@ -24,6 +24,7 @@ COLUMNS = (
     ("halo um", "imaging.probe_halo_fwhm_um", "{:.2f}"),
     ("dose e-", "imaging.dose_electrons_per_px", "{:.0f}"),
     ("det.noise", "imaging.detector_noise_std", "{:.4f}"),
+    ("line", "imaging.line_noise_std", "{:.4f}"),
     ("shading", "imaging.shading_amplitude", "{:.3f}"),
     ("scr/100um", "imaging.scratch_density_per_100um", "{:.1f}"),
 )

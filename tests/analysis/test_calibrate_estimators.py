@@ -61,6 +61,8 @@ def test_an_offset_per_scan_line_is_not_taken_for_pixel_noise() -> None:
     regions = flat_regions(formed_mask, 3.0)
     fit = fit_noise([region_noise(streaky, r, str(k), 1 / 65535) for k, r in regions.items()])
     assert fit.dose_electrons_per_px == pytest.approx(300.0, rel=0.06)  # the streaks (std 0.03) are not noise
+    assert fit.line_noise_std == pytest.approx(0.03, rel=0.1)  # they are the scan lines' offsets
+    assert _noise_fit(pixels, formed_mask).line_noise_std < 0.003  # none without them
 
 
 def test_one_phase_gives_the_dose_with_the_detector_noise_taken_as_zero() -> None:

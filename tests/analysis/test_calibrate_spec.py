@@ -101,6 +101,11 @@ def test_scan_parameters_of_the_render_node_are_set_explicitly() -> None:
         if path in leaves:
             assert path not in result.batch.randomize
             assert any(n.startswith(path) for n in result.notes)
+    if "imaging.line_noise_std" in leaves:  # measured: a range, as offsets per scan line
+        lined = build_batch([_estimates({"imaging.line_noise_std": 0.012})], "20h_650C").batch
+        assert float(lined.randomize["imaging.line_noise_std"].low or 1) <= 0.012
+        assert "imaging.line_noise_length_px" not in lined.randomize
+        assert lined.base.to_dict()["imaging"]["line_noise_length_px"] == 4 * 1024
     if "imaging.jpeg_quality" in leaves:
         assert result.batch.base.to_dict()["imaging"]["jpeg_quality"] > 0
 
