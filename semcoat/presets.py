@@ -30,7 +30,7 @@ def _preset_5h_650c() -> CoatingSpec:
 
 def _preset_20h_650c() -> CoatingSpec:
     return CoatingSpec(
-        layers=LayerSpec(surface_depth_um=14.0, fe2al5_thickness_um=85.0, fe2al5_thickness_variation_um=3.0,
+        layers=LayerSpec(surface_depth_um=12.0, fe2al5_thickness_um=85.0, fe2al5_thickness_variation_um=3.0,
                          feal_present=True, feal_thickness_um=4.0, interface_roughness_amplitude_um=2.0),
         pores=PoreSpec(area_fraction_pct=2.0, radius_mean_um=0.8, radius_std_um=0.4),
         pore_line=PoreLineSpec(present=True, depth_um=30.0, width_um=4.0, lateral_coverage=0.9,
@@ -157,7 +157,18 @@ def _geometry_ranges(name: str) -> dict[str, Distribution]:
         "pores.irregularity": Distribution("uniform", low=0.2, high=1.0),
         "pores.merged_fraction": Distribution("uniform", low=0.0, high=0.4),
         "pores.outer_weighting": Distribution("uniform", low=0.0, high=0.8),
+        # The bottom interface: thin FeAl2 / Fe3Al sub-bands in some images (with FeAl), Kirkendall voids in most.
+        "layers.feal2_thickness_um": Distribution("choice", values=[0.0, 0.0, 0.5]),
+        "layers.fe3al_thickness_um": Distribution("choice", values=[0.0, 0.0, 0.5, 1.0]),
+        "pores.kirkendall_per_100um": Distribution("choice", values=[0.0, 0.0, 3.0, 6.0, 10.0]),
+        "pores.kirkendall_radius_um": Distribution("uniform", low=0.3, high=0.8),
     }
+    if name == "20h_650C":
+        ranges["layers.feal_coverage"] = Distribution("choice", values=[1.0, 1.0, 1.0, 0.85, 0.7])
+    else:
+        # After a short anneal FeAl is absent, or in patches along part of the width.
+        ranges["layers.feal_present"] = Distribution("choice", values=[False, False, True])
+        ranges["layers.feal_coverage"] = Distribution("uniform", low=0.2, high=0.8)
     if name == "thin_slurry":
         ranges.update({
             "layers.fe2al5_thickness_um": Distribution("uniform", low=20.0, high=40.0),
@@ -213,7 +224,9 @@ def _reframe(base: CoatingSpec, randomize: dict[str, Distribution], pixel_size_u
     resin_um = _highest(randomize, "layers.surface_roughness_amplitude_um", lay.surface_roughness_amplitude_um)
     resin_um += rise_um + 1.0
     thickness_um = _highest(randomize, "layers.fe2al5_thickness_um", lay.fe2al5_thickness_um)
-    thickness_um += _highest(randomize, "layers.feal_thickness_um", lay.feal_thickness_um) if lay.feal_present else 0
+    if lay.feal_present or "layers.feal_present" in randomize:
+        thickness_um += sum(_highest(randomize, f"layers.{name}", getattr(lay, name))
+                            for name in ("feal_thickness_um", "feal2_thickness_um", "fe3al_thickness_um"))
     below_um = (thickness_um + lay.fe2al5_thickness_variation_um + rise_um
                 + _highest(randomize, "layers.interface_roughness_amplitude_um", lay.interface_roughness_amplitude_um))
     lay.surface_depth_um = round(max(lay.surface_depth_um, resin_um), 2)

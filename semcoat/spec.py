@@ -24,6 +24,11 @@ from semcoat.params import FieldError, SpecError, dataclass_errors, dataclass_fr
 # hundred inclusions in 1024 x 768.
 MAX_FRAME_PIXELS = 4096 * 3072
 MAX_INCLUSIONS_PER_IMAGE = 5_000
+# Kinds of inclusion counted per length or area rather than by area fraction: the field to name and what to lower.
+_COUNT_REMEDIES = {
+    "cracks": ("cracks", "lower cracks.density_per_100um or the image width"),
+    "kirkendall_voids": ("pores.kirkendall_per_100um", "lower pores.kirkendall_per_100um or the image width"),
+}
 
 
 def _grey_from_physics(phase_id: int) -> float:
@@ -60,6 +65,20 @@ class LayerSpec:
         doc="Amplitude of the roughness of the Fe2Al5 / (FeAl or substrate) interface.")
     interface_roughness_wavelength_um: float = param(
         25.0, unit="um", minimum=1.0, maximum=10000.0, doc="Dominant wavelength of the interface roughness.")
+    feal_coverage: float = param(
+        1.0, minimum=0.0, maximum=1.0,
+        doc="Share of the width along which the FeAl zone lies (used when FeAl is present): below 1, in one to three "
+            "patches whose thickness falls to nothing at their ends, as FeAl forms after a short anneal. The mask "
+            "shows FeAl present when it lies under at least half of the width.")
+    feal2_thickness_um: float = param(
+        0.0, unit="um", minimum=0.0, maximum=50.0,
+        doc="Mean thickness of an FeAl2 sub-band between Fe2Al5 and FeAl (used when FeAl is present; 0 = none). Class "
+            "FeAl in the mask (the measurement table has no FeAl2: the zone below the Fe2Al5 band is the FeAl), its "
+            "grey between Fe2Al5 and FeAl by backscatter (Z ~19.6).")
+    fe3al_thickness_um: float = param(
+        0.0, unit="um", minimum=0.0, maximum=50.0,
+        doc="Mean thickness of an Fe3Al sub-band between FeAl and the steel (used when FeAl is present; 0 = none). "
+            "Class FeAl in the mask, its grey between FeAl and the steel by backscatter (Z ~24.2).")
 
 
 @dataclass
@@ -86,6 +105,14 @@ class PoreSpec:
         0.0, minimum=0.0, maximum=1.0,
         doc="How much the scattered pores crowd towards the outer part of the Fe2Al5 layer: their density falls "
             "linearly with depth from (1 + w) x the mean below the surface to (1 - w) x at the bottom; 0 = uniform.")
+    kirkendall_per_100um: float = param(
+        0.0, minimum=0.0, maximum=100.0,
+        doc="Kirkendall voids per 100 um along the bottom of the Fe2Al5 layer, sitting on its interface with FeAl or "
+            "the steel, elongated along it (pores in the mask; outlines as pores.irregularity and merged_fraction "
+            "shape them); 0 = none.")
+    kirkendall_radius_um: float = param(
+        0.5, unit="um", minimum=0.05, maximum=10.0,
+        doc="Mean equivalent-circle radius of a Kirkendall void (log-normal, standard deviation 40 % of it).")
 
 
 @dataclass
@@ -373,7 +400,7 @@ class CoatingSpec:
     def coating_bottom_um(self) -> float:
         """Deepest mean depth of the coating (Fe2Al5 + FeAl) below the top edge of the image."""
         lay = self.layers
-        feal = lay.feal_thickness_um if lay.feal_present else 0.0
+        feal = lay.feal_thickness_um + lay.feal2_thickness_um + lay.fe3al_thickness_um if lay.feal_present else 0.0
         return lay.surface_depth_um + lay.fe2al5_thickness_um + feal
 
     def consistency_errors(self) -> list[FieldError]:
@@ -450,6 +477,7 @@ class CoatingSpec:
                                   self.precipitates.area_fraction_pct, self.precipitates.radius_mean_um,
                                   self.precipitates.radius_std_um),
             "cracks": self.cracks.density_per_100um * width_um / 100.0,
+            "kirkendall_voids": self.pores.kirkendall_per_100um * width_um / 100.0,
         }
 
     def _work_errors(self) -> list[FieldError]:
@@ -464,10 +492,10 @@ class CoatingSpec:
                 f"({MAX_FRAME_PIXELS}, e.g. 4096x3072); lower width_px or height_px"))
         for section_name, expected in self.expected_inclusions().items():
             if expected > MAX_INCLUSIONS_PER_IMAGE:
-                remedy = ("lower cracks.density_per_100um or the image width" if section_name == "cracks" else
-                          f"lower {section_name}.area_fraction_pct or raise the radius")
+                path, remedy = _COUNT_REMEDIES.get(
+                    section_name, (section_name, f"lower {section_name}.area_fraction_pct or raise the radius"))
                 errors.append(FieldError(
-                    section_name, round(expected),
+                    path, round(expected),
                     f"this would place about {expected:.0f} inclusions in one image; at most "
                     f"{MAX_INCLUSIONS_PER_IMAGE} per kind render in reasonable time and memory: {remedy}"))
         return errors

@@ -5,7 +5,8 @@ where they overlap: resin plane (z 0), Fe2Al5 below the surface (z 1), FeAl belo
 below the FeAl bottom (z 3), precipitates (z 4: one object per phase, Al8Cr5, Cr2Al and Cr23C6, each with its own grey
 and all of class precipitate), pores and pull-out pits (z 5), cracks (z 6: a crack runs through what lies in its
 way). Each object's ``pass_index`` is its class id, so the
-Object Index pass is the class mask. Without FeAl both bottoms coincide and the substrate hides the FeAl object.
+Object Index pass is the class mask. Without FeAl both bottoms coincide and the substrate hides the FeAl object (issue
+11's further objects, sub-bands to the mount, are listed in :mod:`.stack`).
 
 Building is incremental: the objects, materials and camera are made once per scene and every later call only
 refills the mesh buffers (``foreach_set``), sets colours and moves the camera, which is what makes a few renders per
@@ -21,6 +22,7 @@ from semcoat import classes
 from semcoat.spec import CoatingSpec
 
 from .geometry import CoatingGeometry, Inclusions
+from .stack import EXTRA_LAYOUT, extra_objects
 
 COLLECTION_NAME = "semcoat"
 # Custom property that marks what the builder made (its collection and objects), so it recognises its own data by
@@ -44,6 +46,7 @@ LAYOUT: dict[str, tuple[int, str, float]] = {
        for ph in classes.PRECIPITATE_PHASES},
     f"class {classes.PORE}": (classes.PORE, "pores", 5.0),
     f"class {classes.CRACK}": (classes.CRACK, "cracks", 6.0),
+    **EXTRA_LAYOUT,
 }
 
 
@@ -232,13 +235,17 @@ class SceneBuilder:
         shapes = {
             f"class {classes.BACKGROUND}": resin,
             f"class {classes.FE2AL5}": _region_below(x_px, ext(g.surface_um), bottom),
-            f"class {classes.FEAL}": _region_below(x_px, ext(g.fe2al5_bottom_um), bottom),
+            f"class {classes.FEAL}": _region_below(x_px, ext(g.feal_top_um), bottom),
             f"class {classes.SUBSTRATE}": _region_below(x_px, ext(g.feal_bottom_um), bottom),
             f"class {classes.PORE}": np.concatenate([_polygons_px(g.pores, p), _polygons_px(g.line_pores, p),
-                                                     _polygons_px(g.pits, p)]),
+                                                     _polygons_px(g.pits, p), _polygons_px(g.interface_voids, p)]),
             f"class {classes.CRACK}": _polygons_px(g.cracks, p),
         }
         greys = {role: spec.grey.for_class(class_id) for role, (class_id, _n, _z) in LAYOUT.items()}
+        for role, (drawn, grey) in extra_objects(spec.grey, g).items():
+            shapes[role] = (_region_below(x_px, ext(drawn), bottom) if isinstance(drawn, np.ndarray)
+                            else np.zeros((0, 4, 2)) if drawn is None else _polygons_px(drawn, p))
+            greys[role] = grey
         precipitates = _polygons_px(g.precipitates, p)
         phase_greys = spec.grey.precipitate_phase_greys()
         last = len(classes.PRECIPITATE_PHASES) - 1

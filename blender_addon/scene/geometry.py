@@ -24,6 +24,7 @@ from semcoat.spec import CoatingSpec
 
 from .cracks import draw_cracks
 from .framing import Framing
+from .interface import KIRKENDALL_RADIUS_SPREAD, FeAlZone, feal_zone, hugging_bottom, needs_zone
 from .neighbours import sliding_max, sliding_min
 from .placement import (
     GAP_PX,
@@ -48,6 +49,9 @@ __all__ = [
 
 # Pores of the pore line are elongated along the line, up to this aspect ratio.
 LINE_PORE_MAX_ASPECT = 2.5
+# Random streams drawn for the features of issue 11 after every earlier one (a fixed number, so one more feature
+# moves none of the others).
+NEW_STREAMS = 8
 
 
 @dataclass
@@ -64,6 +68,9 @@ class CoatingGeometry:
     precipitate_phase : per precipitate, its phase (index into ``semcoat.classes.PRECIPITATE_PHASES``).
     pits : pull-out pits, where precipitates were torn out in polishing (pores in the mask).
     tilt_rad : turn of the cross-section in the frame (``imaging.tilt_deg``), positive clockwise.
+    feal2_bottom_um, fe3al_top_um : the FeAl2 and Fe3Al sub-bands of the FeAl zone (see :mod:`.interface`): FeAl2
+        from ``fe2al5_bottom_um`` down to this, Fe3Al from this down to ``feal_bottom_um``; None where absent.
+    interface_voids : Kirkendall voids along the bottom of the Fe2Al5 band (pores in the mask).
     designed : the values the geometry was designed to have (see :func:`designed_values`).
     """
 
@@ -82,7 +89,15 @@ class CoatingGeometry:
     precipitate_phase: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     pits: Inclusions = field(default_factory=Inclusions.empty)
     tilt_rad: float = 0.0
+    feal2_bottom_um: np.ndarray | None = None
+    fe3al_top_um: np.ndarray | None = None
+    interface_voids: Inclusions = field(default_factory=Inclusions.empty)
     designed: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feal_top_um(self) -> np.ndarray:
+        """Top of the FeAl layer proper: below the FeAl2 sub-band where there is one."""
+        return self.fe2al5_bottom_um if self.feal2_bottom_um is None else self.feal2_bottom_um
 
     @property
     def in_image(self) -> slice:
@@ -164,8 +179,8 @@ def build_geometry(
     thickness -= thickness[inside_u].mean() - lay.fe2al5_thickness_um
     fe2al5_bottom = surface + np.maximum(thickness, p)
     feal_profile = rough_profile(u_um, 0.25 * lay.feal_thickness_um, max(width_um * 0.3, 1.0), rng)
+    feal_thickness = np.maximum(lay.feal_thickness_um + feal_profile, 0.3 * lay.feal_thickness_um)
     if lay.feal_present:
-        feal_thickness = np.maximum(lay.feal_thickness_um + feal_profile, 0.3 * lay.feal_thickness_um)
         feal_bottom = fe2al5_bottom + feal_thickness
     else:
         feal_bottom = fe2al5_bottom.copy()
@@ -262,6 +277,25 @@ def build_geometry(
     phases = draw_phases(pre, len(precipitates), phase_rng)
     precipitates, phases, pits = split_pullouts(precipitates, phases, pre.pullout_fraction, pullout_rng)
 
+    # The geometry of issue 11 points 4, 6 and 9, each from a stream of its own (drawn after every earlier one).
+    zone_rng, void_rng = (np.random.default_rng(s) for s in rng.integers(2**63, size=NEW_STREAMS)[:2])
+    zone = FeAlZone(None, None, feal_bottom)
+    if needs_zone(lay):
+        zone = feal_zone(lay, u_um, fe2al5_bottom, feal_thickness, zone_rng)
+    voids = Inclusions.empty()
+    pores_spec = spec.pores
+    if pores_spec.kirkendall_per_100um > 0:
+        void_reach_um = max_reach_um(pores_spec.kirkendall_radius_um, LINE_PORE_MAX_ASPECT, pore_shape)
+        void_area_um2 = np.pi * pores_spec.kirkendall_radius_um**2 * (1 + KIRKENDALL_RADIUS_SPREAD**2)
+        voids = place(
+            Population(
+                target_area_um2=pores_spec.kirkendall_per_100um * float(np.ptp(u_um) + p) / 100.0 * void_area_um2,
+                radius_mean_um=pores_spec.kirkendall_radius_um,
+                radius_std_um=KIRKENDALL_RADIUS_SPREAD * pores_spec.kirkendall_radius_um,
+                aspect=("max", LINE_PORE_MAX_ASPECT), angle_mean_rad=0.0, angle_spread_rad=np.deg2rad(12.0),
+                depth_window=hugging_bottom(band_window(surface, fe2al5_bottom, void_reach_um)), shapes=shapes),
+            u_um, every_column, placed, p, void_rng, should_stop)
+
     # Into the image frame (nothing moves without a tilt); cracks are drawn there, against the turned surface.
     surface_img = frame.profile_to_image(surface)
     fe2al5_bottom_img = frame.profile_to_image(fe2al5_bottom)
@@ -269,7 +303,11 @@ def build_geometry(
     turn = frame.inclusions_to_image
     geometry = CoatingGeometry(
         pixel_size_um=p, width_px=img.width_px, height_px=img.height_px, margin_px=margin_px, x_um=frame.x_um,
-        surface_um=surface_img, fe2al5_bottom_um=fe2al5_bottom_img, feal_bottom_um=frame.profile_to_image(feal_bottom),
+        surface_um=surface_img, fe2al5_bottom_um=fe2al5_bottom_img,
+        feal_bottom_um=frame.profile_to_image(zone.feal_bottom_um),
+        feal2_bottom_um=None if zone.feal2_bottom_um is None else frame.profile_to_image(zone.feal2_bottom_um),
+        fe3al_top_um=None if zone.fe3al_top_um is None else frame.profile_to_image(zone.fe3al_top_um),
+        interface_voids=turn(voids),
         pores=turn(pores), line_pores=turn(line_pores), precipitates=turn(precipitates), cracks=cracks,
         precipitate_phase=phases, pits=turn(pits), tilt_rad=frame.tilt_rad)
     geometry.designed = designed_values(spec, geometry, covered)
@@ -325,18 +363,24 @@ def designed_values(spec: CoatingSpec, geometry: CoatingGeometry, covered: np.nd
         cd = inc.polygons_um[:, :, 1].mean(1)
         return float(inc.areas_um2[(cx >= lo_um) & (cx < hi_um) & (cd >= top_um) & (cd < usable_um)].sum())
 
-    pore_area = area_inside(g.pores) + area_inside(g.line_pores) + area_inside(g.pits)
+    pore_area = area_inside(g.pores) + area_inside(g.line_pores) + area_inside(g.pits) + area_inside(g.interface_voids)
     # A crack is in the image when some of it is (a pixel's width or more).
     crack_x = g.cracks.polygons_um[:, :, 0]
     crack_count = int(np.count_nonzero((crack_x.max(1) >= lo_um + p) & (crack_x.min(1) < hi_um - p)))
     line = spec.pore_line
+    # The FeAl zone (sub-bands included: all class FeAl) where it is a pixel thick or more; patchy FeAl is present
+    # when it lies under at least half of the width, as the measurement reads it.
     feal = (g.feal_bottom_um - g.fe2al5_bottom_um)[inside]
+    has_feal = feal >= p
+    feal_present = bool(spec.layers.feal_present) and np.count_nonzero(has_feal) >= 0.5 * feal.size
     return {
         "fe2al5_thickness_um": float((bottom - surface)[whole].mean()) * cos_tilt if whole_frame else None,
         "fe2al5_thickness_target_um": spec.layers.fe2al5_thickness_um,
         "fe2al5_thickness_std_um": float((bottom - surface)[whole].std()) * cos_tilt if whole_frame else None,
-        "feal_present": bool(spec.layers.feal_present),
-        "feal_thickness_um": float(feal.mean()) * cos_tilt if spec.layers.feal_present else 0.0,
+        "feal_present": feal_present,
+        "feal_thickness_um": float(feal[has_feal].mean()) * cos_tilt if feal_present else 0.0,
+        "feal_coverage": float(np.mean(has_feal)) if spec.layers.feal_present else 0.0,
+        "kirkendall_void_count": len(g.interface_voids),
         "pore_fraction_pct": 100.0 * pore_area / band_area,
         "scattered_pore_fraction_pct": 100.0 * area_inside(g.pores) / band_area,
         "scattered_pore_fraction_target_pct": spec.pores.area_fraction_pct,

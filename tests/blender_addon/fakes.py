@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 
 from blender_addon.render_node.frame import RenderedFrame, RenderError
-from blender_addon.scene.geometry import CoatingGeometry
+from blender_addon.scene.geometry import CoatingGeometry, Inclusions
+from blender_addon.scene.stack import EXTRA_LAYOUT, extra_objects
 from blender_addon.scene.stopping import StopCheck, check
 from semcoat import classes
 from semcoat.spec import CoatingSpec
@@ -15,7 +16,8 @@ _SHIFT = 4  # fixed-point bits of cv2.fillPoly
 
 
 class RasterRenderer:
-    """Draws the layers and inclusions in the Blender z order; can be told to fail on its n-th render."""
+    """Draws the layers and inclusions in the Blender z order (the builder's objects and those of
+    :mod:`blender_addon.scene.stack`); can be told to fail on its n-th render."""
 
     def __init__(self, fail_on_call: int | None = None) -> None:
         self.calls = 0
@@ -26,30 +28,41 @@ class RasterRenderer:
     def build(self, spec: CoatingSpec, geometry: CoatingGeometry) -> None:
         g, p = geometry, geometry.pixel_size_um
         width = g.width_px + 2 * g.margin_px
-        mask = np.zeros((g.height_px, width), np.uint8)
-        cols = np.arange(width)[None, :]
         rows = np.arange(g.height_px)[:, None] + 0.5
-        for class_id, top in ((classes.FE2AL5, g.surface_um), (classes.FEAL, g.fe2al5_bottom_um),
-                              (classes.SUBSTRATE, g.feal_bottom_um)):
-            mask[rows >= (top / p)[cols[0]][None, :]] = class_id
-        # Precipitates of each phase get a code of their own (100 + phase) until the greys are looked up.
-        phase_code = 100 + g.precipitate_phase.astype(np.int32) if g.precipitate_phase.size == len(
-            g.precipitates) else np.full(len(g.precipitates), 100 + len(classes.PRECIPITATE_PHASES) - 1)
-        for codes, inc in ((phase_code, g.precipitates), (classes.PORE, g.pores), (classes.PORE, g.line_pores),
-                           (classes.PORE, g.pits), (classes.CRACK, g.cracks)):
-            if len(inc):
-                pts = np.rint((inc.polygons_um / p + np.array([g.margin_px, 0.0]) - 0.5) * (1 << _SHIFT))
-                for code in np.unique(codes):
-                    chosen = pts[np.broadcast_to(codes, (len(inc),)) == code].astype(np.int32)
-                    cv2.fillPoly(mask, list(chosen), (int(code),), shift=_SHIFT)
-        greys = np.zeros(256, np.float32)
-        for c in classes.CLASS_IDS:
-            greys[c] = spec.grey.for_class(c)
+        # Every object gets a code (its index here): its class and grey are looked up once everything is drawn.
+        class_of, grey_of = [classes.BACKGROUND], [spec.grey.resin]
+        layers: list[tuple[float, int, np.ndarray | None]] = []  # (z, code, profile µm or polygons µm)
+
+        def add(class_id: int, grey: float, z: float, shape: np.ndarray | None) -> None:
+            class_of.append(class_id)
+            grey_of.append(grey)
+            layers.append((z, len(class_of) - 1, shape))
+
+        add(classes.FE2AL5, spec.grey.fe2al5, 1.0, g.surface_um)
+        add(classes.FEAL, spec.grey.feal, 2.0, g.feal_top_um)
+        add(classes.SUBSTRATE, spec.grey.substrate, 3.0, g.feal_bottom_um)
+        last = len(classes.PRECIPITATE_PHASES) - 1
+        phase = g.precipitate_phase if g.precipitate_phase.size == len(g.precipitates) else np.full(
+            len(g.precipitates), last)
         for k, grey in enumerate(spec.grey.precipitate_phase_greys()):
-            greys[100 + k] = grey
-        signal = greys[mask]
-        mask[mask >= 100] = classes.PRECIPITATE
-        self._frame = RenderedFrame(signal, mask)
+            add(classes.PRECIPITATE, grey, 4.0, g.precipitates.polygons_um[phase == k])
+        pores = [g.pores, g.line_pores, g.pits, g.interface_voids]
+        add(classes.PORE, spec.grey.pore, 5.0, np.concatenate([inc.polygons_um for inc in pores]))
+        add(classes.CRACK, spec.grey.crack, 6.0, g.cracks.polygons_um)
+        for role, (drawn, grey) in extra_objects(spec.grey, g).items():
+            class_id, _name, z = EXTRA_LAYOUT[role]
+            add(class_id, grey, z, drawn.polygons_um if isinstance(drawn, Inclusions) else drawn)
+        codes = np.zeros((g.height_px, width), np.uint8)
+        for _z, code, shape in sorted(layers, key=lambda layer: layer[0]):
+            if shape is None or not len(shape):
+                continue
+            if shape.ndim == 1:  # everything below a profile sampled at the column centres
+                codes[rows >= (shape / p)[None, :]] = code
+            else:
+                pts = np.rint((shape / p + np.array([g.margin_px, 0.0]) - 0.5) * (1 << _SHIFT)).astype(np.int32)
+                cv2.fillPoly(codes, list(pts), (code,), shift=_SHIFT)
+        signal = np.array(grey_of, np.float32)[codes]
+        self._frame = RenderedFrame(signal, np.array(class_of, np.uint8)[codes])
 
     def render(self, should_stop: StopCheck | None = None) -> RenderedFrame:
         check(should_stop)

@@ -100,3 +100,22 @@ def test_irregular_and_merged_pores_are_counted_as_drawn(shared: _Shared, tmp_pa
     for meta in _metas(tmp_path / "ds"):
         _fractions_agree(meta)
         assert meta["truth"]["pore_line_present"] is True  # pores crowding below the surface are not a line
+
+
+def test_the_bottom_interface_is_measured_as_drawn(shared: _Shared, tmp_path: Path) -> None:
+    batch = small_batch(count=3, seed=16, imaging=NO_NOISE,  # coverages 0.8, 0.3, 1.0
+                        layers={"feal_present": True, "feal_thickness_um": 2.5, "feal2_thickness_um": 0.6,
+                                "fe3al_thickness_um": 1.0},
+                        pores={"kirkendall_per_100um": 12.0, "kirkendall_radius_um": 0.4},
+                        randomize={"layers.feal_coverage": {"kind": "choice", "values": [1.0, 0.8, 0.3]}})
+    render_range(batch, tmp_path / "ds", lambda: shared)
+    metas = _metas(tmp_path / "ds")
+    assert {m["designed"]["feal_present"] for m in metas} == {True, False}
+    for meta in metas:
+        truth, designed = meta["truth"], meta["designed"]
+        assert designed["kirkendall_void_count"] > 0
+        assert truth["feal_present"] is designed["feal_present"]
+        if designed["feal_present"]:
+            assert truth["feal_thickness_um"] == pytest.approx(designed["feal_thickness_um"], abs=2 * PIXEL_UM)
+        assert truth["fe2al5_thickness_um"] == pytest.approx(designed["fe2al5_thickness_um"], abs=PIXEL_UM)
+        _fractions_agree(meta)
