@@ -193,6 +193,8 @@ def _image_ranges() -> dict[str, Distribution]:
         "grey.pore_fill_max": Distribution("uniform", low=0.3, high=1.0),
         "grey.pore_rim": Distribution("uniform", low=0.0, high=0.12),
         "grey.pore_rim_width_um": Distribution("uniform", low=0.15, high=0.5),
+        # The bottom interface (point 4): FeAl blends into the steel over 1-3 um.
+        "grey.substrate_blend_um": Distribution("uniform", low=1.0, high=3.0),
         # The steel (point 8): martensite blocks in every image, bright particles in most.
         "grey.steel_lath_contrast": Distribution("uniform", low=0.015, high=0.06),
         "grey.steel_lath_width_um": Distribution("uniform", low=0.4, high=1.5),

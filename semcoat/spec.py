@@ -225,6 +225,11 @@ class GreyLevelSpec:
             "pore_rim_width_um) with the distance d from the pore; on top of imaging.edge_brightening; 0 = none.")
     pore_rim_width_um: float = param(
         0.3, unit="um", minimum=0.02, maximum=5.0, doc="Decay length of the bright rim around pores.")
+    substrate_blend_um: float = param(
+        0.0, unit="um", minimum=0.0, maximum=10.0,
+        doc="Width over which FeAl's grey passes into the steel's (10 % to 90 % of the step, centred on the boundary "
+            "the mask draws, which stays sharp): aluminium diffused on into the steel. Where Fe2Al5 lies on the "
+            "steel the step stays sharp; 0 = a sharp step everywhere.")
     steel_lath_contrast: float = param(
         0.0, minimum=0.0, maximum=0.3,
         doc="Largest relative grey change between blocks of martensite laths in the steel (electron channelling: "

@@ -1,6 +1,7 @@
 """The polished specimen's own appearance on top of the rendered phase map, before the microscope forms the image.
 
-In order: the pores' fill levels (``voids.py``) change the phase greys; then brightness factors multiply them: grain
+In order: the pores' fill levels (``voids.py``) and FeAl's blend into the steel (``interfaces.py``) change the phase
+greys; then brightness factors multiply them: grain
 (channelling) contrast, the Fe2Al5 depth gradient, polishing scratches, sub-resolution specks (``texture.py``,
 ``artefacts.py``), the steel's martensite and bright particles (``steel.py``); then bright rims around pores are
 added. Each feature draws from its own random stream, and only when it is on, so switching one off leaves the others'
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from blender_addon.render_node.artefacts import fe2al5_depth_factor, scratch_factor
+from blender_addon.render_node.interfaces import substrate_blend_offset
 from blender_addon.render_node.steel import apply_laths, apply_particles
 from blender_addon.render_node.texture import grain_factor, speck_factor
 from blender_addon.render_node.voids import pore_fill_offset, pore_rim
@@ -42,11 +44,13 @@ def specimen_signal(
     ``should_stop`` is asked between the steps (``Interrupted`` when it answers True).
     """
     img, grey = spec.imaging, spec.grey
-    fill = pore_fill_offset(mask, grey.pore, grey.resin, grey.pore_fill_max, streams.pores)
-    if fill is not None:
-        top, offset = fill
-        signal = signal.copy()
-        signal[top:top + offset.shape[0]] += offset
+    greys = signal
+    for change in (pore_fill_offset(mask, grey.pore, grey.resin, grey.pore_fill_max, streams.pores),
+                   substrate_blend_offset(signal, mask, grey.substrate_blend_um / img.pixel_size_um)):
+        if change is not None:
+            top, offset = change
+            greys = greys.copy() if greys is signal else greys
+            greys[top:top + offset.shape[0]] += offset
         check(should_stop)
     specimen = grain_factor(mask, img.pixel_size_um, streams.texture)
     check(should_stop)
@@ -70,7 +74,7 @@ def specimen_signal(
         apply_particles(specimen, mask, img.pixel_size_um, grey.steel_particle_density_per_100um2,
                         grey.steel_particle_radius_um, grey.steel_particle_contrast, streams.particles)
         check(should_stop)
-    out = signal * specimen
+    out = greys * specimen
     if grey.pore_rim > 0:
         rim = pore_rim(mask, img.pixel_size_um, grey.pore_rim_width_um)
         if rim is not None:
