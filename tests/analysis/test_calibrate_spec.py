@@ -69,19 +69,19 @@ def test_the_batch_covers_what_was_measured_with_the_images_frame() -> None:
 def test_a_coating_that_nearly_fills_the_frame_shrinks_the_presets_guesses_first() -> None:
     # 768 rows - 48 of bar = 720 rows x 0.13 = 93.6 um: 15 + 70 um measured leaves little for the roughness.
     estimates = [_estimates({"layers.fe2al5_thickness_um": 70.0})]
-    result = build_batch(estimates, "20h_650C")
+    result = build_batch(estimates, "20h_650C", count=5)
     thickness = result.batch.randomize["layers.fe2al5_thickness_um"]
     assert float(thickness.high or 0) >= 70.0  # the measured thickness stays covered
     assert any("the preset's scaled by" in n for n in result.notes)
     too_thick = [_estimates({"layers.fe2al5_thickness_um": 150.0})]
     with pytest.raises(CalibrationError, match="cannot fit the frame"):
-        build_batch(too_thick, "20h_650C")
+        build_batch(too_thick, "20h_650C", count=5)
 
 
 def test_images_of_several_frames_give_the_most_common_one_and_say_so() -> None:
     a, b, c = _estimates(name="a.tif"), _estimates(name="b.tif"), _estimates(name="c.tif")
     c.width_px, c.pixel_size_um = 2048, 0.065
-    result = build_batch([a, b, c], "5h_650C")
+    result = build_batch([a, b, c], "5h_650C", count=5)
     assert result.batch.base.imaging.width_px == 1024
     assert any("c.tif (2048x768 px, 0.065 um/px" in n for n in result.notes)
 
@@ -89,20 +89,20 @@ def test_images_of_several_frames_give_the_most_common_one_and_say_so() -> None:
 def test_feal_in_some_images_is_drawn_in_that_share() -> None:
     estimates = [_estimates({"layers.feal_present": 1.0, "layers.feal_thickness_um": 3.0}), _estimates(),
                  _estimates()]
-    batch = build_batch(estimates, "20h_650C").batch
+    batch = build_batch(estimates, "20h_650C", count=5).batch
     assert sorted(batch.randomize["layers.feal_present"].values or []) == [False, False, True]
     assert float(batch.randomize["layers.feal_thickness_um"].low or 0) <= 3.0
 
 
 def test_scan_parameters_of_the_render_node_are_set_explicitly() -> None:
     leaves = leaf_paths(CoatingSpec)
-    result = build_batch([_estimates(name="x.jpg")], "20h_650C")
+    result = build_batch([_estimates(name="x.jpg")], "20h_650C", count=5)
     for path in ("imaging.frame_count", "imaging.line_noise_std", "imaging.jpeg_quality"):
         if path in leaves:
             assert path not in result.batch.randomize
             assert any(n.startswith(path) for n in result.notes)
     if "imaging.line_noise_std" in leaves:  # measured: a range, as offsets per scan line
-        lined = build_batch([_estimates({"imaging.line_noise_std": 0.012})], "20h_650C").batch
+        lined = build_batch([_estimates({"imaging.line_noise_std": 0.012})], "20h_650C", count=5).batch
         assert float(lined.randomize["imaging.line_noise_std"].low or 1) <= 0.012
         assert "imaging.line_noise_length_px" not in lined.randomize
         assert lined.base.to_dict()["imaging"]["line_noise_length_px"] == 4 * 1024
@@ -112,15 +112,15 @@ def test_scan_parameters_of_the_render_node_are_set_explicitly() -> None:
 
 def test_no_estimate_no_batch() -> None:
     with pytest.raises(CalibrationError, match="no usable image"):
-        build_batch([], "20h_650C")
+        build_batch([], "20h_650C", count=5)
     assert measured_ranges([_estimates()])["grey.resin"].values == (0.1,)
     assert "layers.feal_present" not in measured_ranges([_estimates()])  # a flag, not a range
 
 
 def test_scratches_seen_in_no_image_keep_the_presets_range() -> None:
-    unseen = build_batch([_estimates({"imaging.scratch_density_per_100um": 0.0})], "20h_650C")
-    preset = build_batch([_estimates()], "20h_650C").batch.randomize["imaging.scratch_density_per_100um"]
+    unseen = build_batch([_estimates({"imaging.scratch_density_per_100um": 0.0})], "20h_650C", count=5)
+    preset = build_batch([_estimates()], "20h_650C", count=5).batch.randomize["imaging.scratch_density_per_100um"]
     assert unseen.batch.randomize["imaging.scratch_density_per_100um"] == preset
     assert any("no scratch stood out" in n for n in unseen.notes)
-    seen = build_batch([_estimates({"imaging.scratch_density_per_100um": 2.5})], "20h_650C").batch
+    seen = build_batch([_estimates({"imaging.scratch_density_per_100um": 2.5})], "20h_650C", count=5).batch
     assert seen.randomize["imaging.scratch_density_per_100um"].high == pytest.approx(3.5)
