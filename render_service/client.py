@@ -1,4 +1,5 @@
-"""A Python client of the REST API (httpx), used by ``semcoat submit|status|fetch|cancel`` and by scripts.
+"""A Python client of the REST API (httpx), used by ``semcoat submit|status|fetch|cancel``, ``semcoat train
+submit|status|fetch|cancel`` and by scripts.
 
 It reads ``SEMCOAT_URL`` (default ``http://127.0.0.1:8000``) and ``SEMCOAT_TOKEN`` (default: the embedded
 default's token file, ``<SEMCOAT_DATA_DIR>/token``). Every failure is a :class:`ServiceError` whose message says
@@ -17,6 +18,7 @@ import httpx
 
 from render_service.files import FileRefused, path_parts
 from render_service.schemas import BatchList, BatchPublic, FileEntry, Health
+from render_service.training_schemas import TrainingList, TrainingPublic
 from semcoat.errors import SemcoatError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -134,17 +136,38 @@ class ServiceClient:
         """``DELETE /batches/{id}``."""
         return BatchPublic.model_validate(self._request("DELETE", f"/batches/{batch_id}").json())
 
-    def files(self, batch_id: str) -> list[FileEntry]:
-        """``GET /batches/{id}/files``."""
-        return [FileEntry.model_validate(f) for f in self._request("GET", f"/batches/{batch_id}/files").json()]
+    def submit_training(self, body: dict[str, Any]) -> TrainingPublic:
+        """``POST /trainings`` with ``body`` (dataset, config or config_yaml, overrides, backend, resources): the new
+        training (``queued``)."""
+        return TrainingPublic.model_validate(self._request("POST", "/trainings", json=body).json())
 
-    def download(self, batch_id: str, path: str, dest: Path) -> int:
-        """Write file ``path`` of the batch to ``dest`` (through ``dest.part`` and a rename); returns its bytes."""
+    def training(self, training_id: str) -> TrainingPublic:
+        """``GET /trainings/{id}``."""
+        return TrainingPublic.model_validate(self._request("GET", f"/trainings/{training_id}").json())
+
+    def trainings(self, limit: int = 50, offset: int = 0, state: str | None = None) -> TrainingList:
+        """``GET /trainings``: one page of the caller's trainings, newest first."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if state:
+            params["state"] = state
+        return TrainingList.model_validate(self._request("GET", "/trainings", params=params).json())
+
+    def cancel_training(self, training_id: str) -> TrainingPublic:
+        """``DELETE /trainings/{id}``."""
+        return TrainingPublic.model_validate(self._request("DELETE", f"/trainings/{training_id}").json())
+
+    def files(self, batch_id: str, resource: str = "batches") -> list[FileEntry]:
+        """``GET /batches/{id}/files`` (``resource="trainings"``: a training's files)."""
+        return [FileEntry.model_validate(f) for f in self._request("GET", f"/{resource}/{batch_id}/files").json()]
+
+    def download(self, batch_id: str, path: str, dest: Path, resource: str = "batches") -> int:
+        """Write file ``path`` of the batch (or training) to ``dest`` (through ``dest.part`` and a rename); returns
+        its bytes."""
         part = dest.with_name(dest.name + ".part")
         dest.parent.mkdir(parents=True, exist_ok=True)
         size = 0
         try:
-            with self._http.stream("GET", f"/batches/{batch_id}/files/{path}") as response:
+            with self._http.stream("GET", f"/{resource}/{batch_id}/files/{path}") as response:
                 if response.status_code >= 400:
                     response.read()
                     raise ServiceError(describe_error(response), response.status_code)
@@ -158,11 +181,12 @@ class ServiceClient:
         os.replace(part, dest)
         return size
 
-    def fetch(self, batch_id: str, out: Path, on_file: Callable[[str, int], None] | None = None) -> FetchResult:
-        """Copy the batch's files into ``out``; a file already there with the listed size is kept (so a broken
-        fetch resumes). ``on_file(path, bytes)`` is called after each download."""
+    def fetch(self, batch_id: str, out: Path, on_file: Callable[[str, int], None] | None = None,
+              resource: str = "batches") -> FetchResult:
+        """Copy the batch's (or training's) files into ``out``; a file already there with the listed size is kept
+        (so a broken fetch resumes). ``on_file(path, bytes)`` is called after each download."""
         downloaded = skipped = total = 0
-        for entry in self.files(batch_id):
+        for entry in self.files(batch_id, resource):
             try:
                 dest = out.joinpath(*path_parts(entry.path))  # never write outside ``out``, whatever is listed
             except FileRefused as exc:
@@ -171,7 +195,7 @@ class ServiceClient:
             if dest.is_file() and not dest.is_symlink() and dest.stat().st_size == entry.size_bytes:
                 skipped += 1
                 continue
-            size = self.download(batch_id, entry.path, dest)
+            size = self.download(batch_id, entry.path, dest, resource)
             downloaded, total = downloaded + 1, total + size
             if on_file is not None:
                 on_file(entry.path, size)

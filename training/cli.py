@@ -118,9 +118,12 @@ def dataset_import(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``semcoat train`` and ``semcoat dataset import``."""
+    """Add ``semcoat train`` (with the service's ``submit``, ``status``, ``fetch`` and ``cancel`` of trainings) and
+    ``semcoat dataset import``."""
+    from render_service.commands.training_client import register as register_client
     from semcoat_cli.core import dataset_app
 
+    register_client(train_app)
     app.add_typer(train_app, name="train")
     dataset_app.command("import")(dataset_import)
 
