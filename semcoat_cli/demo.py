@@ -215,11 +215,11 @@ def _where(plan: DemoPlan, paths: DemoPaths, journey: Journey, service_note: str
 def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", help="Folder for everything the demo makes."),
     preset: str = typer.Option("20h_650C", "--preset", help=f"Preset coating: {', '.join(PRESETS)}."),
-    count: int = typer.Option(None, "--count", min=2, max=1000, show_default="40; 4 with --quick",
+    count: int = typer.Option(None, "--count", min=2, max=1000, show_default="32; 4 with --quick",
                               help="Training images to render."),
     heldout: int = typer.Option(None, "--heldout", min=1, max=1000, show_default="8; 2 with --quick",
                                 help="Held-out images (another seed: the model never sees them)."),
-    minutes: float = typer.Option(None, "--minutes", min=0.05, max=600, show_default="4; 0.25 with --quick",
+    minutes: float = typer.Option(None, "--minutes", min=0.05, max=600, show_default="3; 0.25 with --quick",
                                   help="Training time limit, minutes."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the training batch (held-out: seed + 1)."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes and seconds of training (the test suite's run)."),
@@ -230,8 +230,8 @@ def demo(
 
     if preset not in PRESETS:
         raise fail(f"--preset: unknown preset {preset!r}; accepted: {', '.join(PRESETS)}", EXIT_USAGE)
-    plan = DemoPlan(preset, count or (4 if quick else 40), heldout or (2 if quick else 8), seed,
-                    max(3, round((minutes or (0.25 if quick else 4.0)) * 60)), quick)
+    plan = DemoPlan(preset, count or (4 if quick else 32), heldout or (2 if quick else 8), seed,
+                    max(3, round((minutes or (0.25 if quick else 3.0)) * 60)), quick)
     paths = DemoPaths(out)
     text = plan_json(plan)
     problem = out_folder_problem(out, text)

@@ -14,6 +14,8 @@ from semcoat_cli.app import app
 from semcoat_cli.demo import out_folder_problem, plan_json
 from semcoat_cli.demo_service import DemoServiceError, running_service
 from semcoat_cli.journey import DemoPlan, score_lines
+from tests.render_service.api.conftest import Api, api  # noqa: F401 (fixtures of the live API)
+from tests.render_service.api.test_client_commands import live  # noqa: F401
 
 runner = CliRunner()
 
@@ -40,6 +42,8 @@ def test_training_arguments_follow_the_unet_config_and_the_time_limit(tmp_path: 
     quick = dict(zip(*[iter(DemoPlan("20h_650C", 4, 2, 0, 15, quick=True).fit_args(tmp_path, tmp_path))] * 2,
                      strict=True))
     assert quick["--trainer.max_time"] == "00:00:00:15" and quick["--data.crop_px"] == "128"
+    hours = dict(zip(*[iter(DemoPlan("20h_650C", 4, 2, 0, 3725).fit_args(tmp_path, tmp_path))] * 2, strict=True))
+    assert hours["--trainer.max_time"] == "00:01:02:05"
 
 
 def test_demo_reruns_in_its_own_folder_and_refuses_others(tmp_path: Path) -> None:
@@ -95,6 +99,20 @@ def test_a_chosen_service_that_does_not_answer_is_an_error_the_default_address_i
         running_service()
     monkeypatch.delenv("SEMCOAT_URL")
     assert running_service() == (None, None)  # no token for the default address: the demo starts its own
+
+
+def test_a_running_service_is_used_when_it_has_a_worker_and_takes_the_token(
+        live: Api, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    service, why_not = running_service()
+    assert service is not None and why_not is None and not service.started
+    assert service.token == live.token and service.url.startswith("http://127.0.0.1:")
+    live.probe.worker_count = 0
+    with pytest.raises(DemoServiceError, match="has no worker running, so batches would stay queued"):
+        running_service()
+    live.probe.worker_count = 1
+    monkeypatch.setenv("SEMCOAT_TOKEN", "wrong")
+    with pytest.raises(DemoServiceError, match="SEMCOAT_URL=http://127.0.0.1:.*unset SEMCOAT_URL"):
+        running_service()
 
 
 def test_score_lines_put_the_models_side_by_side() -> None:
