@@ -162,6 +162,11 @@ def _geometry_ranges(name: str) -> dict[str, Distribution]:
         "layers.fe3al_thickness_um": Distribution("choice", values=[0.0, 0.0, 0.5, 1.0]),
         "pores.kirkendall_per_100um": Distribution("choice", values=[0.0, 0.0, 3.0, 6.0, 10.0]),
         "pores.kirkendall_radius_um": Distribution("uniform", low=0.3, high=0.8),
+        # The mount: a shrinkage gap in most images, filler specks in the resin, an edge-retention plating in some.
+        "layers.shrinkage_gap_um": Distribution("choice", values=[0.0, 0.0, 0.3, 0.6, 1.0, 1.5, 2.0]),
+        "layers.plating_thickness_um": Distribution("choice", values=[0.0, 0.0, 0.0, 0.0, 3.0, 5.0, 8.0]),
+        "layers.resin_filler_per_100um2": Distribution("uniform", low=0.0, high=4.0),
+        "layers.resin_filler_radius_um": Distribution("uniform", low=0.2, high=1.0),
     }
     if name == "20h_650C":
         ranges["layers.feal_coverage"] = Distribution("choice", values=[1.0, 1.0, 1.0, 0.85, 0.7])

@@ -28,6 +28,8 @@ MAX_INCLUSIONS_PER_IMAGE = 5_000
 _COUNT_REMEDIES = {
     "cracks": ("cracks", "lower cracks.density_per_100um or the image width"),
     "kirkendall_voids": ("pores.kirkendall_per_100um", "lower pores.kirkendall_per_100um or the image width"),
+    "resin_filler": ("layers.resin_filler_per_100um2",
+                     "lower layers.resin_filler_per_100um2, the image width or layers.surface_depth_um"),
 }
 
 
@@ -79,6 +81,22 @@ class LayerSpec:
         0.0, unit="um", minimum=0.0, maximum=50.0,
         doc="Mean thickness of an Fe3Al sub-band between FeAl and the steel (used when FeAl is present; 0 = none). "
             "Class FeAl in the mask, its grey between FeAl and the steel by backscatter (Z ~24.2).")
+    plating_thickness_um: float = param(
+        0.0, unit="um", minimum=0.0, maximum=50.0,
+        doc="Mean thickness of an edge-retention plating (Ni, Z 28: brighter than the steel) over the surface, "
+            "applied before mounting; class 0 (background) in the mask: it is not coating. 0 = none.")
+    shrinkage_gap_um: float = param(
+        0.0, unit="um", minimum=0.0, maximum=10.0,
+        doc="Widest opening of the shrinkage gap between the mounting resin and the specimen (the plating, or the "
+            "surface), where the resin pulled away in curing: open along part of the width, closing smoothly; "
+            "black like an open pore, class 0 (background) in the mask. 0 = none.")
+    resin_filler_per_100um2: float = param(
+        0.0, minimum=0.0, maximum=50.0,
+        doc="Filler particles in the mounting resin per 100 um2 of resin: brighter specks (silica or glass, Z ~10.8), "
+            "class 0 (background) in the mask. 0 = none.")
+    resin_filler_radius_um: float = param(
+        0.4, unit="um", minimum=0.05, maximum=5.0,
+        doc="Mean radius of a filler speck (log-normal, standard deviation 50 % of it).")
 
 
 @dataclass
@@ -483,6 +501,8 @@ class CoatingSpec:
                                   self.precipitates.radius_std_um),
             "cracks": self.cracks.density_per_100um * width_um / 100.0,
             "kirkendall_voids": self.pores.kirkendall_per_100um * width_um / 100.0,
+            "resin_filler": lay.resin_filler_per_100um2 * width_um * max(0.0, min(
+                lay.surface_depth_um, img.height_px * img.pixel_size_um)) / 100.0,
         }
 
     def _work_errors(self) -> list[FieldError]:

@@ -25,6 +25,7 @@ from semcoat.spec import CoatingSpec
 from .cracks import draw_cracks
 from .framing import Framing
 from .interface import KIRKENDALL_RADIUS_SPREAD, FeAlZone, feal_zone, hugging_bottom, needs_zone
+from .mount import filler_specks, mount_layers
 from .neighbours import sliding_max, sliding_min
 from .placement import (
     GAP_PX,
@@ -71,6 +72,9 @@ class CoatingGeometry:
     feal2_bottom_um, fe3al_top_um : the FeAl2 and Fe3Al sub-bands of the FeAl zone (see :mod:`.interface`): FeAl2
         from ``fe2al5_bottom_um`` down to this, Fe3Al from this down to ``feal_bottom_um``; None where absent.
     interface_voids : Kirkendall voids along the bottom of the Fe2Al5 band (pores in the mask).
+    plating_top_um, gap_top_um : the mount above the surface (see :mod:`.mount`): the plating from its top down to the
+        surface, the shrinkage gap from its top down to the plating (or the surface); None where absent.
+    filler_specks : filler particles in the resin (background in the mask).
     designed : the values the geometry was designed to have (see :func:`designed_values`).
     """
 
@@ -92,6 +96,9 @@ class CoatingGeometry:
     feal2_bottom_um: np.ndarray | None = None
     fe3al_top_um: np.ndarray | None = None
     interface_voids: Inclusions = field(default_factory=Inclusions.empty)
+    plating_top_um: np.ndarray | None = None
+    gap_top_um: np.ndarray | None = None
+    filler_specks: Inclusions = field(default_factory=Inclusions.empty)
     designed: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -278,7 +285,8 @@ def build_geometry(
     precipitates, phases, pits = split_pullouts(precipitates, phases, pre.pullout_fraction, pullout_rng)
 
     # The geometry of issue 11 points 4, 6 and 9, each from a stream of its own (drawn after every earlier one).
-    zone_rng, void_rng = (np.random.default_rng(s) for s in rng.integers(2**63, size=NEW_STREAMS)[:2])
+    streams = [np.random.default_rng(s) for s in rng.integers(2**63, size=NEW_STREAMS)]
+    zone_rng, void_rng, mount_rng, speck_rng = streams[:4]
     zone = FeAlZone(None, None, feal_bottom)
     if needs_zone(lay):
         zone = feal_zone(lay, u_um, fe2al5_bottom, feal_thickness, zone_rng)
@@ -296,8 +304,15 @@ def build_geometry(
                 depth_window=hugging_bottom(band_window(surface, fe2al5_bottom, void_reach_um)), shapes=shapes),
             u_um, every_column, placed, p, void_rng, should_stop)
 
-    # Into the image frame (nothing moves without a tilt); cracks are drawn there, against the turned surface.
+    mount = mount_layers(lay, u_um, surface, mount_rng)
+
+    # Into the image frame (nothing moves without a tilt); cracks are drawn there, against the turned surface, and
+    # the resin's filler specks over the resin the frame shows.
     surface_img = frame.profile_to_image(surface)
+    plating_top_img = None if mount.plating_top_um is None else frame.profile_to_image(mount.plating_top_um)
+    gap_top_img = None if mount.gap_top_um is None else frame.profile_to_image(mount.gap_top_um)
+    resin_bottom = next(top for top in (gap_top_img, plating_top_img, surface_img) if top is not None)
+    specks = filler_specks(lay, frame.x_um, resin_bottom, frame.usable_height_px * p, speck_rng)
     fe2al5_bottom_img = frame.profile_to_image(fe2al5_bottom)
     cracks = draw_cracks(spec.cracks, frame.x_um, surface_img, fe2al5_bottom_img, p, crack_rng, frame.tilt_rad)
     turn = frame.inclusions_to_image
@@ -307,7 +322,7 @@ def build_geometry(
         feal_bottom_um=frame.profile_to_image(zone.feal_bottom_um),
         feal2_bottom_um=None if zone.feal2_bottom_um is None else frame.profile_to_image(zone.feal2_bottom_um),
         fe3al_top_um=None if zone.fe3al_top_um is None else frame.profile_to_image(zone.fe3al_top_um),
-        interface_voids=turn(voids),
+        interface_voids=turn(voids), plating_top_um=plating_top_img, gap_top_um=gap_top_img, filler_specks=specks,
         pores=turn(pores), line_pores=turn(line_pores), precipitates=turn(precipitates), cracks=cracks,
         precipitate_phase=phases, pits=turn(pits), tilt_rad=frame.tilt_rad)
     geometry.designed = designed_values(spec, geometry, covered)
@@ -330,6 +345,11 @@ def _visible_band(frame: Framing, margin_um: float) -> BandClip:
         return top, np.clip(bottom, top, hi)
 
     return clip
+
+
+def _specimen_top(g: CoatingGeometry) -> np.ndarray:
+    """The specimen's upper edge: the plating's top where there is a plating, else the coating's surface."""
+    return g.surface_um if g.plating_top_um is None else g.plating_top_um
 
 
 def designed_values(spec: CoatingSpec, geometry: CoatingGeometry, covered: np.ndarray) -> dict[str, Any]:
@@ -381,6 +401,11 @@ def designed_values(spec: CoatingSpec, geometry: CoatingGeometry, covered: np.nd
         "feal_thickness_um": float(feal[has_feal].mean()) * cos_tilt if feal_present else 0.0,
         "feal_coverage": float(np.mean(has_feal)) if spec.layers.feal_present else 0.0,
         "kirkendall_void_count": len(g.interface_voids),
+        "plating_thickness_um": (float((g.surface_um - g.plating_top_um)[inside].mean())
+                                 if g.plating_top_um is not None else 0.0),
+        "shrinkage_gap_max_um": (float((_specimen_top(g) - g.gap_top_um)[inside].max())
+                                 if g.gap_top_um is not None else 0.0),
+        "filler_speck_count": len(g.filler_specks),
         "pore_fraction_pct": 100.0 * pore_area / band_area,
         "scattered_pore_fraction_pct": 100.0 * area_inside(g.pores) / band_area,
         "scattered_pore_fraction_target_pct": spec.pores.area_fraction_pct,

@@ -9,6 +9,9 @@ below it (:attr:`.geometry.CoatingGeometry.feal_top_um`). The stack, bottom to t
 z         class  object
 ========  =====  ==============================================================
 0         0      resin (the builder's plane)
+0.1       0      filler specks in the resin
+0.2       0      shrinkage gap below its top (the resin's edge), black
+0.3       0      plating below its top (Ni, bright)
 1         1      Fe2Al5 below the surface
 1.5       2      FeAl2 below the Fe2Al5 bottom (sub-band)
 2         2      FeAl below the FeAl2 bottom (or the Fe2Al5 bottom)
@@ -37,12 +40,18 @@ from .placement import Inclusions
 if TYPE_CHECKING:
     from .geometry import CoatingGeometry
 
-# Mass-weighted mean atomic numbers: FeAl2 (50.9 wt% Fe) and Fe3Al (86.1 wt% Fe).
+# Mass-weighted mean atomic numbers: FeAl2 (50.9 wt% Fe) and Fe3Al (86.1 wt% Fe); an edge-retention plating of Ni
+# (Z 28, brighter than the steel); filler specks of silica or glass (Z ~10.8, between resin and Al).
 Z_FEAL2 = 19.6
 Z_FE3AL = 24.2
+Z_PLATING = 28.0
+Z_FILLER = 10.8
 
 # Role (the builder's mark) -> (class id, object name, z), appended to the builder's LAYOUT.
 EXTRA_LAYOUT: dict[str, tuple[int, str, float]] = {
+    "resin filler": (classes.BACKGROUND, "resin.filler", 0.1),
+    "mount gap": (classes.BACKGROUND, "mount.gap", 0.2),
+    "mount plating": (classes.BACKGROUND, "mount.plating", 0.3),
     "band feal2": (classes.FEAL, "feal2", 1.5),
     "band fe3al": (classes.FEAL, "fe3al", 2.5),
 }
@@ -69,6 +78,9 @@ def grey_of_z(grey: GreyLevelSpec, mean_atomic_number: float) -> float:
 def extra_objects(spec_grey: GreyLevelSpec, g: CoatingGeometry) -> dict[str, tuple[Shape, float]]:
     """Role -> (what the object draws, its grey) of every entry of :data:`EXTRA_LAYOUT`, for geometry ``g``."""
     return {
+        "resin filler": (g.filler_specks, grey_of_z(spec_grey, Z_FILLER)),
+        "mount gap": (g.gap_top_um, spec_grey.pore),
+        "mount plating": (g.plating_top_um, grey_of_z(spec_grey, Z_PLATING)),
         "band feal2": (g.fe2al5_bottom_um if g.feal2_bottom_um is not None else None,
                        grey_of_z(spec_grey, Z_FEAL2)),
         "band fe3al": (g.fe3al_top_um, grey_of_z(spec_grey, Z_FE3AL)),

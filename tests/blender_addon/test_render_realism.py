@@ -119,3 +119,20 @@ def test_the_bottom_interface_is_measured_as_drawn(shared: _Shared, tmp_path: Pa
             assert truth["feal_thickness_um"] == pytest.approx(designed["feal_thickness_um"], abs=2 * PIXEL_UM)
         assert truth["fe2al5_thickness_um"] == pytest.approx(designed["fe2al5_thickness_um"], abs=PIXEL_UM)
         _fractions_agree(meta)
+
+
+def test_the_mount_changes_the_image_and_not_the_mask(shared: _Shared, tmp_path: Path) -> None:
+    mount = {"surface_depth_um": 9.0, "plating_thickness_um": 2.0, "shrinkage_gap_um": 1.5,
+             "resin_filler_per_100um2": 8.0}
+    render_range(small_batch(count=2, imaging=NO_NOISE, layers={"surface_depth_um": 9.0}), tmp_path / "a",
+                 lambda: shared)
+    render_range(small_batch(count=2, imaging=NO_NOISE, layers=mount), tmp_path / "b", lambda: shared)
+    plain, mounted = _metas(tmp_path / "a"), _metas(tmp_path / "b")
+    for a, b in zip(plain, mounted, strict=True):
+        assert a["truth"] == b["truth"]
+    def read(ds: str, kind: str, sid: str) -> bytes:
+        return (tmp_path / ds / kind / f"{sid}.png").read_bytes()
+
+    for sid in ("000000", "000001"):
+        assert read("a", "masks", sid) == read("b", "masks", sid)
+        assert read("a", "images", sid) != read("b", "images", sid)
