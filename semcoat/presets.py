@@ -200,6 +200,12 @@ def _image_ranges() -> dict[str, Distribution]:
         "grey.pore_rim_width_um": Distribution("uniform", low=0.15, high=0.5),
         # The bottom interface (point 4): FeAl blends into the steel over 1-3 um.
         "grey.substrate_blend_um": Distribution("uniform", low=1.0, high=3.0),
+        # The top edge and the mount (point 6): edge rounding of 1-3 um in most images, charging streaks in some.
+        "imaging.edge_rounding_um": Distribution("choice", values=[0.0, 1.0, 1.5, 2.0, 2.5, 3.0]),
+        "imaging.edge_rounding_brightness": Distribution("uniform", low=0.1, high=0.4),
+        "imaging.charging_amplitude": Distribution("choice", values=[0.0, 0.0, 0.0, 0.02, 0.04, 0.07]),
+        "imaging.charging_length_um": Distribution("uniform", low=3.0, high=30.0),
+        "imaging.charging_line_fraction": Distribution("uniform", low=0.1, high=0.5),
         # The steel (point 8): martensite blocks in every image, bright particles in most.
         "grey.steel_lath_contrast": Distribution("uniform", low=0.015, high=0.06),
         "grey.steel_lath_width_um": Distribution("uniform", low=0.4, high=1.5),

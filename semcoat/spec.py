@@ -360,6 +360,24 @@ class ImagingSpec:
         doc="Polishing scratches per 100 um along the surface (Poisson mean over the rendered width).")
     scratch_contrast: float = param(
         0.04, minimum=0.0, maximum=0.5, doc="Relative darkening of solid phases at the centre of a scratch.")
+    edge_rounding_um: float = param(
+        0.0, unit="um", minimum=0.0, maximum=10.0,
+        doc="Width of the coating's top edge rounded by polishing: the coating brightens by 1 + "
+            "edge_rounding_brightness x exp(-d / width) at depth d below its surface, and the signal on both sides "
+            "of the edge is mixed with its blur (sigma width / 2) by exp(-|d| / width): a bright, soft rim. 0 = a "
+            "sharp flat edge.")
+    edge_rounding_brightness: float = param(
+        0.25, minimum=0.0, maximum=1.0, doc="Relative brightening of the coating right at its rounded top edge.")
+    charging_amplitude: float = param(
+        0.0, minimum=0.0, maximum=0.5,
+        doc="Charging of the resin: standard deviation (full scale 1) of the strength of a streak that starts where "
+            "a scan line crosses a resin edge and fades along the scan (bright or dark, one strength per line); "
+            "0 = none.")
+    charging_length_um: float = param(
+        10.0, unit="um", minimum=0.1, maximum=200.0,
+        doc="Distance along the scan over which a charging streak fades to 1/e.")
+    charging_line_fraction: float = param(
+        0.3, minimum=0.0, maximum=1.0, doc="Share of the scan lines crossing a resin edge that carry a streak.")
     data_bar: bool = param(False, doc="Draw an instrument data bar with a scale bar along the bottom of the image.")
     data_bar_height_px: int = param(
         48, unit="px", minimum=8, maximum=1024, doc="Height of the data bar (its rows are class 0 in the mask).")

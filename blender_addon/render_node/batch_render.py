@@ -33,11 +33,11 @@ from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.spec import CoatingSpec
 
-GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 9"
+GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 10"
 PNG_COMPRESSION = 1  # fastest zlib level; the 8-bit images gain ~10 % from level 6 at 3x the time
 _GEOMETRY, _TEXTURE, _NOISE, _SCRATCHES, _SPECKS = 0, 1, 2, 3, 4
 # Image-formation streams of issue 11, numbered from 20 so that streams added for the geometry never meet them.
-_FRAMES, _LINE_NOISE, _LATHS, _PARTICLES, _PORE_FILL = 20, 21, 22, 23, 24
+_FRAMES, _LINE_NOISE, _LATHS, _PARTICLES, _PORE_FILL, _CHARGING = 20, 21, 22, 23, 24, 25
 
 
 @dataclass
@@ -152,7 +152,7 @@ def render_sample(
     streams = SpecimenStreams(*(np.random.default_rng([seed, k]) for k in (_TEXTURE, _SCRATCHES, _SPECKS, _LATHS,
                                                                           _PARTICLES, _PORE_FILL)))
     signal = specimen_signal(frame.signal, frame.mask, spec, streams, should_stop)
-    scan = ScanStreams(np.random.default_rng([seed, _FRAMES]), np.random.default_rng([seed, _LINE_NOISE]))
+    scan = ScanStreams(*(np.random.default_rng([seed, k]) for k in (_FRAMES, _LINE_NOISE, _CHARGING)))
     sem = form_image(signal, frame.mask, img, margin, np.random.default_rng([seed, _NOISE]),
                      should_stop, scan)
     t4 = time.perf_counter()

@@ -7,10 +7,18 @@ a micrometre or a few instead of stepping at the boundary the mask draws. Per co
 ``(g_st - g_up) S`` and steel pixels lose ``(g_st - g_up) (1 - S)``, with ``S`` a logistic step of the distance to the
 boundary that rises from 10 % to 90 % over ``width``: the grey passes continuously from one to the other, each
 pixel keeping its own phase's texture. Columns where Fe2Al5 (or a void) lies on the steel keep a sharp step.
+
+Edge rounding. Polishing rounds the coating's top edge against the softer resin over a micrometre or a few: the
+sloping edge sends more electrons back (a bright rim) and lies out of the flat section's plane (it looks soft). With
+``s`` the first coating row of a column (under resin; columns whose coating starts at the frame's top edge have no
+edge), the coating brightens by ``1 + brightness W`` with ``W = exp(-d / width)`` at depth ``d`` below ``s``; then the
+signal is mixed with its Gaussian blur (sigma ``width / 2``) by ``exp(-|d| / width)`` above the edge (the rim's
+light spills into the resin) and by half that below it (the rim is soft but stays bright).
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from semcoat import classes
@@ -60,3 +68,44 @@ def substrate_blend_offset(signal: np.ndarray, mask: np.ndarray, width_px: float
     in_steel = (band == classes.SUBSTRATE) & valid[None, :]
     offsets = np.where(in_feal, step * rise, np.where(in_steel, step * (rise - np.float32(1.0)), np.float32(0.0)))
     return top, offsets.astype(np.float32)
+
+
+# Edge rounding is worked out within this many widths of the surface (exp(-4) = 2 %).
+EDGE_REACH_WIDTHS = 4.0
+# Share of the blur in the coating's rim (the resin side takes the blur whole).
+COATING_SOFTNESS = 0.5
+_COATING_SOLIDS = (classes.FE2AL5, classes.FEAL, classes.SUBSTRATE, classes.PRECIPITATE)
+
+
+def round_top_edge(signal: np.ndarray, mask: np.ndarray, width_px: float, brightness: float) -> None:
+    """Round the coating's top edge in ``signal``, in place: brighter and soft over ``width_px`` (nothing changes when
+    the width is 0 or no column shows resin above the coating).
+
+    Parameters
+    ----------
+    signal : float32 (rows, columns), changed in place.
+    mask : uint8 class ids of the same pixels.
+    width_px : decay length of the rim, px.
+    brightness : relative brightening of the coating right at the edge (0.3 = 30 % brighter).
+    """
+    if width_px <= 0:
+        return
+    coating = mask != classes.BACKGROUND
+    edge = (mask[0] == classes.BACKGROUND) & coating.any(axis=0)  # resin above the coating in this column
+    if not edge.any():
+        return
+    surface = np.argmax(coating, axis=0)
+    reach = int(np.ceil(EDGE_REACH_WIDTHS * width_px)) + 1
+    top = max(0, int(surface[edge].min()) - reach)
+    bottom = min(mask.shape[0], int(surface[edge].max()) + reach + 1)
+    band, band_signal = mask[top:bottom], signal[top:bottom]
+    depth = np.arange(top, bottom, dtype=np.float32)[:, None] + np.float32(0.5) - surface[None, :].astype(np.float32)
+    near = cv2.exp(-np.abs(depth) * np.float32(1.0 / width_px))
+    near[:, ~edge] = 0.0
+    solid = np.isin(band, _COATING_SOLIDS)
+    rim = np.where(solid & (depth > 0), near, np.float32(0.0))
+    lit = band_signal * (np.float32(1.0) + np.float32(brightness) * rim)
+    soft = cv2.GaussianBlur(lit, (0, 0), width_px / 2.0, borderType=cv2.BORDER_REFLECT)
+    # The rim's light spills into the resin above (soft there); the rim itself is half defocused, so it stays bright.
+    mix = np.where(depth > 0, np.float32(COATING_SOFTNESS) * near, near)
+    signal[top:bottom] = lit + mix * (soft - lit)

@@ -1,9 +1,10 @@
 """SEM image formation in numpy: from the rendered phase signal and mask to a backscatter micrograph.
 
 Order of the steps (each a small function): scan-line shifts (and frame averaging) -> edge brightening -> detector
-shading -> probe blur -> shot noise -> line-correlated noise -> detector noise and bandwidth -> brightness/contrast ->
-data bar -> quantisation -> JPEG saving (frame averaging, line noise and JPEG: :mod:`scan_noise`). Specimen effects
-(grain contrast, the Fe2Al5 depth gradient, polishing scratches) are applied to the rendered frame before this.
+shading -> probe blur -> charging streaks -> shot noise -> line-correlated noise -> detector noise and bandwidth ->
+brightness/contrast -> data bar -> quantisation -> JPEG saving (frame averaging, line noise and JPEG:
+:mod:`scan_noise`; charging: :mod:`charging`). The specimen's own texture and artefacts are applied to the rendered
+frame before this (:mod:`specimen`).
 
 Scan-line jitter and drift (the alignment rule). Line ``r`` of a real scan samples the specimen at ``x + s_r``.
 The renderer draws a frame ``margin_px`` wider on each side; image line ``r`` is read from it at ``c + s_r``:
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 
 from blender_addon.render_node.artefacts import shading_field
+from blender_addon.render_node.charging import charging_streaks
 from blender_addon.render_node.databar_draw import draw_data_bar
 from blender_addon.render_node.scan_noise import (
     frame_averaged_signal,
@@ -71,11 +73,12 @@ class ScanStreams:
 
     frames: np.random.Generator
     line_noise: np.random.Generator
+    charging: np.random.Generator
 
     @classmethod
     def fixed(cls) -> ScanStreams:
         """Streams from fixed seeds (tests and sketches; a batch passes each image's own)."""
-        return cls(np.random.default_rng(1), np.random.default_rng(2))
+        return cls(np.random.default_rng(1), np.random.default_rng(2), np.random.default_rng(3))
 
 
 def scan_margin_px(imaging: ImagingSpec) -> int:
@@ -217,8 +220,8 @@ def form_image(
     rng : random generator for the scan shifts and the noise (same state, same image, bit for bit).
     should_stop : asked between the steps (a step of a 6144x4096 frame takes up to ~2 s on two cores);
         ``Interrupted`` is raised when it answers True. None never stops.
-    streams : the frame-averaging and line-noise streams (None: :meth:`ScanStreams.fixed`); drawn from only when
-        the feature is on.
+    streams : the frame-averaging, line-noise and charging streams (None: :meth:`ScanStreams.fixed`); drawn from
+        only when the feature is on.
     """
     streams = streams or ScanStreams.fixed()
     height = mask.shape[0]
@@ -237,6 +240,13 @@ def form_image(
     p = imaging.pixel_size_um
     sig = probe_blur(sig, imaging.probe_fwhm_um / p, imaging.probe_halo_fraction, imaging.probe_halo_fwhm_um / p)
     check(should_stop)
+    if imaging.charging_amplitude > 0:
+        streaks = charging_streaks(out_mask, imaging.charging_amplitude, imaging.charging_length_um / p,
+                                   imaging.charging_line_fraction, streams.charging)
+        if streaks is not None:
+            rows, values = streaks
+            sig[rows] += values
+        check(should_stop)
     sig = shot_noise(sig, imaging.dose_electrons_per_px, rng, should_stop)
     check(should_stop)
     if imaging.line_noise_std > 0:

@@ -1,12 +1,11 @@
 """The polished specimen's own appearance on top of the rendered phase map, before the microscope forms the image.
 
 In order: the pores' fill levels (``voids.py``) and FeAl's blend into the steel (``interfaces.py``) change the phase
-greys; then brightness factors multiply them: grain
-(channelling) contrast, the Fe2Al5 depth gradient, polishing scratches, sub-resolution specks (``texture.py``,
-``artefacts.py``), the steel's martensite and bright particles (``steel.py``); then bright rims around pores are
-added. Each feature draws from its own random stream, and only when it is on, so switching one off leaves the others'
-draws unchanged. Nothing here changes the mask.
-"""
+greys; then brightness factors multiply them: grain (channelling) contrast, the Fe2Al5 depth gradient, polishing
+scratches, sub-resolution specks (``texture.py``, ``artefacts.py``), the steel's martensite and bright particles
+(``steel.py``); then bright rims around pores are added and the coating's top edge is rounded (``interfaces.py``).
+Each feature draws from its own random stream, and only when it is on, so switching one off leaves the others' draws
+unchanged. Nothing here changes the mask."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from blender_addon.render_node.artefacts import fe2al5_depth_factor, scratch_factor
-from blender_addon.render_node.interfaces import substrate_blend_offset
+from blender_addon.render_node.interfaces import round_top_edge, substrate_blend_offset
 from blender_addon.render_node.steel import apply_laths, apply_particles
 from blender_addon.render_node.texture import grain_factor, speck_factor
 from blender_addon.render_node.voids import pore_fill_offset, pore_rim
@@ -80,5 +79,8 @@ def specimen_signal(
         if rim is not None:
             top, profile = rim
             out[top:top + profile.shape[0]] += np.float32(grey.pore_rim) * profile
+        check(should_stop)
+    if img.edge_rounding_um > 0:
+        round_top_edge(out, mask, img.edge_rounding_um / img.pixel_size_um, img.edge_rounding_brightness)
         check(should_stop)
     return out
