@@ -167,6 +167,11 @@ def _geometry_ranges(name: str) -> dict[str, Distribution]:
         "layers.plating_thickness_um": Distribution("choice", values=[0.0, 0.0, 0.0, 0.0, 3.0, 5.0, 8.0]),
         "layers.resin_filler_per_100um2": Distribution("uniform", low=0.0, high=4.0),
         "layers.resin_filler_radius_um": Distribution("uniform", low=0.2, high=1.0),
+        # Surface-side phases: an FeAl3 band in some images, now and then a leftover Al particle of the slurry.
+        "layers.feal3_thickness_um": Distribution("choice", values=[0.0, 0.0, 0.0, 1.0, 2.0, 3.0]),
+        "layers.feal3_coverage": Distribution("uniform", low=0.3, high=1.0),
+        "layers.slurry_particles_per_100um": Distribution("choice", values=[0.0, 0.0, 0.0, 0.3, 0.6]),
+        "layers.slurry_particle_diameter_um": Distribution("uniform", low=20.0, high=40.0),
     }
     if name == "20h_650C":
         ranges["layers.feal_coverage"] = Distribution("choice", values=[1.0, 1.0, 1.0, 0.85, 0.7])

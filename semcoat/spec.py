@@ -30,6 +30,8 @@ _COUNT_REMEDIES = {
     "kirkendall_voids": ("pores.kirkendall_per_100um", "lower pores.kirkendall_per_100um or the image width"),
     "resin_filler": ("layers.resin_filler_per_100um2",
                      "lower layers.resin_filler_per_100um2, the image width or layers.surface_depth_um"),
+    "slurry_particles": ("layers.slurry_particles_per_100um",
+                         "lower layers.slurry_particles_per_100um or the image width"),
 }
 
 
@@ -97,6 +99,22 @@ class LayerSpec:
     resin_filler_radius_um: float = param(
         0.4, unit="um", minimum=0.05, maximum=5.0,
         doc="Mean radius of a filler speck (log-normal, standard deviation 50 % of it).")
+    feal3_thickness_um: float = param(
+        0.0, unit="um", minimum=0.0, maximum=50.0,
+        doc="Mean thickness of an FeAl3 band at the top of the coating, where Al was left at the surface: a little "
+            "darker than Fe2Al5 (Z ~18.3), class Fe2Al5 in the mask (annotators and the measurement table have no "
+            "FeAl3; it is part of the aluminide layer the Fe2Al5 thickness measures). 0 = none.")
+    feal3_coverage: float = param(
+        1.0, minimum=0.0, maximum=1.0,
+        doc="Share of the width along which the FeAl3 band lies (in one to three patches, thinning at their ends).")
+    slurry_particles_per_100um: float = param(
+        0.0, minimum=0.0, maximum=10.0,
+        doc="Leftover Al particles of the slurry sitting on the surface, partly sintered into it, per 100 um along "
+            "it (Poisson): discs where the section cuts the spheres; class 0 (background) in the mask, Al grey "
+            "(Z 13, between resin and Fe2Al5). 0 = none.")
+    slurry_particle_diameter_um: float = param(
+        32.0, unit="um", minimum=5.0, maximum=100.0,
+        doc="Mean diameter of the slurry's Al spheres (20 % spread); a section shows a disc of up to that size.")
 
 
 @dataclass
@@ -521,6 +539,7 @@ class CoatingSpec:
             "kirkendall_voids": self.pores.kirkendall_per_100um * width_um / 100.0,
             "resin_filler": lay.resin_filler_per_100um2 * width_um * max(0.0, min(
                 lay.surface_depth_um, img.height_px * img.pixel_size_um)) / 100.0,
+            "slurry_particles": lay.slurry_particles_per_100um * width_um / 100.0,
         }
 
     def _work_errors(self) -> list[FieldError]:

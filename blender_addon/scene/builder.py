@@ -234,7 +234,7 @@ class SceneBuilder:
         resin = np.array([[[left, 1.0], [right, 1.0], [right, -bottom], [left, -bottom]]])
         shapes = {
             f"class {classes.BACKGROUND}": resin,
-            f"class {classes.FE2AL5}": _region_below(x_px, ext(g.surface_um), bottom),
+            f"class {classes.FE2AL5}": _region_below(x_px, ext(g.fe2al5_top_um), bottom),
             f"class {classes.FEAL}": _region_below(x_px, ext(g.feal_top_um), bottom),
             f"class {classes.SUBSTRATE}": _region_below(x_px, ext(g.feal_bottom_um), bottom),
             f"class {classes.PORE}": np.concatenate([_polygons_px(g.pores, p), _polygons_px(g.line_pores, p),

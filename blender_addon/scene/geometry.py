@@ -42,6 +42,7 @@ from .placement import (
 from .pore_shapes import outer_weighting, pore_shapes, reach_factor
 from .precipitates import GROUP_ATTEMPTS, GROUP_ROUNDS, draw_phases, group_layout, group_window, split_pullouts
 from .stopping import Interrupted, StopCheck, check
+from .surface_phases import feal3_band, slurry_particles
 
 __all__ = [
     "LINE_PORE_MAX_ASPECT", "VERTICES_PER_INCLUSION", "CoatingGeometry", "Inclusions", "Interrupted", "StopCheck",
@@ -75,6 +76,9 @@ class CoatingGeometry:
     plating_top_um, gap_top_um : the mount above the surface (see :mod:`.mount`): the plating from its top down to the
         surface, the shrinkage gap from its top down to the plating (or the surface); None where absent.
     filler_specks : filler particles in the resin (background in the mask).
+    feal3_bottom_um : bottom of the FeAl3 band below the surface (class Fe2Al5, see :mod:`.surface_phases`); None
+        where absent.
+    slurry_particles : leftover Al particles sitting on the surface (background in the mask).
     designed : the values the geometry was designed to have (see :func:`designed_values`).
     """
 
@@ -99,7 +103,14 @@ class CoatingGeometry:
     plating_top_um: np.ndarray | None = None
     gap_top_um: np.ndarray | None = None
     filler_specks: Inclusions = field(default_factory=Inclusions.empty)
+    feal3_bottom_um: np.ndarray | None = None
+    slurry_particles: Inclusions = field(default_factory=Inclusions.empty)
     designed: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fe2al5_top_um(self) -> np.ndarray:
+        """Top of the Fe2Al5 proper: below the FeAl3 band where there is one (both are class Fe2Al5)."""
+        return self.surface_um if self.feal3_bottom_um is None else self.feal3_bottom_um
 
     @property
     def feal_top_um(self) -> np.ndarray:
@@ -286,7 +297,7 @@ def build_geometry(
 
     # The geometry of issue 11 points 4, 6 and 9, each from a stream of its own (drawn after every earlier one).
     streams = [np.random.default_rng(s) for s in rng.integers(2**63, size=NEW_STREAMS)]
-    zone_rng, void_rng, mount_rng, speck_rng = streams[:4]
+    zone_rng, void_rng, mount_rng, speck_rng, feal3_rng, particle_rng = streams[:6]
     zone = FeAlZone(None, None, feal_bottom)
     if needs_zone(lay):
         zone = feal_zone(lay, u_um, fe2al5_bottom, feal_thickness, zone_rng)
@@ -305,6 +316,8 @@ def build_geometry(
             u_um, every_column, placed, p, void_rng, should_stop)
 
     mount = mount_layers(lay, u_um, surface, mount_rng)
+    feal3 = feal3_band(lay, u_um, surface, fe2al5_bottom, p, feal3_rng)
+    particles = slurry_particles(lay, u_um, surface, particle_rng)
 
     # Into the image frame (nothing moves without a tilt); cracks are drawn there, against the turned surface, and
     # the resin's filler specks over the resin the frame shows.
@@ -323,6 +336,7 @@ def build_geometry(
         feal2_bottom_um=None if zone.feal2_bottom_um is None else frame.profile_to_image(zone.feal2_bottom_um),
         fe3al_top_um=None if zone.fe3al_top_um is None else frame.profile_to_image(zone.fe3al_top_um),
         interface_voids=turn(voids), plating_top_um=plating_top_img, gap_top_um=gap_top_img, filler_specks=specks,
+        feal3_bottom_um=None if feal3 is None else frame.profile_to_image(feal3), slurry_particles=turn(particles),
         pores=turn(pores), line_pores=turn(line_pores), precipitates=turn(precipitates), cracks=cracks,
         precipitate_phase=phases, pits=turn(pits), tilt_rad=frame.tilt_rad)
     geometry.designed = designed_values(spec, geometry, covered)
@@ -406,6 +420,9 @@ def designed_values(spec: CoatingSpec, geometry: CoatingGeometry, covered: np.nd
         "shrinkage_gap_max_um": (float((_specimen_top(g) - g.gap_top_um)[inside].max())
                                  if g.gap_top_um is not None else 0.0),
         "filler_speck_count": len(g.filler_specks),
+        "feal3_thickness_um": (float((g.feal3_bottom_um - g.surface_um)[inside].mean())
+                               if g.feal3_bottom_um is not None else 0.0),
+        "slurry_particle_count": len(g.slurry_particles),
         "pore_fraction_pct": 100.0 * pore_area / band_area,
         "scattered_pore_fraction_pct": 100.0 * area_inside(g.pores) / band_area,
         "scattered_pore_fraction_target_pct": spec.pores.area_fraction_pct,

@@ -12,7 +12,9 @@ z         class  object
 0.1       0      filler specks in the resin
 0.2       0      shrinkage gap below its top (the resin's edge), black
 0.3       0      plating below its top (Ni, bright)
-1         1      Fe2Al5 below the surface
+0.4       0      leftover Al particles of the slurry on the surface
+0.5       1      FeAl3 below the surface (a band at the top of the coating)
+1         1      Fe2Al5 below the FeAl3 bottom (or the surface)
 1.5       2      FeAl2 below the Fe2Al5 bottom (sub-band)
 2         2      FeAl below the FeAl2 bottom (or the Fe2Al5 bottom)
 2.5       2      Fe3Al below its top (sub-band)
@@ -46,12 +48,17 @@ Z_FEAL2 = 19.6
 Z_FE3AL = 24.2
 Z_PLATING = 28.0
 Z_FILLER = 10.8
+# FeAl3 (40.8 wt% Fe: a little darker than Fe2Al5) and the slurry's leftover Al.
+Z_FEAL3 = 18.3
+Z_AL = 13.0
 
 # Role (the builder's mark) -> (class id, object name, z), appended to the builder's LAYOUT.
 EXTRA_LAYOUT: dict[str, tuple[int, str, float]] = {
     "resin filler": (classes.BACKGROUND, "resin.filler", 0.1),
     "mount gap": (classes.BACKGROUND, "mount.gap", 0.2),
     "mount plating": (classes.BACKGROUND, "mount.plating", 0.3),
+    "slurry particles": (classes.BACKGROUND, "slurry_particles", 0.4),
+    "band feal3": (classes.FE2AL5, "feal3", 0.5),
     "band feal2": (classes.FEAL, "feal2", 1.5),
     "band fe3al": (classes.FEAL, "fe3al", 2.5),
 }
@@ -81,6 +88,8 @@ def extra_objects(spec_grey: GreyLevelSpec, g: CoatingGeometry) -> dict[str, tup
         "resin filler": (g.filler_specks, grey_of_z(spec_grey, Z_FILLER)),
         "mount gap": (g.gap_top_um, spec_grey.pore),
         "mount plating": (g.plating_top_um, grey_of_z(spec_grey, Z_PLATING)),
+        "slurry particles": (g.slurry_particles, grey_of_z(spec_grey, Z_AL)),
+        "band feal3": (g.surface_um if g.feal3_bottom_um is not None else None, grey_of_z(spec_grey, Z_FEAL3)),
         "band feal2": (g.fe2al5_bottom_um if g.feal2_bottom_um is not None else None,
                        grey_of_z(spec_grey, Z_FEAL2)),
         "band fe3al": (g.fe3al_top_um, grey_of_z(spec_grey, Z_FE3AL)),

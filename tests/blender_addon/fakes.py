@@ -38,7 +38,7 @@ class RasterRenderer:
             grey_of.append(grey)
             layers.append((z, len(class_of) - 1, shape))
 
-        add(classes.FE2AL5, spec.grey.fe2al5, 1.0, g.surface_um)
+        add(classes.FE2AL5, spec.grey.fe2al5, 1.0, g.fe2al5_top_um)
         add(classes.FEAL, spec.grey.feal, 2.0, g.feal_top_um)
         add(classes.SUBSTRATE, spec.grey.substrate, 3.0, g.feal_bottom_um)
         last = len(classes.PRECIPITATE_PHASES) - 1

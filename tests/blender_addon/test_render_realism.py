@@ -121,9 +121,10 @@ def test_the_bottom_interface_is_measured_as_drawn(shared: _Shared, tmp_path: Pa
         _fractions_agree(meta)
 
 
-def test_the_mount_changes_the_image_and_not_the_mask(shared: _Shared, tmp_path: Path) -> None:
+def test_the_mount_and_surface_phases_change_the_image_and_not_the_mask(shared: _Shared, tmp_path: Path) -> None:
     mount = {"surface_depth_um": 9.0, "plating_thickness_um": 2.0, "shrinkage_gap_um": 1.5,
-             "resin_filler_per_100um2": 8.0}
+             "resin_filler_per_100um2": 8.0, "feal3_thickness_um": 1.5, "slurry_particles_per_100um": 3.0,
+             "slurry_particle_diameter_um": 15.0}
     render_range(small_batch(count=2, imaging=NO_NOISE, layers={"surface_depth_um": 9.0}), tmp_path / "a",
                  lambda: shared)
     render_range(small_batch(count=2, imaging=NO_NOISE, layers=mount), tmp_path / "b", lambda: shared)
