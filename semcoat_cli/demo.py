@@ -73,8 +73,8 @@ def out_folder_problem(out: Path, plan_json: str) -> str | None:
         return f"{out} exists and is not a folder; choose another --out"
     if paths.plan_file.is_file():
         if paths.plan_file.read_text() != plan_json:
-            return (f"{out} holds a demo of other batches (preset, counts, seed or --quick differ); choose another "
-                    "--out or remove that folder")
+            return (f"{out} holds a demo of other batches (the preset, counts, seed or --quick differ, or this "
+                    "version's preset does); choose another --out or remove that folder")
         return None
     if any(out.iterdir()):
         return f"{out} is not empty and holds no demo; choose an empty or new --out"
