@@ -85,12 +85,10 @@ def wait_training(service: Service, training_id: str, timeout_s: float, until: t
 def test_a_training_runs_as_one_ddp_job_and_its_model_comes_back_through_the_api(
         service: Service, rendered: dict[str, Any], ssh: SSHRunner, stack_env: dict[str, str],
         tmp_path: Path) -> None:
-    started = time.monotonic()
     submitted = submit_training(service, {"name": "it-unet", "dataset": {"batches": [rendered["id"]]},
                                           "config": "unet", "overrides": FAST, "backend": "slurm",
                                           "resources": RESOURCES})
     done = wait_training(service, submitted["id"], timeout_s=360)
-    trained_s = time.monotonic() - started
     remote = f"{stack_env['SEMCOAT_CLUSTER_HOME']}/semcoat-trainings/{submitted['id']}"
     log = ssh.run(["cat", f"{remote}/logs/train-{done['slurm_job_id']}.out"]).stdout
     assert (done["state"], done["error"]) == ("succeeded", None), f"{done}\n{log[-3000:]}"
@@ -133,7 +131,6 @@ def test_a_training_runs_as_one_ddp_job_and_its_model_comes_back_through_the_api
     ckpt_mask = predict_mask(load_model(tmp_path / Path(checkpoint).name), grey)
     assert onnx_mask.shape == grey.shape == (192, 256) and int(onnx_mask.max()) < 7
     assert (onnx_mask == ckpt_mask).mean() > 0.999
-    print(f"\ntraining through the service: submit to succeeded in {trained_s:.0f} s")
 
 
 @pytest.mark.timeout(300)
