@@ -118,7 +118,8 @@ def overview_page(owner: str, batches: list[dict[str, Any]], trainings: list[dic
         main += ["<h1>Trainings</h1>",
                  f"<p class=\"empty\" id=\"trainings-empty\"{'' if not trainings else ' hidden'}>No trainings "
                  "yet.</p>",
-                 _table("training-rows", ("Training", "State", "Progress", "Backend", "Created", "Error"),
+                 _table("training-rows", ("Training", "State", "Config, data, resources", "Backend", "Created",
+                                          "Error"),
                         "".join(training_row(t) for t in trainings), "training-row",
                         training_row(_EMPTY_TRAINING))]
     return page("Overview", "".join(main), owner, source="/ui/data/overview", kind="overview")

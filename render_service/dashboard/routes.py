@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from render_service.api.deps import SessionDep, SettingsDep
-from render_service.dashboard import pages, session, views
+from render_service.dashboard import pages, session, trainings, views
 from render_service.dashboard.thumbnails import NoThumbnail, thumbnail
 from render_service.files import FileRefused
 from render_service.store import batch_public, get_batch, list_batches
@@ -61,7 +61,8 @@ def _to_signin() -> RedirectResponse:
 def overview_data(db: SessionDep, owner: str) -> dict[str, Any]:
     """The overview's values: the owner's newest batches (and trainings, where the service has them)."""
     rows, _ = list_batches(db, owner, OVERVIEW_LIMIT, 0)
-    return {"batches": [views.batch_view(batch_public(b)) for b in rows], "trainings": None}
+    return {"batches": [views.batch_view(batch_public(b)) for b in rows],
+            "trainings": trainings.overview_trainings(db, owner, OVERVIEW_LIMIT)}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -176,3 +177,28 @@ def static(name: str) -> Response:
         return _json({"detail": f"no static file {name[:64]!r}"}, 404)
     return Response(_static_file(name), media_type=STATIC[name],
                     headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
+
+
+@router.get("/ui/trainings/{training_id}", response_class=HTMLResponse)
+def training_page(request: Request, db: SessionDep, settings: SettingsDep, training_id: str) -> Response:
+    """A training's page: state, what it trains on, its loss and Dice curves."""
+    owner = _owner(request, db)
+    if owner is None:
+        return _to_signin()
+    data = trainings.training_data(db, settings.trainings_dir, owner, training_id)
+    if data is None:
+        return _html(pages.message_page("No such training", f"No training of yours has id {training_id[:64]!r}.",
+                                        owner), 404)
+    return _html(pages.training_page(owner, data["training"], data["loss"], data["dice"]))
+
+
+@router.get("/ui/data/trainings/{training_id}")
+def training_json(request: Request, db: SessionDep, settings: SettingsDep, training_id: str) -> Response:
+    """What a training page's script polls (``has_curves``: the finished training's metrics are there)."""
+    owner = _owner(request, db)
+    if owner is None:
+        return _json({"detail": SIGNED_OUT}, 401)
+    data = trainings.training_data(db, settings.trainings_dir, owner, training_id)
+    if data is None:
+        return _json({"detail": f"no training of yours has id {training_id[:64]!r}"}, 404)
+    return _json({"training": data["training"], "has_curves": bool(data["loss"] or data["dice"])})

@@ -26,6 +26,7 @@ SAMPLES_PER_PAGE = 24
 MAX_META_BYTES = 1_000_000
 MAX_CELL_CHARS = 40
 TRUTH_COLUMNS: tuple[tuple[str, str], ...] = tuple((m.name, m.label) for m in MEASUREMENTS)
+OVERLAY_PERCENT = round(OVERLAY_ALPHA * 100)
 
 
 def when(moment: dt.datetime | None) -> str:
@@ -120,5 +121,3 @@ def legend() -> list[dict[str, Any]]:
     overlay leaves it uncoloured."""
     return [{"name": c.name, "label": c.label, "rgb": c.color_rgb} for c in CLASSES if c.id != BACKGROUND]
 
-
-OVERLAY_PERCENT = round(OVERLAY_ALPHA * 100)

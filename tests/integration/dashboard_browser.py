@@ -72,10 +72,11 @@ def sign_in(driver: webdriver.Chrome, url: str, token: str) -> None:
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "form.signout"), 10, "the signed-in overview")
 
 
-def small_batch(name: str, count: int, seed: int = 7) -> dict[str, Any]:
-    """A batch of small images (160x128) in one render task: a few seconds of rendering, image after image."""
-    batch = BatchSpec(name=name, count=count, seed=seed,
-                      base=CoatingSpec(imaging=ImagingSpec(width_px=160, height_px=128, pixel_size_um=0.8)))
+def small_batch(name: str, count: int, seed: int = 7, width_px: int = 320, height_px: int = 256) -> dict[str, Any]:
+    """A batch of small images in one render task, rendered one after the other (320x256: about a second each on
+    this 2-core machine, so a page polling every 2 s sees the progress move)."""
+    imaging = ImagingSpec(width_px=width_px, height_px=height_px, pixel_size_um=0.8 * 160 / width_px)
+    batch = BatchSpec(name=name, count=count, seed=seed, base=CoatingSpec(imaging=imaging))
     batch.render.images_per_task = count
     batch.validate()
     return batch.to_dict()

@@ -17,6 +17,7 @@ from render_service.db.models import Batch
 from render_service.db.session import Database
 from render_service.store import create_batch
 from render_service.tokens import owner_of
+from render_service.training_store import create_training
 from semcoat import pngio
 from semcoat.batch import BatchSpec
 from semcoat.dataset import DatasetInfo, DatasetWriter
@@ -29,9 +30,10 @@ from tests.integration.dashboard_browser import (
     small_batch,
     wait_for,
 )
+from tests.render_service.api.test_dashboard_curves import METRICS
 
 pytestmark = pytest.mark.integration
-COUNT = 6
+COUNT = 8
 HOSTILE = "<img src=x id=injected onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>"
 
 
@@ -141,6 +143,33 @@ def test_a_wrong_or_missing_token_gets_the_signin_page_and_no_data(fresh: webdri
     assert status == 401
 
 
+@pytest.mark.timeout(60)
+def test_a_training_page_draws_its_curves(fresh: webdriver.Chrome, service: EmbeddedService) -> None:
+    driver = fresh
+    database = Database(f"sqlite:///{service.data_dir / 'semcoat.db'}")
+    try:
+        with database.session() as session:
+            owner = owner_of(session, service.token)
+            assert owner is not None
+            training = create_training(session, owner, "unet-dash", "local", "unet", "model: {}\n",
+                                       [{"path": "/data/p91", "batch_id": None}], {})
+            training.state = "succeeded"
+            training_id = training.id
+    finally:
+        database.dispose()
+    folder = service.data_dir / "trainings" / training_id
+    folder.mkdir(parents=True)
+    (folder / "metrics.csv").write_text(METRICS)
+    sign_in(driver, service.url, service.token)
+    driver.find_element(By.CSS_SELECTOR, f"#training-rows tr[data-key='{training_id}'] a").click()
+    wait_for(lambda: driver.find_elements(By.ID, "training"), 10, "the training page")
+    assert driver.find_element(By.CSS_SELECTOR, "#training h1").text == "unet-dash"
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#curves svg.chart")) == 2
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#curves polyline")) == 2 + 3
+    _polled(driver)
+    assert console_errors(driver) == []
+
+
 @pytest.mark.timeout(180)
 def test_progress_advances_on_the_overview_and_the_batch_page_shows_its_images(
         fresh: webdriver.Chrome, service: EmbeddedService, tmp_path: Path) -> None:
@@ -176,7 +205,7 @@ def test_progress_advances_on_the_overview_and_the_batch_page_shows_its_images(
 
     wait_for(all_loaded, 60, f"{COUNT} thumbnails")
     sizes = driver.execute_script("return [...document.querySelectorAll('#samples img')].map(i => i.naturalWidth);")
-    assert sizes == [160] * COUNT  # 160x128 fits 320 px: shown at full size
+    assert sizes == [320] * COUNT  # 320x256 fits 320 px: shown at full size
     truth_rows = driver.find_elements(By.CSS_SELECTOR, "#truth-rows tr")
     assert len(truth_rows) == COUNT
     thickness = float(truth_rows[0].find_elements(By.TAG_NAME, "td")[1].text)
