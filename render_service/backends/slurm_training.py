@@ -56,7 +56,9 @@ class SlurmTrainingBackend:
         return posixpath.join(self.remote_dir(training_id), "logs", f"train-{job_id}.out")
 
     def job(self, training: TrainingView) -> TrainingJob:
-        """The training's job: the user's resources where given, else the admin's Slurm defaults."""
+        """The training's job: the user's resources where given, else the admin's Slurm defaults (partition,
+        account, CPUs per task). The admin's time limit is a render task's, far shorter than a training's: without
+        the user's, the job gets the partition's own."""
         resources, config, remote = training.resources, self.cluster.config, self.remote_dir(training.id)
         return TrainingJob(
             job_name=training_job_name(training.id), semcoat_command=config.cluster_semcoat, work_dir=remote,
@@ -67,7 +69,7 @@ class SlurmTrainingBackend:
             mem_per_node_mb=resources.get("mem_per_node_mb"),
             partition=resources.get("partition") or config.partition,
             account=resources.get("account") or config.account,
-            time_limit=resources.get("time_limit") or config.time_limit, setup_lines=config.setup_lines)
+            time_limit=resources.get("time_limit"), setup_lines=config.setup_lines)
 
     # -- TrainingBackend -----------------------------------------------------------------------------------------
     def launch(self, training: TrainingView) -> TrainingLaunch:

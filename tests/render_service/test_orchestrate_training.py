@@ -98,6 +98,15 @@ def test_a_training_is_one_job_of_the_tasks_asked_for_submitted_once(
     assert len(slurm.submissions) == 1
 
 
+def test_the_admins_defaults_apply_but_not_a_render_tasks_time_limit(
+        db: Database, runner: FakeRunner, slurm: FakeSlurm, tmp_path: Path) -> None:
+    new_training(db, {"processes_per_node": 2})
+    orchestrator(db, runner, tmp_path, partition="cpu", cpus_per_task=3, time_limit="10").step()
+    script = slurm.submissions[0].script
+    assert "#SBATCH --partition=cpu" in script and "#SBATCH --cpus-per-task=3" in script
+    assert "--time" not in script and "export OMP_NUM_THREADS=3" in script
+
+
 def test_a_worker_that_died_after_sbatch_finds_its_job_by_name(
         db: Database, runner: FakeRunner, slurm: FakeSlurm, tmp_path: Path) -> None:
     training_id = new_training(db)
