@@ -34,7 +34,8 @@ def create_app(settings: Settings, database: Database | None = None, sender: Tas
     context = ApiContext(settings=settings, database=database or Database(settings.database), sender=sender,
                          probe=probe)
     app = FastAPI(title="semcoat render service", version=__version__,
-                  description="Render synthetic SEM datasets on a Slurm cluster or locally. Authenticate with "
+                  description="Render synthetic SEM datasets and train segmentation models on them, on a Slurm "
+                              "cluster or locally. Authenticate with "
                               "`Authorization: Bearer <token>` (from `semcoat token create NAME`).",
                   openapi_url="/openapi.json")
     app.state.context = context
