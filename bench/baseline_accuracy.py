@@ -1,8 +1,9 @@
 """How well the classical baseline (`semcoat predict --model classical`) segments rendered images: Dice per class and
 measurement errors against the ground truth. The reference figure a trained model has to beat.
 
-Run: ``python bench/baseline_accuracy.py [--preset 20h_650C] [--count 30] [--seed 11] [--dataset DIR]``.
-Renders the batch into a temporary folder (or uses ``--dataset``), segments every image, prints a table.
+Run: ``python bench/baseline_accuracy.py [--preset NAME ...] [--count 30] [--seed 11] [--dataset DIR]``.
+Renders a batch of each preset (default: every preset) into a temporary folder (or uses ``--dataset``), segments every
+image, prints a table per preset.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def evaluate(dataset_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="20h_650C")
+    parser.add_argument("--preset", nargs="+", help="presets to render (default: every preset)")
     parser.add_argument("--count", type=int, default=30)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--dataset", type=Path, help="evaluate this dataset folder instead of rendering one")
@@ -84,12 +85,14 @@ def main() -> None:
         return
     from blender_addon.render_node.batch_render import render_range
     from blender_addon.render_node.renderer import Renderer
-    from semcoat.presets import preset_batch
+    from semcoat.presets import PRESETS, preset_batch
 
-    batch = preset_batch(args.preset, count=args.count, seed=args.seed)
-    with tempfile.TemporaryDirectory(prefix="semcoat-baseline-") as tmp:
-        render_range(batch, Path(tmp) / "ds", Renderer)
-        evaluate(Path(tmp) / "ds")
+    for name in args.preset or list(PRESETS):
+        batch = preset_batch(name, count=args.count, seed=args.seed)
+        with tempfile.TemporaryDirectory(prefix="semcoat-baseline-") as tmp:
+            render_range(batch, Path(tmp) / "ds", Renderer)
+            evaluate(Path(tmp) / "ds")
+        print()
 
 
 if __name__ == "__main__":

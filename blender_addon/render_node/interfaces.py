@@ -63,6 +63,7 @@ def substrate_blend_offset(signal: np.ndarray, mask: np.ndarray, width_px: float
     step = np.where(valid, signal[first, cols] - signal[np.maximum(nearest, 0), cols], 0.0).astype(np.float32)
     # Pixel centres sit at row + 0.5; the boundary at the top edge of the first steel row.
     distance = (rows.astype(np.float32) + np.float32(0.5) - first[None, :].astype(np.float32)) / np.float32(width_px)
+    np.clip(distance, -10.0, 10.0, out=distance)  # the step is whole by then; exp stays finite in float32
     rise = np.float32(1.0) / (np.float32(1.0) + np.exp(np.float32(-LOGISTIC_10_90) * distance))
     in_feal = (band == classes.FEAL) & valid[None, :]
     in_steel = (band == classes.SUBSTRATE) & valid[None, :]
