@@ -67,29 +67,39 @@ def test_submit_prints_the_id_and_status_shows_the_batch(live: Api, spec_file: P
     assert table.exit_code == 0 and batch_id in table.stdout and "p91" in table.stdout
 
 
-def test_submit_wait_follows_progress_to_the_end(live: Api, spec_file: Path) -> None:
-    def worker() -> None:  # the worker's side: wait for the batch, then move it along
-        for _ in range(200):
-            if live.sender.sent:
-                break
-            time.sleep(0.02)
-        batch_id = str(live.sender.sent[0][1][0])
-        _set(live, batch_id, state="running", images_done=1)
-        time.sleep(0.3)
-        _set(live, batch_id, state="succeeded", images_done=3)
+def _play_worker(live: Api, *steps: dict[str, object]) -> threading.Thread:
+    """The worker's side, in a thread: once the batch is submitted (however long that takes on a busy machine),
+    apply ``steps`` to it 0.3 s apart."""
 
-    thread = threading.Thread(target=worker)
+    def worker() -> None:
+        deadline = time.monotonic() + 60
+        while not live.sender.sent and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not live.sender.sent:
+            return  # the submit itself failed: the test's own assertions say how
+        batch_id = str(live.sender.sent[0][1][0])
+        for k, fields in enumerate(steps):
+            if k:
+                time.sleep(0.3)
+            _set(live, batch_id, **fields)
+
+    thread = threading.Thread(target=worker, daemon=True)
     thread.start()
+    return thread
+
+
+def test_submit_wait_follows_progress_to_the_end(live: Api, spec_file: Path) -> None:
+    thread = _play_worker(live, {"state": "running", "images_done": 1}, {"state": "succeeded", "images_done": 3})
     result = runner.invoke(app, ["submit", str(spec_file), "--wait", "--poll-s", "0.1"])
-    thread.join()
+    thread.join(60)
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.stderr and "3/3" in result.stderr
 
 
 def test_submit_wait_ends_1_with_the_error_when_the_batch_fails(live: Api, spec_file: Path) -> None:
-    threading.Timer(0.3, lambda: _set(live, str(live.sender.sent[0][1][0]), state="failed",
-                                      error="task 1 (images 2-2) failed with exit code 3")).start()
+    thread = _play_worker(live, {"state": "failed", "error": "task 1 (images 2-2) failed with exit code 3"})
     result = runner.invoke(app, ["submit", str(spec_file), "--wait", "--poll-s", "0.1"])
+    thread.join(60)
     assert result.exit_code == 1 and "exit code 3" in result.stderr
 
 
