@@ -151,7 +151,9 @@ def dataset_check(folder: Path = typer.Argument(..., help="Dataset folder.")) ->
 def register(app: typer.Typer) -> None:
     """Add the core commands to the ``semcoat`` app."""
     from semcoat_cli.demo import demo
+    from semcoat_cli.versions import version_command
 
     app.add_typer(spec_app, name="spec")
     app.add_typer(dataset_app, name="dataset")
     app.command("demo")(demo)
+    app.command("version")(version_command)
