@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -136,7 +137,20 @@ def _slurm_training_backend(cluster: Backend, settings: Settings) -> TrainingBac
     return SlurmTrainingBackend(cluster, settings.trainings_dir)
 
 
+_RUNTIME_LOCK = threading.Lock()
+
+
 @functools.cache
-def runtime() -> Runtime:
-    """This process's runtime (built at the first task, from the environment's settings)."""
+def _build_runtime() -> Runtime:
     return Runtime(load_settings())
+
+
+def runtime() -> Runtime:
+    """This process's runtime (built at the first task, from the environment's settings).
+
+    Built under a lock: the worker runs tasks in threads, and two first tasks building it at once would run two
+    Alembic migrations side by side in one process (Alembic's ``context``/``op`` proxies are module globals: a
+    ``KeyError: 'config'`` in ``_remove_proxy`` was seen) and open two SSH connections.
+    """
+    with _RUNTIME_LOCK:
+        return _build_runtime()

@@ -78,3 +78,36 @@ def test_tokens_are_stored_hashed_and_can_be_revoked(db: Database) -> None:
         assert owner_of(session, token) is None
         with pytest.raises(InvalidArgument, match="user name"):
             create_token(session, "bad name; rm -rf")
+
+
+def test_threads_starting_together_share_one_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's first tasks run in threads at once: they must build one runtime (one migration), not two."""
+    import threading
+
+    from render_service.worker import runtime as runtime_mod
+
+    monkeypatch.setenv("SEMCOAT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SEMCOAT_REDIS_URL", "redis://127.0.0.1:1/0")  # never connected to by building the runtime
+    runtime_mod._build_runtime.cache_clear()
+    built: list[object] = []
+    errors: list[BaseException] = []
+    gate = threading.Barrier(4)
+
+    def first_task() -> None:
+        gate.wait()
+        try:
+            built.append(runtime_mod.runtime())
+        except BaseException as exc:  # a failed migration in one thread is what this test looks for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_task) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == [] and len(built) == 4
+        assert all(r is built[0] for r in built)
+        assert inspect(built[0].db.engine).has_table("batches")  # type: ignore[attr-defined]
+    finally:
+        runtime_mod._build_runtime.cache_clear()
