@@ -1,53 +1,131 @@
 """Render throughput: a 100-image 1024x768 batch with masks and ground truth, one render process per core.
 
-    .venv/bin/python bench/render_throughput.py [--count 100] [--processes 2] [--preset 5h_650C] [--keep DIR]
+    .venv/bin/python bench/render_throughput.py [--count 100] [--processes 2] [--preset 5h_650C]
+        [--engines workbench,cycles] [--threads 1] [--keep DIR]
 
-Prints images/s over the whole run (process start to last sample written) and the seconds per phase summed over
-the processes: import (Python + bpy + scene setup), geometry, scene update, render (Cycles + EXR read-back), image
-formation, truth, writing (PNG encoding + atomic files).
+Runs the batch once per engine named in ``--engines`` (default: Workbench, then Cycles: an A/B in the same run, on the
+same machine state), checks that the engines wrote identical files, and prints per engine: images/s over the whole
+run (process start to last sample written), the CPU seconds per image (all threads, so a busy machine inflates them
+less than the wall time), and the milliseconds per image of each step summed over the processes: import (Python +
+bpy + scene setup + engine choice), geometry, scene update, render (engine + EXR write), read (EXR read), rule (the
+pixel-centre rule and the id lookup), texture (specimen texture and artefacts), formation (SEM image formation),
+truth, encode (PNG) and write (meta JSON + atomic files).
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+STEPS = ("import", "geometry", "scene", "render", "read", "rule", "texture", "formation", "truth", "encode", "write")
+# batch_render's module-level functions timed in the worker, per step (the names present are wrapped)
+TIMED = {"texture": ("grain_factor", "fe2al5_depth_factor", "scratch_factor", "speck_factor"),
+         "formation": ("form_image",), "encode": ("encode_png",)}
 
 
-def worker(spec_path: str, out_dir: str, start: int, count: int, threads: int, timings_path: str) -> None:
+def _timed(fn: Callable[..., Any], totals: dict[str, float], step: str) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            totals[step] += time.perf_counter() - t0
+    return wrapper
+
+
+def worker(spec_path: str, out_dir: str, start: int, count: int, threads: int, engine: str, timings_path: str) -> None:
     """Render one chunk in this process and write its timings as JSON."""
     t0 = time.perf_counter()
-    from blender_addon.render_node.batch_render import render_range
+    from blender_addon.render_node import batch_render
     from blender_addon.render_node.renderer import Renderer
     from semcoat.batch import BatchSpec
 
     batch = BatchSpec.load(spec_path)
-    renderer = Renderer(threads=threads)
+    renderer = Renderer(threads=threads, engine=engine)
     import_s = time.perf_counter() - t0
-    report = render_range(batch, out_dir, lambda: renderer, start=start, count=count)
-    times = {"import_s": import_s, **report.times.as_dict(), "images": len(report.rendered)}
+    inner = dict.fromkeys(TIMED, 0.0)
+    for step, names in TIMED.items():
+        for name in names:
+            if hasattr(batch_render, name):
+                setattr(batch_render, name, _timed(getattr(batch_render, name), inner, step))
+    cpu0 = time.process_time()
+    report = batch_render.render_range(batch, out_dir, lambda: renderer, start=start, count=count)
+    phases = report.times.as_dict()
+    r = renderer.seconds
+    times = {
+        "import": import_s, "geometry": phases["geometry_s"], "scene": phases["scene_s"],
+        "render": r["render_s"], "read": r["read_s"], "rule": r["rule_s"],
+        "texture": inner["texture"], "formation": inner["formation"],
+        "truth": phases["truth_s"], "encode": inner["encode"], "write": phases["write_s"] - inner["encode"],
+        "unaccounted": phases["render_s"] - sum(r.values()) + phases["image_s"] - inner["texture"]
+        - inner["formation"],
+        "cpu": time.process_time() - cpu0, "images": len(report.rendered), "decided": renderer.pixels_decided,
+        "engine": renderer.engine, "note": renderer.engine_note,
+    }
     Path(timings_path).write_text(json.dumps(times))
+
+
+def run(spec_path: Path, out: Path, count: int, processes: int, threads: int, engine: str,
+        tmp: Path) -> tuple[float, dict[str, Any]]:
+    """Render the batch in ``processes`` processes; (wall seconds, timings summed over the processes)."""
+    chunk = -(-count // processes)
+    t0 = time.perf_counter()
+    procs = []
+    for k in range(processes):
+        start = k * chunk
+        n = min(chunk, count - start)
+        if n <= 0:
+            break
+        cmd = [sys.executable, __file__, "--worker", str(spec_path), str(out), str(start), str(n), str(threads),
+               engine, str(tmp / f"times-{engine}-{k}.json")]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    results = [p.communicate() for p in procs]
+    wall_s = time.perf_counter() - t0
+    failed = [(p.returncode, err.strip().splitlines()[-3:]) for p, (_, err) in zip(procs, results, strict=True)
+              if p.returncode]
+    if failed:
+        sys.exit(f"a {engine} render process failed: {failed}")
+    totals: dict[str, Any] = {}
+    for k in range(len(procs)):
+        for key, value in json.loads((tmp / f"times-{engine}-{k}.json").read_text()).items():
+            totals[key] = value if isinstance(value, str) else totals.get(key, 0) + value
+    return wall_s, totals
+
+
+def same_files(a: Path, b: Path) -> list[str]:
+    """Relative paths of images, masks and meta that differ between two dataset folders (or exist in one only)."""
+    differ = []
+    for sub in ("images", "masks", "meta"):
+        names = sorted({p.name for p in (a / sub).iterdir()} | {p.name for p in (b / sub).iterdir()})
+        differ += [f"{sub}/{n}" for n in names
+                   if not ((a / sub / n).is_file() and (b / sub / n).is_file()
+                           and filecmp.cmp(a / sub / n, b / sub / n, shallow=False))]
+    return differ
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--threads", type=int, default=1, help="Cycles threads per process")
+    parser.add_argument("--threads", type=int, default=1, help="render threads per process")
     parser.add_argument("--preset", default="5h_650C")
-    parser.add_argument("--keep", help="write the dataset here (default: a temporary folder, removed)")
-    parser.add_argument("--worker", nargs=6, metavar=("SPEC", "OUT", "START", "COUNT", "THREADS", "TIMINGS"))
+    parser.add_argument("--engines", default="workbench,cycles", help="engines to run in turn, comma-separated")
+    parser.add_argument("--keep", help="write the datasets here, one folder per engine (default: temporary)")
+    parser.add_argument("--worker", nargs=7, metavar=("SPEC", "OUT", "START", "COUNT", "THREADS", "ENGINE", "TIMES"))
     args = parser.parse_args()
     if args.worker:
-        spec, out, start, count, threads, timings = args.worker
-        worker(spec, out, int(start), int(count), int(threads), timings)
+        spec, out, start, count, threads, engine, timings = args.worker
+        worker(spec, out, int(start), int(count), int(threads), engine, timings)
         return
 
     from semcoat.dataset import check_dataset
@@ -55,37 +133,34 @@ def main() -> None:
 
     batch = preset_batch(args.preset, count=args.count, seed=0)
     img = batch.base.imaging
-    with tempfile.TemporaryDirectory(prefix="semcoat-bench-") as tmp:
-        out = Path(args.keep) if args.keep else Path(tmp) / "dataset"
-        spec_path = Path(tmp) / "batch.json"
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    with tempfile.TemporaryDirectory(prefix="semcoat-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        spec_path = tmp / "batch.json"
         spec_path.write_text(batch.to_json())
-        chunk = -(-args.count // args.processes)
-        t0 = time.perf_counter()
-        procs = []
-        for k in range(args.processes):
-            start = k * chunk
-            n = min(chunk, args.count - start)
-            if n <= 0:
-                break
-            cmd = [sys.executable, __file__, "--worker", str(spec_path), str(out), str(start), str(n),
-                   str(args.threads), str(Path(tmp) / f"times{k}.json")]
-            procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        codes = [p.wait() for p in procs]
-        wall_s = time.perf_counter() - t0
-        if any(codes):
-            sys.exit(f"a render process failed (exit codes {codes}); run `semcoat render` on the chunk to see why")
-        totals: dict[str, float] = {}
-        for k in range(len(procs)):
-            for key, value in json.loads((Path(tmp) / f"times{k}.json").read_text()).items():
-                totals[key] = totals.get(key, 0.0) + value
-        report = check_dataset(out)
-        print(f"{args.count} images {img.width_px}x{img.height_px} ({args.preset}), {len(procs)} processes x "
-              f"{args.threads} Cycles thread(s), {os.cpu_count()} cores")
-        print(f"wall {wall_s:.1f} s -> {args.count / wall_s:.2f} images/s; dataset check: "
-              f"{'ok' if report.ok else report.problems[:3]}")
-        print("seconds per phase, summed over processes (per image):")
-        for key in ("import_s", "geometry_s", "scene_s", "render_s", "image_s", "truth_s", "write_s"):
-            print(f"  {key[:-2]:<9} {totals[key]:7.2f} s  ({totals[key] / args.count * 1000:6.1f} ms/image)")
+        print(f"{args.count} images {img.width_px}x{img.height_px} ({args.preset}), {args.processes} processes x "
+              f"{args.threads} render thread(s), {os.cpu_count()} cores; load average before: "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        folders = {}
+        for engine in engines:
+            out = (Path(args.keep) if args.keep else tmp) / f"dataset-{engine}"
+            wall_s, t = run(spec_path, out, args.count, args.processes, args.threads, engine, tmp)
+            folders[engine] = out
+            report = check_dataset(out)
+            n = args.count
+            print(f"\n{engine} ({t['note']})")
+            print(f"  wall {wall_s:.1f} s -> {n / wall_s:.2f} images/s; CPU {t['cpu'] / n * 1000:.0f} ms/image "
+                  f"(2 cores busy only with this: ~{2 * n / t['cpu']:.1f} images/s); "
+                  f"{t['decided'] / n:.0f} edge pixels decided per image; dataset check: "
+                  f"{'ok' if report.ok else report.problems[:3]}")
+            print("  ms per image, summed over processes: " + ", ".join(
+                f"{s} {t[s] / n * 1000:.1f}" for s in STEPS) + f" (other {t['unaccounted'] / n * 1000:.1f})")
+        if len(folders) > 1:
+            first, *rest = folders
+            for other in rest:
+                differ = same_files(folders[first], folders[other])
+                print(f"\n{first} vs {other}: " + ("images, masks and meta identical" if not differ else
+                                                   f"{len(differ)} files differ, e.g. {differ[:3]}"))
 
 
 if __name__ == "__main__":

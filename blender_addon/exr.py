@@ -1,9 +1,9 @@
-"""Read the uncompressed OpenEXR files the preview render writes, with numpy alone.
+"""Read the uncompressed OpenEXR files the renders write (render node and preview), with numpy alone.
 
-Blender's Python has no image library that reads render passes (the render node uses the OpenImageIO bundled with
-the bpy module, which an installed Blender does not offer to add-ons in every version). The preview writes a
-multilayer EXR without compression (``exr_codec = 'NONE'``, 32-bit float): single- or multi-part scanline files, one
-line per chunk, whose layout the OpenEXR file-format document fixes. Anything else is refused with a clear error.
+Blender's Python has no image library that reads render passes (the OpenImageIO bundled with the bpy module is not
+offered to add-ons by every installed Blender). The renders write EXRs without compression (``exr_codec = 'NONE'``,
+half or full floats): single- or multi-part scanline files, one line per chunk, whose layout the OpenEXR file-format
+document fixes. Anything else is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -75,8 +75,23 @@ def _part(attrs: dict[str, tuple[str, bytes]]) -> _Part:
     return _Part(channels, x_min, y_min, x_max - x_min + 1, height, compression, kind, chunks)
 
 
-def read_channels(path: str | Path) -> dict[str, np.ndarray]:
-    """Every channel of an uncompressed scanline EXR as float32 arrays of shape (height, width), top row first.
+def _lines(raw: np.ndarray, starts: np.ndarray, line_bytes: int) -> np.ndarray:
+    """(lines, line_bytes) uint8: the lines that begin at ``starts``, in that order. A view when they follow each other
+    at one spacing (as writers lay out increasing lines), else a copy."""
+    if len(starts) > 1:
+        step = int(starts[1] - starts[0])
+        if step >= line_bytes and np.array_equal(starts, starts[0] + step * np.arange(len(starts))):
+            return np.lib.stride_tricks.as_strided(raw[int(starts[0]):], (len(starts), line_bytes), (step, 1),
+                                                   writeable=False)
+    return np.stack([raw[a:a + line_bytes] for a in starts.tolist()]) if len(starts) else np.zeros((0, line_bytes),
+                                                                                                   np.uint8)
+
+
+def read_channels(path: str | Path, wanted: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Every channel of an uncompressed scanline EXR as float32 arrays of shape (height, width), top row first; with
+    ``wanted``, only the channels whose names end with one of those suffixes.
+
+    Uncompressed scanlines are chunks of one line each, of a fixed size, so all lines are gathered in one numpy step.
 
     Raises
     ------
@@ -87,10 +102,11 @@ def read_channels(path: str | Path) -> dict[str, np.ndarray]:
     if len(data) < 8 or struct.unpack_from("<i", data, 0)[0] != MAGIC:
         raise ExrError(f"{path} is not an OpenEXR file")
     flags = struct.unpack_from("<i", data, 4)[0]
+    multipart = bool(flags & _MULTIPART)
     pos = 8
     parts: list[_Part] = []
     try:
-        if flags & _MULTIPART:
+        if multipart:
             while data[pos:pos + 1] != b"\0":
                 attrs, pos = _read_header(data, pos)
                 parts.append(_part(attrs))
@@ -100,27 +116,38 @@ def read_channels(path: str | Path) -> dict[str, np.ndarray]:
             parts.append(_part(attrs))
         for part in parts:
             if part.compression != 0 or part.kind != "scanlineimage":
-                raise ExrError(f"{path} holds a {part.kind} part with compression {part.compression}; the preview "
+                raise ExrError(f"{path} holds a {part.kind} part with compression {part.compression}; this reader "
                                "reads uncompressed scanline images only")
         tables = []
         for part in parts:
-            tables.append(struct.unpack_from(f"<{part.chunks}Q", data, pos))
+            tables.append(np.frombuffer(data, "<u8", part.chunks, pos).astype(np.int64))
             pos += 8 * part.chunks
+        raw = np.frombuffer(data, np.uint8)
         out: dict[str, np.ndarray] = {}
         for index, (part, offsets) in enumerate(zip(parts, tables, strict=True)):
-            arrays = {name: np.empty((part.height, part.width), np.float32) for name, _ in part.channels}
-            for offset in offsets:
-                at = offset + (4 if flags & _MULTIPART else 0)
-                if flags & _MULTIPART and struct.unpack_from("<i", data, offset)[0] != index:
-                    raise ExrError(f"{path}: a chunk of part {index} names another part")
-                y, size = struct.unpack_from("<2i", data, at)
-                at += 8
-                row = y - part.y_min
-                for name, dtype in part.channels:
-                    n = part.width * dtype.itemsize
-                    arrays[name][row] = np.frombuffer(data, dtype, part.width, at).astype(np.float32)
-                    at += n
-            out.update(arrays)
+            head = 4 if multipart else 0  # a multi-part chunk starts with its part number
+            line_bytes = sum(part.width * dtype.itemsize for _, dtype in part.channels)
+            if len(offsets) != part.height or len(offsets) and (
+                    offsets.min() < 0 or offsets.max() + head + 8 + line_bytes > len(data)):
+                raise ExrError(f"{path}: part {index} has a chunk table that does not fit its {part.height} lines")
+            fields = raw[offsets[:, None] + np.arange(head + 8)].copy().view("<i4")  # (lines, 2 or 3)
+            if multipart and np.any(fields[:, 0] != index):
+                raise ExrError(f"{path}: a chunk of part {index} names another part")
+            y, size = fields[:, -2], fields[:, -1]
+            if np.any(size != line_bytes):
+                raise ExrError(f"{path}: part {index} has lines of {sorted(set(size.tolist()))[:3]} bytes, not the "
+                               f"{line_bytes} of an uncompressed line")
+            rows = y - part.y_min
+            if np.any((rows < 0) | (rows >= part.height)) or len(np.unique(rows)) != part.height:
+                raise ExrError(f"{path}: part {index} does not hold each of its lines once")
+            lines = _lines(raw, (offsets + head + 8)[np.argsort(rows)], line_bytes)
+            at = 0
+            for name, dtype in part.channels:
+                n = part.width * dtype.itemsize
+                if not wanted or name.endswith(wanted):
+                    block = np.ascontiguousarray(lines[:, at:at + n])
+                    out[name] = block.view(dtype).reshape(part.height, part.width).astype(np.float32)
+                at += n
     except (struct.error, ValueError, KeyError, IndexError) as exc:
         raise ExrError(f"{path} is damaged or of a kind this reader does not handle ({exc})") from exc
     return out

@@ -4,7 +4,8 @@ Image ``i`` of a batch is drawn exactly as a render node draws it: its spec ``ba
 ``np.random.default_rng([batch.image_seed(i), 0])`` with the same scan margin. "Generate preview" puts that geometry
 into the user's scene (in the builder's own collection, replacing the previous preview); "Render preview image"
 renders it in a scene of its own with the render node's settings (Cycles, one ray per pixel centre, the Object Index
-pass as the mask) and forms the SEM image with :mod:`.preview_image`.
+pass holding each object's id, turned into the mask and signal by the render node's pixel-centre rule) and forms
+the SEM image with :mod:`.preview_image`.
 """
 
 from __future__ import annotations
@@ -100,9 +101,9 @@ def render_frame(sample: PreviewSample) -> tuple[np.ndarray, np.ndarray]:
             raise PreviewError(f"Blender could not render the preview: {exc}") from exc
         if not out.is_file():
             raise PreviewError(f"Blender rendered the preview but wrote no file at {out}")
-        channels = exr.read_channels(out)
-        signal = exr.find_channel(channels, "Combined.R")
-        mask = np.rint(exr.find_channel(channels, "Object Index.X", "IndexOB.X")).astype(np.uint8)
+        index = exr.find_channel(exr.read_channels(out, ("Object Index.X", "IndexOB.X")), "Object Index.X",
+                                 "IndexOB.X")
+        signal, mask, _decided = builder.class_map(np.rint(index).astype(np.uint8))  # as the render node does
         return signal, mask
     finally:
         if builder is not None:

@@ -37,6 +37,7 @@ BATCH_FIELDS = ("name", "count", "seed", "base", "randomize", "render")
 FRAME_PATHS = ("imaging.width_px", "imaging.height_px", "imaging.pixel_size_um", "imaging.bit_depth")
 COATING_SECTIONS = tuple(f.name for f in dataclasses.fields(CoatingSpec))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RENDER_ENGINES = ("auto", "workbench", "cycles")
 MAX_IMAGES = 1_000_000
 
 
@@ -63,11 +64,16 @@ class Distribution:
 
 @dataclass
 class RenderSettings:
-    """How the batch is cut into render tasks. (One Cycles sample per pixel is not a setting: the scene is flat
-    emission, and one ray through each pixel centre is what makes the mask exact.)"""
+    """How the batch is cut into render tasks, and which engine draws it. Neither changes a pixel: every engine draws
+    each pixel's phase at its centre, decided exactly beside the edges, so a batch may be re-chunked or resumed on
+    another engine."""
 
     images_per_task: int = param(
         25, minimum=1, maximum=100_000, doc="Images one render process (one Slurm array task) renders in a row.")
+    engine: str = param(
+        "auto", choices=RENDER_ENGINES,
+        doc="Render engine: 'workbench' (rasterised through OpenGL/EGL, several times faster), 'cycles' (ray traced, "
+            "needs no OpenGL) or 'auto' (Workbench where OpenGL starts, else Cycles). The images are the same.")
 
 
 @dataclass

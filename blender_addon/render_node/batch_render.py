@@ -33,7 +33,7 @@ from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.spec import CoatingSpec
 
-GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 11"
+GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 12"
 PNG_COMPRESSION = 1  # fastest zlib level; the 8-bit images gain ~10 % from level 6 at 3x the time
 _GEOMETRY, _TEXTURE, _NOISE, _SCRATCHES, _SPECKS = 0, 1, 2, 3, 4
 # Image-formation streams of issue 11, numbered from 20 so that streams added for the geometry never meet them.

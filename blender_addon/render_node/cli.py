@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from semcoat.batch import BatchSpec
+from semcoat.batch import RENDER_ENGINES, BatchSpec
 from semcoat.errors import SemcoatError
 from semcoat_cli.errors import EXIT_BY_SIGNAL, EXIT_FAILED, EXIT_USAGE, fail, message_of, user_errors
 
@@ -47,10 +47,17 @@ def render(
     out: Path = typer.Option(..., "--out", help="Dataset folder to create or to resume (same batch only)."),
     start: int = typer.Option(0, "--start", min=0, help="First image index to render."),
     count: int = typer.Option(None, "--count", min=1, help="Number of images (default: up to the end of the batch)."),
-    threads: int = typer.Option(0, "--threads", min=0, help="Cycles render threads (0 = all cores)."),
-    quiet: bool = typer.Option(False, "--quiet", help="Print only the summary line."),
+    threads: int = typer.Option(0, "--threads", min=0,
+                                help="Render threads: Cycles', or Workbench's OpenGL rasteriser's (0 = all cores)."),
+    engine: str = typer.Option(None, "--engine", metavar="auto|workbench|cycles",
+                               help="Render engine (default: the batch's render.engine, itself 'auto': Workbench where "
+                                    "OpenGL starts, else Cycles). The images are the same with either."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print only the summary line (and a fallback to Cycles)."),
 ) -> None:
-    """Render images START..START+COUNT-1 of a batch, with masks and ground truth; finished images are skipped."""
+    """Render images START..START+COUNT-1 of a batch, with masks and ground truth; finished images are skipped.
+
+    The first line says which engine draws the images, and why.
+    """
     try:
         from blender_addon.render_node.batch_render import SampleFailed, render_range  # noqa: PLC0415 - keeps --help light
         from blender_addon.render_node.frame import RenderError  # noqa: PLC0415
@@ -58,13 +65,23 @@ def render(
         raise fail(f"rendering needs the render part of semcoat ({exc}); install it with "
                    "pip install 'semcoat[render]'", EXIT_FAILED) from exc
 
+    if engine is not None and engine not in RENDER_ENGINES:
+        raise fail(f"--engine {engine!r} is not an engine; accepted: {', '.join(RENDER_ENGINES)}", EXIT_USAGE)
     with user_errors(EXIT_USAGE):
         batch = BatchSpec.load(batch_spec)
+    chosen = engine or batch.render.engine
+    used: list[str] = []
 
     def factory() -> FrameRenderer:
         from blender_addon.render_node.renderer import Renderer  # noqa: PLC0415 - imports bpy
 
-        return Renderer(threads=threads)
+        renderer = Renderer(threads=threads, engine=chosen)
+        used.append(renderer.engine)
+        if not quiet:
+            typer.echo(f"render engine: {renderer.engine_note}")
+        elif chosen == "auto" and renderer.engine == "cycles":
+            typer.echo(f"render engine: {renderer.engine_note}", err=True)
+        return renderer
 
     def progress(done: int, total: int, index: int, seconds: float, skipped: bool) -> None:
         if not quiet:
@@ -91,8 +108,9 @@ def render(
         raise typer.Exit(EXIT_BY_SIGNAL[signal.Signals(caught[0])])
     n = len(report.rendered)
     rate = n / report.elapsed_s if report.elapsed_s > 0 and n else 0.0
+    drawn_by = f", drawn by {used[0]}" if used else ""
     typer.echo(f"{out}: rendered {n}, skipped {len(report.skipped)} already complete, "
-               f"{report.elapsed_s:.1f} s ({rate:.2f} images/s)")
+               f"{report.elapsed_s:.1f} s ({rate:.2f} images/s){drawn_by}")
 
 
 def register(app: typer.Typer) -> None:

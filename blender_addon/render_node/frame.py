@@ -33,7 +33,14 @@ class RenderedFrame:
 
 
 class FrameRenderer(Protocol):
-    """Draws a coating geometry and renders it (the Blender renderer, or a fake in tests)."""
+    """Draws a coating geometry and renders it (the Blender renderer, or a fake in tests).
+
+    ``engine`` names what draws the frames (``"workbench"``, ``"cycles"``, ...) and ``engine_note`` says why, for the
+    render log.
+    """
+
+    engine: str
+    engine_note: str
 
     def build(self, spec: CoatingSpec, geometry: CoatingGeometry) -> None:
         """Put ``geometry`` into the scene."""

@@ -1,15 +1,21 @@
-"""Headless Cycles render of one coating frame: the phase signal and the exact class mask from the same render.
+"""Headless render of one coating frame: the object id at each pixel centre, turned into the class mask and signal.
 
-Cycles renders flat emission at one sample per pixel with a 0.01 px pixel filter, so every pixel is one ray through
-(very nearly) its centre: the Combined pass is the emission of the object hit there (the phase's grey level) and
-the Object Index pass is that object's ``pass_index``, the class id. Both come from the same ray, so the mask is
-exact by construction: a pixel's class is the phase at its centre, with no blended edges. The two passes are written
-to one multilayer EXR in a scratch folder and read back with the OpenImageIO bundled in bpy.
+Two engines draw the same ids (see :mod:`blender_addon.scene.render_setup`): Workbench, a rasteriser with
+anti-aliasing off (one sample at each pixel centre, the object's flat id colour; needs OpenGL through EGL, Mesa's
+llvmpipe on a node without a GPU), and Cycles, the reference and the fallback (one ray per pixel through its centre,
+the Object Index pass). Each writes an uncompressed half-float EXR to a scratch folder (Blender gives a render's
+pixels to Python only through a file or the compositor, and the file is the cheaper), read with numpy. Then
+:func:`blender_addon.scene.class_map.class_map` decides the pixels beside an edge exactly and maps ids to classes and
+greys, the same code for both engines: the frames are identical whichever engine drew them.
 
-A frame of more than ``STRIP_PIXELS`` pixels is rendered as horizontal strips (Blender's border render, cropped),
-one render call each, and the strips are joined: a Cycles render cannot be cancelled from Python, so a stop request
-(Ctrl-C, scancel) is honoured between strips, within about a strip's time. Each pixel is still one ray through its
-own centre with the same sampling pattern, so the joined strips equal the single render bit for bit.
+``engine="auto"`` takes Workbench when OpenGL starts here (asked in a child process, :mod:`.egl`: Blender aborts
+rather than raises without it) and Cycles otherwise, saying why in :attr:`Renderer.engine_note`.
+
+A Cycles frame of more than ``STRIP_PIXELS`` pixels is rendered as horizontal strips (Blender's border render,
+cropped), one render call each, and the strips are joined: a Cycles render cannot be cancelled from Python, so a stop
+request (Ctrl-C, scancel) is honoured between strips, within about a strip's time. Each pixel is still one ray
+through its own centre with the same sampling pattern, so the joined strips equal the single render bit for bit.
+Workbench draws even the largest frame (4096x3072) within about a second, in one call.
 """
 
 from __future__ import annotations
@@ -19,41 +25,84 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
 import numpy as np
 
+from blender_addon import exr
+from blender_addon.render_node import egl
 from blender_addon.render_node.frame import RenderedFrame, RenderError
 from blender_addon.scene.builder import SceneBuilder
+from blender_addon.scene.class_map import MAX_OBJECT_ID, ClassMapError, ids_from_colour
 from blender_addon.scene.geometry import CoatingGeometry
-from blender_addon.scene.render_setup import configure_exact_render
+from blender_addon.scene.render_setup import configure_exact_render, configure_flat_render
 from blender_addon.scene.stopping import StopCheck, check
+from semcoat.batch import RENDER_ENGINES
 from semcoat.spec import CoatingSpec
 
 SCENE_NAME = "semcoat.render"
-# Most pixels rendered in one call: about a quarter of a second on two cores (a 1024x768 image with its margins is
-# one strip). A frame of 6144x4096 goes in 25 strips, each a stop check apart.
+# Most pixels Cycles renders in one call: about a quarter of a second on two cores (a 1024x768 image with its
+# margins is one strip). A frame of 4096x3072 goes in 12 strips, each a stop check apart.
 STRIP_PIXELS = 1 << 20
+STEPS = ("render_s", "read_s", "rule_s")  # what Renderer.seconds adds up: engine, EXR read, pixel-centre rule + lookup
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine a renderer uses (``"workbench"`` or ``"cycles"``) and why, in words for the render log."""
+
+    engine: str
+    note: str
+
+
+def choose_engine(requested: str, probe: Callable[[], egl.EglStatus] = egl.probe) -> EngineChoice:
+    """The engine for ``requested`` (``"auto"``, ``"workbench"`` or ``"cycles"``): Workbench when OpenGL starts here
+    (``probe``), Cycles when asked or, under ``"auto"``, when OpenGL does not start.
+
+    Raises
+    ------
+    RenderError
+        when ``"workbench"`` was asked for and OpenGL does not start (the message says why and what to do), or for an
+        unknown name.
+    """
+    if requested not in RENDER_ENGINES:
+        raise RenderError(f"unknown render engine {requested!r}; accepted: {', '.join(RENDER_ENGINES)}")
+    if requested == "cycles":
+        return EngineChoice("cycles", "Cycles, as asked")
+    status = probe()
+    if status.available:
+        return EngineChoice("workbench", f"Workbench through OpenGL: {status.detail}")
+    if requested == "workbench":
+        raise RenderError(f"the Workbench engine needs OpenGL through EGL, which does not start here: {status.detail}. "
+                          "Install libegl1 and Mesa (libegl-mesa0, libgl1-mesa-dri), or render with --engine cycles "
+                          "(or auto, which falls back to Cycles)")
+    return EngineChoice("cycles", f"Cycles: Workbench is unavailable here ({status.detail})")
 
 
 @contextlib.contextmanager
-def _stdout_to(path: Path) -> Iterator[None]:
-    """Send what Blender's C code prints on file descriptor 1 ("Saved: ...", timings) to ``path``.
+def _output_to(path: Path) -> Iterator[None]:
+    """Send what Blender's C code prints on file descriptors 1 and 2 ("Saved: ...", timings, the EGL errors of its
+    first OpenGL attempt) to ``path``.
 
-    Blender writes to the process's stdout directly, past ``sys.stdout``, one line per render; the render command's own
-    progress lines would drown in them.
+    Blender writes to the process's stdout and stderr directly, past ``sys.stdout``, one line per render; the render
+    command's own progress lines would drown in them. A failed render quotes the file's last lines.
     """
     sys.stdout.flush()
-    saved = os.dup(1)
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
     try:
         with open(path, "wb") as sink:
             os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
             yield
     finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+        for fd, old in zip((1, 2), saved, strict=True):
+            os.dup2(old, fd)
+            os.close(old)
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -68,13 +117,14 @@ def _scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="semcoat-render-", dir=base))
 
 
-def configure_scene(scene: bpy.types.Scene, threads: int = 0) -> None:
-    """The exact-mask settings (:func:`configure_exact_render`) plus what repeated renders in one process want:
-    persistent data, and ``threads`` render threads (0 lets Blender use every core).
+def configure_scene(scene: bpy.types.Scene, threads: int = 0, engine: str = "cycles") -> None:
+    """The settings of ``engine`` (:func:`configure_exact_render` for Cycles, :func:`configure_flat_render` for
+    Workbench) plus what repeated renders in one process want: persistent data, and ``threads`` render threads (0 lets
+    Blender use every core).
 
     Meant for the renderer's own scene: it changes ``scene``'s render settings and its world's colour (black).
     """
-    configure_exact_render(scene)
+    (configure_flat_render if engine == "workbench" else configure_exact_render)(scene)
     scene.render.use_persistent_data = True
     scene.render.threads_mode = "FIXED" if threads > 0 else "AUTO"
     if threads > 0:
@@ -99,19 +149,33 @@ class Renderer:
 
     Parameters
     ----------
-    threads : Cycles threads (0 = all cores).
+    threads : render threads, Cycles' and (when set before OpenGL starts in this process) llvmpipe's; 0 = all cores.
+    engine : ``"auto"`` (Workbench when OpenGL starts here, else Cycles), ``"workbench"`` or ``"cycles"``.
+
+    Attributes
+    ----------
+    engine, engine_note : the engine drawing the frames and why (for the render log).
+    seconds : time per step (``STEPS``) summed over the renders.
+    pixels_decided : pixels beside an edge that the pixel-centre rule decided, summed over the renders.
+
+    Raises
+    ------
+    RenderError
+        when ``engine="workbench"`` was asked for and OpenGL does not start here.
     """
 
-    def __init__(self, threads: int = 0) -> None:
-        bpy.utils.expose_bundled_modules()
-        import OpenImageIO  # only importable once bpy exposed its bundled modules
-
-        self._oiio = OpenImageIO
+    def __init__(self, threads: int = 0, engine: str = "auto") -> None:
+        choice = choose_engine(engine)
+        self.engine, self.engine_note = choice.engine, choice.note
+        if self.engine == "workbench" and threads > 0:
+            os.environ.setdefault("LP_NUM_THREADS", str(threads))  # llvmpipe's threads, read when OpenGL starts
+        self.seconds = dict.fromkeys(STEPS, 0.0)
+        self.pixels_decided = 0
         self._removed = False
         self.scene = bpy.data.scenes.new(SCENE_NAME)
         try:
             self.scene.world = bpy.data.worlds.new(f"{SCENE_NAME}.world")
-            configure_scene(self.scene, threads)
+            configure_scene(self.scene, threads, self.engine)
             self.builder = SceneBuilder(self.scene, use_as_scene_camera=True)
         except BaseException:
             self._remove_scene()
@@ -129,7 +193,8 @@ class Renderer:
 
         Parameters
         ----------
-        should_stop : asked before each strip (see the module's docstring); None never stops.
+        should_stop : asked before each strip (see the module's docstring) and between the steps of the pixel-centre
+            rule; None never stops.
 
         Raises
         ------
@@ -138,66 +203,77 @@ class Renderer:
         Interrupted
             when ``should_stop`` answered True (nothing of the frame is returned).
         """
+        ids = self.render_ids(should_stop)
+        t0 = time.perf_counter()
+        signal, mask, decided = self.builder.class_map(ids, should_stop)
+        self.seconds["rule_s"] += time.perf_counter() - t0
+        self.pixels_decided += decided
+        return RenderedFrame(signal, mask)
+
+    def render_ids(self, should_stop: StopCheck | None = None) -> np.ndarray:
+        """The object ids (H, W) uint8 of the current scene as the engine drew them, before the pixel-centre rule
+        (what :meth:`render` turns into the frame; tests compare engines with it). Raises as :meth:`render`."""
         render = self.scene.render
         width, height = render.resolution_x, render.resolution_y
-        rows = strip_rows(width, height)
+        rows = strip_rows(width, height) if self.engine == "cycles" else [(0, height)]
         if len(rows) == 1:
             check(should_stop)
-            return self._render_once()
-        signals, masks = [], []
-        render.use_border, render.use_crop_to_border = True, True
-        try:
-            for top, bottom in rows:
-                check(should_stop)
-                # The border counts from the bottom edge in fractions of the frame; Blender truncates fraction x
-                # height to whole rows, so aim half a row past each edge.
-                render.border_min_x, render.border_max_x = 0.0, 1.0
-                render.border_min_y = (height - bottom + 0.5) / height
-                render.border_max_y = min(1.0, (height - top + 0.5) / height)
-                strip = self._render_once()
-                if strip.mask.shape != (bottom - top, width):
-                    raise RenderError(f"Blender rendered a strip of {strip.mask.shape[1]}x{strip.mask.shape[0]} px "
-                                      f"for rows {top}..{bottom - 1} of a {width}x{height} frame")
-                signals.append(strip.signal)
-                masks.append(strip.mask)
-        finally:
-            render.use_border, render.use_crop_to_border = False, False
-        return RenderedFrame(np.concatenate(signals), np.concatenate(masks))
+            ids = self._render_once()
+        else:
+            strips = []
+            render.use_border, render.use_crop_to_border = True, True
+            try:
+                for top, bottom in rows:
+                    check(should_stop)
+                    # The border counts from the bottom edge in fractions of the frame; Blender truncates fraction x
+                    # height to whole rows, so aim half a row past each edge.
+                    render.border_min_x, render.border_max_x = 0.0, 1.0
+                    render.border_min_y = (height - bottom + 0.5) / height
+                    render.border_max_y = min(1.0, (height - top + 0.5) / height)
+                    strip = self._render_once()
+                    if strip.shape != (bottom - top, width):
+                        raise RenderError(f"Blender rendered a strip of {strip.shape[1]}x{strip.shape[0]} px for "
+                                          f"rows {top}..{bottom - 1} of a {width}x{height} frame")
+                    strips.append(strip)
+            finally:
+                render.use_border, render.use_crop_to_border = False, False
+            ids = np.concatenate(strips)
+        if ids.shape != (height, width):
+            raise RenderError(f"Blender rendered {ids.shape[1]}x{ids.shape[0]} px for a {width}x{height} frame")
+        return ids
 
-    def _render_once(self) -> RenderedFrame:
+    def _render_once(self) -> np.ndarray:
+        """The object ids (uint8) of one render call: the frame, or the strip the border selects."""
+        t0 = time.perf_counter()
         self._exr.unlink(missing_ok=True)
         log = self._dir / "blender.log"
         try:
-            with _stdout_to(log):
+            with _output_to(log):
                 bpy.ops.render.render(write_still=True, scene=self.scene.name)
         except RuntimeError as exc:
             raise RenderError(f"Blender failed to render: {exc} (Blender said: {_tail(log)})") from exc
         if not self._exr.is_file():
             raise RenderError(f"Blender rendered but wrote no file at {self._exr} (Blender said: {_tail(log)})")
-        return self._read_exr()
-
-    def _read_exr(self) -> RenderedFrame:
-        inp = self._oiio.ImageInput.open(str(self._exr))
-        if inp is None:
-            raise RenderError(f"cannot open {self._exr}: {self._oiio.geterror()}")
-        signal = mask = None
+        t1 = time.perf_counter()
         try:
-            sub = 0
-            while inp.seek_subimage(sub, 0):
-                names = list(inp.spec().channelnames)
-                for k, name in enumerate(names):
-                    if name.endswith("Combined.R"):
-                        signal = inp.read_image(sub, 0, k, k + 1, "float")
-                    elif name.endswith("Object Index.X") or name.endswith("IndexOB.X"):
-                        index = inp.read_image(sub, 0, k, k + 1, "float")
-                        mask = np.rint(index).astype(np.uint8)
-                sub += 1
-        finally:
-            inp.close()
-        if signal is None or mask is None:
-            raise RenderError(f"{self._exr} lacks the Combined or Object Index pass")
-        return RenderedFrame(
-            np.ascontiguousarray(signal[:, :, 0], dtype=np.float32), np.ascontiguousarray(mask[:, :, 0]))
+            ids = self._read_ids()
+        except (exr.ExrError, ClassMapError) as exc:
+            raise RenderError(f"cannot read the {self.engine} render {self._exr}: {exc}") from exc
+        self.seconds["render_s"] += t1 - t0
+        self.seconds["read_s"] += time.perf_counter() - t1
+        return ids
+
+    def _read_ids(self) -> np.ndarray:
+        if self.engine == "workbench":  # one channel: the object's flat colour
+            channels = exr.read_channels(self._exr)
+            if len(channels) != 1:
+                raise exr.ExrError(f"expected one channel, found {', '.join(sorted(channels)) or 'none'}")
+            return ids_from_colour(next(iter(channels.values())))
+        index = exr.find_channel(exr.read_channels(self._exr, ("Object Index.X", "IndexOB.X")), "Object Index.X",
+                                 "IndexOB.X")
+        if index.size and (index.min() < 0 or index.max() > MAX_OBJECT_ID or np.any(index != np.rint(index))):
+            raise exr.ExrError(f"the Object Index pass holds values other than ids 0-{MAX_OBJECT_ID}")
+        return index.astype(np.uint8)
 
     def close(self) -> None:
         """Remove the renderer's scene with everything in it, and the scratch folder."""

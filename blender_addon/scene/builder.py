@@ -4,9 +4,15 @@ Nine objects in a ``semcoat`` collection, stacked along z so that the camera (lo
 where they overlap: resin plane (z 0), Fe2Al5 below the surface (z 1), FeAl below the Fe2Al5 bottom (z 2), substrate
 below the FeAl bottom (z 3), precipitates (z 4: one object per phase, Al8Cr5, Cr2Al and Cr23C6, each with its own grey
 and all of class precipitate), pores and pull-out pits (z 5), cracks (z 6: a crack runs through what lies in its
-way). Each object's ``pass_index`` is its class id, so the
-Object Index pass is the class mask. Without FeAl both bottoms coincide and the substrate hides the FeAl object (issue
-11's further objects, sub-bands to the mount, are listed in :mod:`.stack`).
+way). Without FeAl both bottoms coincide and the substrate hides the FeAl object (issue
+11's further objects, sub-bands to the mount, are listed in :mod:`.stack`). Objects
+of equal z in ``LAYOUT`` are lifted by a thousandth of a unit per place in it, so where two overlap the later one is
+drawn, the same by every engine.
+
+Each object carries an id (``OBJECT_IDS``: 1, 2, ... in ``LAYOUT`` order) as its ``pass_index`` (Cycles' Object Index
+pass) and its flat colour (Workbench); :mod:`.class_map` turns the rendered ids into the class mask and the grey
+signal with :meth:`SceneBuilder.id_tables`. The per-image grey is the custom property ``GREY_KEY`` of the object, which
+its emission material (and the viewport's material colour) shows.
 
 Building is incremental: the objects, materials and camera are made once per scene and every later call only
 refills the mesh buffers (``foreach_set``), sets colours and moves the camera, which is what makes a few renders per
@@ -21,8 +27,10 @@ import numpy as np
 from semcoat import classes
 from semcoat.spec import CoatingSpec
 
+from .class_map import MAX_OBJECT_ID, IdTables, class_map, drawn_objects, id_colour
 from .geometry import CoatingGeometry, Inclusions
 from .stack import EXTRA_LAYOUT, extra_objects
+from .stopping import StopCheck
 
 COLLECTION_NAME = "semcoat"
 # Custom property that marks what the builder made (its collection and objects), so it recognises its own data by
@@ -48,10 +56,16 @@ LAYOUT: dict[str, tuple[int, str, float]] = {
     f"class {classes.CRACK}": (classes.CRACK, "cracks", 6.0),
     **EXTRA_LAYOUT,
 }
+# The id each object is drawn with: its place in LAYOUT, from 1 (0 is the empty world).
+OBJECT_IDS: dict[str, int] = {role: k + 1 for k, role in enumerate(LAYOUT)}
+assert len(OBJECT_IDS) <= MAX_OBJECT_ID, "object ids are drawn as 8-bit values"
+GREY_KEY = "semcoat_grey"  # custom property of each object: its grey level (0-1) in the current image
+Z_TIE_PX = 1e-3  # lift per place in LAYOUT, so objects of equal z never tie in depth
 
 
 def _emission_material(name: str) -> bpy.types.Material:
-    """A new flat-emission material of the object's colour: per-image greys live on the objects, never in a node tree.
+    """A new flat-emission material of the object's grey (its ``GREY_KEY`` property, read through an Object
+    attribute): per-image greys live on the objects, never in a node tree.
 
     Always a new data-block (Blender adds a suffix when ``name`` is taken): a material of the user's that happens to
     bear the name is never reused or rewired. Grain contrast is added in numpy by the render node
@@ -64,19 +78,22 @@ def _emission_material(name: str) -> bpy.types.Material:
     nt.nodes.clear()
     out = nt.nodes.new("ShaderNodeOutputMaterial")
     emit = nt.nodes.new("ShaderNodeEmission")
-    info = nt.nodes.new("ShaderNodeObjectInfo")
-    nt.links.new(info.outputs["Color"], emit.inputs["Color"])
+    grey = nt.nodes.new("ShaderNodeAttribute")
+    grey.attribute_type = "OBJECT"
+    grey.attribute_name = GREY_KEY
+    nt.links.new(grey.outputs["Fac"], emit.inputs["Color"])
     nt.links.new(emit.outputs["Emission"], out.inputs["Surface"])
     return mat
 
 
-def _fill_polygons(mesh: bpy.types.Mesh, vertices_xy: np.ndarray, z: float) -> None:
-    """Replace the mesh by ``vertices_xy`` of shape (n_faces, k, 2): one k-gon per face, at height ``z``."""
+def _fill_polygons(mesh: bpy.types.Mesh, vertices_xy: np.ndarray, z: float) -> np.ndarray:
+    """Replace the mesh by ``vertices_xy`` of shape (n_faces, k, 2): one k-gon per face, at height ``z``; returns the
+    corners as the mesh holds them (float32, same shape)."""
     n_faces, k = vertices_xy.shape[:2]
     mesh.clear_geometry()
     if n_faces == 0:
         mesh.update()
-        return
+        return np.zeros((0, max(k, 3), 2), np.float32)
     co = np.empty((n_faces * k, 3), dtype=np.float32)
     co[:, :2] = vertices_xy.reshape(-1, 2)
     co[:, 2] = z
@@ -87,19 +104,27 @@ def _fill_polygons(mesh: bpy.types.Mesh, vertices_xy: np.ndarray, z: float) -> N
     mesh.polygons.add(n_faces)
     mesh.polygons.foreach_set("loop_start", np.arange(0, n_faces * k, k, dtype=np.int32))
     mesh.update()
+    return co[:, :2].reshape(n_faces, k, 2)
 
 
 def _region_below(x_px: np.ndarray, top_px: np.ndarray, bottom_px: float) -> np.ndarray:
-    """Quads (n-1, 4, 2) covering everything between the profile ``top_px`` (image rows) and row ``bottom_px``.
+    """Quads (n, 4, 2) covering everything between the profile ``top_px`` (image rows) and row ``bottom_px``.
 
+    One quad per profile step down to the first whole row below the profile, and one rectangle from there to
+    ``bottom_px``: a rasteriser shades each thin quad's partly covered pixel blocks, so strips reaching the frame
+    bottom cost Workbench a quarter of a second per layer. The seam lies on a pixel boundary, never near a pixel centre.
     Blender y is minus the row coordinate; quads run counter-clockwise seen from the camera.
     """
+    seam = min(float(np.floor(top_px.max())) + 1.0, bottom_px)
     x0, x1 = x_px[:-1], x_px[1:]
     t0, t1 = top_px[:-1], top_px[1:]
-    b = np.full_like(x0, bottom_px)
+    b = np.full_like(x0, seam)
     quads = np.stack([
         np.stack([x0, -b], -1), np.stack([x1, -b], -1), np.stack([x1, -t1], -1), np.stack([x0, -t0], -1),
     ], axis=1)
+    if seam < bottom_px:
+        rect = np.array([[[x_px[0], -bottom_px], [x_px[-1], -bottom_px], [x_px[-1], -seam], [x_px[0], -seam]]])
+        quads = np.concatenate([quads, rect])
     return quads
 
 
@@ -158,12 +183,16 @@ class SceneBuilder:
             scene.collection.children.link(coll)
         self.collection = coll
         self.objects: dict[str, bpy.types.Object] = {}
-        for role, (class_id, name, _z) in LAYOUT.items():
+        self.greys: dict[str, float] = {role: 0.0 for role in LAYOUT}
+        # What update() put in each mesh: role -> (corners (n, k, 2) float32 in Blender x/y, z), for class_map.
+        self.drawn: dict[str, tuple[np.ndarray, float]] = {}
+        for role, (_class_id, name, _z) in LAYOUT.items():
             obj = _member(coll, role)
             if obj is None:
                 obj_name = f"{COLLECTION_NAME}.{name}"
                 obj = _new_member(coll, role, obj_name, bpy.data.meshes.new(obj_name))
-            obj.pass_index = class_id
+            obj.pass_index = OBJECT_IDS[role]
+            obj.color = id_colour(OBJECT_IDS[role])
             if not obj.data.materials:
                 obj.data.materials.append(_emission_material(f"{COLLECTION_NAME}.{name}"))
             self.objects[role] = obj
@@ -255,8 +284,29 @@ class SceneBuilder:
             role = f"class {classes.PRECIPITATE}" if k == last else f"precipitate {ph.name}"
             shapes[role] = precipitates[phase == k]
             greys[role] = phase_greys[k]
-        for role, (_class_id, _name, z) in LAYOUT.items():
+        for k, (role, (_class_id, _name, z)) in enumerate(LAYOUT.items()):
             obj = self.objects[role]
-            _fill_polygons(obj.data, shapes[role], z)
-            grey = greys[role]
-            obj.color = (grey, grey, grey, 1.0)
+            self.drawn[role] = (_fill_polygons(obj.data, shapes[role], z + k * Z_TIE_PX), z + k * Z_TIE_PX)
+            grey = float(greys[role])
+            self.greys[role] = grey
+            obj[GREY_KEY] = grey
+            for mat in obj.data.materials:
+                if mat is not None:
+                    mat.diffuse_color = (grey, grey, grey, 1.0)
+
+    def id_tables(self) -> IdTables:
+        """Per object id, the class and the grey of the current image (id 0, the empty world: background, black)."""
+        class_of_id = np.zeros(MAX_OBJECT_ID + 1, np.uint8)
+        grey_of_id = np.zeros(MAX_OBJECT_ID + 1, np.float32)
+        for role, (class_id, _name, _z) in LAYOUT.items():
+            class_of_id[OBJECT_IDS[role]] = class_id
+            grey_of_id[OBJECT_IDS[role]] = self.greys[role]
+        return IdTables(class_of_id, grey_of_id)
+
+    def class_map(self, ids: np.ndarray, should_stop: StopCheck | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        """(signal float32, mask uint8, pixels decided by the pixel-centre rule) of the object ids (H, W) uint8 an
+        engine drew of the current image through the builder's camera (see :mod:`.class_map`); ``should_stop`` is
+        asked between the rule's steps."""
+        height, width = ids.shape
+        drawn = drawn_objects(self.drawn, OBJECT_IDS, self.camera, width, height)
+        return class_map(ids, self.id_tables(), drawn, should_stop)

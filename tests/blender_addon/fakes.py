@@ -19,6 +19,9 @@ class RasterRenderer:
     """Draws the layers and inclusions in the Blender z order (the builder's objects and those of
     :mod:`blender_addon.scene.stack`); can be told to fail on its n-th render."""
 
+    engine = "raster"
+    engine_note = "OpenCV's rasteriser (a test's stand-in for Blender)"
+
     def __init__(self, fail_on_call: int | None = None) -> None:
         self.calls = 0
         self.fail_on_call = fail_on_call

@@ -1,7 +1,8 @@
-"""The real renderer (bpy 5.0.1, Cycles on the CPU) on small 256 x 192 images.
+"""The real renderer (bpy 5.0.1; the engine a render node picks: Workbench where OpenGL starts) on small 256 x 192
+images. test_render_engines.py shows that Cycles draws the same frames.
 
 Tolerances stated here are the contract of the renderer:
-- mask and rendered grey come from the same rays: identical class at every pixel (exact);
+- mask and rendered grey come from the same object ids: identical class at every pixel (exact);
 - a flat interface: every column's Fe2Al5 thickness in the mask is the designed thickness within 1 px;
 - area fractions: over a 6-image batch, the mean truth is within 10 % (relative) of the spec's target and every image
   within 25 %; against the drawn geometry (``designed``), every image is within 5 % + 0.05 points;
@@ -247,28 +248,50 @@ def test_ctrl_c_inside_a_long_image_stops_within_a_second_and_the_resume_is_iden
             assert (out / folder / name).read_bytes() == (whole / folder / name).read_bytes(), f"{folder}/{name}"
 
 
-def test_strips_join_to_the_single_render_bit_for_bit(shared: _Shared, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cycles_strips_join_to_the_single_render_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
     from blender_addon.render_node import renderer as renderer_mod
 
+    cycles = renderer_mod.Renderer(threads=2, engine="cycles")
+    try:
+        spec = small_batch(count=1).sample(0)
+        geometry = build_geometry(spec, np.random.default_rng(2), 3)
+        cycles.build(spec, geometry)
+        whole = cycles.render_ids()
+        monkeypatch.setattr(renderer_mod, "STRIP_PIXELS", 262 * 29)  # 7 strips of 27 or 28 rows
+        assert len(renderer_mod.strip_rows(262, 192)) == 7
+        asked: list[int] = []
+
+        def never() -> bool:
+            asked.append(1)
+            return False
+
+        strips = cycles.render_ids(never)
+        assert len(asked) == 7
+        np.testing.assert_array_equal(strips, whole)  # the engine's own ids, before the pixel-centre rule
+        assert not cycles.scene.render.use_border  # the scene is left as a single render wants it
+        with pytest.raises(Interrupted):
+            cycles.render(lambda: True)
+    finally:
+        cycles.close()
+
+
+def test_a_workbench_frame_is_one_render_that_asks_to_stop_first(shared: _Shared) -> None:
+    assert shared.inner.engine == "workbench"
     spec = small_batch(count=1).sample(0)
-    geometry = build_geometry(spec, np.random.default_rng(2), 3)
-    shared.build(spec, geometry)
-    whole = shared.render()
-    monkeypatch.setattr(renderer_mod, "STRIP_PIXELS", 262 * 29)  # 7 strips of 27 or 28 rows
-    assert len(renderer_mod.strip_rows(262, 192)) == 7
+    shared.build(spec, build_geometry(spec, np.random.default_rng(2), 3))
     asked: list[int] = []
 
     def never() -> bool:
         asked.append(1)
         return False
 
-    strips = shared.render(never)
-    assert len(asked) == 7
-    np.testing.assert_array_equal(strips.signal, whole.signal)
-    np.testing.assert_array_equal(strips.mask, whole.mask)
-    assert not shared.inner.scene.render.use_border  # the scene is left as a single render wants it
+    assert shared.inner.render_ids(never).shape == (192, 262) and asked == [1]  # one render call
+    assert shared.render(never).mask.shape == (192, 262) and len(asked) > 2  # the rule asks between its steps too
     with pytest.raises(Interrupted):
         shared.render(lambda: True)
+    calls = iter(range(1000))
+    with pytest.raises(Interrupted):  # stopped inside the pixel-centre rule, after the render
+        shared.render(lambda: next(calls) == 3)
 
 
 def test_strip_rows_cover_the_frame_in_near_equal_strips() -> None:

@@ -73,7 +73,7 @@ def test_a_missing_spec_file_exits_2(tmp_path: Path) -> None:
 def test_a_failed_image_exits_1_and_says_how_to_resume(
     spec_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _use_renderer(monkeypatch, lambda threads: RasterRenderer(fail_on_call=2))
+    _use_renderer(monkeypatch, lambda threads, engine: RasterRenderer(fail_on_call=2))
     result = runner.invoke(app, ["render", str(spec_file), "--out", str(tmp_path / "ds"), "--quiet"])
     assert result.exit_code == EXIT_FAILED
     assert "image 1 (000001) failed: RenderError: fake render failure" in result.output
@@ -84,7 +84,7 @@ def test_a_failed_image_exits_1_and_says_how_to_resume(
 def test_a_renderer_that_cannot_start_exits_1_saying_what_to_install(
     spec_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_blender(threads: int) -> RasterRenderer:
+    def no_blender(threads: int, engine: str) -> RasterRenderer:
         raise ImportError("No module named 'bpy'")
 
     _use_renderer(monkeypatch, no_blender)
@@ -96,8 +96,18 @@ def test_a_renderer_that_cannot_start_exits_1_saying_what_to_install(
 def test_a_fake_render_of_the_whole_batch_exits_0(
     spec_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _use_renderer(monkeypatch, lambda threads: RasterRenderer())
+    asked: list[str] = []
+
+    def raster(threads: int, engine: str) -> RasterRenderer:
+        asked.append(engine)
+        return RasterRenderer()
+
+    _use_renderer(monkeypatch, raster)
     result = runner.invoke(app, ["render", str(spec_file), "--out", str(tmp_path / "ds"), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "rendered 3, skipped 0" in result.output
+    assert "rendered 3, skipped 0" in result.output and result.output.rstrip().endswith("drawn by raster")
     assert check_dataset(tmp_path / "ds").ok
+    result = runner.invoke(app, ["render", str(spec_file), "--out", str(tmp_path / "ds2"), "--engine", "cycles"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("render engine: OpenCV's rasteriser")
+    assert asked == ["auto", "cycles"]  # the batch's render.engine, then the flag
