@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from render_service.backends.base import Backend, BatchView, Observation, TaskView
+from render_service.backends.cluster_semcoat import IncompatibleCluster
 from render_service.db.models import Batch, RenderTask, utc_now
 from render_service.db.session import Database
 from render_service.slurm.errors import SubmissionError, TransportError
@@ -230,6 +231,9 @@ class Orchestrator:
     def _launch(self, view: BatchView, tasks: Sequence[TaskView]) -> int:
         try:
             launch = self.backend.launch(view, tasks)
+        except IncompatibleCluster as exc:  # the cluster's semcoat is not the service's: its sentence says so
+            self._fail(view.id, str(exc))
+            return 0
         except SubmissionError as exc:
             # the cluster refused the job itself (bad partition, account, limits): retrying the same job cannot help
             self._fail(view.id, f"the cluster refused the batch's job: {exc}")

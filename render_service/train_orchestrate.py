@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from render_service.backends.base import Observation
+from render_service.backends.cluster_semcoat import IncompatibleCluster
 from render_service.backends.training_base import TrainingBackend, TrainingView
 from render_service.db.models import Training, utc_now
 from render_service.db.session import Database
@@ -156,6 +157,9 @@ class TrainingOrchestrator:
     def _launch(self, view: TrainingView) -> int:
         try:
             launch = self.backend.launch(view)
+        except IncompatibleCluster as exc:  # the cluster's semcoat is not the service's: its sentence says so
+            self._fail(view.id, str(exc))
+            return 0
         except (SubmissionError, InvalidJobSetting) as exc:
             # refused as it is (bad partition, account, limits): submitting the same job again cannot help
             self._fail(view.id, f"the cluster refused the training's job: {exc}")

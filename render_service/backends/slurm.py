@@ -8,6 +8,11 @@ that name, so a worker killed between ``sbatch`` and recording the job id never 
 
 Complete samples (their meta file exists) are fetched by SFTP at each poll while the array runs, into
 ``<batches_dir>/<batch id>/``, ``dataset.json`` first, each file through a temporary name.
+
+Before anything is submitted, the cluster's semcoat is asked what it is (:mod:`.cluster_semcoat`, once per
+connection and every few minutes): one that does not match the service's fails the batch at once with one sentence
+and the fix, instead of failing every task with "unknown field". A task that squeue, the jobcomp log and sacct have
+all forgotten for ``lost_task_s`` (``SEMCOAT_SLURM_LOST_TASK_S``) is taken as failed, so it is retried.
 """
 
 from __future__ import annotations
@@ -22,13 +27,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from render_service.backends.base import BatchView, Handle, HealthReport, Launch, Observation, ObservedState, TaskView
+from render_service.backends.cluster_semcoat import (
+    RECHECK_S,
+    IncompatibleCluster,
+    incompatibility,
+    read_cluster_version,
+    version_argv,
+)
 from render_service.backends.local import count_complete_samples
 from render_service.backends.slurm_lookup import detect_accounting, find_job_by_name, poll_jobcomp, poll_sacct
+from render_service.backends.slurm_lost import LostTasks, lost_sentence
 from render_service.slurm import jobs
 from render_service.slurm.errors import RemoteFileNotFound, TransportError
 from render_service.slurm.parsers import TaskState
 from render_service.slurm.sbatch import RenderArrayJob, sbatch_script
 from render_service.slurm.transport import CommandRunner
+from semcoat.versions import InstalledVersion
 
 if TYPE_CHECKING:
     from render_service.settings import Settings
@@ -60,6 +74,9 @@ class SlurmConfig:
     max_parallel_tasks: int | None = None
     setup_lines: tuple[str, ...] = ()
     samples_per_collect: int = 200
+    # A task none of squeue, the jobcomp log and sacct knows for this long is taken as lost (failed): longer than
+    # Slurm's MinJobAge (300 s by default), after which squeue forgets a finished job.
+    lost_task_s: float = 600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SlurmConfig:
@@ -69,7 +86,8 @@ class SlurmConfig:
                    jobcomp_log=settings.slurm_jobcomp_log, partition=settings.slurm_partition,
                    account=settings.slurm_account, time_limit=settings.slurm_time_limit,
                    cpus_per_task=settings.slurm_cpus_per_task, mem_per_task_mb=settings.slurm_mem_per_task_mb,
-                   max_parallel_tasks=settings.slurm_max_parallel_tasks, setup_lines=tuple(settings.slurm_setup_lines))
+                   max_parallel_tasks=settings.slurm_max_parallel_tasks, setup_lines=tuple(settings.slurm_setup_lines),
+                   lost_task_s=settings.slurm_lost_task_s)
 
 
 def job_name(batch_id: str, round_: int) -> str:
@@ -107,9 +125,10 @@ class SlurmBackend:
 
     def __init__(self, runner: CommandRunner, config: SlurmConfig, batches_dir: Path,
                  retry_delays_s: Sequence[float] = (0.5, 1.0), sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, service_version: InstalledVersion | None = None) -> None:
         """``retry_delays_s``: waits before reopening a dropped connection within one call (then the call fails and
-        the next poll tries again, backing off up to a minute while the cluster stays unreachable)."""
+        the next poll tries again, backing off up to a minute while the cluster stays unreachable).
+        ``service_version``: what the cluster's semcoat must match (default: this installation)."""
         self.runner = runner
         self.config = config
         self.batches_dir = Path(batches_dir)
@@ -121,6 +140,9 @@ class SlurmBackend:
         self._failures = 0
         self._next_try = 0.0
         self._last_error = ""
+        self._service_version = service_version
+        self._cluster_version: tuple[float, InstalledVersion | str] | None = None  # (asked at, answer)
+        self._lost = LostTasks(config.lost_task_s, clock)
 
     # -- connection ----------------------------------------------------------------------------------------------
     def call(self, what: Callable[[], T]) -> T:
@@ -138,6 +160,7 @@ class SlurmBackend:
                 close = getattr(self.runner, "close", None)
                 if close is not None:
                     close()
+                self._cluster_version = None  # a new connection may reach another installation: ask again
                 if delay is None:
                     self._failures += 1
                     self._last_error = str(exc)
@@ -148,6 +171,40 @@ class SlurmBackend:
                 self._failures = 0
                 return result
         raise AssertionError("unreachable")
+
+    # -- the cluster's semcoat -------------------------------------------------------------------------------------
+    @property
+    def service_version(self) -> InstalledVersion:
+        """The installation the cluster's semcoat must match: this service's own."""
+        if self._service_version is None:
+            from semcoat_cli.versions import installed_version  # imports the renderer once (about a second)
+
+            self._service_version = installed_version()
+        return self._service_version
+
+    def cluster_version(self) -> InstalledVersion | str:
+        """What the cluster's semcoat says it is, or why it says nothing; asked once per connection and again after
+        :data:`~.cluster_semcoat.RECHECK_S` (an admin may reinstall it while the service runs)."""
+        cached = self._cluster_version
+        if cached is None or self.clock() - cached[0] >= RECHECK_S:
+            argv = version_argv(self.config.cluster_semcoat, self.config.setup_lines)
+            answer = read_cluster_version(self.call(lambda: self.runner.run(argv)))
+            self._cluster_version = cached = (self.clock(), answer)
+            log.info("the cluster's semcoat %s: %s", self.config.cluster_semcoat,
+                     answer.describe() if isinstance(answer, InstalledVersion) else answer)
+        return cached[1]
+
+    def incompatibility(self, needs: tuple[str, ...] = ("render",)) -> str | None:
+        """Why the cluster's semcoat cannot do work needing the parts ``needs`` (a sentence with the fix), or None.
+        May raise TransportError."""
+        return incompatibility(self.service_version, self.cluster_version(), self.config.cluster_semcoat,
+                               self.runner.host, needs)
+
+    def ensure_compatible(self, needs: tuple[str, ...] = ("render",)) -> None:
+        """Raise IncompatibleCluster (nothing is submitted) when the cluster's semcoat does not match the service's."""
+        problem = self.incompatibility(needs)
+        if problem is not None:
+            raise IncompatibleCluster(problem)
 
     def has_accounting(self) -> bool:
         """Whether the cluster keeps accounting (sacct answers), asked once."""
@@ -185,6 +242,7 @@ class SlurmBackend:
         """Submit ``tasks`` as one array (round = arrays submitted so far), unless a job of its name exists."""
         round_ = len(batch.slurm_job_ids)
         job = self.array_job(batch, tasks, round_)  # checked before anything reaches the cluster
+        self.ensure_compatible(("render",))
         remote = self.remote_dir(batch.id)
         script_path = posixpath.join(remote, f"sbatch-{round_}.sh")
 
@@ -237,10 +295,19 @@ class SlurmBackend:
         return self.call(states)
 
     def observation(self, key: tuple[int, int | None], state: TaskState | None, log_path: str | None) -> Observation:
-        """What the orchestration reads of one task (or plain job) ``key`` in ``state``; a failed one gets the tail
-        of its log at ``log_path`` (None: no log is read)."""
-        if state is None:
-            return Observation("unknown")
+        """What the orchestration reads of one task (or plain job) ``key`` in ``state`` (None: no source knows it,
+        which makes it lost after ``lost_task_s``); a failed one gets the tail of its log at ``log_path`` (None: no
+        log is read)."""
+        if state is None:  # no source knows it: unknown within the grace, then lost (failed, so retried)
+            missed_s = self._lost.missed(key)
+            if missed_s is None:
+                return Observation("unknown")
+            sources = ["squeue", *(["the jobcomp log"] if self.config.jobcomp_log else []),
+                       *(["sacct"] if self._accounting else [])]
+            lost = lost_sentence(key, missed_s, self.config.lost_task_s, sources)
+            tail = self._log_tail(log_path)
+            return Observation("failed", exit_code=None, log_tail=f"{tail}\n{lost}" if tail else lost)
+        self._lost.seen(key)
         kind = observed(state)
         if kind != "failed":
             return Observation(kind, exit_code=0 if kind == "done" else exit_code_of(state))
@@ -250,15 +317,18 @@ class SlurmBackend:
             if self.clock() - first < _EXIT_CODE_WAIT_S:
                 return Observation("running")
         self._final_without_code.pop(key, None)
-        tail = None
-        if log_path is not None:
-            path = log_path
-            try:
-                tail = self.call(lambda: self.runner.read_text(path, max_bytes=_LOG_TAIL_BYTES, tail=True))
-            except RemoteFileNotFound:
-                tail = f"(no log at {path})"
         return Observation("failed", exit_code=exit_code_of(state),
-                           log_tail=f"Slurm state {state.state}\n{tail or ''}")
+                           log_tail=f"Slurm state {state.state}\n{self._log_tail(log_path)}")
+
+    def _log_tail(self, log_path: str | None) -> str:
+        """The end of a task's log ("" when no log is read; a note when there is none)."""
+        if log_path is None:
+            return ""
+        path = log_path
+        try:
+            return self.call(lambda: self.runner.read_text(path, max_bytes=_LOG_TAIL_BYTES, tail=True))
+        except RemoteFileNotFound:
+            return f"(no log at {path})"
 
     def collect(self, batch: BatchView) -> int:
         """Fetch the complete samples not fetched yet (``dataset.json`` first); return how many are here."""
@@ -301,13 +371,22 @@ class SlurmBackend:
         self.call(cancel)
 
     def check(self) -> HealthReport:
-        """SSH login and ``sinfo``: reachable, with the partitions and whether each is up."""
+        """SSH login, ``sinfo`` and the cluster's semcoat: reachable, with the partitions and whether each is up,
+        and whether the cluster's semcoat matches the service's (``extra["compatible"]``)."""
         try:
             result = self.call(lambda: self.runner.run(["sinfo", "-h", "-o", "%P %a"]))
+            if result.exit_code != 0:
+                return HealthReport(False, f"sinfo on {self.runner.host} exited {result.exit_code}: "
+                                           f"{result.stderr.strip() or result.stdout.strip()}")
+            problem = self.incompatibility(("render",))
+            cluster = self.cluster_version()
         except TransportError as exc:
             return HealthReport(False, str(exc))
-        if result.exit_code != 0:
-            return HealthReport(False, f"sinfo on {self.runner.host} exited {result.exit_code}: "
-                                       f"{result.stderr.strip() or result.stdout.strip()}")
+        if problem is not None:
+            return HealthReport(False, problem, {"compatible": False})
         partitions = ", ".join(" ".join(line.split()) for line in result.stdout.splitlines() if line.strip())
-        return HealthReport(True, f"Slurm on {self.runner.host} answers; partitions: {partitions or 'none'}")
+        detail = f"Slurm on {self.runner.host} answers; partitions: {partitions or 'none'}; its semcoat matches " \
+                 f"this service's ({self.service_version.describe()})"
+        if isinstance(cluster, InstalledVersion) and "train" not in cluster.parts:
+            detail += "; it has no train part, so trainings fail at submit"
+        return HealthReport(True, detail, {"compatible": True})

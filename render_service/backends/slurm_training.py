@@ -75,6 +75,7 @@ class SlurmTrainingBackend:
     def launch(self, training: TrainingView) -> TrainingLaunch:
         """Write the config and the script, then ``sbatch`` it, unless a job of the training's name exists."""
         job = self.job(training)  # checked before anything reaches the cluster
+        self.cluster.ensure_compatible(("train",))
         remote = self.remote_dir(training.id)
         script_path = posixpath.join(remote, "job.sh")
         cluster = self.cluster

@@ -1,6 +1,7 @@
 """A Slurm cluster in memory for unit tests of the service: sbatch, squeue, scancel, sinfo and the jobcomp log
 answered by a ``FakeRunner`` from a table of jobs (arrays, and plain jobs such as a training's) that tests move along
-(start, finish, fail tasks)."""
+(start, finish, fail tasks), and the cluster's ``semcoat version --json`` (by default the same installation as the
+service's; tests set :attr:`FakeSlurm.version` to another, or to an old semcoat's answer)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ from dataclasses import dataclass, field
 from render_service.slurm.fake import FakeRunner
 from render_service.slurm.parsers import FINAL_STATES, expand_task_ids
 from render_service.slurm.transport import CommandResult
+from semcoat.versions import InstalledVersion
+from semcoat_cli.versions import installed_version
 
 JOBCOMP_LOG = "/var/log/slurm/jobcomp.log"
+CLUSTER_SEMCOAT = "/opt/semcoat/bin/semcoat"
+# What a semcoat older than `semcoat version` answers (Typer's usage error).
+OLD_SEMCOAT_ANSWER = CommandResult((), 2, "", "Usage: semcoat [OPTIONS] COMMAND [ARGS]...\nTry 'semcoat --help' for "
+                                   "help.\n╭─ Error ─╮\n│ No such command 'version'. │\n╰─────────╯\n")
 
 
 @dataclass
@@ -41,6 +48,10 @@ class FakeSlurm:
         self.jobs: dict[int, FakeJob] = {}
         self.next_id = first_job_id
         self.squeue_forgets: set[int] = set()  # jobs past MinJobAge: only the jobcomp log knows them
+        self.jobcomp_forgets: set[int] = set()  # jobs the jobcomp log never recorded (lost)
+        # the cluster's semcoat: an installation, or a fixed answer (OLD_SEMCOAT_ANSWER)
+        self.version: InstalledVersion | CommandResult = installed_version()
+        runner.answer("bash", "-c", handler=self._version)
         runner.answer("sbatch", handler=self._sbatch)
         runner.answer("squeue", handler=self._squeue)
         runner.answer("grep", handler=self._grep)
@@ -57,6 +68,12 @@ class FakeSlurm:
         """Move one task to ``state`` (a final state gets ``exit_code`` in the jobcomp log)."""
         self.jobs[job_id].states[task] = state
         self.jobs[job_id].exit_codes[task] = exit_code
+
+    def _version(self, argv: tuple[str, ...], _stdin: str | None) -> CommandResult:
+        assert argv[-1].endswith(f"exec {CLUSTER_SEMCOAT} version --json"), argv
+        if isinstance(self.version, CommandResult):
+            return CommandResult(argv, self.version.exit_code, self.version.stdout, self.version.stderr)
+        return CommandResult(argv, 0, self.version.to_json() + "\n", "")
 
     def _sbatch(self, argv: tuple[str, ...], _stdin: str | None) -> CommandResult:
         script = self.runner.files[argv[-1]].decode()
@@ -84,6 +101,8 @@ class FakeSlurm:
         """The jobcomp log: one line per finished task (cancelled pending tasks leave none, as in Slurm)."""
         lines = []
         for job in self.submissions:
+            if job.job_id in self.jobcomp_forgets:
+                continue
             for task, state in sorted(job.states.items()):
                 if state in FINAL_STATES and not (state == "CANCELLED" and job.exit_codes.get(task) == "never-ran"):
                     if job.array:
