@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     slurm_max_parallel_tasks: int | None = Field(None, gt=0)
     slurm_setup_lines: list[str] = Field(default_factory=list,
                                          description="Admin's shell lines run before each task (JSON list).")
+    slurm_lost_task_s: float = Field(600.0, ge=60, le=7 * 24 * 3600,
+                                     description="Seconds a task unknown to squeue, jobcomp and sacct is waited for "
+                                                 "before it is taken as failed (longer than Slurm's MinJobAge).")
 
     @field_validator("database_url", "redis_url", "ssh_host", "ssh_user", "cluster_home")
     @classmethod
