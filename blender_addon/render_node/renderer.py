@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,8 @@ class Renderer:
             self._remove_scene()
             raise
         self._dir = _scratch_dir()  # last: nothing after it can fail and leave it behind
+        # a renderer dropped without close() (a script's) still leaves no scratch folder in /dev/shm at exit
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         self._exr = self._dir / "frame.exr"
         self.scene.render.filepath = str(self._exr)
 
@@ -278,7 +281,7 @@ class Renderer:
     def close(self) -> None:
         """Remove the renderer's scene with everything in it, and the scratch folder."""
         self._remove_scene()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._cleanup()
 
     def _remove_scene(self) -> None:
         if self._removed:  # close() twice, or after a failed start

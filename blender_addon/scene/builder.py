@@ -128,6 +128,21 @@ def _region_below(x_px: np.ndarray, top_px: np.ndarray, bottom_px: float) -> np.
     return quads
 
 
+def _region_outline(corners: np.ndarray, n_strips: int) -> np.ndarray:
+    """The outline (E, 2, 2) of a region :func:`_region_below` made of ``n_strips`` strips (one fewer than its profile
+    points), from its corners as the mesh holds them: the profile, the sides and the bottom, without the sides the
+    strips share or the seam between strips and rectangle.
+
+    The pixel-centre rule looks for pixel centres near an object's outline; the strips' shared sides run through
+    every pixel centre of their columns, and nothing changes across them.
+    """
+    has_rect = len(corners) > n_strips
+    strips = corners[:n_strips]
+    edges = [strips[:, [2, 3]], strips[:1, [3, 0]], strips[-1:, [1, 2]]]  # the profile, left and right sides
+    edges += [corners[-1:, [3, 0]], corners[-1:, [0, 1]], corners[-1:, [1, 2]]] if has_rect else [strips[:, [0, 1]]]
+    return np.concatenate(edges)
+
+
 def _polygons_px(inclusions: Inclusions, pixel_size_um: float) -> np.ndarray:
     """Inclusion polygons in Blender coordinates (x px, -row px)."""
     xy = inclusions.polygons_um / pixel_size_um
@@ -184,8 +199,9 @@ class SceneBuilder:
         self.collection = coll
         self.objects: dict[str, bpy.types.Object] = {}
         self.greys: dict[str, float] = {role: 0.0 for role in LAYOUT}
-        # What update() put in each mesh: role -> (corners (n, k, 2) float32 in Blender x/y, z), for class_map.
-        self.drawn: dict[str, tuple[np.ndarray, float]] = {}
+        # What update() put in each mesh, for class_map: role -> (corners (n, k, 2) float32 in Blender x/y, z, the
+        # outline (E, 2, 2) where the polygons share edges, else None: every edge of every polygon).
+        self.drawn: dict[str, tuple[np.ndarray, float, np.ndarray | None]] = {}
         for role, (_class_id, name, _z) in LAYOUT.items():
             obj = _member(coll, role)
             if obj is None:
@@ -271,7 +287,10 @@ class SceneBuilder:
             f"class {classes.CRACK}": _polygons_px(g.cracks, p),
         }
         greys = {role: spec.grey.for_class(class_id) for role, (class_id, _n, _z) in LAYOUT.items()}
+        regions = {f"class {classes.FE2AL5}", f"class {classes.FEAL}", f"class {classes.SUBSTRATE}"}
         for role, (drawn, grey) in extra_objects(spec.grey, g).items():
+            if isinstance(drawn, np.ndarray):
+                regions.add(role)
             shapes[role] = (_region_below(x_px, ext(drawn), bottom) if isinstance(drawn, np.ndarray)
                             else np.zeros((0, 4, 2)) if drawn is None else _polygons_px(drawn, p))
             greys[role] = grey
@@ -286,7 +305,9 @@ class SceneBuilder:
             greys[role] = phase_greys[k]
         for k, (role, (_class_id, _name, z)) in enumerate(LAYOUT.items()):
             obj = self.objects[role]
-            self.drawn[role] = (_fill_polygons(obj.data, shapes[role], z + k * Z_TIE_PX), z + k * Z_TIE_PX)
+            corners = _fill_polygons(obj.data, shapes[role], z + k * Z_TIE_PX)
+            self.drawn[role] = (corners, z + k * Z_TIE_PX,
+                                _region_outline(corners, len(x_px) - 1) if role in regions and len(corners) else None)
             grey = float(greys[role])
             self.greys[role] = grey
             obj[GREY_KEY] = grey

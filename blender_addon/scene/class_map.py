@@ -64,10 +64,10 @@ class IdTables:
         return self.grey_of_id[ids], self.class_of_id[ids]
 
 
-def drawn_objects(drawn: dict[str, tuple[np.ndarray, float]], object_ids: dict[str, int], camera: Any,
-                  width_px: int, height_px: int) -> list[DrawnObject]:
-    """The polygons the builder put in its meshes (``SceneBuilder.drawn``: role -> (corners in Blender x/y, z)) in
-    frame pixels, as ``camera`` frames them on a ``width_px`` x ``height_px`` frame.
+def drawn_objects(drawn: dict[str, tuple[np.ndarray, float, np.ndarray | None]], object_ids: dict[str, int],
+                  camera: Any, width_px: int, height_px: int) -> list[DrawnObject]:
+    """The polygons the builder put in its meshes (``SceneBuilder.drawn``: role -> (corners in Blender x/y, z,
+    outline or None)) in frame pixels, as ``camera`` frames them on a ``width_px`` x ``height_px`` frame.
 
     Raises
     ------
@@ -84,12 +84,13 @@ def drawn_objects(drawn: dict[str, tuple[np.ndarray, float]], object_ids: dict[s
     along = width_px if fit == "HORIZONTAL" or (fit == "AUTO" and width_px >= height_px) else height_px
     scale = along / cam.ortho_scale  # pixels per Blender unit (1 for the builder's camera)
     cx, cy = float(camera.location.x), float(camera.location.y)
-    out = []
-    for role, (corners, z) in drawn.items():
-        xy = corners.astype(np.float64)
-        px = np.stack([(xy[..., 0] - cx) * scale + width_px / 2.0, height_px / 2.0 - (xy[..., 1] - cy) * scale], -1)
-        out.append(DrawnObject(object_ids[role], px, z))
-    return out
+
+    def to_px(xy: np.ndarray) -> np.ndarray:
+        xy = xy.astype(np.float64)
+        return np.stack([(xy[..., 0] - cx) * scale + width_px / 2.0, height_px / 2.0 - (xy[..., 1] - cy) * scale], -1)
+
+    return [DrawnObject(object_ids[role], to_px(corners), z, None if outline is None else to_px(outline))
+            for role, (corners, z, outline) in drawn.items()]
 
 
 def class_map(ids: np.ndarray, tables: IdTables, objects: list[DrawnObject],

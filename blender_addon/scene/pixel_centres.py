@@ -22,9 +22,11 @@ import numpy as np
 
 from .stopping import StopCheck, check
 
-# Three times the engines' worst deviation from the centre (0.0071 px: Cycles' filter offset along a diagonal).
-EDGE_BAND_PX = 1.0 / 32
+# Twice the engines' largest possible deviation from the centre (0.0071 px: Cycles' filter offset along a diagonal;
+# measured: 0.0006 px for Cycles, 0.0019 px for Workbench).
+EDGE_BAND_PX = 1.0 / 64
 _TILE_PX = 8  # polygons are matched to the band's pixels through tiles of this size
+_BIG_TILES = 256  # a polygon over more tiles is tested against every pixel instead
 
 
 @dataclass
@@ -36,11 +38,16 @@ class DrawnObject:
     object_id : the id the engines draw for it (1-255; 0 is the empty world).
     polygons : float64 (n, k, 2), simple polygons of k corners (x px, row px) each, either orientation.
     height : how near the camera the object lies (the higher object shows where two overlap).
+    outline : float64 (E, 2, 2) or None: the edges where the object ends, when its polygons share edges (a layer's
+        strips: the sides they share run through pixel centres, and nothing changes across them); None: every edge
+        of every polygon. An edge too many only costs time (its pixels are decided here, rightly); an edge missing
+        would leave its pixels to the engine.
     """
 
     object_id: int
     polygons: np.ndarray
     height: float
+    outline: np.ndarray | None = None
 
 
 def _edges(polygons: np.ndarray) -> np.ndarray:
@@ -48,33 +55,17 @@ def _edges(polygons: np.ndarray) -> np.ndarray:
     return np.stack([polygons, np.roll(polygons, -1, axis=1)], axis=2).reshape(-1, 2, 2)
 
 
-def _edge_keys(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(bit patterns (n, 4) int64, a 64-bit hash of them) of edges (n, 2, 2); -0.0 counts as 0.0."""
-    bits = np.ascontiguousarray(edges.reshape(-1, 4) + 0.0).view(np.int64)
-    mix = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
-                   dtype=np.uint64).view(np.int64)
-    with np.errstate(over="ignore"):
-        keys = (bits * mix).sum(axis=1)  # wraps modulo 2**64
-    return bits, keys
-
-
-def outline_edges(polygons: np.ndarray) -> np.ndarray:
-    """The edges (E, 2, 2) where an object of ``polygons`` (n, k, 2) ends.
-
-    An edge that another of its polygons has too, run the other way, lies between two polygons of the object (the
-    columns of a layer's profile strips): nothing changes across it, so it is left out (matched by exact coordinates,
-    through a hash). So are edges of zero length.
-    """
-    if polygons.size == 0:
+def outline_edges(obj: DrawnObject) -> np.ndarray:
+    """The edges (E, 2, 2) near which the pixel-centre rule decides: the object's ``outline`` when given, else every
+    edge of its polygons. Edges of zero length are left out."""
+    if obj.outline is not None:
+        edges = obj.outline.astype(np.float64)
+    elif obj.polygons.size:
+        edges = _edges(obj.polygons.astype(np.float64))
+    else:
         return np.zeros((0, 2, 2))
-    edges = _edges(polygons.astype(np.float64))
-    n = len(edges)
-    bits, keys = _edge_keys(edges)
-    rbits, rkeys = _edge_keys(edges[:, ::-1])
-    order = np.argsort(keys)
-    match = order[np.minimum(np.searchsorted(keys[order], rkeys), n - 1)]
-    shared = (keys[match] == rkeys) & np.all(bits[match] == rbits, axis=1)
-    return edges[~shared & np.any(edges[:, 0] != edges[:, 1], axis=1)]
+    same = edges[:, 0] == edges[:, 1]
+    return edges[~(same[:, 0] & same[:, 1])]
 
 
 def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,6 +92,12 @@ def band_pixels(outline: np.ndarray, width_px: int, height_px: int, band_px: flo
     """
     if not 0 < band_px < 0.2:
         raise ValueError(f"band_px must be in (0, 0.2) px, got {band_px}")
+    # Only an edge whose bounding box, widened by the band, holds a pixel centre in x and in y can come near one:
+    # most edges of small polygons are shorter than a pixel, and this drops about two thirds of them.
+    a, b = outline[:, 0], outline[:, 1]  # (elementwise minimum: numpy reduces a two-long axis slowly)
+    lo, hi = np.minimum(a, b) - band_px - 0.5, np.maximum(a, b) + band_px - 0.5
+    meets = np.floor(hi) >= np.ceil(lo)
+    outline = outline[meets[:, 0] & meets[:, 1]]
     found = []
     d = outline[:, 1] - outline[:, 0]
     major_x = np.abs(d[:, 0]) >= np.abs(d[:, 1])
@@ -110,8 +107,8 @@ def band_pixels(outline: np.ndarray, width_px: int, height_px: int, band_px: flo
             continue
         u = e[..., axis]  # along the major axis
         v = e[..., 1 - axis]
-        first = np.ceil(u.min(1) - band_px - 0.5).astype(np.int64)
-        last = np.floor(u.max(1) + band_px - 0.5).astype(np.int64)
+        first = np.ceil(np.minimum(u[:, 0], u[:, 1]) - band_px - 0.5).astype(np.int64)
+        last = np.floor(np.maximum(u[:, 0], u[:, 1]) + band_px - 0.5).astype(np.int64)
         item, rank = _expand(last - first + 1)
         k = first[item] + rank
         u0, v0 = u[item, 0], v[item, 0]
@@ -131,29 +128,45 @@ def band_pixels(outline: np.ndarray, width_px: int, height_px: int, band_px: flo
     return np.unique(np.concatenate(found))
 
 
-def _candidates(points: np.ndarray, polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(point, polygon) index pairs whose polygon's bounding box meets the point's tile."""
-    p_tile = np.floor(points / _TILE_PX).astype(np.int64)
+def _corner_range(polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each polygon's lower and upper corner (n, 2) (elementwise over the corners: numpy reduces a middle axis
+    of two-long rows slowly)."""
+    lo, hi = polygons[:, 0].copy(), polygons[:, 0].copy()
+    for i in range(1, polygons.shape[1]):
+        np.minimum(lo, polygons[:, i], out=lo)
+        np.maximum(hi, polygons[:, i], out=hi)
+    return lo, hi
+
+
+def _candidates(p_tile: np.ndarray, polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(point, polygon) index pairs whose polygon's bounding box meets the point's tile (``p_tile``: (N, 2) tile
+    column and row of each point). Polygons over more than ``_BIG_TILES`` tiles are paired with every point."""
     lo, hi = p_tile.min(0), p_tile.max(0)
     stride = int(hi[0] - lo[0] + 1)
     point_tile = (p_tile[:, 1] - lo[1]) * stride + (p_tile[:, 0] - lo[0])
     occupied = np.zeros(int(hi[1] - lo[1] + 1) * stride, bool)
     occupied[point_tile] = True
-    t_lo = np.maximum(np.floor(polygons.min(1) / _TILE_PX).astype(np.int64), lo)
-    t_hi = np.minimum(np.floor(polygons.max(1) / _TILE_PX).astype(np.int64), hi)
+    c_lo, c_hi = _corner_range(polygons)
+    t_lo = np.maximum(np.floor(c_lo / _TILE_PX).astype(np.int64), lo)
+    t_hi = np.minimum(np.floor(c_hi / _TILE_PX).astype(np.int64), hi)
     span = t_hi - t_lo + 1
-    meets = np.flatnonzero(np.all(span > 0, axis=1))
-    which, rank = _expand(span[meets, 0] * span[meets, 1])
-    poly, w = meets[which], span[meets[which], 0]
+    tiles = span[:, 0] * span[:, 1]
+    meets = (span[:, 0] > 0) & (span[:, 1] > 0)
+    big = np.flatnonzero(meets & (tiles > _BIG_TILES))  # a layer's rectangle: few, each beside most points
+    small = np.flatnonzero(meets & (tiles <= _BIG_TILES))
+    which, rank = _expand(tiles[small])
+    poly, w = small[which], span[small[which], 0]
     pair_tile = (t_lo[poly, 1] + rank // w - lo[1]) * stride + (t_lo[poly, 0] + rank % w - lo[0])
-    useful = occupied[pair_tile]  # a big polygon meets many tiles, few of them beside an edge
+    useful = occupied[pair_tile]
     pair_tile, poly = pair_tile[useful], poly[useful]
     order = np.argsort(pair_tile, kind="stable")
     pair_tile, poly = pair_tile[order], poly[order]
     begin = np.searchsorted(pair_tile, point_tile, "left")
     count = np.searchsorted(pair_tile, point_tile, "right") - begin
     pt, rank = _expand(count)
-    return pt, poly[begin[pt] + rank]
+    n = len(p_tile)
+    return (np.concatenate([pt, np.tile(np.arange(n), len(big))]),
+            np.concatenate([poly[begin[pt] + rank], np.repeat(big, n)]))
 
 
 def contains(points: np.ndarray, polygons: np.ndarray) -> np.ndarray:
@@ -179,6 +192,7 @@ def nearest_object(points: np.ndarray, objects: list[DrawnObject], should_stop: 
     asked before each object (``Interrupted`` when it answers True)."""
     ids = np.zeros(len(points), np.uint8)
     open_ = np.ones(len(points), bool)
+    p_tile = np.floor(points / _TILE_PX).astype(np.int64)
     for obj in sorted(objects, key=lambda o: (o.height, o.object_id), reverse=True):
         check(should_stop)
         todo = np.flatnonzero(open_)
@@ -192,7 +206,7 @@ def nearest_object(points: np.ndarray, objects: list[DrawnObject], should_stop: 
         polys = polys[area2 != 0]  # a polygon of no area covers no pixel in either engine
         if not len(polys):
             continue
-        pt, poly = _candidates(points[todo], polys)
+        pt, poly = _candidates(p_tile[todo], polys)
         hit = np.unique(pt[contains(points[todo][pt], polys[poly])])
         ids[todo[hit]] = obj.object_id
         open_[todo[hit]] = False
@@ -208,7 +222,7 @@ def apply_pixel_centre_rule(ids: np.ndarray, objects: list[DrawnObject], band_px
     outlines = []
     for o in objects:
         check(should_stop)
-        outlines.append(outline_edges(o.polygons))
+        outlines.append(outline_edges(o))
     outline = np.concatenate(outlines) if outlines else np.zeros((0, 2, 2))
     flat = band_pixels(outline, width, height, band_px)
     out = ids.copy()

@@ -66,23 +66,39 @@ def test_containment_agrees_with_ray_casting_on_random_star_polygons() -> None:
     assert 100 < got.sum() < len(got) - 100  # both answers occur
 
 
-def test_outline_keeps_the_boundary_of_strips_and_drops_the_edges_between_them() -> None:
+def _strips() -> tuple[np.ndarray, np.ndarray]:
+    """Three strips under a profile through column centres (as the builder draws a layer) and their outline."""
     x = np.array([0.5, 1.5, 2.5, 3.5], np.float64)
     top = np.array([1.2, 1.7, 0.9, 1.3])
     strips = np.stack([np.stack([x[:-1], np.full(3, 4.0)], -1), np.stack([x[1:], np.full(3, 4.0)], -1),
                        np.stack([x[1:], top[1:]], -1), np.stack([x[:-1], top[:-1]], -1)], axis=1)
-    edges = outline_edges(strips)
-    assert len(edges) == 3 + 3 + 2  # tops, bottoms, the two outer sides; the two inner sides are gone
-    inner = [e for e in edges if e[0, 0] == e[1, 0] and e[0, 0] in (1.5, 2.5)]
-    assert not inner
-    # a polygon of no area leaves no outline: its zero-length edges go, its two others run both ways
-    assert len(outline_edges(np.concatenate([strips, _square(10, 10, 10, 12)]))) == 8
+    outline = np.concatenate([strips[:, [2, 3]], strips[:1, [3, 0]], strips[-1:, [1, 2]], strips[:, [0, 1]]])
+    return strips, outline
+
+
+def test_the_outline_given_replaces_the_polygons_edges_and_zero_length_edges_go() -> None:
+    strips, outline = _strips()
+    assert len(outline_edges(DrawnObject(1, strips, 0.0))) == 12  # every edge, the shared sides included
+    assert len(outline_edges(DrawnObject(1, strips, 0.0, outline))) == 8
+    assert len(outline_edges(DrawnObject(1, _square(10, 10, 10, 12), 0.0))) == 2  # two of its four edges have length
+
+
+def test_an_edge_too_many_costs_time_only() -> None:
+    strips, outline = _strips()
+    objects = [DrawnObject(1, _square(-2, -2, 8, 8), 0.0), DrawnObject(2, strips, 1.0, outline)]
+    rows, cols = np.mgrid[0:6, 0:6]
+    exact = nearest_object(np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], 1), objects).reshape(6, 6)
+    assert exact[1:4, 1:3].tolist() == [[1, 2], [2, 2], [2, 2]]  # row centre 1.5 lies above the profile at x = 1.5
+    lean, n_lean = apply_pixel_centre_rule(exact, objects)
+    full, n_full = apply_pixel_centre_rule(exact, [objects[0], DrawnObject(2, strips, 1.0)])
+    assert np.array_equal(lean, exact) and np.array_equal(full, exact)
+    assert n_full > n_lean  # the shared sides run through the centres x = 1.5, 2.5
 
 
 def test_band_holds_exactly_the_centres_near_an_edge() -> None:
     rng = np.random.default_rng(5)
     polys = _random_polygons(rng, 30, 16, 24.0)
-    outline = outline_edges(polys)
+    outline = outline_edges(DrawnObject(1, polys, 0.0))
     width, height = 24, 20
     got = band_pixels(outline, width, height, 0.1)
     rows, cols = np.mgrid[0:height, 0:width]

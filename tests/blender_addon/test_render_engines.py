@@ -30,7 +30,13 @@ from blender_addon.render_node.sem_image import scan_margin_px
 from blender_addon.scene.builder import LAYOUT, OBJECT_IDS
 from blender_addon.scene.class_map import drawn_objects
 from blender_addon.scene.geometry import build_geometry
-from blender_addon.scene.pixel_centres import apply_pixel_centre_rule, band_pixels, outline_edges
+from blender_addon.scene.pixel_centres import (
+    DrawnObject,
+    apply_pixel_centre_rule,
+    band_pixels,
+    nearest_object,
+    outline_edges,
+)
 from blender_addon.scene.placement import VERTICES_PER_INCLUSION, Inclusions
 from semcoat.batch import BatchSpec
 from semcoat.presets import PRESETS, preset_batch
@@ -56,6 +62,29 @@ FEATURE_BATCHES: dict[str, BatchSpec] = {
 }
 
 
+def _sides(obj: DrawnObject, edges: np.ndarray) -> np.ndarray:
+    """(E, 2) bool: whether the object covers a point just left and just right of each edge's middle."""
+    mid = edges.mean(1)
+    d = edges[:, 1] - edges[:, 0]
+    normal = np.stack([-d[:, 1], d[:, 0]], 1) / np.hypot(d[:, 0], d[:, 1])[:, None] * 1e-3
+    alone = DrawnObject(1, obj.polygons, 0.0)
+    return np.stack([nearest_object(mid + normal, [alone]) == 1, nearest_object(mid - normal, [alone]) == 1], 1)
+
+
+def _check_outline(obj: DrawnObject, label: str) -> None:
+    """The outline the builder gives has the object on one side of each edge; every polygon edge left out of it has
+    the object on both sides (inside the region) or lies on the outline."""
+    assert obj.outline is not None
+    sides = _sides(obj, obj.outline)
+    assert np.all(sides[:, 0] != sides[:, 1]), f"{label}: an outline edge inside or outside the object"
+    edges = np.stack([obj.polygons, np.roll(obj.polygons, -1, axis=1)], axis=2).reshape(-1, 2, 2)
+    edges = edges[np.any(edges[:, 0] != edges[:, 1], axis=1)]
+    on_outline = {tuple(e.ravel().tolist()) for e in np.concatenate([obj.outline, obj.outline[:, ::-1]])}
+    left_out = np.array([tuple(e.ravel().tolist()) not in on_outline for e in edges])
+    sides = _sides(obj, edges[left_out])
+    assert np.all(sides[:, 0] & sides[:, 1]), f"{label}: a polygon edge on the boundary is missing from the outline"
+
+
 class Pair:
     """A Workbench and a Cycles renderer in this process, each in a scene of its own."""
 
@@ -75,13 +104,16 @@ class Pair:
             raws.append(renderer.render_ids())
             frames.append(renderer.builder.class_map(raws[-1])[:2])  # what render() returns, from the same render
         builder = self.workbench.builder
-        self.seen_roles |= {role for role, (corners, _z) in builder.drawn.items() if len(corners)}
+        self.seen_roles |= {role for role, (corners, _z, _outline) in builder.drawn.items() if len(corners)}
         np.testing.assert_array_equal(frames[0][1], frames[1][1], err_msg=f"{label}: masks differ")
         np.testing.assert_array_equal(frames[0][0], frames[1][0], err_msg=f"{label}: signals differ")
         height, width = raws[0].shape
         drawn = drawn_objects(builder.drawn, OBJECT_IDS, builder.camera, width, height)
+        for obj in drawn:
+            if obj.outline is not None:
+                _check_outline(obj, f"{label}: object {obj.object_id}")
         band = np.zeros(height * width, bool)
-        band[band_pixels(np.concatenate([outline_edges(o.polygons) for o in drawn]), width, height)] = True
+        band[band_pixels(np.concatenate([outline_edges(o) for o in drawn]), width, height)] = True
         for engine, raw in zip(("workbench", "cycles"), raws, strict=True):
             # the rule over every pixel within 0.19 px of an edge: where the engine differs from it, it wavered
             wide, _ = apply_pixel_centre_rule(raw, drawn, band_px=0.19)
