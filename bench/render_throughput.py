@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("import", "geometry", "scene", "render", "read", "rule", "texture", "formation", "truth", "encode", "write")
 # batch_render's module-level functions timed in the worker, per step (the names present are wrapped)
-TIMED = {"texture": ("grain_factor", "fe2al5_depth_factor", "scratch_factor", "speck_factor"),
+TIMED = {"texture": ("specimen_signal", "grain_factor", "fe2al5_depth_factor", "scratch_factor", "speck_factor"),
          "formation": ("form_image",), "encode": ("encode_png",)}
 
 

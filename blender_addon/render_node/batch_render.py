@@ -33,8 +33,13 @@ from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.spec import CoatingSpec
 
-GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 12"
+GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 13"
 PNG_COMPRESSION = 1  # fastest zlib level; the 8-bit images gain ~10 % from level 6 at 3x the time
+# Noisy SEM images gain nothing from deflate's string matching: Huffman coding alone makes them 2 % smaller than level 1
+# and 40 % faster (20 vs 34 ms for 1024x768 8-bit, 45 vs 75 ms 16-bit); masks keep level 1 (runs of one class).
+PNG_IMAGE_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION,
+                    cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+PNG_MASK_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
 _GEOMETRY, _TEXTURE, _NOISE, _SCRATCHES, _SPECKS = 0, 1, 2, 3, 4
 # Image-formation streams of issue 11, numbered from 20 so that streams added for the geometry never meet them.
 _FRAMES, _LINE_NOISE, _LATHS, _PARTICLES, _PORE_FILL, _CHARGING = 20, 21, 22, 23, 24, 25
@@ -111,9 +116,10 @@ def dataset_info(batch: BatchSpec) -> DatasetInfo:
         generator_version=GENERATOR_VERSION)
 
 
-def encode_png(pixels: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 or uint16 grey array (deterministic for equal input)."""
-    ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+def encode_png(pixels: np.ndarray, params: list[int] | None = None) -> bytes:
+    """PNG bytes of a uint8 or uint16 grey array (deterministic for equal input), with OpenCV's PNG ``params``
+    (default: ``PNG_MASK_PARAMS``)."""
+    ok, buf = cv2.imencode(".png", pixels, PNG_MASK_PARAMS if params is None else params)
     if not ok:
         raise RenderError(f"PNG encoding failed for an array of shape {pixels.shape} and dtype {pixels.dtype}")
     return buf.tobytes()
@@ -159,7 +165,7 @@ def render_sample(
     truth = ground_truth(sem.mask, spec.imaging.pixel_size_um)
     check(should_stop)
     t5 = time.perf_counter()
-    image_png = encode_png(sem.pixels)
+    image_png = encode_png(sem.pixels, PNG_IMAGE_PARAMS)
     check(should_stop)
     mask_png = encode_png(sem.mask)
     check(should_stop)
