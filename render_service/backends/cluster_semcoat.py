@@ -18,8 +18,11 @@ from render_service.slurm.errors import SubmissionError
 from render_service.slurm.transport import CommandResult
 from semcoat.versions import InstalledVersion, compatibility_problems
 
-# The cluster's answer is asked again after this long, and after every reconnection.
+# The cluster's answer is asked again after this long, and after every reconnection; an answer that stops work
+# sooner (the admin is probably reinstalling), and always before it fails a batch if it is older than FRESH_S.
 RECHECK_S = 300.0
+MISMATCH_RECHECK_S = 30.0
+FRESH_S = 5.0
 _QUOTED_OUTPUT_CHARS = 300
 
 

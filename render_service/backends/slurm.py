@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from render_service.backends.base import BatchView, Handle, HealthReport, Launch, Observation, ObservedState, TaskView
 from render_service.backends.cluster_semcoat import (
+    FRESH_S,
+    MISMATCH_RECHECK_S,
     RECHECK_S,
     IncompatibleCluster,
     incompatibility,
@@ -42,7 +44,7 @@ from render_service.slurm.errors import RemoteFileNotFound, TransportError
 from render_service.slurm.parsers import TaskState
 from render_service.slurm.sbatch import RenderArrayJob, sbatch_script
 from render_service.slurm.transport import CommandRunner
-from semcoat.versions import InstalledVersion
+from semcoat.versions import InstalledVersion, compatibility_problems
 
 if TYPE_CHECKING:
     from render_service.settings import Settings
@@ -184,9 +186,12 @@ class SlurmBackend:
 
     def cluster_version(self) -> InstalledVersion | str:
         """What the cluster's semcoat says it is, or why it says nothing; asked once per connection and again after
-        :data:`~.cluster_semcoat.RECHECK_S` (an admin may reinstall it while the service runs)."""
+        :data:`~.cluster_semcoat.RECHECK_S` (an admin may reinstall it while the service runs), or
+        :data:`~.cluster_semcoat.MISMATCH_RECHECK_S` while it does not match."""
         cached = self._cluster_version
-        if cached is None or self.clock() - cached[0] >= RECHECK_S:
+        matching = cached is not None and isinstance(cached[1], InstalledVersion) and \
+            not compatibility_problems(self.service_version, cached[1], needs=())
+        if cached is None or self.clock() - cached[0] >= (RECHECK_S if matching else MISMATCH_RECHECK_S):
             argv = version_argv(self.config.cluster_semcoat, self.config.setup_lines)
             answer = read_cluster_version(self.call(lambda: self.runner.run(argv)))
             self._cluster_version = cached = (self.clock(), answer)
@@ -203,6 +208,10 @@ class SlurmBackend:
     def ensure_compatible(self, needs: tuple[str, ...] = ("render",)) -> None:
         """Raise IncompatibleCluster (nothing is submitted) when the cluster's semcoat does not match the service's."""
         problem = self.incompatibility(needs)
+        if problem is not None and self._cluster_version is not None and \
+                self.clock() - self._cluster_version[0] > FRESH_S:
+            self._cluster_version = None  # never fail work on an old answer: the admin may have reinstalled since
+            problem = self.incompatibility(needs)
         if problem is not None:
             raise IncompatibleCluster(problem)
 

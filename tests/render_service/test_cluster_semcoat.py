@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from render_service.api.health import backend_health
-from render_service.backends.cluster_semcoat import RECHECK_S, read_cluster_version, version_argv
+from render_service.backends.cluster_semcoat import (
+    FRESH_S,
+    MISMATCH_RECHECK_S,
+    RECHECK_S,
+    read_cluster_version,
+    version_argv,
+)
 from render_service.backends.slurm import SlurmBackend, SlurmConfig
 from render_service.backends.slurm_training import SlurmTrainingBackend
 from render_service.db.models import Batch, Training
@@ -168,9 +174,20 @@ def test_the_answer_is_asked_again_after_a_few_minutes_and_after_a_reconnection(
     backend._next_try = 0.0  # the backoff has passed
     assert backend.check().reachable and version_checks(runner) == 3  # asked again at once on the new connection
 
+    slurm.version = other_schema()
+    clock.now += RECHECK_S
+    assert not backend.check().reachable and version_checks(runner) == 4
+    clock.now += MISMATCH_RECHECK_S - 1  # a mismatch is asked again sooner: the admin is probably on it
+    assert not backend.check().reachable and version_checks(runner) == 4
+    clock.now += 1
+    assert not backend.check().reachable and version_checks(runner) == 5
+
+    slurm.version = installed_version()  # fixed; a batch submitted now is not failed on the old answer
+    clock.now += FRESH_S + 1
     batch_id = new_batch(db)
     Orchestrator(db, backend, max_retries=2).step()
     assert stored_batch(db, batch_id).state == "submitted" and len(slurm.submissions) == 1
+    assert version_checks(runner) == 6 and backend.check().reachable
 
 
 def test_a_retry_meets_the_check_too(
