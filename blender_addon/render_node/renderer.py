@@ -11,11 +11,12 @@ greys, the same code for both engines: the frames are identical whichever engine
 ``engine="auto"`` takes Workbench when OpenGL starts here (asked in a child process, :mod:`.egl`: Blender aborts
 rather than raises without it) and Cycles otherwise, saying why in :attr:`Renderer.engine_note`.
 
-A Cycles frame of more than ``STRIP_PIXELS`` pixels is rendered as horizontal strips (Blender's border render,
-cropped), one render call each, and the strips are joined: a Cycles render cannot be cancelled from Python, so a stop
-request (Ctrl-C, scancel) is honoured between strips, within about a strip's time. Each pixel is still one ray
-through its own centre with the same sampling pattern, so the joined strips equal the single render bit for bit.
-Workbench draws even the largest frame (4096x3072) within about a second, in one call.
+A render cannot be cancelled from Python, so a large frame is rendered as horizontal strips, one render call each,
+and a stop request (Ctrl-C, scancel) is honoured between strips, within about a strip's time. Cycles renders a frame
+of more than ``STRIP_PIXELS`` pixels in border strips (cropped); each pixel is still one ray through its own centre
+with the same sampling pattern, so the joined strips equal the single render bit for bit. Workbench renders the whole
+frame whatever the border, so above ``WORKBENCH_STRIP_PIXELS`` it renders strip-sized frames through a camera moved
+down by whole rows: each pixel keeps its centre, to float rounding far inside the pixel-centre rule's band.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ SCENE_NAME = "semcoat.render"
 # Most pixels Cycles renders in one call: about a quarter of a second on two cores (a 1024x768 image with its
 # margins is one strip). A frame of 4096x3072 goes in 12 strips, each a stop check apart.
 STRIP_PIXELS = 1 << 20
+# Workbench: about 0.3 s for 4 Mpx on two cores (a 4096x3072 frame in 3 strips; a 1024x768 image is one). Each strip
+# repeats Workbench's per-render cost (~0.05 s), so its strips are larger than Cycles'.
+WORKBENCH_STRIP_PIXELS = 1 << 22
 STEPS = ("render_s", "read_s", "rule_s")  # what Renderer.seconds adds up: engine, EXR read, pixel-centre rule + lookup
 
 
@@ -132,10 +136,10 @@ def configure_scene(scene: bpy.types.Scene, threads: int = 0, engine: str = "cyc
         scene.render.threads = threads
 
 
-def strip_rows(width_px: int, height_px: int) -> list[tuple[int, int]]:
+def strip_rows(width_px: int, height_px: int, max_pixels: int | None = None) -> list[tuple[int, int]]:
     """Row ranges ``(top, bottom)`` (bottom exclusive) of the strips a frame is rendered in: as few as keep each strip
-    at most ``STRIP_PIXELS`` pixels, of equal height to a row."""
-    n = max(1, -(-width_px * height_px // STRIP_PIXELS))
+    at most ``max_pixels`` (default ``STRIP_PIXELS``) pixels, of equal height to a row."""
+    n = max(1, -(-width_px * height_px // (STRIP_PIXELS if max_pixels is None else max_pixels)))
     n = min(n, height_px)
     edges = [round(k * height_px / n) for k in range(n + 1)]
     return list(zip(edges[:-1], edges[1:], strict=True))
@@ -218,10 +222,12 @@ class Renderer:
         (what :meth:`render` turns into the frame; tests compare engines with it). Raises as :meth:`render`."""
         render = self.scene.render
         width, height = render.resolution_x, render.resolution_y
-        rows = strip_rows(width, height) if self.engine == "cycles" else [(0, height)]
+        rows = strip_rows(width, height, None if self.engine == "cycles" else WORKBENCH_STRIP_PIXELS)
         if len(rows) == 1:
             check(should_stop)
             ids = self._render_once()
+        elif self.engine == "workbench":
+            ids = self._camera_strips(rows, should_stop)
         else:
             strips = []
             render.use_border, render.use_crop_to_border = True, True
@@ -245,8 +251,31 @@ class Renderer:
             raise RenderError(f"Blender rendered {ids.shape[1]}x{ids.shape[0]} px for a {width}x{height} frame")
         return ids
 
+    def _camera_strips(self, rows: list[tuple[int, int]], should_stop: StopCheck | None) -> np.ndarray:
+        """The ids of the frame rendered as one frame per strip of ``rows``: the resolution cut to the strip's rows
+        and the camera moved down to its middle (whole rows: the pixel grid stays where it was), then put back."""
+        render, camera = self.scene.render, self.builder.camera
+        width, height = render.resolution_x, render.resolution_y
+        scale = width / camera.data.ortho_scale  # pixels per Blender unit (the builder's camera fits the width)
+        y0 = camera.location.y
+        strips = []
+        try:
+            for top, bottom in rows:
+                check(should_stop)
+                render.resolution_y = bottom - top
+                camera.location.y = y0 + (height - (bottom - top) - 2 * top) / (2 * scale)
+                strip = self._render_once()
+                if strip.shape != (bottom - top, width):
+                    raise RenderError(f"Blender rendered a strip of {strip.shape[1]}x{strip.shape[0]} px for rows "
+                                      f"{top}..{bottom - 1} of a {width}x{height} frame")
+                strips.append(strip)
+        finally:
+            render.resolution_y = height
+            camera.location.y = y0
+        return np.concatenate(strips)
+
     def _render_once(self) -> np.ndarray:
-        """The object ids (uint8) of one render call: the frame, or the strip the border selects."""
+        """The object ids (uint8) of one render call: the frame, or the strip the border or camera selects."""
         t0 = time.perf_counter()
         self._exr.unlink(missing_ok=True)
         log = self._dir / "blender.log"
