@@ -172,7 +172,7 @@ def main() -> None:
                   f"{t['decided'] / n:.0f} edge pixels decided per image; dataset check: "
                   f"{'ok' if report.ok else report.problems[:3]}")
             for kind in ("wall", "cpu"):
-                print(f"  {kind + ' ms per image':<17}" + ", ".join(
+                print(f"  {kind} ms per image: " + ", ".join(
                     f"{s} {t[kind][s] / n * 1000:.1f}" for s in STEPS if s in t[kind]))
         if len(folders) > 1:
             first, *rest = folders
