@@ -28,7 +28,7 @@ def add_databar(image: np.ndarray, top: int, background: int = 0, text: int = 25
     out[top:] = background
     out[top : top + 2] = text
     for k, words in enumerate(("HV 15.00 kV   mag 2 500 x   WD 10.1 mm", "HFW 50.8 um   det BSED   20 um")):
-        cv2.putText(out, words, (12, top + 24 + 22 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.55, text, 1)
+        cv2.putText(out, words, (12, top + 24 + 22 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (text,), 1)
     return out
 
 
