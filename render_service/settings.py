@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     slurm_lost_task_s: float = Field(600.0, ge=60, le=7 * 24 * 3600,
                                      description="Seconds a task unknown to squeue, jobcomp and sacct is waited for "
                                                  "before it is taken as failed (longer than Slurm's MinJobAge).")
+    slurm_progress_s: float = Field(30.0, ge=1, le=3600,
+                                    description="Least seconds between two reads of a running training's log "
+                                                "(metrics.csv) on the cluster; a log that has not changed is not read.")
 
     @field_validator("database_url", "redis_url", "ssh_host", "ssh_user", "cluster_home")
     @classmethod

@@ -6,11 +6,16 @@ batches' state machine (:func:`~render_service.states.next_training_state`). A t
 resubmitted (a second run would start from scratch and most likely fail the same way): it fails with its exit code
 and the tail of its log. It succeeds once the finished job's outputs (``model.onnx`` among them) are in the service's
 folder of the training. An unreachable cluster changes nothing: the step's report says why.
+
+Each step also follows the progress of the running trainings (:mod:`render_service.training_progress`): the
+backend looks at the logs that are due (every poll locally, throttled on Slurm) and the windows it read are folded
+into each training's record; a training that succeeded gets its record from its whole collected log.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -18,12 +23,14 @@ from sqlalchemy import func, select
 
 from render_service.backends.base import Observation
 from render_service.backends.cluster_semcoat import IncompatibleCluster
-from render_service.backends.training_base import TrainingBackend, TrainingView
+from render_service.backends.training_base import MetricsRead, TrainingBackend, TrainingView
 from render_service.db.models import Training, utc_now
 from render_service.db.session import Database
 from render_service.orchestrate import StepReport, apply_observation
 from render_service.slurm.errors import InvalidJobSetting, SubmissionError, TransportError
 from render_service.states import FINAL_BATCH_STATES, next_training_state
+from render_service.training_metrics import METRICS_FILE
+from render_service.training_progress import due, file_rows, fold, fold_window, with_source
 from render_service.training_store import ACTIVE_STATES, active_trainings
 
 log = logging.getLogger(__name__)
@@ -57,7 +64,8 @@ def view_of_training(training: Training) -> TrainingView:
     """A plain snapshot of ``training`` (safe to use after the session ends)."""
     return TrainingView(id=training.id, config_yaml=training.config_yaml, resources_json=training.resources_json,
                         job_state=training.job_state, attempts=training.attempts, job_id=training.job_id,
-                        pid=training.pid, remote_dir=training.remote_dir, cancel_requested=training.cancel_requested)
+                        pid=training.pid, remote_dir=training.remote_dir, cancel_requested=training.cancel_requested,
+                        progress_json=training.progress_json)
 
 
 def _handed_over(training: Training) -> bool:
@@ -85,11 +93,14 @@ def _missing_sentence(training: Training) -> str:
 class TrainingOrchestrator:
     """Drives the trainings of one backend; every method is safe to repeat (Celery may run a task twice)."""
 
-    def __init__(self, db: Database, backend: TrainingBackend, keepalive: Callable[[], object] = lambda: None) -> None:
-        """``keepalive`` is called between trainings (the worker extends its lock on the backend there)."""
+    def __init__(self, db: Database, backend: TrainingBackend, keepalive: Callable[[], object] = lambda: None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``keepalive`` is called between trainings (the worker extends its lock on the backend there); ``clock``
+        gives the time in Unix seconds (what the progress records' throttle compares)."""
         self.db = db
         self.backend = backend
         self.keepalive = keepalive
+        self.clock = clock
 
     def step(self, training_ids: Collection[str] | None = None) -> StepReport:
         """Follow every active training of the backend (or only ``training_ids``) one step."""
@@ -122,7 +133,51 @@ class TrainingOrchestrator:
                 report.reachable = False
                 report.problems.append(str(exc))
                 break
+        if report.reachable:
+            self._follow_progress(training_ids, report)
         return report
+
+    def _follow_progress(self, training_ids: Collection[str] | None, report: StepReport) -> None:
+        """Look at the logs of the running trainings that are due and store what they show."""
+        now = self.clock()
+        with self.db.session() as session:
+            views = [view_of_training(t) for t in active_trainings(session, self.backend.name)
+                     if (training_ids is None or t.id in training_ids) and t.job_state == "running"
+                     and due(t.progress, now, self.backend.progress_interval_s)]
+        if not views:
+            return
+        try:
+            reads = self.backend.read_metrics(views)
+        except TransportError as exc:
+            log.warning("%s backend unreachable while reading the trainings' logs: %s", self.backend.name, exc)
+            report.reachable = False
+            report.problems.append(str(exc))
+            return
+        for view in views:
+            self._store_progress(view.id, reads.get(view.id), now)
+
+    def _store_progress(self, training_id: str, read: MetricsRead | None, now: float) -> None:
+        with self.db.session() as session:
+            training = session.get(Training, training_id)
+            if training is None:
+                return
+            record = training.progress or {}
+            if read is None or read.window is None:  # nothing logged yet, or nothing new
+                training.progress = with_source(record, now)
+            else:
+                training.progress = with_source(fold_window(record, read.window), now, read.size, read.mtime)
+
+    def _final_progress(self, training: Training) -> None:
+        """A succeeded training's record from its whole collected log (streamed: exact, whatever its length)."""
+        path = self.backend.trainings_dir / training.id / METRICS_FILE
+        try:
+            info = path.stat()
+            with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+                names, rows = file_rows(handle)
+                record = fold(training.progress, names, rows)
+        except OSError:
+            return  # a package without its log: the last record read while it ran stays
+        training.progress = with_source(record, self.clock(), info.st_size, info.st_mtime)
 
     def _advance(self, view: TrainingView, seen: dict[str, Observation], in_flight: int,
                  report: StepReport) -> int:
@@ -195,6 +250,8 @@ class TrainingOrchestrator:
                 training.started_at = utc_now()
             if wanted in FINAL_BATCH_STATES:
                 training.finished_at = utc_now()
+            if wanted == "succeeded":
+                self._final_progress(training)
             training.state = wanted
 
     def _fail(self, training_id: str, error: str) -> None:

@@ -153,9 +153,42 @@ class TrainingResourcesPublic(BaseModel):
     time_limit: str | None
 
 
+class TrainingProgress(BaseModel):
+    """How far a training has come, read by the worker from the fit's CSV log (``metrics.csv``) while it runs (on
+    Slurm at most every ``SEMCOAT_SLURM_PROGRESS_S`` seconds) and from the collected log once it has succeeded.
+    Values the log has not shown yet are null."""
+
+    step: int | None = Field(None, description="Training step of the latest logged row, as metrics.csv numbers it "
+                                               "(from 0: step 99 is the 100th).")
+    epoch: int | None = Field(None, description="Epoch of the latest logged row (from 0).")
+    max_steps: int | None = Field(None, description="The config's trainer.max_steps (null: none).")
+    max_epochs: int | None = Field(None, description="The config's trainer.max_epochs, Lightning's default 1000 "
+                                                     "when no limit is given (null: none).")
+    max_time_s: float | None = Field(None, description="The config's trainer.max_time, seconds (null: none).")
+    elapsed_s: float | None = Field(None, description="Seconds since the job started running (until it ended).")
+    fraction: float | None = Field(None, ge=0, le=1, description="How far towards the limit it is closest to "
+                                                                 "(`limit`), 0 to 1; null without a known limit.")
+    limit: str | None = Field(None, description="Which limit `fraction` is of: max_steps, max_epochs or max_time.")
+    train_loss: float | None = Field(None, description="The latest training loss logged (null when it was NaN or "
+                                                       "infinite: see `warning`).")
+    val_dice_mean: float | None = Field(None, description="Mean validation Dice of the latest validation.")
+    val_step: int | None = Field(None, description="Step of the latest validation.")
+    val_epoch: int | None = Field(None, description="Epoch of the latest validation.")
+    val_dice: dict[str, float] = Field(default_factory=dict, description="Per-class validation Dice of the latest "
+                                                                         "validation (class name: Dice).",
+                                       examples=[{"fe2al5": 0.97, "pore": 0.81}])
+    best_val_dice_mean: float | None = Field(None, description="The best mean validation Dice so far (what the "
+                                                               "best checkpoint is chosen by).")
+    best_step: int | None = Field(None, description="Step of the best validation.")
+    best_epoch: int | None = Field(None, description="Epoch of the best validation.")
+    warning: str | None = Field(None, description="Something in the log worth a look (a NaN loss), as a sentence.")
+    updated_at: dt.datetime | None = Field(None, description="When the service last read new rows of the log.")
+
+
 class TrainingPublic(BaseModel):
     """A training as the API shows it. Once ``succeeded``, its files are ``model.onnx``, ``checkpoints/*.ckpt``,
-    ``metrics.json``, ``metrics.csv``, ``config.yaml``, ``train.log`` (``GET .../files``)."""
+    ``metrics.json``, ``metrics.csv``, ``config.yaml``, ``train.log`` (``GET .../files``); while it runs,
+    ``progress`` and ``GET .../metrics`` (the log so far) show how it goes."""
 
     id: str
     name: str
@@ -170,6 +203,8 @@ class TrainingPublic(BaseModel):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     error: str | None = Field(description="What went wrong, as a sentence a user can act on; None when nothing did.")
+    progress: TrainingProgress | None = Field(None, description="How far it has come (null only for a training "
+                                                                "submitted before the service recorded progress).")
 
 
 class TrainingList(BaseModel):

@@ -6,6 +6,7 @@ for batches. Owners only ever see their own trainings: every lookup takes the ow
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -13,9 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from render_service.backends.training_base import devices_per_node
-from render_service.db.models import Training
+from render_service.db.models import Training, utc_now
 from render_service.store import as_utc, new_batch_id
-from render_service.training_schemas import DatasetFolder, TrainingPublic, TrainingResourcesPublic
+from render_service.training_progress import config_limits, leading_limit, new_record
+from render_service.training_schemas import DatasetFolder, TrainingProgress, TrainingPublic, TrainingResourcesPublic
 
 ACTIVE_STATES = ("queued", "submitted", "running")
 
@@ -27,6 +29,7 @@ def create_training(session: Session, owner: str, name: str, backend: str, confi
                         config_name=config_name, config_yaml=config_yaml, datasets_json=json.dumps(datasets),
                         resources_json=json.dumps(resources, sort_keys=True), job_state="pending", attempts=0,
                         cancel_requested=False)
+    training.progress = new_record(config_limits(config_yaml))
     session.add(training)
     session.flush()
     return training
@@ -57,8 +60,31 @@ def active_trainings(session: Session, backend: str) -> list[Training]:
         Training.backend == backend, Training.state.in_(ACTIVE_STATES)).order_by(Training.created_at)))
 
 
-def training_public(training: Training) -> TrainingPublic:
-    """The API's view of a training."""
+def _elapsed_s(training: Training, now: dt.datetime) -> float | None:
+    started, finished = as_utc(training.started_at), as_utc(training.finished_at)
+    if started is None:
+        return None
+    return max(0.0, ((finished or now) - started).total_seconds())
+
+
+def progress_public(training: Training, now: dt.datetime | None = None) -> TrainingProgress | None:
+    """The API's view of a training's progress record (limits from its config where none is stored)."""
+    record = training.progress
+    if record is None:
+        record = new_record(config_limits(training.config_yaml))
+    elapsed = _elapsed_s(training, now or utc_now())
+    limit, fraction = leading_limit(record, elapsed)
+    if training.state == "succeeded":  # it ran to one of its limits or stopped early: done either way
+        fraction = 1.0 if limit is not None else None
+    updated = (record.get("source") or {}).get("updated_at")
+    values = {k: v for k, v in record.items() if k in TrainingProgress.model_fields and k != "updated_at"}
+    return TrainingProgress(**values, elapsed_s=elapsed, fraction=fraction, limit=limit,
+                            updated_at=dt.datetime.fromtimestamp(updated, dt.UTC)
+                            if isinstance(updated, int | float) else None)
+
+
+def training_public(training: Training, now: dt.datetime | None = None) -> TrainingPublic:
+    """The API's view of a training (``now``: the time its elapsed time runs to while it runs)."""
     resources = training.resources
     return TrainingPublic(
         id=training.id, name=training.name, state=training.state, backend=training.backend,  # type: ignore[arg-type]
@@ -71,4 +97,4 @@ def training_public(training: Training) -> TrainingPublic:
             account=resources.get("account"), time_limit=resources.get("time_limit")),
         slurm_job_id=training.job_id, created_at=as_utc(training.created_at),  # type: ignore[arg-type]
         submitted_at=as_utc(training.submitted_at), started_at=as_utc(training.started_at),
-        finished_at=as_utc(training.finished_at), error=training.error)
+        finished_at=as_utc(training.finished_at), error=training.error, progress=progress_public(training, now))

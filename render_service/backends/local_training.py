@@ -6,6 +6,8 @@ processes, then ``semcoat train package``), ``run/`` (the fit's checkpoints and 
 ``job.log``, ``job.pid`` and ``job.exit``. The script runs through the local render tasks' exit-code wrapper
 (:mod:`render_service.backends.local_task`), so a worker that restarts tells a finished job from a running or a lost
 one. Collecting copies ``outputs/`` (and the log as ``train.log``) into ``<trainings_dir>/<id>/``, whole or not at all.
+The fit's CSV log (``run/logs/version_N/metrics.csv``) is read in place for the training's progress at every poll
+(its header and last bytes only).
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from render_service.backends.local import WORKER_SEMCOAT, process_running, read_
 from render_service.backends.training_base import (
     LOG_FILE,
     MODEL_FILE,
+    MetricsRead,
     TrainingLaunch,
     TrainingView,
     devices_per_node,
 )
 from render_service.slurm.sbatch import TrainingJob, training_local_script
 from render_service.slurm.transport import staged_local_path
+from render_service.training_metrics import read_window, run_metrics_relative
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -42,6 +46,7 @@ class LocalTrainingBackend:
     """Training jobs as local processes, at most ``max_trainings`` at once (each uses the machine's cores)."""
 
     name = "local"
+    progress_interval_s = 0.0  # the log is on this machine: a stat per poll
 
     def __init__(self, trainings_dir: Path, work_dir: Path, max_trainings: int = 1,
                  semcoat_command: Sequence[str] = WORKER_SEMCOAT, cpu_count: int | None = None) -> None:
@@ -150,6 +155,25 @@ class LocalTrainingBackend:
         if process_running(training.pid, str(self.job_dir(training.id) / "job.exit")):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(training.pid, signal.SIGTERM)
+
+    def read_metrics(self, trainings: Sequence[TrainingView]) -> dict[str, MetricsRead]:
+        """Each training's log in its run folder: stat it, read its window where it changed."""
+        reads: dict[str, MetricsRead] = {}
+        for training in trainings:
+            folder = self.job_dir(training.id)
+            relative = run_metrics_relative(folder)
+            if relative is None:
+                continue
+            try:
+                info = os.stat(folder / relative)
+                if (info.st_size, info.st_mtime) == training.last_read:
+                    reads[training.id] = MetricsRead(info.st_size, info.st_mtime, None)
+                else:
+                    window = read_window(folder / relative)
+                    reads[training.id] = MetricsRead(window.size, window.mtime, window)
+            except OSError:  # not written yet, or replaced between the two looks: the next poll reads it
+                continue
+        return reads
 
     def _reap(self) -> None:
         # the processes this worker started: collect their exit status so none lingers as a zombie

@@ -10,25 +10,54 @@ never submits twice.
 It talks to the cluster through the batch backend (:class:`~render_service.backends.slurm.SlurmBackend`): the same
 SSH connection, reconnection backoff, job lookups and state parsing. Once the job has completed, ``outputs/`` is
 fetched whole into ``<trainings_dir>/<id>/`` and the job's log beside it as ``train.log``.
+
+While trainings run, their progress is read from the fit's CSV log (``run/logs/version_N/metrics.csv``) without
+flooding the login node: each training's log is looked at no more than every ``progress_interval_s`` seconds, all
+trainings due in one ``find`` (sizes and modification times), and only a log that changed is read: copied whole into
+``<work_dir>/<id>/live/metrics.csv`` (what the dashboard draws and ``GET .../metrics`` serves) while it is under
+:data:`LIVE_MAX_BYTES`, else only its header and last bytes.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from render_service.backends.base import Handle, Observation
 from render_service.backends.slurm import SlurmBackend
 from render_service.backends.slurm_lookup import find_job_by_name
-from render_service.backends.training_base import LOG_FILE, MODEL_FILE, TrainingLaunch, TrainingView, devices_per_node
+from render_service.backends.training_base import (
+    LOG_FILE,
+    MODEL_FILE,
+    MetricsRead,
+    TrainingLaunch,
+    TrainingView,
+    devices_per_node,
+)
 from render_service.slurm import jobs
-from render_service.slurm.errors import RemoteFileNotFound
+from render_service.slurm.errors import RemoteFileError, RemoteFileNotFound
 from render_service.slurm.sbatch import TrainingJob, training_sbatch_script
+from render_service.training_metrics import (
+    HEAD_BYTES,
+    LIVE_DIR,
+    METRICS_FILE,
+    TAIL_BYTES,
+    newest_version,
+    read_window,
+    training_work_dir,
+)
+from render_service.training_progress import MetricsWindow, header_of
 
 log = logging.getLogger(__name__)
+
+# A log up to this size is copied whole for the live curves; a longer one is followed by its header and tail only.
+LIVE_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_PROGRESS_INTERVAL_S = 30.0
 
 
 def training_job_name(training_id: str) -> str:
@@ -42,9 +71,14 @@ class SlurmTrainingBackend:
     name = "slurm"
     max_in_flight: int | None = None
 
-    def __init__(self, cluster: SlurmBackend, trainings_dir: Path) -> None:
+    def __init__(self, cluster: SlurmBackend, trainings_dir: Path, work_dir: Path | None = None,
+                 progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S) -> None:
+        """``work_dir``: where the live copies of the logs go (default ``<trainings_dir>/../work/trainings``);
+        ``progress_interval_s``: the least time between two looks at one training's log."""
         self.cluster = cluster
         self.trainings_dir = Path(trainings_dir)
+        self.work_dir = Path(work_dir) if work_dir is not None else training_work_dir(self.trainings_dir.parent)
+        self.progress_interval_s = progress_interval_s
 
     # -- paths and the job ---------------------------------------------------------------------------------------
     def remote_dir(self, training_id: str) -> str:
@@ -137,3 +171,79 @@ class SlurmTrainingBackend:
             self.cluster.runner.run(["scancel", f"--name={training_job_name(training.id)}"]).check()
 
         self.cluster.call(cancel)
+
+    def read_metrics(self, trainings: Sequence[TrainingView]) -> dict[str, MetricsRead]:
+        """One ``find`` for the logs of every training given (size, mtime, newest version), then a read of each log
+        that changed since the training's last read."""
+        logs_dirs = {posixpath.join(t.remote_dir or self.remote_dir(t.id), "run", "logs"): t
+                     for t in trainings if t.job_id is not None}
+        if not logs_dirs:
+            return {}
+        runner = self.cluster.runner
+
+        def look() -> dict[str, MetricsRead]:
+            # exit 1 is find's answer when a training has no log folder yet; the others are still listed
+            listed = runner.run(["find", *logs_dirs, "-mindepth", "2", "-maxdepth", "2", "-type", "f", "-name",
+                                 METRICS_FILE, "-printf", "%s %T@ %p\\n"])
+            if listed.exit_code not in (0, 1):
+                log.warning("cannot list the trainings' logs on %s: %s", runner.host,
+                            listed.stderr.strip()[-300:] or f"find exited {listed.exit_code}")
+                return {}
+            reads: dict[str, MetricsRead] = {}
+            for training, (size, mtime, path) in newest_logs(listed.stdout, logs_dirs).items():
+                if (size, mtime) == training.last_read:
+                    reads[training.id] = MetricsRead(size, mtime, None)
+                    continue
+                try:
+                    reads[training.id] = MetricsRead(size, mtime, self._read_log(training.id, path, size, mtime))
+                except (RemoteFileError, OSError) as exc:  # gone or refused between find and read: next look
+                    log.warning("training %s: cannot read its log %s: %s", training.id, path, exc)
+            return reads
+
+        return self.cluster.call(look)
+
+    def live_path(self, training_id: str) -> Path:
+        """The worker's latest copy of a training's log."""
+        return self.work_dir / training_id / LIVE_DIR / METRICS_FILE
+
+    def _read_log(self, training_id: str, path: str, size: int, mtime: float) -> MetricsWindow:
+        runner = self.cluster.runner
+        if size <= LIVE_MAX_BYTES:
+            live = self.live_path(training_id)
+            live.parent.mkdir(parents=True, exist_ok=True)
+            part = live.with_name(f".{METRICS_FILE}.{uuid.uuid4().hex[:8]}.part")
+            try:
+                runner.fetch(path, part)
+                os.replace(part, live)
+            finally:
+                part.unlink(missing_ok=True)
+            return read_window(live)
+        head = runner.run(["head", "-c", str(HEAD_BYTES), path]).check().stdout
+        tail = runner.read_text(path, max_bytes=TAIL_BYTES, tail=True)
+        return MetricsWindow(header_of(head), tail, False, size, mtime)
+
+
+def newest_logs(find_output: str, logs_dirs: dict[str, TrainingView]) -> dict[TrainingView, tuple[int, float, str]]:
+    """Per training, (size, mtime, path) of the log of its newest ``version_N``, from the lines ``SIZE MTIME PATH``
+    that ``find -printf '%s %T@ %p\\n'`` printed; paths outside the trainings' log folders are ignored."""
+    seen: dict[str, dict[str, tuple[int, float, str]]] = {}
+    for line in find_output.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) != 3:
+            continue
+        size_text, mtime_text, path = parts
+        version_dir = posixpath.dirname(path)
+        logs = posixpath.dirname(version_dir)
+        if logs not in logs_dirs or posixpath.basename(path) != METRICS_FILE:
+            continue
+        try:
+            size, mtime = int(size_text), float(mtime_text)
+        except ValueError:
+            continue
+        seen.setdefault(logs, {})[posixpath.basename(version_dir)] = (size, mtime, path)
+    found = {}
+    for logs, versions in seen.items():
+        newest = newest_version(versions)
+        if newest is not None:
+            found[logs_dirs[logs]] = versions[newest]
+    return found

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from render_service.backends.base import Handle, Observation
+from render_service.training_progress import MetricsWindow, seen_source
 
 # What a job leaves for the service (written by `semcoat train package`): a training succeeds once it is collected.
 MODEL_FILE = "model.onnx"
@@ -34,6 +36,12 @@ class TrainingView:
     pid: int | None = None
     remote_dir: str | None = None
     cancel_requested: bool = False
+    progress_json: str | None = None
+
+    @property
+    def last_read(self) -> tuple[int, float] | None:
+        """(size, mtime) of the training's log when the service last read it (None: never read)."""
+        return seen_source(json.loads(self.progress_json)) if self.progress_json else None
 
     @property
     def handed_over(self) -> bool:
@@ -60,6 +68,16 @@ class TrainingLaunch:
     remote_dir: str | None = None
 
 
+@dataclass(frozen=True)
+class MetricsRead:
+    """A look at a running training's log (``metrics.csv``): its size and mtime, and what was read of it (None:
+    unchanged since the read recorded in the training's progress, so not read again)."""
+
+    size: int
+    mtime: float
+    window: MetricsWindow | None
+
+
 class TrainingBackend(Protocol):
     """A place where training jobs run. Methods that talk to a cluster may raise
     :class:`~render_service.slurm.errors.TransportError` (unreachable: nothing about the training is known to be
@@ -68,6 +86,10 @@ class TrainingBackend(Protocol):
     name: str
     # At most this many trainings handed over and unfinished at once (None: the scheduler queues them).
     max_in_flight: int | None
+    # Seconds between two looks at a running training's log (0: at every poll).
+    progress_interval_s: float
+    # Where finished trainings are collected, one folder per training.
+    trainings_dir: Path
 
     def observe(self, trainings: Sequence[TrainingView]) -> dict[str, Observation]:
         """The job state of every handed-over training (id → observation), in as few calls as the backend allows."""
@@ -85,4 +107,9 @@ class TrainingBackend(Protocol):
 
     def stop(self, training: TrainingView) -> None:
         """Stop the training's job (scancel, or SIGTERM to the local processes)."""
+        ...
+
+    def read_metrics(self, trainings: Sequence[TrainingView]) -> dict[str, MetricsRead]:
+        """A look at each running training's log, reading it only where its size or mtime changed since
+        :attr:`TrainingView.last_read`; a training that has logged nothing yet is left out."""
         ...

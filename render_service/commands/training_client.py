@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from render_service import training_progress_text as progress_text
 from render_service.commands.client import FINAL, _client, _code
 from semcoat_cli.errors import EXIT_FAILED, fail
 
@@ -38,6 +39,16 @@ def _show(training: TrainingPublic) -> str:
     lines.append(f"  created {training.created_at:%Y-%m-%d %H:%M:%S}"
                  + (f", started {training.started_at:%H:%M:%S}" if training.started_at else "")
                  + (f", finished {training.finished_at:%H:%M:%S}" if training.finished_at else ""))
+    progress = training.progress
+    if progress is not None:
+        where = progress_text.where_text(progress)
+        lines.append(f"  progress: {where or 'nothing logged yet'}")
+        if scores := progress_text.scores_text(progress):
+            lines.append(f"  scores: {scores}")
+        if classes := progress_text.classes_text(progress):
+            lines.append(f"  val Dice per class (step {progress.val_step}): {classes}")
+        if progress.warning:
+            lines.append(f"  warning: {progress.warning}")
     if training.error:
         lines.append(f"  error: {training.error}")
     return "\n".join(lines)
@@ -84,18 +95,27 @@ def training_body(config: str, batches: list[str], folders: list[str], overrides
     return body
 
 
-def wait_for_training(client: ServiceClient, training: TrainingPublic, poll_s: float) -> TrainingPublic:
-    """Follow ``training`` with a spinner showing its state until it ends; returns its final state."""
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+def progress_line(training: TrainingPublic) -> str:
+    """What ``--wait`` shows while a training runs: name, state, then its progress on one line."""
+    line = progress_text.one_line(training.progress)
+    return f"{training.name} {training.state}" + (f": {line}" if line else "")
 
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+
+def wait_for_training(client: ServiceClient, training: TrainingPublic, poll_s: float) -> TrainingPublic:
+    """Follow ``training`` with a live progress line (a bar towards the limit it is closest to, step, epoch,
+    loss, validation Dice) until it ends; returns its final state."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+    columns = (SpinnerColumn(), BarColumn(bar_width=24), TextColumn("{task.description}"))
     with Progress(*columns, console=Console(stderr=True)) as progress:
-        bar = progress.add_task(f"{training.name} {training.state}", total=None)
+        bar = progress.add_task(progress_line(training), total=None)
         while training.state not in FINAL:
             time.sleep(poll_s)
             training = client.training(training.id)
-            progress.update(bar, description=f"{training.name} {training.state}")
+            fraction = training.progress.fraction if training.progress is not None else None
+            progress.update(bar, description=progress_line(training),
+                            total=None if fraction is None else 1.0, completed=fraction or 0.0)
     return training
 
 
@@ -150,22 +170,49 @@ def submit(
             raise typer.Exit(EXIT_FAILED)
 
 
-def status(training_id: Annotated[str | None, typer.Argument(help="A training id; without it, your latest "
-                                                                  "trainings.", show_default=False)] = None) -> None:
-    """Show one training in detail, or a table of your latest trainings."""
+def _table_cells(training: TrainingPublic) -> tuple[str, str, str]:
+    """(step, loss, Dice) cells of the status table."""
+    p = training.progress
+    if p is None:
+        return "", "", ""
+    step = "" if p.step is None else (f"{p.step}/{p.max_steps}" if p.max_steps is not None else str(p.step))
+    loss = "" if p.train_loss is None else f"{p.train_loss:.4g}"
+    dice = "" if p.val_dice_mean is None else f"{p.val_dice_mean:.3f}"
+    return step, loss, dice
+
+
+def status(
+    training_id: Annotated[str | None, typer.Argument(help="A training id; without it, your latest trainings.",
+                                                      show_default=False)] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the training with a live progress line until it "
+                                                      "ends (needs a training id).")] = False,
+    poll_s: Annotated[float, typer.Option("--poll-s", min=0.1, help="Seconds between polls with --wait.")] = 5.0,
+) -> None:
+    """Show one training in detail (state, step and epoch against its limits, loss, validation Dice), or a table of
+    your latest trainings. With --wait, ends 0 only if it succeeded."""
     from render_service.client import ServiceError
 
+    if wait and not training_id:
+        raise fail("--wait follows one training: give its id (semcoat train status ID --wait)")
     try:
         with _client() as client:
             if training_id:
-                typer.echo(_show(client.training(training_id)))
+                training = client.training(training_id)
+                if wait:
+                    training = wait_for_training(client, training, poll_s)
+                typer.echo(_show(training))
+                if wait and training.state != "succeeded":
+                    raise typer.Exit(EXIT_FAILED)
                 return
             page = client.trainings(limit=50)
     except ServiceError as exc:
         raise fail(str(exc), _code(exc.status_code)) from exc
-    typer.echo(f"{'ID':<16}  {'NAME':<24} {'STATE':<10} {'BACKEND':<8} CREATED")
+    typer.echo(f"{'ID':<16}  {'NAME':<24} {'STATE':<10} {'BACKEND':<8} {'STEP':<12} {'LOSS':<8} {'DICE':<6} "
+               "CREATED")
     for t in page.items:
-        typer.echo(f"{t.id:<16}  {t.name[:24]:<24} {t.state:<10} {t.backend:<8} {t.created_at:%Y-%m-%d %H:%M}")
+        step, loss, dice = _table_cells(t)
+        typer.echo(f"{t.id:<16}  {t.name[:24]:<24} {t.state:<10} {t.backend:<8} {step:<12} {loss:<8} {dice:<6} "
+                   f"{t.created_at:%Y-%m-%d %H:%M}")
     if page.total > len(page.items):
         typer.echo(f"({len(page.items)} of {page.total} shown)", err=True)
 

@@ -122,7 +122,9 @@ class Training(Base):
     job's state as a render task's (pending: not running, new or handed over and queued; running; done; failed;
     cancelled), ``job_id`` / ``pid`` its handle, ``attempts`` how often it was handed over. ``config_yaml`` is the
     config the job runs (the user's YAML or a ready config, overrides and the dataset folders merged in);
-    ``datasets_json`` the folders with the batches they came from; ``resources_json`` the user's resources.
+    ``datasets_json`` the folders with the batches they came from; ``resources_json`` the user's resources;
+    ``progress_json`` its progress read from its log while it runs (:mod:`render_service.training_progress`: the
+    run's limits, latest step, loss and validation Dice, the best so far; a few hundred bytes).
     """
 
     __tablename__ = "trainings"
@@ -149,6 +151,17 @@ class Training(Base):
     submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    progress_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """The progress record (None: none stored, as for trainings submitted before it existed)."""
+        value = json.loads(self.progress_json) if self.progress_json else None
+        return value if isinstance(value, dict) else None
+
+    @progress.setter
+    def progress(self, record: dict[str, Any] | None) -> None:
+        self.progress_json = None if record is None else json.dumps(record, sort_keys=True, allow_nan=False)
 
     @property
     def datasets(self) -> list[dict[str, Any]]:

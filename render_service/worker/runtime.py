@@ -27,6 +27,7 @@ from render_service.health import health_ttl_s, write_backend_health
 from render_service.orchestrate import Orchestrator, StepReport
 from render_service.settings import Settings, SettingsError, load_settings
 from render_service.train_orchestrate import TrainingOrchestrator
+from render_service.training_metrics import training_work_dir
 
 if TYPE_CHECKING:
     from redis.lock import Lock
@@ -51,7 +52,7 @@ class Runtime:
             settings.batches_dir, settings.data_dir / "work", settings.local_max_processes,
             settings.local_threads_per_process)}
         self.training_backends: dict[str, TrainingBackend] = {"local": LocalTrainingBackend(
-            settings.trainings_dir, settings.data_dir / "work" / "trainings")}
+            settings.trainings_dir, training_work_dir(settings.data_dir))}
         if settings.slurm_configured:
             self.backends["slurm"] = _slurm_backend(settings)
             self.training_backends["slurm"] = _slurm_training_backend(self.backends["slurm"], settings)
@@ -134,7 +135,8 @@ def _slurm_training_backend(cluster: Backend, settings: Settings) -> TrainingBac
     from render_service.backends.slurm_training import SlurmTrainingBackend
 
     assert isinstance(cluster, SlurmBackend)
-    return SlurmTrainingBackend(cluster, settings.trainings_dir)
+    return SlurmTrainingBackend(cluster, settings.trainings_dir, training_work_dir(settings.data_dir),
+                                progress_interval_s=settings.slurm_progress_s)
 
 
 _RUNTIME_LOCK = threading.Lock()

@@ -17,7 +17,7 @@ from render_service.backends.local_training import LocalTrainingBackend
 from render_service.db.models import Training
 from render_service.db.session import Database
 from render_service.train_orchestrate import TrainingOrchestrator, view_of_training
-from render_service.training_store import create_training
+from render_service.training_store import create_training, training_public
 
 # Acts on the config it is given: `fail: true` ends the fit with exit 3, `sleep_s: N` makes the fit take N s
 # (it starts a child, as Lightning's DDP launcher does, whose pid it writes to run/child.pid).
@@ -32,10 +32,17 @@ if argv[:2] == ["train", "fit"]:
     if "fail: true" in config:
         print("ValueError: crop_px 512 is larger than the images", file=sys.stderr)
         sys.exit(3)
+    log = run / "logs" / "version_0"
+    if "metrics_from:" in config:  # the first epoch's rows, then (after the sleep) the whole log
+        log.mkdir(parents=True)
+        text = pathlib.Path(config.split("metrics_from:")[1].split()[0]).read_text()
+        (log / "metrics.csv").write_text(text[:text.index("1,,39,")])
     if "sleep_s:" in config:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         (run / "child.pid").write_text(str(child.pid))
         time.sleep(float(config.split("sleep_s:")[1].split()[0]))
+    if "metrics_from:" in config:
+        (log / "metrics.csv").write_text(text)
     print("fit done")
 elif argv[:2] == ["train", "package"]:
     out = pathlib.Path(argv[argv.index("--out") + 1])
@@ -43,6 +50,9 @@ elif argv[:2] == ["train", "package"]:
     (out / "model.onnx").write_bytes(b"onnx")
     (out / "checkpoints" / "best.ckpt").write_bytes(b"ckpt")
     (out / "metrics.json").write_text("{}")
+    log = pathlib.Path(argv[2]) / "logs" / "version_0" / "metrics.csv"
+    if log.is_file():
+        (out / "metrics.csv").write_text(log.read_text())
     print("packaged")
 '''
 
@@ -161,3 +171,27 @@ def test_one_local_training_at_a_time(db: Database, backend: LocalTrainingBacken
     orch.cancel(first)
     follow(orch, db, first, ("cancelled",), timeout_s=30)
     assert follow(orch, db, second, ("succeeded", "failed")).state == "succeeded"
+
+
+def test_a_running_trainings_progress_is_read_from_its_log_in_place(db: Database, backend: LocalTrainingBackend,
+                                                                     tmp_path: Path) -> None:
+    log = Path(__file__).parent / "fixtures" / "lightning_metrics.csv"
+    training_id = new_training(db, f"trainer: {{max_time: '00:00:03:00'}}\nmetrics_from: {log}\nsleep_s: 2\n")
+    orch = TrainingOrchestrator(db, backend)
+    deadline = time.monotonic() + 60
+    while True:  # the first epoch's rows, while the fit still runs
+        orch.step()
+        training = stored(db, training_id)
+        progress = training_public(training).progress
+        assert progress is not None and progress.max_time_s == 180.0
+        if progress.step is not None:
+            break
+        assert training.state not in ("succeeded", "failed"), training.error
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert (training.state, progress.step, progress.val_step, progress.limit) == ("running", 32, 31, "max_time")
+    assert progress.elapsed_s is not None and 0 < progress.elapsed_s < 60
+    done = follow(orch, db, training_id, ("succeeded", "failed"))
+    final = training_public(done).progress
+    assert done.state == "succeeded" and final is not None
+    assert (final.step, final.val_step, final.fraction) == (73, 73, 1.0)

@@ -1,4 +1,5 @@
-"""``/trainings``: submit, list, show, cancel, and the files of a finished training (listed, one file, zipped).
+"""``/trainings``: submit, list, show, cancel, the files of a finished training (listed, one file, zipped) and its
+logged metrics, live while it runs.
 
 The same shapes, states and errors as ``/batches``; each route translates, :mod:`render_service.api.training_actions`
 does the work, :mod:`render_service.files` serves the training's folder (``settings.trainings_dir / <id>``).
@@ -7,7 +8,8 @@ does the work, :mod:`render_service.files` serves the training's folder (``setti
 from __future__ import annotations
 
 import mimetypes
-from typing import Annotated, Any
+from collections.abc import Iterator
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.responses import StreamingResponse
@@ -18,6 +20,7 @@ from render_service.api.routes.batches import AUTH_RESPONSES, UNAVAILABLE, requi
 from render_service.db.models import Training
 from render_service.files import FileRefused, iter_file, iter_zip, list_files, open_file
 from render_service.schemas import BatchStateName, ErrorBody, FileEntry
+from render_service.training_metrics import METRICS_FILE, live_metrics, open_complete_lines, training_work_dir
 from render_service.training_schemas import TrainingCreate, TrainingList, TrainingPublic
 from render_service.training_store import get_training, list_trainings, training_public
 
@@ -108,3 +111,36 @@ def archive(training: OwnedTraining, settings: SettingsDep) -> StreamingResponse
     return StreamingResponse(iter_zip(settings.trainings_dir / training.id, training.id),
                              media_type="application/zip",
                              headers={"Content-Disposition": f'attachment; filename="{training.id}.zip"'})
+
+
+def _iter_length(handle: IO[bytes], length: int, chunk_bytes: int = 64 * 1024) -> Iterator[bytes]:
+    """The first ``length`` bytes of ``handle`` in chunks (a log may grow while it is sent); closes it."""
+    with handle:
+        while length > 0 and (chunk := handle.read(min(chunk_bytes, length))):
+            length -= len(chunk)
+            yield chunk
+
+
+@router.get("/{training_id}/metrics", response_class=StreamingResponse,
+            responses={**AUTH_RESPONSES,
+                       404: {"model": ErrorBody, "description": "No such training, or it has logged nothing yet."},
+                       200: {"content": {"text/csv": {}},
+                             "description": "Lightning's metrics.csv: a row per logging call, a column per metric, "
+                                            "blank where a row did not log it. Header X-Semcoat-Metrics: 'live' "
+                                            "(the log so far) or 'final' (the collected log)."}})
+def metrics(training: OwnedTraining, settings: SettingsDep) -> StreamingResponse:
+    """The training's logged metrics as CSV (step, epoch, train/loss, val/loss, val/dice_<class>, val/dice_mean,
+    ...): the collected log once it has succeeded, else the log so far while it runs (the local run's own, or the
+    worker's latest copy of a Slurm run's: at most ``SEMCOAT_SLURM_PROGRESS_S`` old); complete lines only."""
+    found = ("final", open_complete_lines(settings.trainings_dir / training.id, METRICS_FILE))
+    if found[1] is None:
+        live = live_metrics(training_work_dir(settings.data_dir) / training.id)
+        found = ("live", open_complete_lines(*live) if live is not None else None)
+    source, opened = found
+    if opened is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"training {training.id} has logged no metrics yet (it is "
+                            f"{training.state}; a fit logs every trainer.log_every_n_steps steps)")
+    handle, length = opened
+    return StreamingResponse(_iter_length(handle, length), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Length": str(length), "X-Semcoat-Metrics": source,
+                                      "Cache-Control": "no-store"})

@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from typer.testing import CliRunner
 
 from render_service.db.models import Batch, Training
 from render_service.queue import CANCEL_TRAINING, SUBMIT_TRAINING
+from render_service.training_progress import fold_window, with_source
 from semcoat_cli.app import app
 from tests.render_service.api.conftest import Api
 from tests.render_service.api.test_client_commands import live  # noqa: F401 (the fixture)
+from tests.render_service.test_training_progress import DEMO_LOG, window
 
 runner = CliRunner()
 
@@ -121,3 +125,71 @@ def test_cancel_and_refusals(live: Api, tmp_path: Path) -> None:  # noqa: F811
                                   "--folders", "/shared/x"])
     assert refused.exit_code == 2
     assert "overrides.model.loss" in refused.stderr and "dataset.folders" in refused.stderr
+
+
+def _progress_from_log(api: Api, training_id: str, text: str, state: str = "running") -> None:
+    """What the worker stores after reading ``text`` of the training's log."""
+    with api.database.session() as session:
+        training = session.get(Training, training_id)
+        assert training is not None
+        training.state, training.job_state = state, "running"
+        training.started_at = training.started_at or dt.datetime.now(dt.UTC) - dt.timedelta(seconds=90)
+        training.progress = with_source(fold_window(training.progress, window(text)), time.time(), len(text), 1.0)
+
+
+def test_status_shows_step_epoch_loss_and_validation_dice(live: Api) -> None:  # noqa: F811
+    batch_id = _batch(live)
+    training_id = runner.invoke(app, ["train", "submit", "unet", "--batches", batch_id, "--set",
+                                      "trainer.max_steps=400"]).stdout.strip()
+    before = runner.invoke(app, ["train", "status", training_id])
+    assert before.exit_code == 0 and "progress: nothing logged yet" in before.stdout
+    _progress_from_log(live, training_id, DEMO_LOG.read_text())
+    shown = runner.invoke(app, ["train", "status", training_id])
+    assert shown.exit_code == 0, shown.output
+    assert "progress: step 73 / 400 · epoch 2 / 200 · 0:01:3" in shown.stdout and "18 %" in shown.stdout
+    assert "scores: loss 1.865 · Dice 0.523 (best 0.523 at step 73)" in shown.stdout
+    assert "val Dice per class (step 73): background 0.898, crack 0.525, fe2al5 0.909" in shown.stdout
+    table = runner.invoke(app, ["train", "status"])
+    row = next(line for line in table.stdout.splitlines() if line.startswith(training_id))
+    assert "73/400" in row and "1.865" in row and "0.523" in row
+    assert table.stdout.splitlines()[0].split()[4:7] == ["STEP", "LOSS", "DICE"]
+
+
+def test_status_wait_follows_a_training_with_its_progress(live: Api) -> None:  # noqa: F811
+    batch_id = _batch(live)
+    training_id = runner.invoke(app, ["train", "submit", "unet", "--batches", batch_id]).stdout.strip()
+    text = DEMO_LOG.read_text()
+
+    def worker() -> None:
+        _progress_from_log(live, training_id, text[:text.index("1,,39,")])
+        time.sleep(0.5)
+        _progress_from_log(live, training_id, text)
+        time.sleep(0.5)
+        _set(live, training_id, state="succeeded")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    result = runner.invoke(app, ["train", "status", training_id, "--wait", "--poll-s", "0.1"])
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.stdout and "epoch 2 / 200 · " in result.stdout and "100 %" in result.stdout
+    no_id = runner.invoke(app, ["train", "status", "--wait"])
+    assert no_id.exit_code == 2 and "give its id" in no_id.stderr
+
+
+def test_the_wait_line_says_where_the_training_is() -> None:
+    from render_service.commands.training_client import progress_line
+    from render_service.training_schemas import TrainingPublic
+
+    base: dict[str, Any] = {"id": "a" * 16, "name": "unet", "state": "running", "backend": "local", "config": "unet",
+            "datasets": [], "slurm_job_id": None, "created_at": dt.datetime.now(dt.UTC), "submitted_at": None,
+            "started_at": None, "finished_at": None, "error": None,
+            "resources": {"nodes": 1, "devices_per_node": 1, "gpus_per_node": 0, "cpus_per_task": None,
+                          "mem_per_node_mb": None, "partition": None, "account": None, "time_limit": None}}
+    queued = TrainingPublic.model_validate({**base, "state": "queued", "progress": {"max_steps": 10}})
+    assert progress_line(queued) == "unet queued"
+    going = TrainingPublic.model_validate({**base, "progress": {
+        "step": 4, "max_steps": 10, "epoch": 0, "elapsed_s": 3725.0, "fraction": 0.5, "limit": "max_steps",
+        "train_loss": 0.25, "val_dice_mean": 0.8, "best_val_dice_mean": 0.85, "best_step": 2}})
+    assert progress_line(going) == ("unet running: step 4 / 10 · epoch 0 · 1:02:05 · 50 % · loss 0.25 · "
+                                    "Dice 0.800 (best 0.850 at step 2)")
