@@ -62,8 +62,10 @@ def message_page(title: str, message: str, owner: str | None) -> str:
 
 
 def _progress(view: dict[str, Any]) -> str:
-    return (f"<progress data-progress max=\"{max(int(view['count']), 1)}\" value=\"{int(view['done'])}\">"
-            f"</progress> <span class=\"progress-text\" data-text=\"progress\">{esc(view['progress'])}</span>")
+    # no value attribute: an indeterminate bar (a training under way whose limits are unknown)
+    value = "" if view["done"] is None else f" value=\"{int(view['done'])}\""
+    return (f"<progress data-progress max=\"{max(int(view['count']), 1)}\"{value}></progress> "
+            f"<span class=\"progress-text\" data-text=\"progress\">{esc(view['progress'])}</span>")
 
 
 def _state(view: dict[str, Any]) -> str:
@@ -91,14 +93,16 @@ def training_row(view: dict[str, Any]) -> str:
     return (f"<tr data-key=\"{esc(view['id'])}\">"
             f"<td><a data-href=\"url\" data-text=\"name\" href=\"{esc(view['url'])}\">{esc(view['name'])}</a>"
             f"<div class=\"id\" data-text=\"id\">{esc(view['id'])}</div></td>"
-            f"<td>{_state(view)}</td><td data-text=\"summary\">{esc(view['summary'])}</td>"
+            f"<td>{_state(view)}</td><td class=\"progress\">{_progress(view)}"
+            f"<div class=\"scores\" data-text=\"scores\">{esc(view['scores'])}</div></td>"
+            f"<td data-text=\"summary\">{esc(view['summary'])}</td>"
             f"<td data-text=\"backend\">{esc(view['backend'])}</td>"
             f"<td data-text=\"created\">{esc(view['created'])}</td>"
             f"<td class=\"error\" data-text=\"error\">{esc(view['error'])}</td></tr>")
 
 
 _EMPTY_TRAINING = {"id": "", "url": "/", "name": "", "state": "", "summary": "", "backend": "", "created": "",
-                   "error": ""}
+                   "error": "", "done": 0, "count": 1, "progress": "", "scores": ""}
 
 
 def _table(body_id: str, header: Iterable[str], rows: str, template_id: str, template_row: str) -> str:
@@ -118,8 +122,8 @@ def overview_page(owner: str, batches: list[dict[str, Any]], trainings: list[dic
         main += ["<h1>Trainings</h1>",
                  f"<p class=\"empty\" id=\"trainings-empty\"{'' if not trainings else ' hidden'}>No trainings "
                  "yet.</p>",
-                 _table("training-rows", ("Training", "State", "Config, data, resources", "Backend", "Created",
-                                          "Error"),
+                 _table("training-rows", ("Training", "State", "Progress", "Config, data, resources", "Backend",
+                                          "Created", "Error"),
                         "".join(training_row(t) for t in trainings), "training-row",
                         training_row(_EMPTY_TRAINING))]
     return page("Overview", "".join(main), owner, source="/ui/data/overview", kind="overview")
@@ -206,28 +210,38 @@ def _series_legend(series: list[Series]) -> str:
     return f"<ul class=\"series-legend\">{items}</ul>"
 
 
-def training_page(owner: str, view: dict[str, Any], loss: list[Series], dice: list[Series]) -> str:
-    """A training: state, what it trains on and with, error, and its loss and Dice curves (``loss``/``dice``:
-    curves; empty until the finished training's metrics are collected)."""
+def curves_html(loss: list[Series], dice: list[Series]) -> str:
+    """The curves' block: a loss chart and a validation Dice chart with their legends, or a sentence saying when
+    they come. The page's script swaps a fresh one in whole while the training runs."""
+    if not (loss or dice):
+        return ("<p class=\"muted\">The curves appear once the training has logged its first steps (every "
+                "<code>trainer.log_every_n_steps</code>; on a cluster, within <code>SEMCOAT_SLURM_PROGRESS_S</code> "
+                "of that).</p>")
+    charts = ["<div class=\"charts\" id=\"curves\">"]
+    if loss:
+        charts.append(f"<figure>{chart_svg(loss, 'Loss', 'loss')}{_series_legend(loss)}</figure>")
+    if dice:
+        charts.append(f"<figure>{chart_svg(dice, 'Validation Dice', 'Dice', (0.0, 1.0))}"
+                      f"{_series_legend(dice)}</figure>")
+    charts.append("</div>")
+    return "".join(charts)
+
+
+def training_page(owner: str, view: dict[str, Any], loss: list[Series], dice: list[Series],
+                  curves_version: str) -> str:
+    """A training: state, progress (bar, step and epoch against the limits, loss and Dice, the latest validation
+    per class), what it trains on and with, error, and its loss and Dice curves (live while it runs: the page's
+    script fetches them again when ``curves_version`` changes)."""
     facts = "".join(f"<dt>{esc(label)}</dt><dd data-text=\"{field}\">{esc(view[field])}</dd>"
-                    for label, field in (("Id", "id"), ("Config", "config"), ("Backend", "backend"),
-                                         ("Resources", "resources"), ("Datasets", "datasets"), ("Job", "job"),
-                                         ("Created", "created"), ("Started", "started"), ("Finished", "finished")))
-    if loss or dice:
-        charts = ["<div class=\"charts\" id=\"curves\">"]
-        if loss:
-            charts.append(f"<figure>{chart_svg(loss, 'Loss', 'loss')}{_series_legend(loss)}</figure>")
-        if dice:
-            charts.append(f"<figure>{chart_svg(dice, 'Validation Dice', 'Dice', (0.0, 1.0))}"
-                          f"{_series_legend(dice)}</figure>")
-        charts.append("</div>")
-        curves_html = "".join(charts)
-    else:
-        curves_html = ("<p class=\"muted\">The curves appear when the training has finished and its logged metrics "
-                       "(<code>metrics.csv</code>) are collected.</p>")
+                    for label, field in (("Scores", "scores"), ("Dice per class", "classes"), ("Id", "id"),
+                                         ("Config", "config"), ("Backend", "backend"), ("Resources", "resources"),
+                                         ("Datasets", "datasets"), ("Job", "job"), ("Created", "created"),
+                                         ("Started", "started"), ("Finished", "finished")))
     main = (f"<p><a href=\"/\">← Overview</a></p><section id=\"training\" data-key=\"{esc(view['id'])}\">"
             f"<h1 data-text=\"name\">{esc(view['name'])}</h1>"
-            f"<p class=\"headline\">{_state(view)}</p>"
+            f"<p class=\"headline\">{_state(view)} {_progress(view)}</p>"
+            f"<p class=\"warning\" role=\"status\" data-text=\"warning\">{esc(view['warning'])}</p>"
             f"<p class=\"error\" role=\"alert\" data-text=\"error\">{esc(view['error'])}</p>"
-            f"<dl class=\"facts\">{facts}</dl></section><h2>Curves</h2>{curves_html}")
+            f"<dl class=\"facts\">{facts}</dl></section><h2>Curves</h2>"
+            f"<div id=\"curves-box\" data-version=\"{esc(curves_version)}\">{curves_html(loss, dice)}</div>")
     return page(view["name"] or view["id"], main, owner, source=f"/ui/data/trainings/{view['id']}", kind="training")

@@ -16,13 +16,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from render_service.api.deps import SessionDep, SettingsDep
 from render_service.dashboard import pages, session, trainings, views
 from render_service.dashboard.thumbnails import NoThumbnail, thumbnail
+from render_service.db.models import Batch
 from render_service.files import FileRefused
-from render_service.store import batch_public, get_batch, list_batches
+from render_service.store import batch_public, get_batch
 from render_service.tokens import owner_of
+from render_service.training_metrics import training_work_dir
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,6 +43,7 @@ STATIC = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "te
 SIGNED_OUT = "you are not signed in, or your token was revoked: sign in again at /"
 
 Start = Annotated[int, Query(ge=0, le=10_000_000, description="The first image of the page.")]
+CurvesVersion = Annotated[str | None, Query(max_length=100, description="The curves the page shows already.")]
 
 
 def _html(text: str, status: int = 200) -> HTMLResponse:
@@ -60,7 +65,9 @@ def _to_signin() -> RedirectResponse:
 
 def overview_data(db: SessionDep, owner: str) -> dict[str, Any]:
     """The overview's values: the owner's newest batches (and trainings, where the service has them)."""
-    rows, _ = list_batches(db, owner, OVERVIEW_LIMIT, 0)
+    # the batches' tasks in one query for all of them (not one per batch, at every poll of every open overview)
+    rows = db.scalars(select(Batch).where(Batch.owner == owner).options(selectinload(Batch.tasks))
+                      .order_by(Batch.created_at.desc(), Batch.id).limit(OVERVIEW_LIMIT))
     return {"batches": [views.batch_view(batch_public(b)) for b in rows],
             "trainings": trainings.overview_trainings(db, owner, OVERVIEW_LIMIT)}
 
@@ -181,24 +188,32 @@ def static(name: str) -> Response:
 
 @router.get("/ui/trainings/{training_id}", response_class=HTMLResponse)
 def training_page(request: Request, db: SessionDep, settings: SettingsDep, training_id: str) -> Response:
-    """A training's page: state, what it trains on, its loss and Dice curves."""
+    """A training's page: state, progress, what it trains on, its loss and Dice curves."""
     owner = _owner(request, db)
     if owner is None:
         return _to_signin()
-    data = trainings.training_data(db, settings.trainings_dir, owner, training_id)
+    data = trainings.training_data(db, settings.trainings_dir, training_work_dir(settings.data_dir), owner,
+                                   training_id)
     if data is None:
         return _html(pages.message_page("No such training", f"No training of yours has id {training_id[:64]!r}.",
                                         owner), 404)
-    return _html(pages.training_page(owner, data["training"], data["loss"], data["dice"]))
+    return _html(pages.training_page(owner, data["training"], data["loss"], data["dice"], data["curves_version"]))
 
 
 @router.get("/ui/data/trainings/{training_id}")
-def training_json(request: Request, db: SessionDep, settings: SettingsDep, training_id: str) -> Response:
-    """What a training page's script polls (``has_curves``: the finished training's metrics are there)."""
+def training_json(request: Request, db: SessionDep, settings: SettingsDep, training_id: str,
+                  curves: CurvesVersion = None) -> Response:
+    """What a training page's script polls: the training's values, the version of its curves (``curves_version``)
+    and, when the page shows another version (``curves``), the curves' block drawn afresh (``curves_html``)."""
     owner = _owner(request, db)
     if owner is None:
         return _json({"detail": SIGNED_OUT}, 401)
-    data = trainings.training_data(db, settings.trainings_dir, owner, training_id)
+    data = trainings.training_data(db, settings.trainings_dir, training_work_dir(settings.data_dir), owner,
+                                   training_id, known_version=curves)
     if data is None:
         return _json({"detail": f"no training of yours has id {training_id[:64]!r}"}, 404)
-    return _json({"training": data["training"], "has_curves": bool(data["loss"] or data["dice"])})
+    answer = {"training": data["training"], "curves_version": data["curves_version"],
+              "has_curves": not data["curves_version"].startswith("none")}
+    if data["loss"] is not None:
+        answer["curves_html"] = pages.curves_html(data["loss"], data["dice"])
+    return _json(answer)

@@ -1,10 +1,12 @@
 """The dashboard in headless Chromium against a real ``semcoat serve`` (embedded default, rendering with its local
 worker): signing in, the overview's progress advancing while a batch renders (no reload), the batch page's
-thumbnails, legend and truth, no console error on any page (script errors, failed loads and Content-Security-Policy
-refusals all land there), no data without a valid token, hostile strings shown as text."""
+thumbnails, legend and truth, a running training's progress bar and curves updating by themselves (no reload), no
+console error on any page (script errors, failed loads and Content-Security-Policy refusals all land there), no data
+without a valid token, hostile strings shown as text."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +15,11 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from render_service.db.models import Batch
+from render_service.db.models import Batch, Training
 from render_service.db.session import Database
 from render_service.store import create_batch
 from render_service.tokens import owner_of
+from render_service.training_progress import fold_window, with_source
 from render_service.training_store import create_training
 from semcoat import pngio
 from semcoat.batch import BatchSpec
@@ -31,6 +34,7 @@ from tests.integration.dashboard_browser import (
     wait_for,
 )
 from tests.render_service.api.test_dashboard_curves import METRICS
+from tests.render_service.test_training_progress import DEMO_LOG, window
 
 pytestmark = pytest.mark.integration
 COUNT = 8
@@ -168,6 +172,69 @@ def test_a_training_page_draws_its_curves(fresh: webdriver.Chrome, service: Embe
     assert len(driver.find_elements(By.CSS_SELECTOR, "#curves polyline")) == 2 + 3
     _polled(driver)
     assert console_errors(driver) == []
+
+
+def _points(driver: webdriver.Chrome) -> int:
+    """How many points the training page's charts draw (polyline vertices and single-point circles)."""
+    return int(driver.execute_script(
+        "return [...document.querySelectorAll('#curves polyline')]"
+        ".reduce((n, l) => n + l.getAttribute('points').trim().split(/\\s+/).length, 0);"))
+
+
+@pytest.mark.timeout(60)
+def test_a_running_trainings_progress_and_curves_update_by_themselves(fresh: webdriver.Chrome,
+                                                                      service: EmbeddedService) -> None:
+    driver = fresh
+    text = DEMO_LOG.read_text()
+    first_epoch = text[:text.index("1,,39,")]
+    database = Database(f"sqlite:///{service.data_dir / 'semcoat.db'}")
+
+    def worker_read(log_text: str) -> None:  # what a Slurm worker does: the live copy, then the record
+        live.write_text(log_text)
+        with database.session() as session:
+            row = session.get(Training, training_id)
+            assert row is not None
+            row.progress = with_source(fold_window(row.progress, window(log_text)), time.time(), len(log_text), 1.0)
+
+    try:
+        with database.session() as session:
+            owner = owner_of(session, service.token)
+            assert owner is not None
+            # backend 'slurm': this embedded service has no cluster, so its worker leaves the training alone
+            training = create_training(session, owner, "unet-live", "slurm", "unet", "trainer: {max_steps: 400}\n",
+                                       [{"path": "/data/p91", "batch_id": None}], {})
+            training.state, training.job_state, training.job_id = "running", "running", 4242
+            training.started_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)
+            training_id = training.id
+        live = service.data_dir / "work" / "trainings" / training_id / "live" / "metrics.csv"
+        live.parent.mkdir(parents=True)
+        worker_read(first_epoch)
+        sign_in(driver, service.url, service.token)
+        row = f"#training-rows tr[data-key='{training_id}']"
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, row), 10, "the training's row")
+        assert driver.find_element(By.CSS_SELECTOR, f"{row} progress").get_attribute("value") == "82"  # 33 steps of 400
+        driver.execute_script("window.notReloaded = true;")
+        worker_read(text)
+        wait_for(lambda: driver.find_element(By.CSS_SELECTOR, f"{row} progress").get_attribute("value") == "185",
+                 10, "the overview's bar to move")
+        assert "loss 1.865" in driver.find_element(By.CSS_SELECTOR, f"{row} .scores").text
+        assert driver.execute_script("return window.notReloaded === true;")
+
+        worker_read(first_epoch)
+        driver.find_element(By.CSS_SELECTOR, f"{row} a").click()
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#curves svg.chart"), 10, "the curves")
+        driver.execute_script("window.notReloaded = true;")
+        before = _points(driver)
+        assert "step 32 / 400" in driver.find_element(By.CSS_SELECTOR, "#training .progress-text").text
+        worker_read(text)
+        wait_for(lambda: _points(driver) > before, 15, "the curves to grow")
+        wait_for(lambda: "step 73 / 400" in driver.find_element(By.CSS_SELECTOR, "#training .progress-text").text,
+                 10, "the progress text")
+        assert driver.execute_script("return window.notReloaded === true;")
+        assert "pore 0.679" in driver.find_element(By.CSS_SELECTOR, "#training [data-text=classes]").text
+        assert console_errors(driver) == []
+    finally:
+        database.dispose()
 
 
 @pytest.mark.timeout(180)

@@ -1,6 +1,9 @@
 // The dashboard's only script: polls the page's JSON (body[data-source]) every data-poll-ms and copies the values
 // into the page as text (textContent, never HTML), adding rows and figures from <template>s as they appear.
 // The server formats every value (render_service/dashboard/views.py); nothing here builds markup from data.
+// One block is taken whole from the server: a training's curves, SVG charts drawn by render_service/dashboard/
+// curves.py (every text escaped there), sent only when they changed, parsed inertly (DOMParser: nothing in it
+// runs, and the Content-Security-Policy allows no inline script or style anyway) and swapped in.
 "use strict";
 
 (function () {
@@ -25,7 +28,8 @@
       }
       if (node.hasAttribute("data-progress") && "count" in values) {
         node.max = Math.max(Number(values.count) || 0, 1);
-        node.value = Number(values.done) || 0;
+        if (values.done === null) node.removeAttribute("value");  // under way, how far unknown
+        else node.value = Number(values.done) || 0;
       }
       if (node.hasAttribute("data-state") && /^[a-z]+$/.test(values.state || "")) node.dataset.value = values.state;
     }
@@ -104,11 +108,21 @@
   function training(data) {
     const section = document.getElementById("training");
     if (section) fill(section, data.training);
-    // The curves come with the finished training's metrics: reload once to draw them.
-    if (data.training.final && data.has_curves && !document.getElementById("curves")) {
-      window.location.reload();
+    const box = document.getElementById("curves-box");
+    if (box && typeof data.curves_html === "string") {
+      const parsed = new DOMParser().parseFromString(data.curves_html, "text/html");
+      box.replaceChildren(...Array.from(parsed.body.childNodes, (node) => document.importNode(node, true)));
+      box.dataset.version = String(data.curves_version);
     }
-    return data.training.final;
+    // Done once it has ended and the page shows its collected log's curves (sent with the final state).
+    return data.training.final && (!box || box.dataset.version === String(data.curves_version));
+  }
+
+  // The training page tells which curves it shows, so they are drawn and sent only when they changed.
+  function pollUrl() {
+    const box = document.getElementById("curves-box");
+    if (body.dataset.page !== "training" || !box) return source;
+    return source + (source.includes("?") ? "&" : "?") + "curves=" + encodeURIComponent(box.dataset.version || "");
   }
 
   const handlers = {overview: overview, batch: batch, training: training};
@@ -134,7 +148,7 @@
     }
     let finished = false;
     try {
-      const response = await fetch(source, {credentials: "same-origin", cache: "no-store",
+      const response = await fetch(pollUrl(), {credentials: "same-origin", cache: "no-store",
                                             headers: {"Accept": "application/json"}});
       if (response.status === 401) {
         window.location.assign("/");  // signed out elsewhere, or the token was revoked
