@@ -2,7 +2,9 @@
 ``semcoat worker`` as separate processes, a small batch rendered on the loopback cluster first, then a training on
 it as one Slurm job of two CPU processes (gloo DDP under srun, Lightning's SLURMEnvironment) run by the cluster
 user from the cluster's own environment (/opt/semcoat-cluster, the `train` extra), packaged in the same job, collected,
-and its checkpoint and ONNX model downloaded through the API and run. And a running training cancelled.
+and its checkpoint and ONNX model downloaded through the API and run; its progress (step, loss, validation Dice read
+from the run's metrics.csv on the cluster) and its live log seen through the API before it succeeded. And a running
+training cancelled.
 
 The admin's set-up line keeps gloo on the loopback interface (nothing leaves 127.0.0.1).
 """
@@ -37,8 +39,10 @@ RESOURCES = {"processes_per_node": 2, "cpus_per_task": 1, "time_limit": "20"}
 
 @pytest.fixture(scope="module")
 def service(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    # the logs of running trainings read every 2 s (not 30): this training runs well under a minute
     svc = Service(stack_env, tmp_path_factory.mktemp("training-service"),
-                  worker_env={"SEMCOAT_SLURM_SETUP_LINES": json.dumps(SETUP_LINES)}).start()
+                  worker_env={"SEMCOAT_SLURM_SETUP_LINES": json.dumps(SETUP_LINES),
+                              "SEMCOAT_SLURM_PROGRESS_S": "2"}).start()
     yield svc
     svc.stop()
 
@@ -70,13 +74,16 @@ def training(service: Service, training_id: str) -> dict[str, Any]:
     return result
 
 
-def wait_training(service: Service, training_id: str, timeout_s: float, until: tuple[str, ...] = FINAL
-                  ) -> dict[str, Any]:
+def wait_training(service: Service, training_id: str, timeout_s: float, until: tuple[str, ...] = FINAL,
+                  seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Poll until the training is in one of ``until``; every answer before goes into ``seen``."""
     deadline = time.monotonic() + timeout_s
     while True:
         current = training(service, training_id)
         if current["state"] in until:
             return current
+        if seen is not None:
+            seen.append(current)
         assert time.monotonic() < deadline, f"training after {timeout_s} s: {current}\n{service.worker_log()}"
         time.sleep(0.5)
 
@@ -88,10 +95,22 @@ def test_a_training_runs_as_one_ddp_job_and_its_model_comes_back_through_the_api
     submitted = submit_training(service, {"name": "it-unet", "dataset": {"batches": [rendered["id"]]},
                                           "config": "unet", "overrides": FAST, "backend": "slurm",
                                           "resources": RESOURCES})
-    done = wait_training(service, submitted["id"], timeout_s=360)
+    assert submitted["progress"]["max_epochs"] == 2 and submitted["progress"]["step"] is None
+    seen: list[dict[str, Any]] = []
+    done = wait_training(service, submitted["id"], timeout_s=360, seen=seen)
     remote = f"{stack_env['SEMCOAT_CLUSTER_HOME']}/semcoat-trainings/{submitted['id']}"
     log = ssh.run(["cat", f"{remote}/logs/train-{done['slurm_job_id']}.out"]).stdout
     assert (done["state"], done["error"]) == ("succeeded", None), f"{done}\n{log[-3000:]}"
+
+    # while it ran, the worker read the run's log on the cluster: step, epoch and loss before it succeeded
+    running = [t["progress"] for t in seen if t["state"] == "running" and t["progress"]["step"] is not None]
+    assert running, f"no progress seen while running: {[(t['state'], t['progress']) for t in seen]}"
+    assert running[0]["train_loss"] is not None and running[0]["max_epochs"] == 2
+    assert 0 < running[0]["fraction"] <= 1 and running[0]["elapsed_s"] > 0
+    final = done["progress"]
+    assert (final["epoch"], final["val_epoch"], final["fraction"]) == (1, 1, 1.0)  # 2 epochs, both validated
+    assert final["step"] >= running[-1]["step"] and 0 <= final["best_val_dice_mean"] <= 1
+    assert set(final["val_dice"]) >= {"fe2al5", "substrate"}
     assert done["datasets"] == [{"batch_id": rendered["id"],
                                  "path": f"{stack_env['SEMCOAT_CLUSTER_HOME']}/semcoat-batches/{rendered['id']}/"
                                          "dataset"}]
@@ -118,6 +137,11 @@ def test_a_training_runs_as_one_ddp_job_and_its_model_comes_back_through_the_api
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["monitor"] == "val/dice_mean" and 0.0 <= metrics["best"]["value"] <= 1.0
     assert metrics["last"]["step"] >= 1 and metrics["checkpoint"] == checkpoint
+    assert (final["best_val_dice_mean"], final["best_step"]) == (metrics["best"]["value"], metrics["best"]["step"])
+    with service.client() as http:
+        logged = http.get(f"/trainings/{done['id']}/metrics")
+        collected = http.get(f"/trainings/{done['id']}/files/metrics.csv")
+    assert logged.headers["x-semcoat-metrics"] == "final" and logged.text == collected.text
 
     # the model predicts: the ONNX export and the checkpoint itself, on a rendered image, agree
     import cv2
