@@ -29,7 +29,7 @@ from render_service.db.session import Database
 from render_service.orchestrate import StepReport, apply_observation
 from render_service.slurm.errors import InvalidJobSetting, SubmissionError, TransportError
 from render_service.states import FINAL_BATCH_STATES, next_training_state
-from render_service.training_metrics import METRICS_FILE
+from render_service.training_metrics import METRICS_CSV
 from render_service.training_progress import due, file_rows, fold, fold_window, with_source
 from render_service.training_store import ACTIVE_STATES, active_trainings
 
@@ -169,7 +169,7 @@ class TrainingOrchestrator:
 
     def _final_progress(self, training: Training) -> None:
         """A succeeded training's record from its whole collected log (streamed: exact, whatever its length)."""
-        path = self.backend.trainings_dir / training.id / METRICS_FILE
+        path = self.backend.trainings_dir / training.id / METRICS_CSV
         try:
             info = path.stat()
             with open(path, encoding="utf-8", errors="replace", newline="") as handle:

@@ -22,7 +22,7 @@ from typing import IO
 from render_service.files import FileRefused, open_file
 from render_service.training_progress import MetricsWindow, header_of
 
-METRICS_FILE = "metrics.csv"
+METRICS_CSV = "metrics.csv"  # (training_base.METRICS_FILE is the package's metrics.json)
 LIVE_DIR = "live"
 HEAD_BYTES = 64 * 1024
 TAIL_BYTES = 256 * 1024
@@ -47,14 +47,14 @@ def run_metrics_relative(job_dir: Path) -> str | None:
     except OSError:
         return None
     version = newest_version(names)
-    return None if version is None else f"run/logs/{version}/{METRICS_FILE}"
+    return None if version is None else f"run/logs/{version}/{METRICS_CSV}"
 
 
 def live_metrics(job_dir: Path) -> tuple[Path, str] | None:
     """(folder, relative path) of a running training's log as the service sees it: the worker's copy of a Slurm
     training's, else the local run's own; None before the fit has logged anything."""
-    if (job_dir / LIVE_DIR / METRICS_FILE).is_file():
-        return job_dir, f"{LIVE_DIR}/{METRICS_FILE}"
+    if (job_dir / LIVE_DIR / METRICS_CSV).is_file():
+        return job_dir, f"{LIVE_DIR}/{METRICS_CSV}"
     relative = run_metrics_relative(job_dir)
     return (job_dir, relative) if relative is not None and (job_dir / relative).is_file() else None
 

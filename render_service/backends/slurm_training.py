@@ -45,7 +45,7 @@ from render_service.slurm.sbatch import TrainingJob, training_sbatch_script
 from render_service.training_metrics import (
     HEAD_BYTES,
     LIVE_DIR,
-    METRICS_FILE,
+    METRICS_CSV,
     TAIL_BYTES,
     newest_version,
     read_window,
@@ -184,7 +184,7 @@ class SlurmTrainingBackend:
         def look() -> dict[str, MetricsRead]:
             # exit 1 is find's answer when a training has no log folder yet; the others are still listed
             listed = runner.run(["find", *logs_dirs, "-mindepth", "2", "-maxdepth", "2", "-type", "f", "-name",
-                                 METRICS_FILE, "-printf", "%s %T@ %p\\n"])
+                                 METRICS_CSV, "-printf", "%s %T@ %p\\n"])
             if listed.exit_code not in (0, 1):
                 log.warning("cannot list the trainings' logs on %s: %s", runner.host,
                             listed.stderr.strip()[-300:] or f"find exited {listed.exit_code}")
@@ -204,14 +204,14 @@ class SlurmTrainingBackend:
 
     def live_path(self, training_id: str) -> Path:
         """The worker's latest copy of a training's log."""
-        return self.work_dir / training_id / LIVE_DIR / METRICS_FILE
+        return self.work_dir / training_id / LIVE_DIR / METRICS_CSV
 
     def _read_log(self, training_id: str, path: str, size: int, mtime: float) -> MetricsWindow:
         runner = self.cluster.runner
         if size <= LIVE_MAX_BYTES:
             live = self.live_path(training_id)
             live.parent.mkdir(parents=True, exist_ok=True)
-            part = live.with_name(f".{METRICS_FILE}.{uuid.uuid4().hex[:8]}.part")
+            part = live.with_name(f".{METRICS_CSV}.{uuid.uuid4().hex[:8]}.part")
             try:
                 runner.fetch(path, part)
                 os.replace(part, live)
@@ -234,7 +234,7 @@ def newest_logs(find_output: str, logs_dirs: dict[str, TrainingView]) -> dict[Tr
         size_text, mtime_text, path = parts
         version_dir = posixpath.dirname(path)
         logs = posixpath.dirname(version_dir)
-        if logs not in logs_dirs or posixpath.basename(path) != METRICS_FILE:
+        if logs not in logs_dirs or posixpath.basename(path) != METRICS_CSV:
             continue
         try:
             size, mtime = int(size_text), float(mtime_text)

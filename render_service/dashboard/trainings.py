@@ -17,7 +17,7 @@ from render_service.dashboard.curves import MAX_CSV_BYTES, Series, curves
 from render_service.dashboard.views import when
 from render_service.files import FileRefused, open_file
 from render_service.states import FINAL_BATCH_STATES
-from render_service.training_metrics import METRICS_FILE, live_metrics
+from render_service.training_metrics import METRICS_CSV, live_metrics
 from render_service.training_schemas import TrainingPublic
 from render_service.training_store import get_training, list_trainings, training_public
 
@@ -84,7 +84,7 @@ class MetricsLog:
 
 def metrics_log(trainings_dir: Path, work_dir: Path, training_id: str) -> MetricsLog | None:
     """The collected log of the training, else its log so far (None: nothing logged yet)."""
-    found: list[tuple[str, Path, str]] = [("final", trainings_dir / training_id, METRICS_FILE)]
+    found: list[tuple[str, Path, str]] = [("final", trainings_dir / training_id, METRICS_CSV)]
     live = live_metrics(work_dir / training_id)
     if live is not None:
         found.append(("live", *live))

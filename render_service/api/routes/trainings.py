@@ -20,7 +20,7 @@ from render_service.api.routes.batches import AUTH_RESPONSES, UNAVAILABLE, requi
 from render_service.db.models import Training
 from render_service.files import FileRefused, iter_file, iter_zip, list_files, open_file
 from render_service.schemas import BatchStateName, ErrorBody, FileEntry
-from render_service.training_metrics import METRICS_FILE, live_metrics, open_complete_lines, training_work_dir
+from render_service.training_metrics import METRICS_CSV, live_metrics, open_complete_lines, training_work_dir
 from render_service.training_schemas import TrainingCreate, TrainingList, TrainingPublic
 from render_service.training_store import get_training, list_trainings, training_public
 
@@ -132,7 +132,7 @@ def metrics(training: OwnedTraining, settings: SettingsDep) -> StreamingResponse
     """The training's logged metrics as CSV (step, epoch, train/loss, val/loss, val/dice_<class>, val/dice_mean,
     ...): the collected log once it has succeeded, else the log so far while it runs (the local run's own, or the
     worker's latest copy of a Slurm run's: at most ``SEMCOAT_SLURM_PROGRESS_S`` old); complete lines only."""
-    found = ("final", open_complete_lines(settings.trainings_dir / training.id, METRICS_FILE))
+    found = ("final", open_complete_lines(settings.trainings_dir / training.id, METRICS_CSV))
     if found[1] is None:
         live = live_metrics(training_work_dir(settings.data_dir) / training.id)
         found = ("live", open_complete_lines(*live) if live is not None else None)
