@@ -30,7 +30,15 @@ from render_service.orchestrate import StepReport, apply_observation
 from render_service.slurm.errors import InvalidJobSetting, SubmissionError, TransportError
 from render_service.states import FINAL_BATCH_STATES, next_training_state
 from render_service.training_metrics import METRICS_CSV
-from render_service.training_progress import due, file_rows, fold, fold_window, with_source
+from render_service.training_progress import (
+    config_limits,
+    due,
+    file_rows,
+    fold,
+    fold_window,
+    new_record,
+    with_source,
+)
 from render_service.training_store import ACTIVE_STATES, active_trainings
 
 log = logging.getLogger(__name__)
@@ -161,7 +169,7 @@ class TrainingOrchestrator:
             training = session.get(Training, training_id)
             if training is None:
                 return
-            record = training.progress or {}
+            record = training.progress or new_record(config_limits(training.config_yaml))
             if read is None or read.window is None:  # nothing logged yet, or nothing new
                 training.progress = with_source(record, now)
             else:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -18,6 +20,8 @@ from render_service.db.models import Training, utc_now
 from render_service.store import as_utc, new_batch_id
 from render_service.training_progress import config_limits, leading_limit, new_record
 from render_service.training_schemas import DatasetFolder, TrainingProgress, TrainingPublic, TrainingResourcesPublic
+
+log = logging.getLogger(__name__)
 
 ACTIVE_STATES = ("queued", "submitted", "running")
 
@@ -76,11 +80,16 @@ def progress_public(training: Training, now: dt.datetime | None = None) -> Train
     limit, fraction = leading_limit(record, elapsed)
     if training.state == "succeeded":  # it ran to one of its limits or stopped early: done either way
         fraction = 1.0 if limit is not None else None
-    updated = (record.get("source") or {}).get("updated_at")
+    source = record.get("source")
+    updated = source.get("updated_at") if isinstance(source, dict) else None
     values = {k: v for k, v in record.items() if k in TrainingProgress.model_fields and k != "updated_at"}
-    return TrainingProgress(**values, elapsed_s=elapsed, fraction=fraction, limit=limit,
-                            updated_at=dt.datetime.fromtimestamp(updated, dt.UTC)
-                            if isinstance(updated, int | float) else None)
+    try:
+        return TrainingProgress(**values, elapsed_s=elapsed, fraction=fraction, limit=limit,
+                                updated_at=dt.datetime.fromtimestamp(updated, dt.UTC)
+                                if isinstance(updated, int | float) else None)
+    except ValidationError:  # a record this version cannot read (written by another): the limits only
+        log.warning("training %s: its progress record is unreadable; showing its config's limits", training.id)
+        return TrainingProgress(**new_record(config_limits(training.config_yaml)), elapsed_s=elapsed)
 
 
 def training_public(training: Training, now: dt.datetime | None = None) -> TrainingPublic:

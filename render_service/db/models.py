@@ -155,8 +155,11 @@ class Training(Base):
 
     @property
     def progress(self) -> dict[str, Any] | None:
-        """The progress record (None: none stored, as for trainings submitted before it existed)."""
-        value = json.loads(self.progress_json) if self.progress_json else None
+        """The progress record (None: none stored, as for trainings submitted before it existed, or unreadable)."""
+        try:
+            value = json.loads(self.progress_json) if self.progress_json else None
+        except ValueError:
+            return None
         return value if isinstance(value, dict) else None
 
     @progress.setter
