@@ -40,7 +40,7 @@ from render_service.backends.training_base import (
     devices_per_node,
 )
 from render_service.slurm import jobs
-from render_service.slurm.errors import RemoteFileError, RemoteFileNotFound
+from render_service.slurm.errors import CommandFailed, RemoteFileError, RemoteFileNotFound
 from render_service.slurm.sbatch import TrainingJob, training_sbatch_script
 from render_service.training_metrics import (
     HEAD_BYTES,
@@ -196,7 +196,7 @@ class SlurmTrainingBackend:
                     continue
                 try:
                     reads[training.id] = MetricsRead(size, mtime, self._read_log(training.id, path, size, mtime))
-                except (RemoteFileError, OSError) as exc:  # gone or refused between find and read: next look
+                except (RemoteFileError, CommandFailed, OSError) as exc:  # gone or refused since the find
                     log.warning("training %s: cannot read its log %s: %s", training.id, path, exc)
             return reads
 
