@@ -13,10 +13,19 @@ from pathlib import Path
 import numpy as np
 
 from analysis import databar_crop, files, sem_tiff, tiling
-from analysis.measure import MaskError, Measurements, check_layered, check_pixel_size_um, measure
+from analysis.frame_columns import frame_columns
+from analysis.measure import (
+    FRAME_MIN_COLUMN_SHARE,
+    MaskError,
+    Measurements,
+    check_layered,
+    check_pixel_size_um,
+    measure,
+)
 from analysis.model import SegmentationModel, WholeImageModel, load_model
 from semcoat.classes import BACKGROUND, CLASSES
 from semcoat.errors import InvalidArgument, SemcoatError
+from semcoat.measurements import measurement
 from semcoat.predictions import (
     IMAGES_DIR,
     MASKS_DIR,
@@ -188,6 +197,41 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = OVERLAY_ALPHA) -
     return np.round(rgb).astype(np.uint8)
 
 
+def frame_note(path: str | Path, mask: np.ndarray, result: Measurements) -> str | None:
+    """Why measurements of an image are empty because its frame cuts the coating, or None when it does not.
+
+    A close-up (the surface above the top edge, or the Fe2Al5 band running off the bottom edge) has no thickness, and
+    what needs the edge it does not show (the pore line's depth needs the surface, FeAl the band's bottom) is None:
+    the note names the edges missing and the measurements left empty. A whole frame whose FeAl runs off the bottom
+    edge gets a note for its FeAl thickness.
+
+    Parameters
+    ----------
+    path : the image, named in the note.
+    mask : its predicted class ids (the mask ``result`` was measured on).
+    result : its measurements (:func:`analysis.measure.measure`).
+    """
+    values = result.as_dict()
+    empty = [measurement(name).title for name, value in values.items() if value is None]
+    if result.fe2al5_thickness_um is not None:
+        if result.feal_present and result.feal_thickness_um is None:
+            return f"{path}: FeAl runs off the bottom edge in most columns: its thickness is not measured (left empty)"
+        return None
+    cols = frame_columns(mask)
+    n_banded = max(1, int(np.count_nonzero(cols.banded)))
+    missing = []
+    if np.count_nonzero(cols.surface_seen) < FRAME_MIN_COLUMN_SHARE * n_banded:
+        missing.append("the surface lies above the top edge")
+    if np.count_nonzero(cols.bottom_seen) < FRAME_MIN_COLUMN_SHARE * n_banded:
+        missing.append("the Fe2Al5 band runs off the bottom edge (no FeAl or substrate below it in the frame)")
+    if not missing:
+        missing.append("fewer than half of the columns show both the surface and the band's bottom")
+    return (
+        f"{path}: the frame cuts the coating ({'; '.join(missing)}): {', '.join(empty)} not measured (left empty); "
+        "the fractions are of the band the frame shows"
+    )
+
+
 def _named(path: Path, exc: Exception) -> str:
     """The error's message, prefixed with the file when it does not name it already."""
     message = str(exc) or type(exc).__name__
@@ -301,17 +345,20 @@ def predict_files(
             failure: SemcoatError | None = exc
         else:
             _write_outputs(out, stem, item, mask)
-            error, failure = None, None
+            result: Measurements | None = None
+            error, failure, note = None, None, None
             try:
-                result: Measurements | None = measure(mask, item.pixel_size_um, source=str(item.path))
+                measured = measure(mask, item.pixel_size_um, source=str(item.path))
                 check_layered(mask, source=str(item.path))  # numbers from noise or a photo are no measurements
             except MaskError as exc:
-                result, error, failure = None, _named(path, exc), exc
+                error, failure = _named(path, exc), exc
+            else:
+                result, note = measured, frame_note(path, mask, measured)  # why a close-up's values are empty
             warning = pixel_size_warning(path, pixel_size_um, item.metadata_pixel_size_um)
             record = PredictionRecord(
                 stem, str(item.path), str(model_path), _round6(item.pixel_size_um), item.pixel_size_from,
                 _round6(item.metadata_pixel_size_um), item.databar_top_row, int(mask.shape[0]), int(mask.shape[1]),
-                error, error is not None, [*item.warnings, *([warning] if warning else [])],
+                error, error is not None, [*item.warnings, *([warning] if warning else []), *([note] if note else [])],
             )  # fmt: skip
             rows.append((stem, record.pixel_size_um, result))
         records.append(record)
