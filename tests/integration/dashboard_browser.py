@@ -72,12 +72,17 @@ def sign_in(driver: webdriver.Chrome, url: str, token: str) -> None:
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "form.signout"), 10, "the signed-in overview")
 
 
-def small_batch(name: str, count: int, seed: int = 7, width_px: int = 320, height_px: int = 256) -> dict[str, Any]:
-    """A batch of small images in one render task, rendered one after the other (320x256: about a second each on
-    this 2-core machine, so a page polling every 2 s sees the progress move)."""
+def small_batch(name: str, count: int, seed: int = 7, width_px: int = 320, height_px: int = 256,
+                images_per_task: int | None = None) -> dict[str, Any]:
+    """A batch of small images (320x256), all in one render task unless ``images_per_task`` says otherwise.
+
+    A small image renders in a fraction of a second, faster than a page polls (2 s): to watch progress move, give
+    each image its own task and the service one render process at a time (:class:`EmbeddedService`), so every
+    image also waits for its process to start (Blender's import, a second or more).
+    """
     imaging = ImagingSpec(width_px=width_px, height_px=height_px, pixel_size_um=0.8 * 160 / width_px)
     batch = BatchSpec(name=name, count=count, seed=seed, base=CoatingSpec(imaging=imaging))
-    batch.render.images_per_task = count
+    batch.render.images_per_task = images_per_task or count
     batch.validate()
     return batch.to_dict()
 
@@ -98,7 +103,7 @@ class EmbeddedService:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SEMCOAT_")}
         self.env.update(HOME=str(root / "home"), SEMCOAT_DATA_DIR=str(self.data_dir), SEMCOAT_POLL_INTERVAL_S="0.5",
-                        PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+                        SEMCOAT_LOCAL_MAX_PROCESSES="1", PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
         self.log = root / "serve.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.token = ""

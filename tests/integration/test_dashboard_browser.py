@@ -243,7 +243,7 @@ def test_progress_advances_on_the_overview_and_the_batch_page_shows_its_images(
     driver = fresh
     sign_in(driver, service.url, service.token)
     driver.execute_script("window.notReloaded = true;")
-    batch_id = service.submit(small_batch("dash-progress", COUNT))
+    batch_id = service.submit(small_batch("dash-progress", COUNT, images_per_task=1))
     seen: list[int] = []
     deadline = time.monotonic() + 150
     while True:
