@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from render_service.db.models import Batch, RenderTask
 from render_service.schemas import BatchPublic, TaskCountsPublic
@@ -54,12 +54,15 @@ def get_batch(session: Session, batch_id: str, owner: str | None) -> Batch | Non
 
 def list_batches(session: Session, owner: str, limit: int, offset: int, state: str | None = None) -> tuple[
         list[Batch], int]:
-    """The owner's batches, newest first, one page of them, and how many there are in all."""
+    """The owner's batches, newest first, one page of them (with their tasks, loaded for the whole page in one
+    query: the list and the dashboard's overview show every batch's task counts at each poll), and how many there
+    are in all."""
     query = select(Batch).where(Batch.owner == owner)
     if state is not None:
         query = query.where(Batch.state == state)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Batch.created_at.desc(), Batch.id).limit(limit).offset(offset))
+    rows = session.scalars(query.options(selectinload(Batch.tasks))
+                           .order_by(Batch.created_at.desc(), Batch.id).limit(limit).offset(offset))
     return list(rows), total
 
 

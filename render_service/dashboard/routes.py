@@ -16,15 +16,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from render_service.api.deps import SessionDep, SettingsDep
 from render_service.dashboard import pages, session, trainings, views
 from render_service.dashboard.thumbnails import NoThumbnail, thumbnail
-from render_service.db.models import Batch
 from render_service.files import FileRefused
-from render_service.store import batch_public, get_batch
+from render_service.store import batch_public, get_batch, list_batches
 from render_service.tokens import owner_of
 from render_service.training_metrics import training_work_dir
 
@@ -65,9 +62,7 @@ def _to_signin() -> RedirectResponse:
 
 def overview_data(db: SessionDep, owner: str) -> dict[str, Any]:
     """The overview's values: the owner's newest batches (and trainings, where the service has them)."""
-    # the batches' tasks in one query for all of them (not one per batch, at every poll of every open overview)
-    rows = db.scalars(select(Batch).where(Batch.owner == owner).options(selectinload(Batch.tasks))
-                      .order_by(Batch.created_at.desc(), Batch.id).limit(OVERVIEW_LIMIT))
+    rows, _total = list_batches(db, owner, OVERVIEW_LIMIT, 0)
     return {"batches": [views.batch_view(batch_public(b)) for b in rows],
             "trainings": trainings.overview_trainings(db, owner, OVERVIEW_LIMIT)}
 
