@@ -42,14 +42,22 @@ def fe2al5_depth_factor(mask: np.ndarray, gradient: float) -> np.ndarray:
     top = np.argmax(in_band, axis=0)
     bottom = in_band.shape[0] - np.argmax(in_band[::-1], axis=0)
     span = np.maximum(bottom - top, 1).astype(np.float32)
-    # In blocks of rows: the same arithmetic per pixel, in cache-sized pieces (a 6144x4096 frame took over a second).
-    for first in range(0, mask.shape[0], DEPTH_BLOCK_ROWS):
-        last = min(mask.shape[0], first + DEPTH_BLOCK_ROWS)
-        rows = np.arange(first, last, dtype=np.float32)[:, None]
-        t = np.clip((rows - top[None, :]) / span[None, :], 0.0, 1.0)
-        ramp = 1.0 + np.float32(gradient) * (t - 0.5)
-        apply = fe2al5[first:last] & has_band[None, :]
-        factor[first:last][apply] = ramp[apply]
+    if not has_band.any():
+        return factor
+    # Every Fe2Al5 pixel lies in its column's band, so only the rows from the highest top to the lowest bottom count.
+    # In blocks of rows: the same arithmetic per pixel (float64, as the float32 rows and int64 tops promote), in
+    # cache-sized pieces (a 6144x4096 frame took over a second), in place.
+    top64, span64, gradient64 = top.astype(np.float64), span.astype(np.float64), float(np.float32(gradient))
+    first_row, last_row = int(top[has_band].min()), int(bottom[has_band].max())
+    for first in range(first_row, last_row, DEPTH_BLOCK_ROWS):
+        last = min(last_row, first + DEPTH_BLOCK_ROWS)
+        ramp = np.arange(first, last, dtype=np.float64)[:, None] - top64[None, :]
+        ramp /= span64[None, :]
+        np.clip(ramp, 0.0, 1.0, out=ramp)
+        ramp -= 0.5
+        ramp *= gradient64
+        ramp += 1.0  # 1 + gradient (t - 0.5)
+        np.copyto(factor[first:last], ramp, where=fe2al5[first:last] & has_band[None, :], casting="same_kind")
     return factor
 
 

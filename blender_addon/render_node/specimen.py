@@ -53,15 +53,15 @@ def specimen_signal(
         check(should_stop)
     specimen = grain_factor(mask, img.pixel_size_um, streams.texture)
     check(should_stop)
-    specimen = specimen * fe2al5_depth_factor(mask, grey.fe2al5_depth_gradient)
+    specimen *= fe2al5_depth_factor(mask, grey.fe2al5_depth_gradient)
     check(should_stop)
-    specimen = specimen * scratch_factor(mask, img.pixel_size_um, img.scratch_density_per_100um,
+    specimen *= scratch_factor(mask, img.pixel_size_um, img.scratch_density_per_100um,
                                          img.scratch_contrast, streams.scratches)
     check(should_stop)
     pre = spec.precipitates
     if pre.speck_density_per_um2 > 0:
         contrasts = np.array(grey.precipitate_phase_greys()) / max(grey.fe2al5, 1e-3) - 1.0
-        specimen = specimen * speck_factor(
+        specimen *= speck_factor(
             mask, img.pixel_size_um, pre.speck_density_per_um2, contrasts,
             np.array([pre.al8cr5_share, pre.cr2al_share, pre.cr23c6_share]), streams.specks)
         check(should_stop)

@@ -62,8 +62,8 @@ def grain_factor(mask: np.ndarray, pixel_size_um: float, rng: np.random.Generato
     factor = np.ones(mask.shape, np.float32)
     for class_id, tex in TEXTURES.items():
         field = voronoi_field((mask.shape[0], mask.shape[1]), tex.grain_um / pixel_size_um, tex.aspect, rng)
-        where = mask == class_id
-        factor[where] += np.float32(tex.amplitude) * field[where]
+        field *= np.float32(tex.amplitude)
+        np.add(factor, field, out=factor, where=mask == class_id)
     return factor
 
 
