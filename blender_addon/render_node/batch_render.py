@@ -33,7 +33,7 @@ from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.spec import CoatingSpec
 
-GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 13"
+GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 14"
 PNG_COMPRESSION = 1  # fastest zlib level; the 8-bit images gain ~10 % from level 6 at 3x the time
 # Noisy SEM images gain nothing from deflate's string matching: Huffman coding alone makes them 2 % smaller than level 1
 # and 40 % faster (20 vs 34 ms for 1024x768 8-bit, 45 vs 75 ms 16-bit); masks keep level 1 (runs of one class).
