@@ -71,6 +71,11 @@ LAYER_ORDER_MAX_SHARE = 0.25
 # whole or cut at 0.05-0.13 um/px: truth <= 11 %, the classical baseline <= 19 %; pixel noise and blurred noise
 # through the baseline: >= 25 %, mostly dark specks; some blurred noise reads as resin, coating, substrate).
 MAX_VOID_SHARE = 0.25
+# The Fe2Al5 band of a frame that shows the whole stack is at least this many pixels thick in the median whole column:
+# a sliver between resin and a bright phase is no band to measure, not to 10 % (the classical baseline, taking the
+# brighter part of a close-up's Fe2Al5 for steel, leaves 2-6 px under the surface; preset renders at 0.35 um/px have
+# >= 57 px).
+MIN_BAND_PX = 10
 # A frame that does not show the substrate in those columns (a close-up of the surface, or of the band alone) shows
 # only two classes in order, which segmented noise and pictures of other things show as well: its band must also hold
 # what a coating holds. Pores, precipitates and cracks together make at most this share of it (the baseline on whole
@@ -462,9 +467,12 @@ def check_layered(mask: np.ndarray, source: str | None = None) -> None:
     the layered columns' band. A segmenter run on noise, a blank frame or a photograph of something else finds
     scattered classes that :func:`measure` would still turn into numbers.
 
-    Where the columns show the substrate (at least 60 % of them end on it), the order is evidence enough. A close-up
-    that does not reach the substrate shows only resin over coating, or coating alone, which noise can show too, so
-    its band must also look like a coating's: pores, precipitates and cracks at most
+    Where the columns show the substrate (at least 60 % of them end on it), the order is evidence enough, when the
+    band between is at least :data:`MIN_BAND_PX` (10) pixels thick in the median column that shows both its edges (a
+    thinner sliver is a segmenter's misreading of a close-up, not a band).
+
+    A close-up that does not reach the substrate shows only resin over coating, or coating alone, which noise can
+    show too, so its band must also look like a coating's: pores, precipitates and cracks at most
     :data:`CLOSE_UP_MAX_INCLUSION_SHARE` (35 %) of it, pores or resin along at most
     :data:`CLOSE_UP_MAX_DARK_BOTTOM_SHARE` (50 %) of the bottom edge (resin below the coating: upside down), and,
     without the surface or the band's bottom in most of its columns, some inclusions at all
@@ -525,6 +533,13 @@ def check_layered(mask: np.ndarray, source: str | None = None) -> None:
         raise refuse(
             f"{layout}, but pores and cracks make {voids:.0%} of the Fe2Al5 band (at most {MAX_VOID_SHARE:.0%} in a "
             "coating; segmented noise makes more)"
+        )
+    band_px = (cols.band_bottom_row - cols.surface_row)[cols.whole & layered]
+    if whole and band_px.size and float(np.median(band_px)) < MIN_BAND_PX:
+        raise refuse(
+            f"{layout}, but the Fe2Al5 band is {float(np.median(band_px)):.1f} px thick in the median column (at "
+            f"least {MIN_BAND_PX} px): a sliver between resin and a bright phase, not a band to measure (a grey-level "
+            "segmenter reads the brighter Fe2Al5 of a close-up as steel)"
         )
     if not whole:
         inclusions = voids + np.count_nonzero((m == PRECIPITATE) & rows_in_band) / n_band

@@ -79,6 +79,8 @@ def test_a_frame_with_a_few_columns_of_substrate_is_still_a_close_up() -> None:
         ("speckled", "pores, precipitates and cracks make 50% of the Fe2Al5 band (at most 35%"),
         ("resin_below", "pores or resin run along 100% of the bottom edge (at most 50%): resin below the coating, is "
                         "the image upside down?"),
+        ("sliver", "laid out as resin, coating, substrate, but the Fe2Al5 band is 3.0 px thick in the median column "
+                   "(at least 10 px)"),
         ("flipped", "(at least 60% needed)"),
         ("all_substrate", "(at least 60% needed)"),
         ("all_resin", "(at least 60% needed)"),
@@ -103,6 +105,8 @@ def test_masks_that_show_no_part_of_a_coating_are_refused_saying_why(name: str, 
         "resin_below": np.where(rows >= 130, PORE, FE2AL5).astype(np.uint8),
         # The same, labelled by a model that knows the classes: substrate above the coating, resin below.
         "flipped": np.ascontiguousarray(line_mask(0)[::-1]),
+        # What the classical baseline makes of a close-up of the surface: the brighter Fe2Al5 below read as steel.
+        "sliver": slab(160, 240, surface=20, thickness=3),
         # Resin below the band in every column (a particle on a slide, not a cross-section).
         "resin_under_band": np.where((rows >= 20) & (rows < 120), FE2AL5, BACKGROUND).astype(np.uint8),
     }
