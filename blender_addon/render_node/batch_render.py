@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from blender_addon.render_node.frame import FrameRenderer, RenderError
+from blender_addon.render_node.png import IMAGE_CODING, MASK_CODING, grey_png
 from blender_addon.render_node.sem_image import ScanStreams, form_image, scan_margin_px
 from blender_addon.render_node.specimen import SpecimenStreams, specimen_signal
 from blender_addon.render_node.truth import ground_truth
@@ -33,13 +33,7 @@ from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.spec import CoatingSpec
 
-GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 14"
-PNG_COMPRESSION = 1  # fastest zlib level; the 8-bit images gain ~10 % from level 6 at 3x the time
-# Noisy SEM images gain nothing from deflate's string matching: Huffman coding alone makes them 2 % smaller than level 1
-# and 40 % faster (20 vs 34 ms for 1024x768 8-bit, 45 vs 75 ms 16-bit); masks keep level 1 (runs of one class).
-PNG_IMAGE_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION,
-                    cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
-PNG_MASK_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
+GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 15"
 _GEOMETRY, _TEXTURE, _NOISE, _SCRATCHES, _SPECKS = 0, 1, 2, 3, 4
 # Image-formation streams of issue 11, numbered from 20 so that streams added for the geometry never meet them.
 _FRAMES, _LINE_NOISE, _LATHS, _PARTICLES, _PORE_FILL, _CHARGING = 20, 21, 22, 23, 24, 25
@@ -116,13 +110,13 @@ def dataset_info(batch: BatchSpec) -> DatasetInfo:
         generator_version=GENERATOR_VERSION)
 
 
-def encode_png(pixels: np.ndarray, params: list[int] | None = None) -> bytes:
-    """PNG bytes of a uint8 or uint16 grey array (deterministic for equal input), with OpenCV's PNG ``params``
-    (default: ``PNG_MASK_PARAMS``)."""
-    ok, buf = cv2.imencode(".png", pixels, PNG_MASK_PARAMS if params is None else params)
-    if not ok:
-        raise RenderError(f"PNG encoding failed for an array of shape {pixels.shape} and dtype {pixels.dtype}")
-    return buf.tobytes()
+def encode_png(pixels: np.ndarray, coding: tuple[int, int, int] = MASK_CODING) -> bytes:
+    """PNG bytes of a uint8 or uint16 grey array (deterministic for equal input), written with ``coding`` (see
+    :mod:`.png`: ``IMAGE_CODING`` for images, ``MASK_CODING`` for masks)."""
+    try:
+        return grey_png(pixels, coding)
+    except ValueError as exc:
+        raise RenderError(f"PNG encoding failed: {exc}") from exc
 
 
 def _json_ready(values: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +159,7 @@ def render_sample(
     truth = ground_truth(sem.mask, spec.imaging.pixel_size_um)
     check(should_stop)
     t5 = time.perf_counter()
-    image_png = encode_png(sem.pixels, PNG_IMAGE_PARAMS)
+    image_png = encode_png(sem.pixels, IMAGE_CODING)
     check(should_stop)
     mask_png = encode_png(sem.mask)
     check(should_stop)
