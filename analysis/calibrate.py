@@ -13,6 +13,10 @@ allow becomes a warning naming the image and the estimate; the others go on):
 - the data bar's height and the frame (size, pixel size, bit depth), and the layer geometry the batch must fit into
   the frame (surface depth, Fe2Al5 thickness, FeAl) from the segmentation's measurements.
 
+A close-up whose frame cuts the coating (the surface above the top edge, or the substrate below the bottom edge) is
+used for what it shows: greys, noise, blur at the edge it has, scratches, and the layer geometry it sees; what needs
+an edge it does not show (the thickness, FeAl, the surface depth) is unknown, not absent, and left out of the ranges.
+
 Estimates are keyed by the spec parameter they estimate (``grey.fe2al5``, ``imaging.probe_fwhm_um``, ...); the batch
 spec is written from them by :mod:`analysis.calibrate_spec`. Greys are display greys (contrast 1, brightness 0: see
 :mod:`analysis.calibrate_model`).
@@ -39,9 +43,10 @@ from analysis.calibrate_noise import (
     unclipped_mean,
 )
 from analysis.calibrate_scratches import find_scratches
-from analysis.measure import MaskError, check_layered, measure
+from analysis.frame_columns import frame_columns
+from analysis.measure import FRAME_MIN_COLUMN_SHARE, MaskError, check_layered, measure
 from analysis.predict import ImageInput, load_input, pixel_size_warning
-from semcoat.classes import BACKGROUND, FE2AL5, FEAL, SUBSTRATE
+from semcoat.classes import FE2AL5, FEAL, SUBSTRATE
 from semcoat.errors import SemcoatError
 
 # Flat regions keep this many core sigmas (plus a pixel) away from any edge, and at least MIN_ERODE_PX.
@@ -73,6 +78,8 @@ class ImageEstimates:
     values : spec parameter path -> estimate (only the estimates the image allowed).
     details : further figures for the table (per-edge blur, spreads, particle counts).
     warnings : what could not be estimated, and why.
+    shows_surface, shows_bottom : whether the frame shows the coating's surface and the Fe2Al5 band's bottom (FeAl or
+        substrate) in at least half of the columns with some band; a close-up lacks one or both.
     """
 
     source: str
@@ -85,6 +92,13 @@ class ImageEstimates:
     values: dict[str, float] = field(default_factory=dict)
     details: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    shows_surface: bool = True
+    shows_bottom: bool = True
+
+    @property
+    def cuts_coating(self) -> bool:
+        """The frame does not show the whole coating (a close-up)."""
+        return not (self.shows_surface and self.shows_bottom)
 
 
 def bit_depth_of(image: np.ndarray) -> int:
@@ -185,11 +199,17 @@ def _segment(path: Path, image: np.ndarray) -> np.ndarray:
 
 
 def _geometry(est: ImageEstimates, mask: np.ndarray, px: float) -> None:
-    """Surface depth, Fe2Al5 thickness and FeAl from the segmentation (the batch's coating must fit the frame)."""
-    not_background = mask != BACKGROUND
-    has = not_background.any(axis=0)
-    if has.any():
-        est.values["layers.surface_depth_um"] = float(np.mean(np.argmax(not_background, axis=0)[has])) * px
+    """Surface depth, Fe2Al5 thickness and FeAl from the segmentation (the batch's coating must fit the frame), and
+    which edges of the coating the frame shows; what a close-up does not show is left out (unknown, not absent)."""
+    cols = frame_columns(mask)
+    n_banded = int(np.count_nonzero(cols.banded))
+    least = FRAME_MIN_COLUMN_SHARE * n_banded
+    est.shows_surface = n_banded > 0 and np.count_nonzero(cols.surface_seen) >= least
+    est.shows_bottom = n_banded > 0 and np.count_nonzero(cols.bottom_seen) >= least
+    if est.shows_surface:
+        est.values["layers.surface_depth_um"] = float(np.mean(cols.surface_row[cols.surface_seen])) * px
+    if est.shows_bottom:  # where a close-up without the surface puts the band's bottom (the batch's cut frames must)
+        est.details["band_bottom_depth_um"] = float(np.mean(cols.band_bottom_row[cols.bottom_seen])) * px
     try:
         m = measure(mask, px)
     except MaskError as exc:
@@ -197,9 +217,20 @@ def _geometry(est: ImageEstimates, mask: np.ndarray, px: float) -> None:
         return
     if m.fe2al5_thickness_um is not None:
         est.values["layers.fe2al5_thickness_um"] = float(m.fe2al5_thickness_um)
-    est.values["layers.feal_present"] = 1.0 if m.feal_present else 0.0
+    if m.feal_present is not None:
+        est.values["layers.feal_present"] = 1.0 if m.feal_present else 0.0
     if m.feal_present and m.feal_thickness_um is not None:
         est.values["layers.feal_thickness_um"] = float(m.feal_thickness_um)
+    if est.cuts_coating:
+        edges = (("the surface lies above the top edge", est.shows_surface),
+                 ("the Fe2Al5 band runs off the bottom edge", est.shows_bottom))
+        missing = [what for what, shown in edges if not shown]
+        unknown = [name for name, known in (("surface depth", est.shows_surface),
+                                            ("Fe2Al5 thickness", m.fe2al5_thickness_um is not None),
+                                            ("FeAl", m.feal_present is not None)) if not known]
+        est.warnings.append(f"{Path(est.source).name}: the frame cuts the coating ({'; '.join(missing)}): its "
+                            f"{', '.join(unknown)} unknown, left out of the layer ranges; greys, noise and blur from "
+                            "what it shows")
 
 
 def _noise(est: ImageEstimates, image: np.ndarray, raw: np.ndarray, regions: dict[int, np.ndarray],

@@ -13,7 +13,12 @@ measure) and takes from the images:
   their physical defaults;
 - the layer geometry so that the coating fits the frame: surface depth and Fe2Al5 thickness ranges from the
   segmentation, FeAl in the share of images that show it, the pore line's depth and width scaled with the thickness,
-  and the roughness ranges capped where they would push the coating out of the frame.
+  and the roughness ranges capped where they would push the coating out of the frame;
+- close-ups: where images of the batch's frame cut the coating (the surface above the top edge or the substrate
+  below the bottom edge), the batch draws cut frames too (``imaging.partial_frame``), its surface depth reaching as
+  far above the frame as the thickest drawn band needs to end where the images without the surface show its bottom
+  (or to fill the frame, for images of the band alone); what a close-up does not show (thickness, FeAl) is unknown:
+  it does not count in the ranges or the FeAl share, and the preset's range stays where no image shows it.
 
 The render node's newer scan parameters are treated explicitly when the spec has them (:func:`_scan_notes`).
 """
@@ -166,9 +171,15 @@ def _frame_of(e: ImageEstimates) -> tuple[int, int, float, int]:
     return e.width_px, e.height_px, round(e.pixel_size_um, 6), e.bit_depth
 
 
+def _chosen_frame(estimates: Sequence[ImageEstimates]) -> tuple[int, int, float, int]:
+    """The most common frame of the images (the first seen among equals): the one the batch renders."""
+    return Counter(_frame_of(e) for e in estimates).most_common(1)[0][0]
+
+
 def _frame(batch: BatchSpec, estimates: Sequence[ImageEstimates], notes: list[str]) -> None:
     frames = Counter(_frame_of(e) for e in estimates)
-    chosen, n = frames.most_common(1)[0]
+    chosen = _chosen_frame(estimates)
+    n = frames[chosen]
     width, height, pixel, bits = chosen
     if len(frames) > 1:
         others = ", ".join(f"{Path(e.source).name} ({e.width_px}x{e.height_px} px, {e.pixel_size_um:.6g} um/px, "
@@ -240,7 +251,43 @@ def _geometry(batch: BatchSpec, estimates: Sequence[ImageEstimates], ranges: dic
                                                      high=round(max(high * scale, 0.1), 4))
         notes.append(f"pore_line.depth_um, width_um: the preset's, scaled by {scale:.3g} with the Fe2Al5 thickness")
     thickness = ranges.get("layers.fe2al5_thickness_um")
+    _cut_frames(batch, estimates, ranges, notes)
     _fit_frame(batch, notes, min(thickness.values) if thickness else 0.5 * _get(batch, "layers.fe2al5_thickness_um"))
+
+
+def _cut_frames(batch: BatchSpec, estimates: Sequence[ImageEstimates], ranges: dict[str, MeasuredRange],
+                notes: list[str]) -> None:
+    """Let the batch draw frames that cut the coating when images of its frame do (see the module docstring)."""
+    chosen = _chosen_frame(estimates)
+    in_frame = [e for e in estimates if _frame_of(e) == chosen]
+    cut = [e for e in in_frame if e.cuts_coating]
+    if not cut or "imaging.partial_frame" not in leaf_paths(CoatingSpec):
+        return
+    img, lay = batch.base.imaging, batch.base.layers
+    img.partial_frame = True
+    batch.randomize.pop("imaging.partial_frame", None)
+    names = ", ".join(Path(e.source).name for e in cut[:5]) + (" ..." if len(cut) > 5 else "")
+    notes.append(f"imaging.partial_frame: true: {len(cut)} of the {len(in_frame)} images of the batch's frame cut "
+                 f"the coating ({names}); what they do not show (thickness, FeAl, surface depth) is not in the ranges")
+    if "layers.fe2al5_thickness_um" not in ranges:
+        notes.append("layers.fe2al5_thickness_um: the preset's range (no image shows the whole band)")
+    surface = ranges.get("layers.surface_depth_um")
+    # No image shows the surface: it stays above the frame (at most at its top edge), as in every image.
+    high = surface.high if surface is not None else 0.0
+    low = surface.low if surface is not None else high
+    hidden = [e for e in cut if not e.shows_surface]
+    if hidden:
+        # The surface as far above the frame as the thickest drawn band needs to end where those images show its
+        # bottom, or to fill the frame where they show neither edge.
+        thickest_um = _high(batch, "layers.fe2al5_thickness_um")
+        usable_um = (img.height_px - (img.data_bar_height_px if img.data_bar else 0)) * img.pixel_size_um
+        lowest = min(e.details.get("band_bottom_depth_um", usable_um) - thickest_um for e in hidden)
+        low = min(low, lowest - WIDENING["layers.surface_depth_um"][0], high - 1.0)
+        notes.append(f"layers.surface_depth_um: {low:.1f}..{high:.1f} um (negative: above the top edge): down to "
+                     f"where a band of up to {thickest_um:.1f} um ends where the images without the surface show its "
+                     "bottom (or fills the frame)")
+    batch.randomize["layers.surface_depth_um"] = Distribution("uniform", low=round(low, 2), high=round(high, 2))
+    lay.surface_depth_um = round(min(high, max(low, lay.surface_depth_um)), 2)
 
 
 # Parameters calibration does not measure that push the coating towards the frame's edges: the preset's guesses give
