@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from semcoat.batch import BatchSpec, is_coating_document, read_json
-from semcoat.presets import PRESETS, preset_batch
+from semcoat.presets import FAMILY_PIXEL_SIZES_UM, PRESETS, preset_batch, preset_family
 from semcoat.schema import batch_spec_schema, coating_spec_schema
 from semcoat.spec import CoatingSpec
 from semcoat_cli.errors import EXIT_FAILED, EXIT_USAGE, fail, user_errors
@@ -37,17 +37,72 @@ def spec_schema(
     typer.echo(json.dumps(batch_spec_schema() if kind == "batch" else coating_spec_schema(), indent=2))
 
 
+# Scales a preset batch is framed at, um per pixel: from a close-up 10 um wide (1024 px) to a millimetre; every draw of
+# every preset is a valid spec there (coarser, one image would hold more inclusions than render in reasonable time).
+PRESET_PIXEL_SIZE_UM = (0.01, 1.0)
+_FAMILY_SCALES = ", ".join(f"{p:g}" for p in FAMILY_PIXEL_SIZES_UM)
+
+
 @spec_app.command("preset")
 def spec_preset(
     name: str = typer.Argument(..., help=f"Preset name: {', '.join(PRESETS)}."),
-    count: int = typer.Option(100, min=1, help="Number of images in the batch."),
-    seed: int = typer.Option(0, min=0, help="Batch seed."),
+    count: int = typer.Option(100, min=1, help="Number of images in the batch (in each batch of a family)."),
+    seed: int = typer.Option(0, min=0, help="Batch seed (a family's batches take seed, seed + 1, ...)."),
+    pixel_size_um: float | None = typer.Option(
+        None, "--pixel-size-um", help=f"Frame the batch at this scale, µm per pixel ({PRESET_PIXEL_SIZE_UM[0]:g} to "
+        f"{PRESET_PIXEL_SIZE_UM[1]:g}): the preset's frame in pixels, frames that cut the coating where it does not "
+        "fit (imaging.partial_frame)."),
+    family: bool = typer.Option(
+        False, "--family", help=f"A dataset family: one batch per scale ({_FAMILY_SCALES} µm/px), each written to "
+        "--out DIR as <preset>-<scale>um.json for semcoat render or submit; their paths are printed."),
+    out: Path | None = typer.Option(None, "--out", help="The folder a --family's batch files are written to."),
 ) -> None:
-    """Print a ready BatchSpec (JSON) for a preset coating."""
+    """Print a ready BatchSpec (JSON) for a preset coating, or write a family of them over scales (--family)."""
     if name not in PRESETS:
         raise fail(f"unknown preset {name!r}; accepted: {', '.join(PRESETS)}", EXIT_USAGE)
+    if family and pixel_size_um is not None:
+        raise fail("--family writes one batch per scale of the family; --pixel-size-um frames one batch: give one of "
+                   "them", EXIT_USAGE)
+    if family != (out is not None):
+        raise fail("--family writes its batch files to a folder: give --out DIR" if family else
+                   "--out is the folder of a --family's batch files; one batch is printed (redirect it: > batch.json)",
+                   EXIT_USAGE)
+    low, high = PRESET_PIXEL_SIZE_UM
+    if pixel_size_um is not None and not low <= pixel_size_um <= high:  # NaN fails the comparison too
+        raise fail(f"--pixel-size-um {pixel_size_um:g}: a preset is framed from {low:g} to {high:g} µm per pixel",
+                   EXIT_USAGE)
     with user_errors(EXIT_USAGE):
-        typer.echo(preset_batch(name, count=count, seed=seed).to_json())
+        if out is None:
+            typer.echo(preset_batch(name, count=count, seed=seed, pixel_size_um=pixel_size_um).to_json())
+            return
+        _write_family(preset_family(name, count=count, seed=seed), out)
+
+
+def _write_family(batches: list[BatchSpec], out: Path) -> None:
+    """Write each batch to ``out/<name>.json`` and print the paths; nothing is written when ``out`` is not a folder
+    or holds a different file of one of those names."""
+    from semcoat.dataset import write_atomic
+
+    files = [(out / f"{b.name}.json", b.to_json() + "\n") for b in batches]
+    if out.exists() and not out.is_dir():
+        raise fail(f"--out {out}: not a folder", EXIT_USAGE)
+    for path, text in files:
+        if path.exists() and (not path.is_file() or path.read_text(encoding="utf-8", errors="replace") != text):
+            raise fail(f"{path} exists and differs from the batch of that name: remove it or choose another --out; "
+                       "nothing written", EXIT_USAGE)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for path, text in files:
+            write_atomic(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise fail(f"--out {out}: cannot write the batch files ({exc.strerror or exc})", EXIT_FAILED) from exc
+    for (path, _text), batch in zip(files, batches, strict=True):
+        img = batch.base.imaging
+        cut = ", frames that cut the coating" if img.partial_frame else ""
+        typer.echo(f"{path}: {batch.count} images at {img.pixel_size_um:g} µm/px{cut}", err=True)
+        typer.echo(str(path))
+    typer.echo(f"render each: semcoat render FILE --out DIR (or semcoat submit FILE), e.g. for f in {out}/*.json; do "
+               'semcoat render "$f" --out "data/$(basename "$f" .json)"; done', err=True)
 
 
 @spec_app.command("check")
@@ -117,7 +172,8 @@ def spec_calibrate(
         estimates = calibrate_files(images, pixel_size_um, progress)
     if not estimates:
         raise fail(f"no usable image among the {len(images)} given: the classical segmentation found no coating "
-                   "(resin above, Fe2Al5, substrate below) in any of them; nothing written", EXIT_FAILED)
+                   "(resin above, Fe2Al5, substrate below, or a close-up of part of that order) in any of them; "
+                   "nothing written", EXIT_FAILED)
     with user_errors(EXIT_FAILED):
         result = build_batch(estimates, preset, count=count, seed=seed, name=name)
     try:
