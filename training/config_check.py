@@ -39,10 +39,11 @@ MAX_OVERRIDES = 100
 
 SECTIONS = ("seed_everything", "trainer", "model", "data")
 MODEL_KEYS = ("model", "model_options", "loss", "class_weights", "label_smoothing", "focal_gamma", "dice_weight",
-              "ce_weight", "max_weight_ratio", "lr", "weight_decay", "scheduler", "warmup_steps", "channels_last")
+              "ce_weight", "max_weight_ratio", "class_weight_power", "lr", "weight_decay", "scheduler", "warmup_steps",
+              "channels_last")
 DATA_KEYS = ("datasets", "weights", "val_datasets", "test_datasets", "val_fraction", "test_fraction", "split_seed",
              "crop_px", "crops_per_epoch", "class_balance", "batch_size", "eval_batch_size", "num_workers", "augment",
-             "augment_config")
+             "augment_config", "cache_mb")
 AUGMENT_KEYS = ("flip_p", "brightness", "contrast", "gamma", "intensity_p", "noise_std", "noise_p", "blur_sigma_px",
                 "blur_p", "elastic_alpha_px", "elastic_sigma_px", "elastic_p", "scan_gain_std", "scan_jitter_px",
                 "scan_p")
@@ -290,14 +291,15 @@ VALUE_CHECKS: dict[str, Any] = {
     "model.lr": _positive_number, "model.weight_decay": _non_negative_number,
     "model.label_smoothing": _number_between(0.0, 1.0, high_open=True), "model.focal_gamma": _non_negative_number,
     "model.dice_weight": _non_negative_number, "model.ce_weight": _non_negative_number,
-    "model.max_weight_ratio": _number_between(1.0, 1e6), "model.warmup_steps": _int_at_least(0),
+    "model.max_weight_ratio": _number_between(1.0, 1e6), "model.class_weight_power": _number_between(0.0, 4.0),
+    "model.warmup_steps": _int_at_least(0),
     "model.channels_last": _boolean,
     "data.val_fraction": _number_between(0.0, 1.0, high_open=True),
     "data.test_fraction": _number_between(0.0, 1.0, high_open=True), "data.split_seed": _int_at_least(0),
     "data.crop_px": _int_at_least(32), "data.crops_per_epoch": _int_at_least(1),
     "data.class_balance": _number_between(0.0, 1.0), "data.batch_size": _int_at_least(1),
     "data.eval_batch_size": _int_at_least(1), "data.num_workers": _int_at_least(0), "data.augment": _boolean,
-    "data.augment_config": _optional(_mapping),
+    "data.augment_config": _optional(_mapping), "data.cache_mb": _int_at_least(0),
     "trainer.precision": _optional(_one_of(PRECISIONS)), "trainer.max_epochs": _optional(_steps),
     "trainer.min_epochs": _optional(_steps), "trainer.max_steps": _steps, "trainer.min_steps": _optional(_steps),
     "trainer.max_time": _max_time, "trainer.limit_train_batches": _batches, "trainer.limit_val_batches": _batches,

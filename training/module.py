@@ -23,6 +23,31 @@ from training.models import SIZE_MULTIPLE, build_model
 
 log = logging.getLogger(__name__)
 
+# The share of trainer.max_time used is read every this many steps (a collective under DDP: rank 0's value is used).
+TIME_CHECK_STEPS = 10
+# A time-limited run ends its warm-up after this share of the limit at the latest.
+WARMUP_TIME_SHARE = 0.1
+LR_FLOOR = 0.01
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, time_fraction: float = 0.0,
+              warmup_share: float = WARMUP_TIME_SHARE, floor: float = LR_FLOOR) -> float:
+    """Multiplier of the base learning rate at ``step``: a linear warm-up, then a cosine decay to ``floor``.
+
+    The warm-up ends after ``warmup_steps`` steps or ``warmup_share`` of the time limit, whichever comes first (a
+    3-minute run of ~100 steps must not spend half of them warming up); the decay's progress is the larger of the
+    steps' share of ``total_steps`` and the time limit's share used after the warm-up (``time_fraction``: 0 without a
+    time limit), so a run that the clock ends has decayed fully too.
+    """
+    warm = max(warmup_steps, 1)
+    ramp = max((step + 1) / warm, time_fraction / warmup_share if warmup_share > 0 else 1.0)
+    if ramp < 1.0:
+        return ramp
+    by_steps = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    by_time = (time_fraction - warmup_share) / (1.0 - warmup_share) if warmup_share < 1 else time_fraction
+    progress = min(max(by_steps, by_time, 0.0), 1.0)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + float(np.cos(np.pi * progress)))
+
 
 def pad_to_multiple(x: Tensor, multiple: int = SIZE_MULTIPLE) -> tuple[Tensor, tuple[int, int]]:
     """``x`` (N, C, rows, columns) padded at the bottom and right by reflection to multiples of ``multiple``; also
@@ -44,13 +69,17 @@ class SegmentationModule(L.LightningModule):
     class_names : names of classes 0..num_classes-1, used in metric names (default: :mod:`semcoat.classes`).
     model : network name (:data:`training.models.MODEL_NAMES`); ``model_options`` go to its builder.
     loss : loss name (:data:`training.losses.LOSS_NAMES`).
-    class_weights : weight per class, ``"auto"`` (median frequency balancing over the training split's masks, when
-        fitting with a :class:`training.data.SegmentationDataModule`) or None (equal).
+    class_weights : weight per class, ``"auto"`` (median frequency balancing over the class shares of the training
+        crops, raised to ``class_weight_power``, when fitting with a :class:`training.data.SegmentationDataModule`)
+        or None (equal).
+    class_weight_power : exponent of the automatic weights (1: median frequency balancing; below 1 milder, see
+        :func:`training.samples.class_weights`).
     label_smoothing, focal_gamma, dice_weight, ce_weight : loss options (:class:`training.losses.SegmentationLoss`).
     max_weight_ratio : clip of the automatic class weights, [1/r, r].
     lr, weight_decay : AdamW learning rate and decoupled weight decay.
-    scheduler : ``cosine`` (decay to 1 % of ``lr`` after ``warmup_steps`` of linear warm-up, over the run's steps or
-        its time limit ``trainer.max_time``, whichever runs out first) or ``constant``.
+    scheduler : ``cosine`` (decay to 1 % of ``lr`` after a linear warm-up of ``warmup_steps``, or of 10 % of the time
+        limit ``trainer.max_time`` when that is shorter, over the run's steps or its time limit, whichever runs out
+        first: :func:`lr_factor`) or ``constant``.
     channels_last : run the network in channels-last memory format (faster on CPUs with bf16).
     """
 
@@ -58,9 +87,9 @@ class SegmentationModule(L.LightningModule):
                  model: str = "unet", model_options: dict[str, Any] | None = None, loss: str = "dice_ce",
                  class_weights: list[float] | Literal["auto"] | None = "auto", label_smoothing: float = 0.0,
                  focal_gamma: float = 2.0, dice_weight: float = 1.0, ce_weight: float = 1.0,
-                 max_weight_ratio: float = 10.0, lr: float = 2e-3, weight_decay: float = 1e-4,
-                 scheduler: Literal["cosine", "constant"] = "cosine", warmup_steps: int = 50,
-                 channels_last: bool = True) -> None:
+                 max_weight_ratio: float = 10.0, class_weight_power: float = 0.75, lr: float = 2e-3,
+                 weight_decay: float = 1e-4, scheduler: Literal["cosine", "constant"] = "cosine",
+                 warmup_steps: int = 50, channels_last: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
         names = class_names or [classes.CLASS_NAMES.get(i, f"class{i}") for i in range(num_classes)]
@@ -77,7 +106,7 @@ class SegmentationModule(L.LightningModule):
             {stage: MulticlassConfusionMatrix(num_classes, validate_args=False) for stage in ("val", "test")})
         self.last_confusion: dict[str, np.ndarray] = {}
         self.last_metrics: dict[str, dict[str, float]] = {}
-        self._time_fraction = 0.0  # share of trainer.max_time used at the start of the epoch (same on every rank)
+        self._time_fraction = 0.0  # share of trainer.max_time used, read every TIME_CHECK_STEPS (same on every rank)
 
     @property
     def hp(self) -> Any:
@@ -88,13 +117,16 @@ class SegmentationModule(L.LightningModule):
         """Take class weights from the training split when ``class_weights`` is ``"auto"``."""
         datamodule: Any = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if stage == "fit" and self.hp.class_weights == "auto" and hasattr(datamodule, "class_weights"):
-            weights = datamodule.class_weights(self.hp.max_weight_ratio)
+            weights = datamodule.class_weights(self.hp.max_weight_ratio, power=self.hp.class_weight_power)
             self.loss_fn.set_class_weights(weights)
             log.info("class weights from the training split: %s",
                      dict(zip(self.class_names, np.round(weights, 3).tolist(), strict=True)))
 
-    def on_train_epoch_start(self) -> None:
-        """Record the share of the time limit used so far, rank 0's value on every rank (the schedule must agree)."""
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Every :data:`TIME_CHECK_STEPS` steps, record the share of the time limit used so far, rank 0's value on
+        every rank (the schedule must agree)."""
+        if self.trainer.global_step % TIME_CHECK_STEPS and batch_idx:
+            return
         timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)  # type: ignore[attr-defined]
         fraction = 0.0
         if timer is not None:
@@ -158,7 +190,8 @@ class SegmentationModule(L.LightningModule):
         return {"name": batch["name"], "mask": self(batch["image"]).argmax(dim=1).to(torch.uint8).cpu()}
 
     def configure_optimizers(self) -> Any:
-        """AdamW with a cosine schedule (per step, or by the time limit's share used) after a linear warm-up."""
+        """AdamW with a cosine schedule (per step, or by the time limit's share used) after a linear warm-up
+        (:func:`lr_factor`)."""
         hp = self.hp
         optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "constant":
@@ -167,10 +200,7 @@ class SegmentationModule(L.LightningModule):
         warm = min(hp.warmup_steps, max(total // 10, 1))
 
         def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            progress = min(max((step - warm) / max(total - warm, 1), self._time_fraction), 1.0)
-            return 0.01 + 0.99 * 0.5 * (1.0 + float(np.cos(np.pi * progress)))
+            return lr_factor(step, total, warm, self._time_fraction)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

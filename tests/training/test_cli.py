@@ -120,7 +120,7 @@ def test_lightning_takes_ranks_from_slurm(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.setenv(key, os.environ.get(key, ""))
         monkeypatch.delenv(key)
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_progress_bar=False)
-    cluster = trainer.strategy.cluster_environment
+    cluster = trainer.strategy.cluster_environment  # type: ignore[attr-defined]
     assert isinstance(cluster, SLURMEnvironment)
     assert (cluster.global_rank(), cluster.local_rank(), cluster.world_size()) == (1, 1, 2)
     assert cluster.main_address == "node1"
