@@ -56,6 +56,6 @@ def grey_png(pixels: np.ndarray, coding: tuple[int, int, int] = MASK_CODING) -> 
     else:
         rows[:, 1:] = data
     compressor = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS, 8, strategy)
-    stream = compressor.compress(rows) + compressor.flush()
+    stream = compressor.compress(rows.tobytes()) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 8 * depth, 0, 0, 0, 0)  # grey, deflate, adaptive filtering
     return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")

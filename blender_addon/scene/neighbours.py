@@ -264,7 +264,8 @@ def circle_clashes(
     found_i, found_j = [], []
     while joins:
         check(should_stop)
-        batch, queried = [], 0
+        batch: list[_Join] = []
+        queried = 0
         while joins and (not batch or queried + joins[0].queries.size <= QUERIES_PER_PASS):
             queried += joins[0].queries.size
             batch.append(joins.pop(0))
