@@ -1,8 +1,10 @@
-"""Training quality: render (or reuse) batches of both presets, train the U-Net for at most ``--minutes`` on this
+"""Training quality: render (or reuse) batches of every preset, train the U-Net for at most ``--minutes`` on this
 machine, export ``DIR/model.onnx``, and print per-class Dice on held-out images next to the classical baseline on the
-same images, and the same on a harder held-out set (lower dose, more probe blur, weaker precipitate contrast).
+same images, per preset and over all, and the same on a harder held-out set (lower dose, more probe blur, weaker
+precipitate contrast).
 
-Run: ``python bench/train_quality.py --out DIR [--minutes 20] [--train-count 150] [--heldout-count 12]``.
+Run: ``python bench/train_quality.py --out DIR [--minutes 20] [--train-count 150] [--heldout-count 12]
+[--presets 5h_650C,20h_650C,thin_slurry]``.
 Rendered batches are kept in ``DIR/data`` (reused when complete). ``DIR/metrics.json`` holds every figure.
 Dice is per image, averaged over the images holding the class (as ``bench/baseline_accuracy.py`` reports it).
 The precipitate target counts images whose precipitate grey differs from Fe2Al5 by >= 0.08; the rest are reported
@@ -20,7 +22,11 @@ from typing import Any
 
 import numpy as np
 
-PRESETS = ("5h_650C", "20h_650C")
+import training  # noqa: F401  (sets OMP_WAIT_POLICY before anything loads torch's OpenMP runtime)
+
+# Seeds are 1000 + k (training), 2000 + k (held out), 3000 + k (harder) for the k-th preset of this list: appending a
+# preset keeps the images of the others.
+PRESETS = ("5h_650C", "20h_650C", "thin_slurry")
 CONTRAST_MIN = 0.08
 TARGETS = {"fe2al5": 0.99, "feal": 0.95, "substrate": 0.99, "pore": 0.98, "precipitate": 0.90}
 
@@ -55,7 +61,8 @@ def render(preset: str, count: int, seed: int, out: Path, hard: bool = False) ->
 
 
 def train(out: Path, datasets: list[Path], minutes: float, crops_per_epoch: int, extra: list[str]) -> Path:
-    """Fit the U-Net config (with ``extra`` CLI arguments) for at most ``minutes``; return the best checkpoint."""
+    """Fit the U-Net config (with ``extra`` CLI arguments) for at most ``minutes``; return the best checkpoint (the
+    last one when no validation chose one)."""
     from training.lightning_cli import CONFIG_DIR, run
 
     cli = run(["fit", "--config", str(CONFIG_DIR / "unet.yaml"),
@@ -63,7 +70,8 @@ def train(out: Path, datasets: list[Path], minutes: float, crops_per_epoch: int,
                "--data.test_fraction", "0", "--data.crops_per_epoch", str(crops_per_epoch),
                "--trainer.max_time", f"00:00:{int(minutes):02d}:{int(round((minutes % 1) * 60)):02d}",
                "--trainer.default_root_dir", str(out / "run"), "--trainer.enable_progress_bar", "false", *extra])
-    best = cli.trainer.checkpoint_callback.best_model_path  # type: ignore[union-attr]
+    callback: Any = cli.trainer.checkpoint_callback
+    best = callback.best_model_path or callback.last_model_path
     print(f"trained {cli.trainer.current_epoch} epochs, {cli.trainer.global_step} steps; best {best}", flush=True)
     return Path(best)
 
@@ -75,55 +83,81 @@ def dice(pred: np.ndarray, truth: np.ndarray, cid: int) -> float | None:
     return None if total == 0 else 2.0 * int((p & t).sum()) / total
 
 
+def summarise(scores: dict[str, list[float]], layered: list[bool], seconds: float) -> dict[str, Any]:
+    """Mean Dice per class, images per class, layered-check passes and seconds per image of one model on a set."""
+    return {"dice": {k: float(np.mean(v)) for k, v in scores.items()}, "images": {k: len(v) for k, v in scores.items()},
+            "layered": f"{sum(layered)}/{len(layered)}", "seconds_per_image": seconds / max(len(layered), 1)}
+
+
 def evaluate(folders: list[Path], model_path: Path) -> dict[str, Any]:
-    """Per-class Dice of the model (tiled, as ``semcoat predict``) and of the classical baseline on every image."""
+    """Per-class Dice of the model (tiled, as ``semcoat predict``) and of the classical baseline on every image, and
+    how many predicted masks pass the layered check (:func:`analysis.measure.check_layered`: what ``semcoat predict``
+    asks of a mask before it measures); over all ``folders`` and per folder (``by_set``)."""
     from analysis.baseline import segment
     from analysis.files import read_grey_image, read_mask
+    from analysis.measure import NoCoatingError, check_layered
     from analysis.model import load_model
     from analysis.predict import predict_mask
     from semcoat.classes import CLASSES, PRECIPITATE
     from semcoat.dataset import read_dataset
 
     model = load_model(model_path)
-    scores: dict[str, dict[str, list[float]]] = {"model": {}, "classical": {}}
-    seconds = {"model": 0.0, "classical": 0.0}
+    kinds = ("model", "classical")
+    out: dict[str, Any] = {"by_set": {}}
+    total: dict[str, Any] = {k: ({}, [], 0.0) for k in kinds}
     for folder in folders:
         ds = read_dataset(folder, require_complete=True)
+        part: dict[str, Any] = {k: ({}, [], 0.0) for k in kinds}
         for sid in ds.ids:
             image, truth = read_grey_image(ds.image_path(sid)), read_mask(ds.mask_path(sid))
             grey = ds.meta(sid)["params"]["grey"]
             contrasted = abs(grey["precipitate"] - grey["fe2al5"]) >= CONTRAST_MIN
-            for kind in scores:
+            for kind in kinds:
                 started = time.perf_counter()
                 pred = predict_mask(model, image) if kind == "model" else segment(image)
-                seconds[kind] += time.perf_counter() - started
+                elapsed = time.perf_counter() - started
+                try:
+                    check_layered(pred)
+                    ok = True
+                except NoCoatingError:
+                    ok = False
+                for acc in (part, total):
+                    scores, layered, seconds = acc[kind]
+                    layered.append(ok)
+                    acc[kind] = (scores, layered, seconds + elapsed)
                 for c in CLASSES:
                     d = dice(pred, truth, c.id)
                     if d is None or not (truth == c.id).any():
                         continue
-                    name = c.name
-                    if c.id == PRECIPITATE and not contrasted:
-                        name = "precipitate_low_contrast"
-                    scores[kind].setdefault(name, []).append(d)
-    n = sum(len(read_dataset(f).ids) for f in folders)
-    return {kind: {"dice": {k: float(np.mean(v)) for k, v in per.items()},
-                   "images": {k: len(v) for k, v in per.items()},
-                   "seconds_per_image": seconds[kind] / max(n, 1)} for kind, per in scores.items()}
+                    name = "precipitate_low_contrast" if c.id == PRECIPITATE and not contrasted else c.name
+                    for acc in (part, total):
+                        acc[kind][0].setdefault(name, []).append(d)
+        out["by_set"][folder.name] = {k: summarise(*part[k]) for k in kinds}
+    out.update({k: summarise(*total[k]) for k in kinds})
+    return out
 
 
 def table(title: str, result: dict[str, Any]) -> None:
-    """Print model vs baseline Dice per class."""
-    print(f"\n{title}: per-class Dice, mean over images (model vs classical; target)")
+    """Print model vs baseline Dice per class, over all sets and per set."""
     from semcoat.classes import CLASSES
 
+    sets = list(result["by_set"])
+    print(f"\n{title}: per-class Dice, mean over the images holding the class, model / classical (target)")
+    print(f"  {'':26s} {'all':>13s}  " + "  ".join(f"{name[-13:]:>13s}" for name in sets))
     order = [c.name for c in CLASSES] + ["precipitate_low_contrast"]
     for name in sorted(result["model"]["dice"], key=lambda n: order.index(n) if n in order else len(order)):
         value = result["model"]["dice"][name]
         base = result["classical"]["dice"].get(name, float("nan"))
         target = TARGETS.get(name)
-        flag = "" if target is None else (" ok" if value >= target and value > base else " MISSED")
-        print(f"  {name:26s} {value:.3f}  vs {base:.3f}  (n={result['model']['images'][name]}"
-              f"{'' if target is None else f', target {target:.2f}'}){flag}")
+        cells = []
+        for s in sets:
+            m, c = result["by_set"][s]["model"]["dice"].get(name), result["by_set"][s]["classical"]["dice"].get(name)
+            cells.append(f"{m:.3f} / {c:.3f}" if m is not None and c is not None else f"{'-':>13s}")
+        flag = "" if target is None else (" ok" if value >= target and value > base else f" (target {target:.2f})")
+        print(f"  {name:26s} {value:.3f} / {base:.3f}  " + "  ".join(cells) + flag)
+    passed = [(result["by_set"][s]["model"]["layered"], result["by_set"][s]["classical"]["layered"]) for s in sets]
+    print(f"  {'layered check passed':26s} {result['model']['layered']:>5s} / {result['classical']['layered']:5s}  "
+          + "  ".join(f"{m:>5s} / {c:5s}" for m, c in passed))
     print(f"  seconds per image: model {result['model']['seconds_per_image']:.2f}, "
           f"classical {result['classical']['seconds_per_image']:.2f}")
 
@@ -134,34 +168,45 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0, help="training time limit (at most 20)")
     parser.add_argument("--train-count", type=int, default=150, help="training images per preset")
     parser.add_argument("--heldout-count", type=int, default=12, help="held-out images per preset and set")
+    parser.add_argument("--presets", default=",".join(PRESETS), help=f"comma-separated, of: {', '.join(PRESETS)}")
     parser.add_argument("--crops-per-epoch", type=int, default=512)
     parser.add_argument("--checkpoint", type=Path, help="skip training: evaluate this checkpoint")
     parser.add_argument("--fit-arg", action="append", default=[],
                         help="extra `semcoat train fit` argument, repeatable: --fit-arg=--data.crop_px --fit-arg=384")
     args = parser.parse_args()
+    presets = [p for p in args.presets.split(",") if p]
+    unknown = sorted(set(presets) - set(PRESETS))
+    if unknown or not presets:
+        parser.error(f"--presets: unknown {unknown or 'none given'}; accepted: {', '.join(PRESETS)}")
     minutes = min(args.minutes, 20.0)
     data = args.out / "data"
+    seeds = {p: k for k, p in enumerate(PRESETS)}
     started = time.perf_counter()
-    train_sets = [render(p, args.train_count, 1000 + k, data / f"train_{p}") for k, p in enumerate(PRESETS)]
-    held = [render(p, args.heldout_count, 2000 + k, data / f"heldout_{p}") for k, p in enumerate(PRESETS)]
-    hard = [render(p, args.heldout_count, 3000 + k, data / f"hard_{p}", hard=True) for k, p in enumerate(PRESETS)]
+    train_sets = [render(p, args.train_count, 1000 + seeds[p], data / f"train_{p}") for p in presets]
+    held = [render(p, args.heldout_count, 2000 + seeds[p], data / f"heldout_{p}") for p in presets]
+    hard = [render(p, args.heldout_count, 3000 + seeds[p], data / f"hard_{p}", hard=True) for p in presets]
     render_s = time.perf_counter() - started
+    load_before = os.getloadavg()
     started = time.perf_counter()
     ckpt = args.checkpoint or train(args.out, train_sets, minutes, args.crops_per_epoch, args.fit_arg)
     train_s = time.perf_counter() - started
+    load_after = os.getloadavg()
     from training.export import export
 
     onnx_path = export(ckpt, args.out / "model.onnx")
     results = {"heldout": evaluate(held, onnx_path), "hard": evaluate(hard, onnx_path)}
-    table(f"held-out ({2 * args.heldout_count} images, both presets)", results["heldout"])
-    table(f"harder held-out ({2 * args.heldout_count} images: lower dose, more blur, weaker precipitates)",
-          results["hard"])
-    summary = {"checkpoint": str(ckpt), "fit_args": args.fit_arg, "onnx": str(onnx_path),
+    n = len(presets) * args.heldout_count
+    table(f"held-out ({n} images: {', '.join(presets)})", results["heldout"])
+    table(f"harder held-out ({n} images: lower dose, more blur, weaker precipitates)", results["hard"])
+    summary = {"checkpoint": str(ckpt), "fit_args": args.fit_arg, "onnx": str(onnx_path), "presets": presets,
                "train_seconds": train_s, "render_seconds": render_s,
                "minutes_limit": minutes, "train_images_per_preset": args.train_count, "cpu_count": os.cpu_count(),
+               "load_average_before_training": load_before, "load_average_after_training": load_after,
                "load_average_1min_at_end": os.getloadavg()[0], **results}
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\nwrote {args.out / 'metrics.json'} and {onnx_path}; training {train_s / 60:.1f} min")
+    print(f"\nwrote {args.out / 'metrics.json'} and {onnx_path}; training {train_s / 60:.1f} min "
+          f"(load average 1/5/15 min before {load_before[0]:.1f}/{load_before[1]:.1f}/{load_before[2]:.1f}, "
+          f"after {load_after[0]:.1f}/{load_after[1]:.1f}/{load_after[2]:.1f})")
 
 
 if __name__ == "__main__":

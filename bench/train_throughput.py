@@ -1,7 +1,8 @@
 """Training throughput on this machine: images/s per model at 256x256 (batch 8, the shipped configs' networks), and
 Lightning's overhead against a plain torch loop running the same module, loss, optimiser and data (target < 5 %).
 
-Run: ``python bench/train_throughput.py [--steps 30] [--repeats 3] [--precision bf16-mixed] [--models unet,...]``.
+Run: ``python bench/train_throughput.py [--steps 30] [--repeats 3] [--precision auto] [--models unet,...]``
+(``auto``: bf16-mixed where the CPU computes bf16 natively, as the configs' fallback decides, else 32-true).
 Data are generated layered masks and images held in memory (no decoding), so the figures are the model's and the
 loop's. Plain loop and Lightning alternate ``--repeats`` times; the median seconds per step after 3 warm-up steps
 are compared.
@@ -14,20 +15,28 @@ import statistics
 import time
 from typing import Any
 
+# isort: off
+import training  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads its OpenMP runtime)
+
+# isort: on
 import lightning as L
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
 from semcoat.classes import CLASSES
+from training.lightning_cli import CONFIG_DIR, cpu_supports_bf16, effective_precision
 from training.module import SegmentationModule
 
 WARMUP = 3
-CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
-    "unet": {"channels": [16, 32, 64, 128, 256], "num_res_units": 2},
-    "deeplab": {"widths": [32, 64, 128, 256], "blocks": [2, 2, 2, 2], "aspp_channels": 128, "rates": [3, 6, 9]},
-    "swin_unetr": {"feature_size": 12, "window_size": 7},
-}
+
+
+def config_options(model: str) -> dict[str, Any]:
+    """``model.model_options`` of the shipped config ``training/configs/<model>.yaml``."""
+    options: dict[str, Any] = yaml.safe_load((CONFIG_DIR / f"{model}.yaml").read_text())["model"]["model_options"]
+    return options
+
 
 
 def make_data(n: int, px: int = 256, seed: int = 0) -> TensorDataset:
@@ -64,7 +73,7 @@ def module_for(model: str) -> SegmentationModule:
     """The module of a shipped config, fixed class weights, constant learning rate."""
     torch.manual_seed(0)
     return SegmentationModule(len(CLASSES), [c.name for c in CLASSES], model=model,
-                              model_options=CONFIG_OPTIONS[model], class_weights=[1.0] * len(CLASSES),
+                              model_options=config_options(model), class_weights=[1.0] * len(CLASSES),
                               scheduler="constant")
 
 
@@ -101,7 +110,8 @@ class StepTimer(L.Callback):
 def lightning_loop(model: str, data: TensorDataset, batch: int, precision: str) -> tuple[list[float], float]:
     """Seconds of each step under Lightning's Trainer, and the wall time of the whole fit call per step."""
     timer = StepTimer()
-    trainer = L.Trainer(accelerator="cpu", devices=1, precision=precision, max_epochs=1, logger=False,
+    trainer = L.Trainer(accelerator="cpu", devices=1, precision=precision,  # type: ignore[arg-type]
+                        max_epochs=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         limit_val_batches=0, callbacks=[timer], num_sanity_val_steps=0)
     loader = DataLoader(data, batch_size=batch, shuffle=False, drop_last=True,
@@ -117,10 +127,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--precision", default="bf16-mixed", choices=["bf16-mixed", "32-true"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16-mixed", "32-true"])
     parser.add_argument("--models", default="unet,deeplab,swin_unetr")
     parser.add_argument("--overhead-model", default="unet")
     args = parser.parse_args()
+    if args.precision == "auto":
+        args.precision = effective_precision("bf16-mixed", "cpu", cpu_supports_bf16())
     torch.set_num_threads(torch.get_num_threads())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, precision {args.precision}, "
           f"batch {args.batch} x 256x256")
