@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up semcoat on a fresh Debian 12 machine with Python 3.11, as root. Idempotent; safe to run again.
 #
-#   bash scripts/setup.sh           system libraries for Blender + .venv/ with the whole stack, project installed
+#   bash scripts/setup.sh           system packages (Blender's libraries, redis-server, Chromium for the browser
+#                                   tests) + .venv/ with the whole stack, project installed
 #   bash scripts/setup.sh --stack   the same, plus the real stack on loopback (Redis, Slurm, munge, sshd) started
 #
 # SEMCOAT_EXTRAS picks the parts to install (default "all,dev"); a render node needs only "render".
@@ -21,6 +22,10 @@ BPY_LIBS=(libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libgl1 lib
 case ",$EXTRAS," in *,all,*|*,render,*) wanted=("${BPY_LIBS[@]}") ;; *) wanted=() ;; esac
 # The dashboard's browser tests (dev extra) drive Debian's headless Chromium through Debian's chromedriver.
 case ",$EXTRAS," in *,dev,*) wanted+=(chromium chromium-driver) ;; esac
+# `semcoat serve` (the embedded service, the demo) starts its own redis-server when no SEMCOAT_REDIS_URL is given.
+case ",$EXTRAS," in *,all,*|*,service,*) wanted+=(redis-server) ;; esac
+# Debian's python3.11 makes virtual environments only with python3.11-venv (ensurepip).
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || wanted+=(python3.11-venv)
 missing=()
 for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
