@@ -116,9 +116,13 @@ def test_blur_core_and_halo_from_both_edges(fwhm_um: float, halo: float) -> None
                   shading_amplitude=0.04, dose_electrons_per_px=300.0)
     pixels, formed_mask = formed(mask, img, seed=1)
     image = files.to_unit_float(pixels)
+    # A 2 px core is at the sampling limit: the low-contrast interface's single fit reads 0.185 +- 0.01 um for 0.2
+    # (160 seeds; below 10 % on a quarter of them), so it is held to the issue's +-20 % for a calibration; wider cores
+    # to 10 %.
+    tolerance = 0.2 if fwhm_um / PX <= 2.5 else 0.1
     for kind in (SURFACE, INTERFACE):
         fit = fit_edge(edge_profile(image, formed_mask, kind, PX))
-        assert fit.core_fwhm_px * PX == pytest.approx(fwhm_um, rel=0.1), kind
+        assert fit.core_fwhm_px * PX == pytest.approx(fwhm_um, rel=tolerance), kind
     # The halo is read at the surface, the larger step (calibration takes it from there).
     surface = fit_edge(edge_profile(image, formed_mask, SURFACE, PX))
     if halo > 0:
