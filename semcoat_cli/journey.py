@@ -45,10 +45,6 @@ FINAL = ("succeeded", "failed", "cancelled")
 TRAIN_STOP_TIMEOUT_S = 60.0
 CANCEL_TIMEOUT_S = 30.0
 POLL_S = 1.0
-# The demo's U-Net: four levels of 16-128 channels with one residual unit each (0.2 M parameters; the config's
-# 16-256 with two units has 1.6 M): about 1.7x the training steps per minute on two cores, where a few minutes of
-# training is all the demo has.
-SMALL_UNET = "{channels: [16, 32, 64, 128], num_res_units: 1}"
 
 Echo = Callable[[str], None]
 
@@ -98,7 +94,7 @@ class DemoPlan:
             if self.quick else {"crop_px": 256, "crops_per_epoch": 256, "batch_size": 8, "num_workers": 1,
                                 "val_fraction": 0.1}
         args = ["--config", str(config), "--data.datasets", f"[{dataset}]", "--data.test_fraction", "0",
-                "--model.model_options", SMALL_UNET, "--model.warmup_steps", "30",
+                "--model.warmup_steps", "30",
                 "--trainer.max_time", f"00:{hours:02d}:{minutes:02d}:{seconds:02d}",
                 "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false"]
         for key, value in size.items():
