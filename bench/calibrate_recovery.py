@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from analysis.calibrate import calibrate_files
-from blender_addon.render_node.batch_render import render_range
-from blender_addon.render_node.renderer import Renderer
-from semcoat.batch import BatchSpec
-from tests.blender_addon.test_calibrate_recovery import recovery_batch, write_fei_tiffs
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the recovery test's batch and TIFF writer (tests/ is not installed)
+
+from analysis.calibrate import calibrate_files  # noqa: E402
+from blender_addon.render_node.batch_render import render_range  # noqa: E402
+from blender_addon.render_node.renderer import Renderer  # noqa: E402
+from semcoat.batch import BatchSpec  # noqa: E402
+from tests.blender_addon.test_calibrate_recovery import recovery_batch, write_fei_tiffs  # noqa: E402
 
 # (spec path, relative error?) in the order printed.
 PARAMETERS = (
