@@ -143,7 +143,8 @@ def table(title: str, result: dict[str, Any]) -> None:
 
     sets = list(result["by_set"])
     print(f"\n{title}: per-class Dice, mean over the images holding the class, model / classical (target)")
-    print(f"  {'':26s} {'all':>13s}  " + "  ".join(f"{name[-13:]:>13s}" for name in sets))
+    # set folders are <heldout|hard>_<preset>: the preset names the column
+    print(f"  {'':26s} {'all':>13s}  " + "  ".join(f"{name.split('_', 1)[-1][:13]:>13s}" for name in sets))
     order = [c.name for c in CLASSES] + ["precipitate_low_contrast"]
     for name in sorted(result["model"]["dice"], key=lambda n: order.index(n) if n in order else len(order)):
         value = result["model"]["dice"][name]
