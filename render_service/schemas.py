@@ -19,7 +19,32 @@ BackendName = Literal["local", "slurm"]
 BatchStateName = Literal["queued", "submitted", "running", "succeeded", "failed", "cancelled"]
 
 
-class SlurmOptions(BaseModel):
+class SlurmJobFields(BaseModel):
+    """Checks of the Slurm fields a job's options share (``partition``, ``account``, ``time_limit``, declared by each
+    subclass), as sbatch will read them: a bad value is a 422 naming it, never a failed submission."""
+
+    @field_validator("partition", "account", check_fields=False)
+    @classmethod
+    def _slurm_name(cls, value: str | None, info: Any) -> str | None:
+        if value is not None:
+            try:
+                check_name(info.field_name, value)
+            except InvalidJobSetting as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("time_limit", check_fields=False)
+    @classmethod
+    def _time_limit(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_time_limit(value)
+            except InvalidJobSetting as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+class SlurmOptions(SlurmJobFields):
     """Per-batch Slurm settings; every field is optional (None: the admin's default, else the cluster's)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -31,26 +56,6 @@ class SlurmOptions(BaseModel):
     mem_per_task_mb: int | None = Field(None, ge=1, le=16_777_216, description="Memory of each array task, MB.")
     images_per_task: int | None = Field(None, ge=1, le=100_000, description="Images each array task renders.")
     max_parallel_tasks: int | None = Field(None, ge=1, le=100_000, description="Array tasks running at once (%N).")
-
-    @field_validator("partition", "account")
-    @classmethod
-    def _slurm_name(cls, value: str | None, info: Any) -> str | None:
-        if value is not None:
-            try:
-                check_name(info.field_name, value)
-            except InvalidJobSetting as exc:
-                raise ValueError(str(exc)) from None
-        return value
-
-    @field_validator("time_limit")
-    @classmethod
-    def _time_limit(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                check_time_limit(value)
-            except InvalidJobSetting as exc:
-                raise ValueError(str(exc)) from None
-        return value
 
 
 class BatchCreate(BaseModel):

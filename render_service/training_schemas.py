@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from render_service.schemas import BackendName, BatchStateName
+from render_service.schemas import BackendName, BatchStateName, SlurmJobFields
 from render_service.slurm.errors import InvalidJobSetting
-from render_service.slurm.sbatch import check_name, check_time_limit
+from render_service.slurm.sbatch import check_name
 
 MAX_DATASETS = 64
 MAX_PATH_CHARS = 1024
@@ -63,7 +63,7 @@ def folder_problem(path: str) -> str | None:
     return None
 
 
-class TrainingResources(BaseModel):
+class TrainingResources(SlurmJobFields):
     """Where and how wide the training runs; every field is optional (None: the default, the admin's Slurm default,
     or the cluster's)."""
 
@@ -79,26 +79,6 @@ class TrainingResources(BaseModel):
     partition: str | None = Field(None, description="Slurm partition.", examples=["gpu"])
     account: str | None = Field(None, description="Slurm account charged.", examples=["materials"])
     time_limit: str | None = Field(None, description="Of the whole job: minutes or [D-]H:M:S.", examples=["4:00:00"])
-
-    @field_validator("partition", "account")
-    @classmethod
-    def _slurm_name(cls, value: str | None, info: Any) -> str | None:
-        if value is not None:
-            try:
-                check_name(info.field_name, value)
-            except InvalidJobSetting as exc:
-                raise ValueError(str(exc)) from None
-        return value
-
-    @field_validator("time_limit")
-    @classmethod
-    def _time_limit(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                check_time_limit(value)
-            except InvalidJobSetting as exc:
-                raise ValueError(str(exc)) from None
-        return value
 
 
 class TrainingCreate(BaseModel):
