@@ -23,6 +23,16 @@ OLD_SEMCOAT_ANSWER = CommandResult((), 2, "", "Usage: semcoat [OPTIONS] COMMAND 
                                    "help.\n╭─ Error ─╮\n│ No such command 'version'. │\n╰─────────╯\n")
 
 
+class Clock:
+    """Seconds a test moves along by hand (``clock.now += 30``), called as ``time.time`` is."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class FakeJob:
     """One submitted job: its name, script and each task's state and exit code (a plain job, not an array, has the

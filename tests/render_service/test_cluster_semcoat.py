@@ -35,38 +35,10 @@ from render_service.training_store import create_training
 from semcoat.batch import BatchSpec
 from semcoat.versions import InstalledVersion
 from semcoat_cli.versions import installed_version
-from tests.render_service.fake_slurm import CLUSTER_SEMCOAT, JOBCOMP_LOG, OLD_SEMCOAT_ANSWER, FakeSlurm
+from tests.render_service.fake_slurm import CLUSTER_SEMCOAT, JOBCOMP_LOG, OLD_SEMCOAT_ANSWER, Clock, FakeSlurm
 
 HOME = "/home/hpc"
 FIX = "rerun `bash scripts/install-render-env.sh /opt/semcoat --extras render"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture()
-def db(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'svc.db'}")
-
-
-@pytest.fixture()
-def runner() -> FakeRunner:
-    return FakeRunner("login.example")
-
-
-@pytest.fixture()
-def slurm(runner: FakeRunner) -> FakeSlurm:
-    return FakeSlurm(runner)
-
-
-@pytest.fixture()
-def clock() -> Clock:
-    return Clock()
 
 
 def make_backend(runner: FakeRunner, tmp_path: Path, clock: Clock, **config: object) -> SlurmBackend:

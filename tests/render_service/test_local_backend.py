@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from render_service.backends.local import LocalBackend
 from render_service.db.models import Batch
 from render_service.db.session import Database
@@ -51,11 +49,6 @@ for index in range(start, start + count):
     (out / "meta" / f"{sid}.json").write_text(json.dumps({"index": index}))
 sys.exit(143 if stopped else 0)
 '''
-
-
-@pytest.fixture()
-def db(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'svc.db'}")
 
 
 def make_backend(tmp_path: Path, max_processes: int = 2, **plan: object) -> LocalBackend:

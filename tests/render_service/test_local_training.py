@@ -58,11 +58,6 @@ elif argv[:2] == ["train", "package"]:
 
 
 @pytest.fixture()
-def db(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'svc.db'}")
-
-
-@pytest.fixture()
 def backend(tmp_path: Path) -> LocalTrainingBackend:
     stand_in = tmp_path / "semcoat_stand_in.py"
     stand_in.write_text(STAND_IN)

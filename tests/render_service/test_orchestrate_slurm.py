@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from render_service.backends.slurm import SlurmBackend, SlurmConfig
 from render_service.db.models import Batch
 from render_service.db.session import Database
@@ -19,21 +17,6 @@ from semcoat.batch import BatchSpec
 from tests.render_service.fake_slurm import JOBCOMP_LOG, FakeSlurm
 
 HOME = "/home/hpc"
-
-
-@pytest.fixture()
-def db(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'svc.db'}")
-
-
-@pytest.fixture()
-def runner() -> FakeRunner:
-    return FakeRunner("login.example")
-
-
-@pytest.fixture()
-def slurm(runner: FakeRunner) -> FakeSlurm:
-    return FakeSlurm(runner)
 
 
 def make_backend(runner: FakeRunner, tmp_path: Path, **config: object) -> SlurmBackend:

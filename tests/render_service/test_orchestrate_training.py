@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from render_service.backends.slurm import SlurmBackend, SlurmConfig
 from render_service.backends.slurm_training import SlurmTrainingBackend, training_job_name
 from render_service.db.models import Training
@@ -21,21 +19,6 @@ from tests.render_service.fake_slurm import JOBCOMP_LOG, FakeSlurm
 
 HOME = "/home/hpc"
 CONFIG = "model: {model: unet}\ndata: {datasets: [/home/hpc/semcoat-batches/b1/dataset]}\n"
-
-
-@pytest.fixture()
-def db(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'svc.db'}")
-
-
-@pytest.fixture()
-def runner() -> FakeRunner:
-    return FakeRunner("login.example")
-
-
-@pytest.fixture()
-def slurm(runner: FakeRunner) -> FakeSlurm:
-    return FakeSlurm(runner)
 
 
 def orchestrator(db: Database, runner: FakeRunner, tmp_path: Path, **config: object) -> TrainingOrchestrator:

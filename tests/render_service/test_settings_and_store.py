@@ -16,11 +16,6 @@ from semcoat.batch import BatchSpec
 from semcoat.errors import InvalidArgument
 
 
-@pytest.fixture()
-def db(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'svc.db'}")
-
-
 def test_settings_name_the_bad_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEMCOAT_MAX_RETRIES", "many")
     with pytest.raises(SettingsError, match="SEMCOAT_MAX_RETRIES"):

@@ -19,22 +19,12 @@ from render_service.slurm.fake import FakeRunner
 from render_service.slurm.transport import CommandResult
 from render_service.train_orchestrate import TrainingOrchestrator
 from render_service.training_store import training_public
-from tests.render_service.fake_slurm import JOBCOMP_LOG, FakeSlurm
+from tests.render_service.fake_slurm import JOBCOMP_LOG, Clock, FakeSlurm
 from tests.render_service.test_orchestrate_training import HOME, new_training, package, remote, stored
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LOG = (FIXTURES / "lightning_metrics.csv").read_text()
 INTERVAL_S = 30.0
-
-
-class Clock:
-    """Unix seconds a test moves along."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class ClusterFiles:
@@ -68,28 +58,13 @@ class ClusterFiles:
 
 
 @pytest.fixture()
-def db(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'svc.db'}")
-
-
-@pytest.fixture()
-def runner() -> FakeRunner:
-    return FakeRunner("login.example")
-
-
-@pytest.fixture()
-def slurm(runner: FakeRunner) -> FakeSlurm:
-    return FakeSlurm(runner)
-
-
-@pytest.fixture()
 def files(runner: FakeRunner) -> ClusterFiles:
     return ClusterFiles(runner)
 
 
 @pytest.fixture()
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_800_000_000.0)  # Unix seconds: log modification times are compared with it
 
 
 def orchestrator(db: Database, runner: FakeRunner, tmp_path: Path, clock: Clock) -> TrainingOrchestrator:
