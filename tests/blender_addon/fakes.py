@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 
 from blender_addon.render_node.frame import RenderedFrame, RenderError
-from blender_addon.scene.geometry import CoatingGeometry, Inclusions
+from blender_addon.scene.geometry import CoatingGeometry, Inclusions, build_geometry
 from blender_addon.scene.stack import EXTRA_LAYOUT, extra_objects
 from blender_addon.scene.stopping import StopCheck, check
 from semcoat import classes
+from semcoat.batch import BatchSpec
 from semcoat.spec import CoatingSpec
 
 _SHIFT = 4  # fixed-point bits of cv2.fillPoly
@@ -77,3 +78,15 @@ class RasterRenderer:
 
     def close(self) -> None:
         self.closed = True
+
+
+def raster_sample(batch: BatchSpec, index: int, margin_px: int = 3) -> tuple[CoatingSpec, CoatingGeometry, np.ndarray,
+                                                                          np.ndarray]:
+    """Image ``index`` of ``batch`` drawn with its geometry stream and rasterised by :class:`RasterRenderer`: (spec,
+    geometry, mask, signal), the mask and signal without the ``margin_px`` columns each side."""
+    spec = batch.sample(index)
+    geometry = build_geometry(spec, np.random.default_rng(batch.image_seed(index)), margin_px)
+    renderer = RasterRenderer()
+    renderer.build(spec, geometry)
+    frame = renderer.render()
+    return spec, geometry, frame.mask[:, margin_px:-margin_px], frame.signal[:, margin_px:-margin_px]

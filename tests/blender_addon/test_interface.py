@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 from analysis.measure import measure
-from blender_addon.scene.geometry import build_geometry
 from blender_addon.scene.stack import Z_FE3AL, Z_FEAL2, grey_of_z
 from semcoat import classes
 from semcoat.spec import CoatingSpec, GreyLevelSpec, SpecError
-from tests.blender_addon.fakes import RasterRenderer
+from tests.blender_addon.fakes import raster_sample
 from tests.blender_addon.specs import FLAT, PIXEL_UM, small_batch
 
 MARGIN = 3
@@ -19,12 +18,7 @@ MARGIN = 3
 
 def _render(index: int = 0, **sections):
     batch = small_batch(count=index + 1, **sections)
-    spec = batch.sample(index)
-    g = build_geometry(spec, np.random.default_rng(batch.image_seed(index)), MARGIN)
-    r = RasterRenderer()
-    r.build(spec, g)
-    frame = r.render()
-    return spec, g, frame.mask[:, MARGIN:-MARGIN], frame.signal[:, MARGIN:-MARGIN]
+    return raster_sample(batch, index, MARGIN)
 
 
 def test_sub_bands_are_feal_in_the_mask_with_their_own_greys() -> None:

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 from analysis.measure import measure
-from blender_addon.scene.geometry import build_geometry
 from blender_addon.scene.stack import Z_FILLER, Z_PLATING, grey_of_z
 from semcoat import classes
 from semcoat.spec import CoatingSpec, SpecError
-from tests.blender_addon.fakes import RasterRenderer
+from tests.blender_addon.fakes import raster_sample
 from tests.blender_addon.specs import PIXEL_UM, small_batch
 
 MARGIN = 3
@@ -21,12 +20,7 @@ MOUNT = {"plating_thickness_um": 2.0, "shrinkage_gap_um": 1.5, "resin_filler_per
 
 def _render(layers: dict, index: int = 0, **sections):
     batch = small_batch(count=index + 1, layers={"surface_depth_um": 9.0, **layers}, **sections)
-    spec = batch.sample(index)
-    g = build_geometry(spec, np.random.default_rng(batch.image_seed(index)), MARGIN)
-    r = RasterRenderer()
-    r.build(spec, g)
-    frame = r.render()
-    return spec, g, frame.mask[:, MARGIN:-MARGIN], frame.signal[:, MARGIN:-MARGIN]
+    return raster_sample(batch, index, MARGIN)
 
 
 def test_the_mount_is_background_and_leaves_the_coating_and_its_measurements_alone() -> None:

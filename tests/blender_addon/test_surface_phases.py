@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 from analysis.measure import measure
-from blender_addon.scene.geometry import build_geometry
 from blender_addon.scene.stack import Z_AL, Z_FEAL3, grey_of_z
 from semcoat import classes
 from semcoat.spec import CoatingSpec, SpecError
-from tests.blender_addon.fakes import RasterRenderer
+from tests.blender_addon.fakes import raster_sample
 from tests.blender_addon.specs import PIXEL_UM, small_batch
 
 MARGIN = 3
@@ -19,12 +18,7 @@ MARGIN = 3
 
 def _render(layers: dict, index: int = 0):
     batch = small_batch(count=index + 1, layers={"surface_depth_um": 9.0, **layers})
-    spec = batch.sample(index)
-    g = build_geometry(spec, np.random.default_rng(batch.image_seed(index)), MARGIN)
-    r = RasterRenderer()
-    r.build(spec, g)
-    frame = r.render()
-    return spec, g, frame.mask[:, MARGIN:-MARGIN], frame.signal[:, MARGIN:-MARGIN]
+    return raster_sample(batch, index, MARGIN)
 
 
 def test_feal3_is_a_slightly_darker_band_of_the_fe2al5_class() -> None:
