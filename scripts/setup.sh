@@ -22,8 +22,9 @@ BPY_LIBS=(libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libgl1 lib
 case ",$EXTRAS," in *,all,*|*,render,*) wanted=("${BPY_LIBS[@]}") ;; *) wanted=() ;; esac
 # The dashboard's browser tests (dev extra) drive Debian's headless Chromium through Debian's chromedriver.
 case ",$EXTRAS," in *,dev,*) wanted+=(chromium chromium-driver) ;; esac
-# `semcoat serve` (the embedded service, the demo) starts its own redis-server when no SEMCOAT_REDIS_URL is given.
-case ",$EXTRAS," in *,all,*|*,service,*) wanted+=(redis-server) ;; esac
+# The embedded default (`semcoat serve` with no SEMCOAT_REDIS_URL, the demo) starts its own redis-server. Only for the
+# whole stack: a service host or image with `service` alone is given a Redis URL (compose runs Redis beside it).
+case ",$EXTRAS," in *,all,*) wanted+=(redis-server) ;; esac
 # Debian's python3.11 makes virtual environments only with python3.11-venv (ensurepip).
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || wanted+=(python3.11-venv)
 missing=()
