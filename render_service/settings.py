@@ -81,6 +81,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is empty or a placeholder")
         return value
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        # A relative SEMCOAT_DATA_DIR is taken from the folder this process started in, once: a child started in
+        # another folder (the demo runs `semcoat serve` inside its data folder) would read it again from there.
+        return value.expanduser().absolute()
+
     @model_validator(mode="after")
     def _slurm_settings_complete(self) -> Settings:
         slurm = {"ssh_host": self.ssh_host, "ssh_user": self.ssh_user, "ssh_key": self.ssh_key,

@@ -232,6 +232,7 @@ def demo(
         raise fail(f"--preset: unknown preset {preset!r}; accepted: {', '.join(PRESETS)}", EXIT_USAGE)
     plan = DemoPlan(preset, count or (4 if quick else 32), heldout or (2 if quick else 8), seed,
                     max(3, round((minutes or (0.25 if quick else 3.0)) * 60)), quick)
+    out = out.expanduser().absolute()  # every path printed and handed to the service and the training is absolute
     paths = DemoPaths(out)
     text = plan_json(plan)
     problem = out_folder_problem(out, text)

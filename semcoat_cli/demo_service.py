@@ -112,6 +112,7 @@ def start_service(data_dir: Path, echo: Callable[[str], None], timeout_s: float 
     DemoServiceError
         When it exits or does not answer within ``timeout_s`` seconds (it is stopped; the message ends with its log).
     """
+    data_dir = data_dir.absolute()  # the service runs inside it (cwd): a relative path would nest in itself
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / SERVE_LOG

@@ -36,6 +36,16 @@ def test_settings_defaults_need_no_configuration(tmp_path: Path, monkeypatch: py
     assert not settings.slurm_configured and settings.redis_url is None and settings.max_retries == 2
 
 
+def test_a_relative_data_folder_is_taken_from_where_the_process_started(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEMCOAT_DATA_DIR", "out/service")
+    settings = load_settings()
+    assert settings.data_dir == tmp_path / "out" / "service"
+    monkeypatch.chdir(tmp_path / "..")  # a child started elsewhere is handed the same folder, not a new one
+    assert settings.data_dir.is_absolute() and settings.database == f"sqlite:///{tmp_path / 'out/service/semcoat.db'}"
+
+
 def test_migrated_schema_matches_the_models(db: Database) -> None:
     inspector = inspect(db.engine)
     for table in Base.metadata.sorted_tables:
