@@ -36,6 +36,7 @@ from semcoat.batch import BatchSpec
 from semcoat.versions import InstalledVersion
 from semcoat_cli.versions import installed_version
 from tests.render_service.fake_slurm import CLUSTER_SEMCOAT, JOBCOMP_LOG, OLD_SEMCOAT_ANSWER, Clock, FakeSlurm
+from tests.render_service.fake_store import MemoryStore
 
 HOME = "/home/hpc"
 FIX = "rerun `bash scripts/install-render-env.sh /opt/semcoat --extras render"
@@ -115,17 +116,9 @@ def test_a_cluster_semcoat_that_does_not_match_fails_the_batch_at_submit_with_on
 
     check = backend.check()  # what the worker writes for /health: the same sentence
     assert not check.reachable and check.detail == batch.error and check.extra == {"compatible": False}
-    store: dict[str, str] = {}
-
-    class Store:
-        def get(self, name: str) -> str | None:
-            return store.get(name)
-
-        def set(self, name: str, value: str, ex: int | None = None) -> None:
-            store[name] = value
-
-    write_backend_health(Store(), "slurm", check.reachable, check.detail, ttl_s=60)
-    shown = backend_health("slurm", parse_backend_health(Store().get("semcoat:health:slurm")), now=0)
+    store = MemoryStore()
+    write_backend_health(store, "slurm", check.reachable, check.detail, ttl_s=60)
+    shown = backend_health("slurm", parse_backend_health(store.get("semcoat:health:slurm")), now=0)
     assert not shown.reachable and shown.detail.startswith(batch.error)
 
 

@@ -15,6 +15,7 @@ from render_service.slurm.fake import FakeRunner
 from render_service.store import batch_public, create_batch
 from semcoat.batch import BatchSpec
 from tests.render_service.fake_slurm import JOBCOMP_LOG, FakeSlurm
+from tests.render_service.fake_store import MemoryStore
 
 HOME = "/home/hpc"
 
@@ -205,17 +206,9 @@ def test_an_unreachable_cluster_changes_nothing_and_shows_in_health(
     batch, tasks = batch_state(db, batch_id)
     assert batch.state == "submitted" and tasks == [("pending", 1)] * 3 and batch.error is None
 
-    store: dict[str, str] = {}
-
-    class Store:
-        def get(self, name: str) -> str | None:
-            return store.get(name)
-
-        def set(self, name: str, value: str, ex: int | None = None) -> None:
-            store[name] = value
-
-    write_backend_health(Store(), "slurm", report.reachable, report.detail, ttl_s=60)
-    health = read_backend_health(Store(), ["slurm", "local"])
+    store = MemoryStore()
+    write_backend_health(store, "slurm", report.reachable, report.detail, ttl_s=60)
+    health = read_backend_health(store, ["slurm", "local"])
     slurm_health = health["slurm"]
     assert slurm_health is not None and not slurm_health.reachable and "login.example" in slurm_health.detail
     assert health["local"] is None  # no worker reported on it

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from render_service.health import HEALTH_KEY, BackendStatus, parse_backend_health, write_backend_health
 from semcoat_cli.app import app
 from tests.render_service.api.conftest import Api
+from tests.render_service.fake_store import MemoryStore
 
 
 def test_health_is_open_and_ok_when_every_part_answers(api: Api) -> None:
@@ -34,19 +35,12 @@ def test_health_is_degraded_and_says_why(api: Api) -> None:
 
 
 def test_a_workers_report_reads_back_as_it_was_written() -> None:
-    store: dict[str, str] = {}
-
-    class Store:
-        def get(self, name: str) -> str | None:
-            return store.get(name)
-
-        def set(self, name: str, value: str, ex: int | None = None) -> None:
-            assert ex and ex > 0
-            store[name] = value
-
+    store = MemoryStore()
     before = dt.datetime.now(dt.UTC)
-    write_backend_health(Store(), "slurm", False, "host key unknown", ttl_s=60)
-    status = parse_backend_health(store[HEALTH_KEY.format(backend="slurm")])
+    write_backend_health(store, "slurm", False, "host key unknown", ttl_s=60)
+    key = HEALTH_KEY.format(backend="slurm")
+    assert (store.expiry_s[key] or 0) > 0  # a record that expires: a dead worker's report goes stale
+    status = parse_backend_health(store.values[key])
     assert status is not None and (status.reachable, status.detail) == (False, "host key unknown")
     assert status.checked_at is not None and before <= status.checked_at <= dt.datetime.now(dt.UTC)
     assert parse_backend_health("{not json") is None and parse_backend_health(None) is None
