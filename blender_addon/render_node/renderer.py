@@ -239,11 +239,7 @@ class Renderer:
                     render.border_min_x, render.border_max_x = 0.0, 1.0
                     render.border_min_y = (height - bottom + 0.5) / height
                     render.border_max_y = min(1.0, (height - top + 0.5) / height)
-                    strip = self._render_once()
-                    if strip.shape != (bottom - top, width):
-                        raise RenderError(f"Blender rendered a strip of {strip.shape[1]}x{strip.shape[0]} px for "
-                                          f"rows {top}..{bottom - 1} of a {width}x{height} frame")
-                    strips.append(strip)
+                    strips.append(self._render_strip(top, bottom, width, height))
             finally:
                 render.use_border, render.use_crop_to_border = False, False
             ids = np.concatenate(strips)
@@ -264,15 +260,19 @@ class Renderer:
                 check(should_stop)
                 render.resolution_y = bottom - top
                 camera.location.y = y0 + (height - (bottom - top) - 2 * top) / (2 * scale)
-                strip = self._render_once()
-                if strip.shape != (bottom - top, width):
-                    raise RenderError(f"Blender rendered a strip of {strip.shape[1]}x{strip.shape[0]} px for rows "
-                                      f"{top}..{bottom - 1} of a {width}x{height} frame")
-                strips.append(strip)
+                strips.append(self._render_strip(top, bottom, width, height))
         finally:
             render.resolution_y = height
             camera.location.y = y0
         return np.concatenate(strips)
+
+    def _render_strip(self, top: int, bottom: int, width: int, height: int) -> np.ndarray:
+        """One render call of rows ``top..bottom - 1`` (as the border or camera selects them), its size checked."""
+        strip = self._render_once()
+        if strip.shape != (bottom - top, width):
+            raise RenderError(f"Blender rendered a strip of {strip.shape[1]}x{strip.shape[0]} px for rows "
+                              f"{top}..{bottom - 1} of a {width}x{height} frame")
+        return strip
 
     def _render_once(self) -> np.ndarray:
         """The object ids (uint8) of one render call: the frame, or the strip the border or camera selects."""
