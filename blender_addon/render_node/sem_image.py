@@ -43,7 +43,6 @@ FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 EDGE_SIGMA_PX = 0.9
 # Detector / amplifier bandwidth: the signal of one pixel leaks into the next along the scan line.
 SCAN_BANDWIDTH_KERNEL = np.array([0.2, 0.6, 0.2], dtype=np.float32)
-SHIFT_BLOCK_ROWS = 256
 # A halo wider than this (sigma, px) is blurred at 1/HALO_DOWNSAMPLE of the resolution.
 HALO_DOWNSAMPLE_SIGMA_PX = 6.0
 HALO_DOWNSAMPLE = 4
@@ -113,38 +112,23 @@ def apply_line_shifts(
     -------
     (signal, mask) of shape (height, width).
     """
-    height, frame_w = mask.shape
-    width = frame_w - 2 * margin_px
-    out_signal = np.empty((height, width), dtype=np.float32)
-    out_mask = np.empty((height, width), dtype=mask.dtype)
-    cols = np.arange(width, dtype=np.float64)[None, :]
-    flat_signal, flat_mask = np.ascontiguousarray(signal).reshape(-1), np.ascontiguousarray(mask).reshape(-1)
-    # In blocks of rows: the same arithmetic per pixel, but the gathers stay in cache (7x faster on a 6144x4096 frame);
-    # gathers by flat index (np.take) are 3x faster than by (row, column) pairs.
-    for top in range(0, height, SHIFT_BLOCK_ROWS):
-        bottom = min(height, top + SHIFT_BLOCK_ROWS)
-        pos = cols + margin_px + shifts_px[top:bottom, None]
-        left = np.floor(pos).astype(np.intp)
-        frac = (pos - left).astype(np.float32)
-        row_start = (np.arange(top, bottom, dtype=np.intp) * frame_w)[:, None]
-        left += row_start
-        out_signal[top:bottom] = (1.0 - frac) * np.take(flat_signal, left) + frac * np.take(flat_signal, left + 1)
-        out_mask[top:bottom] = np.take(flat_mask, np.rint(pos).astype(np.intp) + row_start)
-    return out_signal, out_mask
+    # A single scan is the average of one frame: the same weighted sum of whole-pixel shifted copies.
+    deviations = np.zeros((len(shifts_px), 1))
+    return frame_averaged_signal(signal, shifts_px, deviations, margin_px), shift_mask(mask, shifts_px, margin_px)
 
 
 def shift_mask(mask: np.ndarray, shifts_px: np.ndarray, margin_px: int) -> np.ndarray:
-    """The mask of :func:`apply_line_shifts` alone (the class of the rendered pixel nearest to ``c + shift``)."""
+    """The mask of :func:`apply_line_shifts` alone: line ``r`` reads the rendered pixel nearest to ``c + shift_r``,
+    the line's own slice of the frame from ``margin_px + round(shift_r)``."""
     height, frame_w = mask.shape
     width = frame_w - 2 * margin_px
     out_mask = np.empty((height, width), dtype=mask.dtype)
-    cols = np.arange(width, dtype=np.float64)[None, :]
-    flat_mask = np.ascontiguousarray(mask).reshape(-1)
-    for top in range(0, height, SHIFT_BLOCK_ROWS):  # in blocks of rows, as apply_line_shifts (same numbers)
-        bottom = min(height, top + SHIFT_BLOCK_ROWS)
-        pos = cols + margin_px + shifts_px[top:bottom, None]
-        row_start = (np.arange(top, bottom, dtype=np.intp) * frame_w)[:, None]
-        out_mask[top:bottom] = np.take(flat_mask, np.rint(pos).astype(np.intp) + row_start)
+    offsets = np.rint(np.asarray(shifts_px, np.float64)).astype(np.intp)
+    # One row gather per whole-pixel offset (at most 2 margin_px - 1 of them), each line a contiguous slice.
+    for offset in np.unique(offsets):
+        rows = np.flatnonzero(offsets == offset)
+        start = margin_px + int(offset)
+        out_mask[rows] = mask[rows, start:start + width]
     return out_mask
 
 
@@ -153,10 +137,16 @@ def edge_map(mask: np.ndarray) -> np.ndarray:
 
     Polishing leaves steps at voids but not between solid phases, so only void edges brighten.
     """
-    void = ((mask == classes.PORE) | (mask == classes.BACKGROUND) | (mask == classes.CRACK)).astype(np.uint8)
+    void = ((mask == classes.PORE) | (mask == classes.BACKGROUND) | (mask == classes.CRACK)).view(np.uint8)
     near_void = cv2.dilate(void, np.ones((3, 3), np.uint8))
-    rim = ((near_void > 0) & (void == 0)).astype(np.float32)
-    return cv2.GaussianBlur(rim, (0, 0), EDGE_SIGMA_PX) * (2.0 * np.pi * EDGE_SIGMA_PX**2) ** 0.5
+    rim = cv2.subtract(near_void, void)  # 1 on the solid pixels touching a void
+    # The Gaussian of sigma EDGE_SIGMA_PX (GaussianBlur's kernel size for float32), read from the uint8 rim straight
+    # into float32, the rim's peak scale folded into the row kernel.
+    return cv2.sepFilter2D(rim, cv2.CV_32F, _EDGE_KERNEL_X, _EDGE_KERNEL_Y)
+
+
+_EDGE_KERNEL_Y = cv2.getGaussianKernel(int(round(EDGE_SIGMA_PX * 8 + 1)) | 1, EDGE_SIGMA_PX, cv2.CV_32F)
+_EDGE_KERNEL_X = (_EDGE_KERNEL_Y * np.float32((2.0 * np.pi * EDGE_SIGMA_PX**2) ** 0.5)).astype(np.float32)
 
 
 def probe_blur(signal: np.ndarray, fwhm_px: float, halo_fraction: float = 0.0, halo_fwhm_px: float = 0.0) -> np.ndarray:
@@ -179,59 +169,88 @@ def probe_blur(signal: np.ndarray, fwhm_px: float, halo_fraction: float = 0.0, h
         halo = cv2.resize(small, (cols, rows), interpolation=cv2.INTER_LINEAR)
     else:
         halo = cv2.GaussianBlur(signal, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    return (np.float32(1.0 - halo_fraction) * core + np.float32(halo_fraction) * halo).astype(np.float32)
+    return cv2.addWeighted(core, 1.0 - halo_fraction, halo, halo_fraction, 0.0)
 
 
 def shot_noise(
-    signal: np.ndarray, dose_electrons_per_px: float, rng: np.random.Generator, should_stop: StopCheck | None = None
+    signal: np.ndarray, dose_electrons_per_px: float, rng: np.random.Generator, should_stop: StopCheck | None = None,
+    detector_std: float = 0.0,
 ) -> np.ndarray:
     """Counting noise: a grey ``g`` is ``g * dose`` detected electrons on average, with the Poisson law's mean,
-    variance and skewness.
+    variance and skewness; with ``detector_std``, plus the detector's independent Gaussian noise of that standard
+    deviation (full scale 1), drawn at once.
 
-    A mean count below ``EXACT_POISSON_BELOW`` is drawn from the Poisson law itself (numpy's); a larger one, where
-    numpy's sampler costs ~50 ns a pixel (most of an image's noise), as ``mean + sd (z + c (z^2 - 1))`` from a
-    standard normal ``z`` (:func:`poisson_like`): the mean and the variance exactly Poisson's, the skewness its
-    ``1/sqrt(mean)`` to ``O(mean^-1.5)``. Drawn in blocks of rows, asking ``should_stop`` between them; the draws
-    depend only on the signal and the stream, so the same inputs give the same image.
+    A mean count below ``EXACT_POISSON_BELOW`` is drawn from the Poisson law itself (numpy's; the detector's noise
+    added as a normal deviate); a larger one, where numpy's sampler costs ~50 ns a pixel (most of an image's noise),
+    from one standard normal ``z`` per pixel (:func:`poisson_like`): the mean, the variance and the skewness those of
+    the Poisson count plus the Gaussian, the skewness to ``O(mean^-1.5)``. Drawn in blocks of rows, asking
+    ``should_stop`` between them; the draws depend only on the signal and the stream, so the same inputs give the
+    same image.
     """
     out = np.empty(signal.shape, dtype=np.float32)
-    dose = np.float32(dose_electrons_per_px)
+    inv_dose = np.float32(1.0 / dose_electrons_per_px)
+    extra_var = np.float32(detector_std) ** 2
     for top in range(0, signal.shape[0], NOISE_BLOCK_ROWS):
         check(should_stop)
         block = np.maximum(signal[top:top + NOISE_BLOCK_ROWS], np.float32(0.0))
-        mean = block * dose
         z = rng.standard_normal(block.shape, dtype=np.float32)
-        noisy = block + poisson_like(mean, z) / dose
-        exact = mean < np.float32(EXACT_POISSON_BELOW)
-        if exact.any():
+        exact = block < np.float32(EXACT_POISSON_BELOW) * inv_dose
+        any_exact = bool(exact.any())
+        z_exact = z[exact] if any_exact else z[:0, 0]
+        noisy = poisson_like(block, inv_dose, extra_var, z)  # uses z as scratch
+        noisy += block
+        if any_exact:
             expected = block[exact].astype(np.float64) * dose_electrons_per_px
-            noisy[exact] = rng.poisson(expected) / dose_electrons_per_px
+            noisy[exact] = rng.poisson(expected) / dose_electrons_per_px + z_exact * np.float32(detector_std)
         out[top:top + NOISE_BLOCK_ROWS] = noisy
     return out
 
 
-def poisson_like(mean: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Deviations from ``mean`` (float32, counts >= ``EXACT_POISSON_BELOW``) of a Poisson count, from standard normal
-    draws ``z``: ``sd (z + c (z^2 - 1))`` with ``c = 1 / (6 sqrt(mean))`` (the Cornish-Fisher term that gives the
-    skewness ``1 / sqrt(mean)``) and ``sd = mean / sqrt(mean + 1/18)``, which makes the variance ``mean`` exactly
-    (``z + c (z^2 - 1)`` has variance ``1 + 2 c^2``). Means below the bound give finite values, not Poisson's."""
-    m = np.maximum(mean, np.float32(EXACT_POISSON_BELOW))
-    inv = np.float32(1.0) / np.sqrt(m + np.float32(1.0 / 18.0))
-    skew = np.sqrt(m) * inv * np.float32(1.0 / 6.0)  # sd * c
-    return m * inv * z + skew * (z * z - np.float32(1.0))
+def poisson_like(grey: np.ndarray, inv_dose: np.float32, extra_var: np.float32, z: np.ndarray) -> np.ndarray:
+    """Deviations (float32, grey units) from ``grey`` of a Poisson count of mean ``grey / inv_dose`` (at least
+    ``EXACT_POISSON_BELOW``) over the dose, plus an independent Gaussian deviate of variance ``extra_var``, from
+    standard normal draws ``z`` (overwritten): ``a z + b (z^2 - 1)`` with ``b = k3 / (6 V)`` and
+    ``a = sqrt(V - 2 b^2)``, where ``V = grey inv_dose + extra_var`` is the sum's variance and ``k3 = grey inv_dose^2``
+    its third cumulant (the Poisson count's). The variance is ``V`` exactly (``a z + b (z^2 - 1)`` has
+    ``a^2 + 2 b^2``), the third cumulant ``k3 - 4 b^3`` (the Cornish-Fisher term: Poisson's skewness
+    ``1 / sqrt(mean)`` to ``O(mean^-1.5)``). Greys under the bound are taken at the bound (finite values, not the
+    law's)."""
+    g = np.maximum(grey, np.float32(EXACT_POISSON_BELOW) * inv_dose)
+    var = g * inv_dose
+    var += extra_var
+    b = g * (inv_dose * inv_dose / np.float32(6.0))
+    b /= var
+    var -= np.float32(2.0) * b * b
+    a = np.sqrt(var, out=var)
+    a *= z
+    z *= z
+    z -= np.float32(1.0)
+    z *= b
+    a += z
+    return a
 
 
 def detector_noise(signal: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """Additive Gaussian amplifier noise of standard deviation ``std`` (full scale 1), then the scan bandwidth."""
+    """Additive Gaussian amplifier noise of standard deviation ``std`` (full scale 1), then the scan bandwidth
+    (:func:`scan_bandwidth`). :func:`form_image` draws this noise with the shot noise (:func:`shot_noise`)."""
     noisy = signal + rng.standard_normal(signal.shape, dtype=np.float32) * np.float32(std)
-    return cv2.filter2D(noisy, -1, SCAN_BANDWIDTH_KERNEL[None, :], borderType=cv2.BORDER_REFLECT)
+    return scan_bandwidth(noisy)
+
+
+def scan_bandwidth(signal: np.ndarray, contrast: float = 1.0, offset: float = 0.0) -> np.ndarray:
+    """The detector's bandwidth (``SCAN_BANDWIDTH_KERNEL`` along the scan line), then the display's linear grey map
+    ``contrast * s + offset`` in the same pass (float32)."""
+    kernel = (SCAN_BANDWIDTH_KERNEL * np.float32(contrast))[None, :]
+    return cv2.filter2D(signal, -1, kernel, delta=float(offset), borderType=cv2.BORDER_REFLECT)
 
 
 def quantise(signal: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Clip to [0, 1] and round to uint8 (8 bit) or uint16 (16 bit)."""
-    top = 255 if bit_depth == 8 else 65535
-    out = np.rint(np.clip(signal, 0.0, 1.0) * top)
-    return out.astype(np.uint8 if bit_depth == 8 else np.uint16)
+    """Clip to [0, 1] and round to uint8 (8 bit) or uint16 (16 bit); ``signal`` (float32) is used as scratch."""
+    top = np.float32(255 if bit_depth == 8 else 65535)
+    np.clip(signal, np.float32(0.0), np.float32(1.0), out=signal)
+    signal *= top
+    np.rint(signal, out=signal)
+    return signal.astype(np.uint8 if bit_depth == 8 else np.uint16)
 
 
 def form_image(
@@ -263,9 +282,9 @@ def form_image(
         sig, out_mask = apply_line_shifts(signal, mask, shifts, margin_px)
     check(should_stop)
     if imaging.edge_brightening > 0:
-        sig = sig + np.float32(imaging.edge_brightening) * edge_map(out_mask)
+        cv2.scaleAdd(edge_map(out_mask), float(imaging.edge_brightening), sig, dst=sig)
     if imaging.shading_amplitude > 0:
-        sig = sig * shading_field((sig.shape[0], sig.shape[1]), imaging.shading_amplitude, rng)
+        sig *= shading_field((sig.shape[0], sig.shape[1]), imaging.shading_amplitude, rng)
     p = imaging.pixel_size_um
     sig = probe_blur(sig, imaging.probe_fwhm_um / p, imaging.probe_halo_fraction, imaging.probe_halo_fwhm_um / p)
     check(should_stop)
@@ -276,15 +295,17 @@ def form_image(
             rows, values = streaks
             sig[rows] += values
         check(should_stop)
-    sig = shot_noise(sig, imaging.dose_electrons_per_px, rng, should_stop)
+    # Shot and detector noise in one draw (the detector's is independent of the count and added before the
+    # bandwidth filter, as the line noise is).
+    sig = shot_noise(sig, imaging.dose_electrons_per_px, rng, should_stop, imaging.detector_noise_std)
     check(should_stop)
     if imaging.line_noise_std > 0:
         sig += line_noise((sig.shape[0], sig.shape[1]), imaging.line_noise_std, imaging.line_noise_length_px,
                           streams.line_noise)
         check(should_stop)
-    sig = detector_noise(sig, imaging.detector_noise_std, rng)
+    # Bandwidth, then brightness and contrast: (s - 0.5) contrast + 0.5 + brightness, one pass.
+    sig = scan_bandwidth(sig, imaging.contrast, 0.5 + imaging.brightness - 0.5 * imaging.contrast)
     check(should_stop)
-    sig = (sig - np.float32(0.5)) * np.float32(imaging.contrast) + np.float32(0.5 + imaging.brightness)
     if imaging.data_bar:
         bar_rows = imaging.data_bar_height_px
         sig[-bar_rows:] = draw_data_bar(out_mask.shape[1], bar_rows, imaging.pixel_size_um)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blender_addon.render_node.artefacts import fe2al5_depth_factor, scratch_factor
+from blender_addon.render_node.artefacts import apply_fe2al5_depth, apply_scratches
 from blender_addon.render_node.interfaces import round_top_edge, substrate_blend_offset
 from blender_addon.render_node.steel import apply_laths, apply_particles
-from blender_addon.render_node.texture import grain_factor, speck_factor
+from blender_addon.render_node.texture import apply_specks, grain_factor
 from blender_addon.render_node.voids import pore_fill_offset, pore_rim
 from blender_addon.scene.stopping import StopCheck, check
 from semcoat.spec import CoatingSpec
@@ -53,16 +53,16 @@ def specimen_signal(
         check(should_stop)
     specimen = grain_factor(mask, img.pixel_size_um, streams.texture)
     check(should_stop)
-    specimen *= fe2al5_depth_factor(mask, grey.fe2al5_depth_gradient)
+    apply_fe2al5_depth(specimen, mask, grey.fe2al5_depth_gradient)
     check(should_stop)
-    specimen *= scratch_factor(mask, img.pixel_size_um, img.scratch_density_per_100um,
-                                         img.scratch_contrast, streams.scratches)
+    apply_scratches(specimen, mask, img.pixel_size_um, img.scratch_density_per_100um, img.scratch_contrast,
+                    streams.scratches)
     check(should_stop)
     pre = spec.precipitates
     if pre.speck_density_per_um2 > 0:
         contrasts = np.array(grey.precipitate_phase_greys()) / max(grey.fe2al5, 1e-3) - 1.0
-        specimen *= speck_factor(
-            mask, img.pixel_size_um, pre.speck_density_per_um2, contrasts,
+        apply_specks(
+            specimen, mask, img.pixel_size_um, pre.speck_density_per_um2, contrasts,
             np.array([pre.al8cr5_share, pre.cr2al_share, pre.cr23c6_share]), streams.specks)
         check(should_stop)
     if grey.steel_lath_contrast > 0:
@@ -73,7 +73,8 @@ def specimen_signal(
         apply_particles(specimen, mask, img.pixel_size_um, grey.steel_particle_density_per_100um2,
                         grey.steel_particle_radius_um, grey.steel_particle_contrast, streams.particles)
         check(should_stop)
-    out = greys * specimen
+    out = specimen
+    out *= greys
     if grey.pore_rim > 0:
         rim = pore_rim(mask, img.pixel_size_um, grey.pore_rim_width_um)
         if rim is not None:

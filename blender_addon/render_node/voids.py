@@ -76,6 +76,5 @@ def pore_rim(mask: np.ndarray, pixel_size_um: float, width_um: float) -> tuple[i
     distance = cv2.distanceTransform((band != classes.PORE).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
     # exp((1 - d) / width): the distance is at least 1 off the pores, and pores themselves are zeroed below.
     profile = cv2.exp((np.float32(1.0) - distance) * np.float32(1.0 / width_px))
-    solid = (band != classes.PORE) & (band != classes.BACKGROUND) & (band != classes.CRACK)
-    np.copyto(profile, np.float32(0.0), where=~solid)
+    profile *= (band != classes.PORE) & (band != classes.BACKGROUND) & (band != classes.CRACK)  # solid only
     return top, profile

@@ -49,3 +49,18 @@ def test_the_same_stream_gives_the_same_noise_and_dark_pixels_stay_dark() -> Non
     assert np.array_equal(a, b)
     assert np.all(a[grey <= 0] == 0.0)  # no electrons, no noise
     assert not np.array_equal(a, shot_noise(grey, DOSE, np.random.default_rng(10)))
+
+
+@pytest.mark.parametrize(("mean_count", "detector_std"), [(3.0, 0.02), (40.0, 0.05), (300.0, 0.1), (5000.0, 0.3)])
+def test_with_the_detectors_noise_the_moments_are_those_of_the_count_plus_a_gaussian(
+    mean_count: float, detector_std: float
+) -> None:
+    lam = float(np.float32(mean_count / DOSE)) * DOSE
+    grey = np.full(PIXELS, mean_count / DOSE, np.float32)
+    x = shot_noise(grey, DOSE, np.random.default_rng(3), detector_std=detector_std).astype(np.float64).ravel() * DOSE
+    n = x.size
+    var = lam + (detector_std * DOSE) ** 2  # counts^2: the Poisson law's plus the Gaussian's
+    assert abs(x.mean() - lam) < 5 * np.sqrt(var / n)
+    assert abs(x.var() / var - 1.0) < 5 * np.sqrt(2.0 / n) * 1.5
+    skew = ((x - x.mean()) ** 3).mean() / x.var() ** 1.5
+    assert abs(skew - lam / var**1.5) < 5 * np.sqrt(6.0 / n)  # the third cumulant is the count's alone
