@@ -4,6 +4,22 @@ A frame may show the whole coating, or cut it: the band may run off the bottom e
 start above the top edge (the surface not in the frame). :func:`frame_columns` says, per column, which of the band's
 two edges the frame shows; :func:`tilt_rad` estimates how far the cross-section is turned in the frame from the
 lines those edges draw. Only numpy is imported (the renderer measures its truth without scipy).
+
+The edges of a column are step fits, so that stray pixels of a predicted mask do not move them (issue 12: a lone
+FeAl or steel blob inside the Fe2Al5, a speck of coating in the resin moved the first-row edges by hundreds of rows):
+
+- the surface s(c) is the solid (non-background) row that leaves the fewest pixels on the wrong side of it: solid
+  pixels above it plus background pixels from it down to the column's last solid row. A run of solid pixels in the
+  resin is therefore skipped when the resin below it is longer than the run; a column with no background between its
+  first and last solid rows (every rendered truth column) has s(c) = its first solid row;
+- the band's bottom b(c) is the FeAl or substrate row at or below s(c) that leaves the fewest misplaced pixels:
+  FeAl and substrate pixels from s(c) down to above it, plus Fe2Al5 pixels below it (pores, precipitates, cracks and
+  resin count on neither side). An island of FeAl or steel inside the band is skipped when the Fe2Al5 below it
+  outnumbers it; the column has no bottom when the FeAl and steel it shows are outnumbered by Fe2Al5 below every
+  one of their rows (an island in a band that runs off the bottom edge). A column with nothing but FeAl and substrate
+  from its first FeAl or substrate row down to its last solid row has b(c) = that first row, as before.
+
+Ties go to the upper row (the first-row rule of the clean case).
 """
 
 from __future__ import annotations
@@ -12,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semcoat.classes import BACKGROUND, FEAL, SUBSTRATE
+from semcoat.classes import BACKGROUND, FE2AL5, FEAL, SUBSTRATE
 
 # An edge line (the surface, the band's bottom) takes part in the tilt estimate when the frame shows it in at least
 # this share of the columns.
@@ -28,12 +44,13 @@ class FrameColumns:
 
     Attributes
     ----------
-    surface_row : s(c), the first row that is not background.
-    band_bottom_row : b(c), the first FeAl or substrate row.
+    surface_row : s(c), the coating's first row (the first solid row, stray specks in the resin skipped; see the
+        module docstring).
+    band_bottom_row : b(c), the first FeAl or substrate row of the layer below the band (stray islands skipped).
     band_end_row : e(c), the row below the Fe2Al5 band: b(c) where it exists, else the row below the column's last
         non-background row (the band runs off the bottom edge, or into a data bar).
     banded : the column shows some Fe2Al5 band (rows s(c) .. e(c) - 1).
-    surface_seen : banded, and its surface lies inside the frame (row 0 is background).
+    surface_seen : banded, and its surface lies inside the frame (resin above it: s(c) > 0).
     bottom_seen : banded, and the band ends on FeAl or substrate inside the frame.
     last_solid_row : the column's last non-background row (-1 in a column of background only).
     """
@@ -52,20 +69,50 @@ class FrameColumns:
         return self.surface_seen & self.bottom_seen
 
 
-def _first_true_row(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First True row per column, and whether the column has one at all."""
-    first = flags.argmax(axis=0)
-    return first, flags[first, np.arange(flags.shape[1])]
+def _first_true(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First True index along each row of a C-contiguous 2-D bool array, and whether the row has one at all."""
+    first = flags.argmax(axis=1)
+    return first, flags[np.arange(flags.shape[0]), first]
 
 
 def frame_columns(m: np.ndarray) -> FrameColumns:
     """Classify the columns of a validated uint8 class mask ``m`` (see :class:`FrameColumns`)."""
-    solid = m != BACKGROUND
-    s, has_coating = _first_true_row(solid)
-    # FeAl (2) and substrate (3) in one pass: uint8 arithmetic wraps every other id past 1.
-    b, has_bottom = _first_true_row((m - np.uint8(FEAL)) <= np.uint8(SUBSTRATE - FEAL))
-    last_from_bottom, _ = _first_true_row(solid[::-1])
-    last_solid = np.where(has_coating, m.shape[0] - 1 - last_from_bottom, -1)
+    return transposed_frame_columns(transpose(m))
+
+
+def transpose(m: np.ndarray) -> np.ndarray:
+    """The mask as (columns, rows), C-contiguous: each column's pixels adjacent, so that per-column searches and
+    counts run along memory (a first-true search along axis 0 of the mask costs some 15 times more)."""
+    return np.ascontiguousarray(m.T)
+
+
+def transposed_frame_columns(mt: np.ndarray) -> FrameColumns:
+    """:func:`frame_columns` of the transposed mask ``mt`` (see :func:`transpose`)."""
+    n_cols, height = mt.shape
+    solid = mt != BACKGROUND
+    s, has_coating = _first_true(solid)
+    # Last solid row: the bottom edge where the column reaches it (nearly always), else searched from the end.
+    last_solid = np.full(n_cols, height - 1)
+    short = np.flatnonzero(~solid[:, -1])
+    if short.size:
+        last_solid[short] = height - 1 - solid[short, ::-1].argmax(axis=1)
+    last_solid = np.where(has_coating, last_solid, -1)
+    n_solid = np.count_nonzero(solid, axis=1)
+    # Background between the first and the last solid row: a speck above the surface may have moved s(c).
+    gappy = np.flatnonzero(has_coating & (n_solid < last_solid - s + 1))
+    if gappy.size:
+        s[gappy] = _surface_fit(solid[gappy])
+
+    bottom_class = (mt - np.uint8(FEAL)) <= np.uint8(SUBSTRATE - FEAL)  # uint8 arithmetic wraps other ids past 1
+    b, has_bottom = _first_true(bottom_class)
+    n_bottom = np.count_nonzero(bottom_class, axis=1)
+    # Anything but FeAl and substrate below b(c) (an island above Fe2Al5), or FeAl/substrate above s(c) (in the
+    # resin): fitted; otherwise b(c) is the first FeAl or substrate row.
+    mixed = np.flatnonzero(has_bottom & has_coating & ((n_bottom < last_solid - b + 1) | (b < s)))
+    if mixed.size:
+        b[mixed], has_bottom[mixed] = _bottom_fit(mt[mixed], bottom_class[mixed], s[mixed])
+    has_bottom &= has_coating
+
     end = np.where(has_bottom, b, last_solid + 1)
     banded = has_coating & (end > s)
     return FrameColumns(
@@ -77,6 +124,38 @@ def frame_columns(m: np.ndarray) -> FrameColumns:
         bottom_seen=banded & has_bottom,
         last_solid_row=last_solid,
     )
+
+
+def _surface_fit(solid: np.ndarray) -> np.ndarray:
+    """Surface row of each row of ``solid`` (transposed columns holding some solid pixel): the solid index ``r`` that
+    minimises (solid above r) + (background from r to the last solid index), the first such on a tie.
+
+    With S(r) the solid count above r and L the last solid index, the cost is S(r) + (L + 1 - r) - (N - S(r)), which
+    is 2 S(r) - r up to a per-column constant; at a solid index S(r) = C(r) - 1 with C the inclusive running count.
+    """
+    count = np.cumsum(solid, axis=1, dtype=np.int32)
+    score = 2 * count - np.arange(solid.shape[1], dtype=np.int32)
+    score[~solid] = np.iinfo(np.int32).max
+    return score.argmin(axis=1)
+
+
+def _bottom_fit(mt: np.ndarray, bottom_class: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(b(c), whether the column has one) for rows of the transposed mask ``mt``: the FeAl or substrate index r >= s
+    that minimises (FeAl and substrate in s .. r - 1) + (Fe2Al5 from r on), the first such on a tie; none when no
+    such index does better than (FeAl and substrate from s on): the band running off the end."""
+    idx = np.arange(mt.shape[1])
+    below_surface = idx[None, :] >= s[:, None]
+    step = bottom_class.astype(np.int32) - (mt == FE2AL5)
+    step[~below_surface] = 0
+    # C(r) inclusive: at a FeAl/substrate index the cost is C(r) - 1 plus the column's Fe2Al5 count (a constant);
+    # no bottom costs C(end) plus the same constant.
+    count = np.cumsum(step, axis=1)
+    candidate = bottom_class & below_surface
+    score = np.where(candidate, count, np.iinfo(np.int32).max)
+    b = score.argmin(axis=1)
+    rows = np.arange(mt.shape[0])
+    has = candidate[rows, b] & (score[rows, b] - 1 <= count[:, -1])
+    return b, has
 
 
 def _line_slope(rows: np.ndarray, cols: np.ndarray) -> float:

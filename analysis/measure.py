@@ -5,10 +5,13 @@ along the surface. Every length is returned in micrometres (pixel count x ``pixe
 
 Definitions (the analysis issue is the reference; this module is its executable form). For each column ``c``:
 
-- ``s(c)``: the first row whose class is not background (the local surface);
-- ``b(c)``: the first row whose class is FeAl or substrate (always at or below ``s(c)``, because every row above
-  ``s(c)`` is background);
-- the column shows the surface when row 0 is background (``s(c) > 0``), and the band's bottom when ``b(c)`` exists;
+- ``s(c)``: the local surface, the first row whose class is not background;
+- ``b(c)``: the band's bottom, the first row at or below ``s(c)`` whose class is FeAl or substrate;
+
+  both skipping stray pixels of a predicted mask (a speck of coating in the resin, an island of FeAl or steel inside
+  the band), which a step fit of each edge tells apart (:mod:`analysis.frame_columns`; a clean mask's edges are the
+  first rows as said);
+- the column shows the surface when resin lies above ``s(c)`` (``s(c) > 0``), and the band's bottom when ``b(c)`` exists;
 - it is *whole* when it shows both and ``b(c) > s(c)`` (a column whose first coating row is already FeAl or
   substrate has no Fe2Al5 band); its Fe2Al5 band is rows ``s(c) .. b(c) - 1``, pores, precipitates, cracks and any
   resin inclusions included; its thickness is ``(b(c) - s(c))`` pixels.
@@ -165,8 +168,9 @@ class ColumnProfile:
 
     Attributes
     ----------
-    surface_row : s(c), first non-background row, -1 in columns without coating.
-    band_bottom_row : b(c), first FeAl or substrate row, -1 where there is none.
+    surface_row : s(c), the coating's first row (see :class:`analysis.frame_columns.FrameColumns`), -1 in columns
+        without coating.
+    band_bottom_row : b(c), the first row of the FeAl or substrate below the band, -1 where there is none.
     measured : columns that have an Fe2Al5 band with a bottom.
     pixel_size_um : edge length of one pixel, µm.
     """
@@ -240,22 +244,12 @@ def check_pixel_size_um(pixel_size_um: float, argument: str = "pixel_size_um") -
     return p
 
 
-def _first_true_row(flags: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First True row per column, and whether the column has one at all."""
-    first = flags.argmax(axis=0)
-    return first, flags[first, columns]
-
-
 def _profile(m: np.ndarray, pixel_size_um: float) -> ColumnProfile:
-    columns = np.arange(m.shape[1])
-    s, has_coating = _first_true_row(m != BACKGROUND, columns)
-    # FeAl (2) and substrate (3) in one pass: uint8 arithmetic wraps every other id past 1.
-    b, has_bottom = _first_true_row((m - np.uint8(FEAL)) <= np.uint8(SUBSTRATE - FEAL), columns)
-    measured = has_coating & has_bottom & (b > s)
+    cols = frame_columns(m)
     return ColumnProfile(
-        surface_row=np.where(has_coating, s, -1),
-        band_bottom_row=np.where(has_bottom, b, -1),
-        measured=measured,
+        surface_row=cols.surface_row,
+        band_bottom_row=cols.band_bottom_row,
+        measured=cols.bottom_seen,
         pixel_size_um=pixel_size_um,
     )
 
@@ -370,7 +364,9 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     r0 = int(s[measured].min())
     r1 = int(end[measured].max())
     sub = m[r0:r1]
-    in_band = np.arange(r0, r1)[:, None] < end[None, :]  # rows above s(c) are background anyway
+    band_rows = np.arange(r0, r1)[:, None]
+    # Rows above s(c) may hold specks in the resin (a predicted mask's), which are not the band's.
+    in_band = (band_rows < end[None, :]) & (band_rows >= s[None, :])
     pore_rows, pore_cols = np.nonzero((sub == PORE) & in_band)
     n_precipitate = int(np.count_nonzero((sub == PRECIPITATE) & in_band))
     n_cracks = _crack_count((sub == CRACK) & in_band, max(CRACK_MIN_EXTENT_PX, CRACK_MIN_EXTENT_UM / p))
@@ -583,7 +579,9 @@ def _feal_runs_px(
     sub = m[top:, cols]
     # First row after b(c) that is not FeAl; a run that reaches the last row ends there.
     after_start = np.arange(top, m.shape[0])[:, None] > start[None, :]
-    end, found = _first_true_row((sub != FEAL) & after_start, np.arange(cols.size))
+    leaves = (sub != FEAL) & after_start
+    end = leaves.argmax(axis=0)
+    found = leaves[end, np.arange(cols.size)]
     end = np.where(found, end + top, m.shape[0])
     return (end - start).astype(np.float64), end > last_solid[cols]
 
