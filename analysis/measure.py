@@ -11,7 +11,8 @@ Definitions (the analysis issue is the reference; this module is its executable 
   both skipping stray pixels of a predicted mask (a speck of coating in the resin, an island of FeAl or steel inside
   the band), which a step fit of each edge tells apart (:mod:`analysis.frame_columns`; a clean mask's edges are the
   first rows as said);
-- the column shows the surface when resin lies above ``s(c)`` (``s(c) > 0``), and the band's bottom when ``b(c)`` exists;
+- the column shows the surface when resin lies above ``s(c)`` (``s(c) > 0``), and the band's bottom when ``b(c)``
+  exists;
 - it is *whole* when it shows both and ``b(c) > s(c)`` (a column whose first coating row is already FeAl or
   substrate has no Fe2Al5 band); its Fe2Al5 band is rows ``s(c) .. b(c) - 1``, pores, precipitates, cracks and any
   resin inclusions included; its thickness is ``(b(c) - s(c))`` pixels.
