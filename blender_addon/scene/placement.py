@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .neighbours import circle_clashes
+from .neighbours import candidate_clashes
 from .stopping import StopCheck, check
 
 VERTICES_PER_INCLUSION = 32
@@ -171,17 +171,10 @@ class PlacedCircles:
         Two circles clash when their centres are less than the sum of their radii plus ``gap_um`` apart.
         ``should_stop`` is asked between the steps (:class:`~.stopping.Interrupted` when it answers True).
         """
-        n_old = self.radii.size
-        all_c = np.concatenate([self.centres, centres])
-        all_r = np.concatenate([self.radii, radii])
-        # Placed circles never clash with each other.
-        pairs = circle_clashes(all_c, all_r, gap_um, first_new=n_old, should_stop=should_stop)
-        ok = np.ones(radii.size, dtype=bool)
+        blocked, pairs = candidate_clashes(self.centres, self.radii, centres, radii, gap_um, should_stop)
         # Candidates clashing with an already placed circle go at once; the rest is resolved in draw order, so any
         # prefix of the free candidates is itself free of clashes.
-        ok[pairs[pairs[:, 0] < n_old, 1] - n_old] = False
-        new = pairs[pairs[:, 0] >= n_old] - n_old
-        return first_in_draw_order(ok, new, should_stop)
+        return first_in_draw_order(~blocked, pairs, should_stop)
 
     def add(self, centres: np.ndarray, radii: np.ndarray) -> None:
         """Record placed circles (centres (n, 2) µm, radii (n,) µm)."""

@@ -1,12 +1,19 @@
 """The numpy neighbourhood queries against brute force: running extrema at every position (edges included, odd and
-even windows) and the grid hash's pairs against an O(n²) search."""
+even windows), the grid hash's pairs and the candidates' clashes (sweep and grid alike) against an O(n²) search."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from blender_addon.scene.neighbours import circle_clashes, pairs_within, sliding_max, sliding_min
+from blender_addon.scene import neighbours
+from blender_addon.scene.neighbours import (
+    candidate_clashes,
+    circle_clashes,
+    pairs_within,
+    sliding_max,
+    sliding_min,
+)
 from blender_addon.scene.stopping import Interrupted
 
 
@@ -141,3 +148,59 @@ def test_circle_clashes_ask_the_stop_check_and_stop() -> None:
     assert asked
     with pytest.raises(Interrupted):
         circle_clashes(centres, radii, 0.1, should_stop=lambda: True)
+
+
+def _spy_on_grids(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the calls of the grid search (it still runs)."""
+    calls: list[int] = []
+    grid = neighbours.circle_clashes
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return grid(*args, **kwargs)
+
+    monkeypatch.setattr(neighbours, "circle_clashes", counted)
+    return calls
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("giants", [0, 6])
+def test_candidate_clashes_equal_brute_force_by_sweep_and_by_grid(
+    seed: int, giants: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0.0, 60.0, (700, 2))
+    centres[rng.integers(0, 700, 20)] = centres[0]  # equal x (and y): ties in the sweep's order
+    radii = rng.lognormal(-1.0, 0.5, 700)
+    radii[rng.integers(0, 700, 5)] = 0.0
+    n_old = 300
+    radii[rng.integers(n_old, 700, giants)] = 60.0  # giants widen every sweep window: the grids take over
+    grids = _spy_on_grids(monkeypatch)
+    blocked, pairs = candidate_clashes(centres[:n_old], radii[:n_old], centres[n_old:], radii[n_old:], 0.15)
+    assert len(grids) == (1 if giants else 0)
+    brute = _brute_clashes(centres, radii, 0.15, n_old)
+    expected_blocked = np.zeros(700 - n_old, dtype=bool)
+    expected_blocked[brute[brute[:, 0] < n_old, 1] - n_old] = True
+    np.testing.assert_array_equal(blocked, expected_blocked)
+    got = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    np.testing.assert_array_equal(got, brute[brute[:, 0] >= n_old] - n_old)
+    assert 0 < blocked.sum() < blocked.size and len(pairs) > 20
+
+
+def test_candidates_exactly_gap_apart_do_not_clash() -> None:
+    placed, placed_r = np.array([[0.0, 0.0]]), np.array([1.0])
+    centres, radii = np.array([[2.5, 0.0], [2.5, 3.5], [0.0, 3.5]]), np.array([1.0, 2.0, 0.0])
+    blocked, pairs = candidate_clashes(placed, placed_r, centres, radii, 0.5)
+    np.testing.assert_array_equal(blocked, [False, False, False])
+    assert pairs.shape == (0, 2)
+    blocked, pairs = candidate_clashes(placed, placed_r, centres, radii, 0.5 + 1e-9)
+    np.testing.assert_array_equal(blocked, [True, False, False])
+    np.testing.assert_array_equal(pairs[np.argsort(pairs[:, 0])], [[0, 1], [1, 2]])
+    empty = np.zeros((0, 2)), np.zeros(0)
+    assert candidate_clashes(*empty, *empty, 0.1)[1].shape == (0, 2)
+    assert candidate_clashes(*empty, centres[:1], radii[:1], 0.1)[0].tolist() == [False]
+
+
+def test_candidate_clashes_ask_the_stop_check() -> None:
+    with pytest.raises(Interrupted):
+        candidate_clashes(np.zeros((0, 2)), np.zeros(0), np.zeros((3, 2)), np.ones(3), 0.1, should_stop=lambda: True)
