@@ -1,15 +1,16 @@
 """Render throughput: a 100-image 1024x768 batch with masks and ground truth, one render process per core.
 
     .venv/bin/python bench/render_throughput.py [--count 100] [--processes 2] [--preset 5h_650C]
-        [--engines workbench,cycles] [--threads 1] [--keep DIR]
+        [--engines raster,workbench,cycles] [--threads 1] [--keep DIR]
 
-Runs the batch once per engine named in ``--engines`` (default: Workbench, then Cycles: an A/B in the same run, on the
-same machine state), checks that the engines wrote identical files, and prints per engine: images/s over the whole
-run (process start to last sample written), the CPU seconds per image (all threads, so a busy machine inflates them
-less than the wall time), and the wall and CPU milliseconds per image of each step summed over the processes: import
-(Python + bpy + scene setup + engine choice), geometry, scene update, render (engine + EXR write; its CPU includes the
-EXR read), read (EXR read), rule (the pixel-centre rule and the id lookup), texture (specimen texture and artefacts),
-formation (SEM image formation), truth, encode (PNG) and write (meta JSON + atomic files).
+Runs the batch once per engine named in ``--engines`` (default: raster, Workbench, then Cycles: an A/B in the same
+run, on the same machine state), checks that the engines wrote identical files, and prints per engine: images/s over
+the whole run (process start to last sample written), the CPU seconds per image (all threads, so a busy machine
+inflates them less than the wall time), and the wall and CPU milliseconds per image of each step summed over the
+processes: import (Python + bpy + scene setup + engine choice), geometry, scene update, render (the engine's draw,
+with the EXR write for Workbench and Cycles; its CPU includes the EXR read), read (EXR read), rule (the pixel-centre
+rule and the id lookup), texture (specimen texture and artefacts), formation (SEM image formation), truth, encode
+(PNG) and write (meta JSON + atomic files).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--threads", type=int, default=1, help="render threads per process")
     parser.add_argument("--preset", default="5h_650C")
-    parser.add_argument("--engines", default="workbench,cycles", help="engines to run in turn, comma-separated")
+    parser.add_argument("--engines", default="raster,workbench,cycles", help="engines to run in turn, comma-separated")
     parser.add_argument("--keep", help="write the datasets here, one folder per engine (default: temporary)")
     parser.add_argument("--worker", nargs=7, metavar=("SPEC", "OUT", "START", "COUNT", "THREADS", "ENGINE", "TIMES"))
     args = parser.parse_args()

@@ -37,7 +37,7 @@ BATCH_FIELDS = ("name", "count", "seed", "base", "randomize", "render")
 FRAME_PATHS = ("imaging.width_px", "imaging.height_px", "imaging.pixel_size_um", "imaging.bit_depth")
 COATING_SECTIONS = tuple(f.name for f in dataclasses.fields(CoatingSpec))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-RENDER_ENGINES = ("auto", "workbench", "cycles")
+RENDER_ENGINES = ("auto", "raster", "workbench", "cycles")
 MAX_IMAGES = 1_000_000
 
 
@@ -72,8 +72,9 @@ class RenderSettings:
         25, minimum=1, maximum=100_000, doc="Images one render process (one Slurm array task) renders in a row.")
     engine: str = param(
         "auto", choices=RENDER_ENGINES,
-        doc="Render engine: 'workbench' (rasterised through OpenGL/EGL, several times faster), 'cycles' (ray traced, "
-            "needs no OpenGL) or 'auto' (Workbench where OpenGL starts, else Cycles). The images are the same.")
+        doc="Render engine: 'raster' (the meshes drawn offscreen through Blender's GPU module: OpenGL/EGL, the "
+            "fastest), 'workbench' (Blender's OpenGL rasteriser), 'cycles' (ray traced, needs no OpenGL) or 'auto' "
+            "(raster where OpenGL starts, else Cycles). The images are the same.")
 
 
 @dataclass

@@ -48,10 +48,10 @@ def render(
     start: int = typer.Option(0, "--start", min=0, help="First image index to render."),
     count: int = typer.Option(None, "--count", min=1, help="Number of images (default: up to the end of the batch)."),
     threads: int = typer.Option(0, "--threads", min=0,
-                                help="Render threads: Cycles', or Workbench's OpenGL rasteriser's (0 = all cores)."),
-    engine: str = typer.Option(None, "--engine", metavar="auto|workbench|cycles",
-                               help="Render engine (default: the batch's render.engine, itself 'auto': Workbench where "
-                                    "OpenGL starts, else Cycles). The images are the same with either."),
+                                help="Render threads: Cycles', or the OpenGL rasteriser's (0 = all cores)."),
+    engine: str = typer.Option(None, "--engine", metavar="auto|raster|workbench|cycles",
+                               help="Render engine (default: the batch's render.engine, itself 'auto': the raster "
+                                    "engine where OpenGL starts, else Cycles). The images are the same with each."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the summary line (and a fallback to Cycles)."),
 ) -> None:
     """Render images START..START+COUNT-1 of a batch, with masks and ground truth; finished images are skipped.
@@ -79,7 +79,7 @@ def render(
         used.append(renderer.engine)
         if not quiet:
             typer.echo(f"render engine: {renderer.engine_note}")
-        elif chosen == "auto" and renderer.engine == "cycles":
+        elif chosen == "auto" and renderer.engine != "raster":  # a fallback: said even when quiet
             typer.echo(f"render engine: {renderer.engine_note}", err=True)
         return renderer
 

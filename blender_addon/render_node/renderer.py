@@ -1,22 +1,26 @@
 """Headless render of one coating frame: the object id at each pixel centre, turned into the class mask and signal.
 
-Two engines draw the same ids (see :mod:`blender_addon.scene.render_setup`): Workbench, a rasteriser with
-anti-aliasing off (one sample at each pixel centre, the object's flat id colour; needs OpenGL through EGL, Mesa's
-llvmpipe on a node without a GPU), and Cycles, the reference and the fallback (one ray per pixel through its centre,
-the Object Index pass). Each writes an uncompressed half-float EXR to a scratch folder (Blender gives a render's
-pixels to Python only through a file or the compositor, and the file is the cheaper), read with numpy. Then
-:func:`blender_addon.scene.class_map.class_map` decides the pixels beside an edge exactly and maps ids to classes and
-greys, the same code for both engines: the frames are identical whichever engine drew them.
+Three engines draw the same ids. The raster engine (:mod:`.raster`) draws the meshes' triangles straight into an
+offscreen OpenGL buffer through Blender's GPU module and reads the ids back from memory: the fastest, with no file in
+between. The other two are Blender render engines (see :mod:`blender_addon.scene.render_setup`): Workbench, a
+rasteriser with anti-aliasing off (one sample at each pixel centre, the object's flat id colour; needs OpenGL through
+EGL, Mesa's llvmpipe on a node without a GPU), and Cycles, the reference and the fallback (one ray per pixel through
+its centre, the Object Index pass). Each of those two writes an uncompressed half-float EXR to a scratch folder
+(Blender gives a render's pixels to Python only through a file or the compositor, and the file is the cheaper), read
+with numpy. Then :func:`blender_addon.scene.class_map.class_map` decides the pixels beside an edge exactly and maps ids
+to classes and greys, the same code for every engine: the frames are identical whichever engine drew them.
 
-``engine="auto"`` takes Workbench when OpenGL starts here (asked in a child process, :mod:`.egl`: Blender aborts
-rather than raises without it) and Cycles otherwise, saying why in :attr:`Renderer.engine_note`.
+``engine="auto"`` takes the raster engine when OpenGL starts here (asked in a child process, :mod:`.egl`: Blender
+aborts rather than raises without it; Workbench if the GPU module then stays closed) and Cycles otherwise, saying why
+in :attr:`Renderer.engine_note`.
 
 A render cannot be cancelled from Python, so a large frame is rendered as horizontal strips, one render call each,
 and a stop request (Ctrl-C, scancel) is honoured between strips, within about a strip's time. Cycles renders a frame
 of more than ``STRIP_PIXELS`` pixels in border strips (cropped); each pixel is still one ray through its own centre
 with the same sampling pattern, so the joined strips equal the single render bit for bit. Workbench renders the whole
 frame whatever the border, so above ``WORKBENCH_STRIP_PIXELS`` it renders strip-sized frames through a camera moved
-down by whole rows: each pixel keeps its centre, to float rounding far inside the pixel-centre rule's band.
+down by whole rows: each pixel keeps its centre, to float rounding far inside the pixel-centre rule's band. The
+raster engine draws a whole frame in one go (about 0.05 s per million pixels on one core).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import numpy as np
 from blender_addon import exr
 from blender_addon.render_node import egl
 from blender_addon.render_node.frame import RenderedFrame, RenderError
+from blender_addon.render_node.raster import GpuRaster, RasterObject, mesh_triangles, projection
 from blender_addon.scene.builder import SceneBuilder
 from blender_addon.scene.class_map import MAX_OBJECT_ID, ClassMapError, ids_from_colour
 from blender_addon.scene.geometry import CoatingGeometry
@@ -53,26 +58,28 @@ STRIP_PIXELS = 1 << 20
 # Workbench: about 0.3 s for 4 Mpx on two cores (a 4096x3072 frame in 3 strips; a 1024x768 image is one). Each strip
 # repeats Workbench's per-render cost (~0.05 s), so its strips are larger than Cycles'.
 WORKBENCH_STRIP_PIXELS = 1 << 22
+ENGINE_NAMES = {"raster": "raster", "workbench": "Workbench", "cycles": "Cycles"}  # as the render log writes them
 STEPS = ("render_s", "read_s", "rule_s")  # what Renderer.seconds adds up: engine, EXR read, pixel-centre rule + lookup
 
 
 @dataclass(frozen=True)
 class EngineChoice:
-    """The engine a renderer uses (``"workbench"`` or ``"cycles"``) and why, in words for the render log."""
+    """The engine a renderer uses (``"raster"``, ``"workbench"`` or ``"cycles"``) and why, in words for the render
+    log."""
 
     engine: str
     note: str
 
 
 def choose_engine(requested: str, probe: Callable[[], egl.EglStatus] = egl.probe) -> EngineChoice:
-    """The engine for ``requested`` (``"auto"``, ``"workbench"`` or ``"cycles"``): Workbench when OpenGL starts here
-    (``probe``), Cycles when asked or, under ``"auto"``, when OpenGL does not start.
+    """The engine for ``requested`` (``"auto"``, ``"raster"``, ``"workbench"`` or ``"cycles"``): the one asked for,
+    and under ``"auto"`` the raster engine when OpenGL starts here (``probe``), else Cycles.
 
     Raises
     ------
     RenderError
-        when ``"workbench"`` was asked for and OpenGL does not start (the message says why and what to do), or for an
-        unknown name.
+        when ``"raster"`` or ``"workbench"`` was asked for and OpenGL does not start (the message says why and what to
+        do), or for an unknown name.
     """
     if requested not in RENDER_ENGINES:
         raise RenderError(f"unknown render engine {requested!r}; accepted: {', '.join(RENDER_ENGINES)}")
@@ -80,12 +87,15 @@ def choose_engine(requested: str, probe: Callable[[], egl.EglStatus] = egl.probe
         return EngineChoice("cycles", "Cycles, as asked")
     status = probe()
     if status.available:
-        return EngineChoice("workbench", f"Workbench through OpenGL: {status.detail}")
-    if requested == "workbench":
-        raise RenderError(f"the Workbench engine needs OpenGL through EGL, which does not start here: {status.detail}. "
-                          "Install libegl1 and Mesa (libegl-mesa0, libgl1-mesa-dri), or render with --engine cycles "
-                          "(or auto, which falls back to Cycles)")
-    return EngineChoice("cycles", f"Cycles: Workbench is unavailable here ({status.detail})")
+        if requested == "workbench":
+            return EngineChoice("workbench", f"Workbench through OpenGL: {status.detail}")
+        return EngineChoice("raster", f"the raster engine through OpenGL: {status.detail}")
+    if requested != "auto":
+        raise RenderError(f"the {ENGINE_NAMES[requested]} engine needs OpenGL through EGL, which does not start here: "
+                          f"{status.detail}. Install libegl1 and Mesa (libegl-mesa0, libgl1-mesa-dri), or render "
+                          "with --engine cycles (or auto, which falls back to Cycles)")
+    return EngineChoice("cycles", f"Cycles: OpenGL, which the raster engine needs, is unavailable here "
+                                  f"({status.detail})")
 
 
 @contextlib.contextmanager
@@ -124,12 +134,12 @@ def _scratch_dir() -> Path:
 
 def configure_scene(scene: bpy.types.Scene, threads: int = 0, engine: str = "cycles") -> None:
     """The settings of ``engine`` (:func:`configure_exact_render` for Cycles, :func:`configure_flat_render` for
-    Workbench) plus what repeated renders in one process want: persistent data, and ``threads`` render threads (0 lets
-    Blender use every core).
+    Workbench and the raster engine, which starts OpenGL with one Workbench render) plus what repeated renders in one
+    process want: persistent data, and ``threads`` render threads (0 lets Blender use every core).
 
     Meant for the renderer's own scene: it changes ``scene``'s render settings and its world's colour (black).
     """
-    (configure_flat_render if engine == "workbench" else configure_exact_render)(scene)
+    (configure_exact_render if engine == "cycles" else configure_flat_render)(scene)
     scene.render.use_persistent_data = True
     scene.render.threads_mode = "FIXED" if threads > 0 else "AUTO"
     if threads > 0:
@@ -155,7 +165,8 @@ class Renderer:
     Parameters
     ----------
     threads : render threads, Cycles' and (when set before OpenGL starts in this process) llvmpipe's; 0 = all cores.
-    engine : ``"auto"`` (Workbench when OpenGL starts here, else Cycles), ``"workbench"`` or ``"cycles"``.
+    engine : ``"auto"`` (the raster engine when OpenGL starts here, else Cycles), ``"raster"``, ``"workbench"`` or
+        ``"cycles"``.
 
     Attributes
     ----------
@@ -166,13 +177,14 @@ class Renderer:
     Raises
     ------
     RenderError
-        when ``engine="workbench"`` was asked for and OpenGL does not start here.
+        when ``engine="raster"`` or ``"workbench"`` was asked for and OpenGL does not start here, or the raster
+        engine was asked for and Blender's GPU module does not open.
     """
 
     def __init__(self, threads: int = 0, engine: str = "auto") -> None:
         choice = choose_engine(engine)
         self.engine, self.engine_note = choice.engine, choice.note
-        if self.engine == "workbench" and threads > 0:
+        if self.engine != "cycles" and threads > 0:
             os.environ.setdefault("LP_NUM_THREADS", str(threads))  # llvmpipe's threads, read when OpenGL starts
         self.seconds = dict.fromkeys(STEPS, 0.0)
         self.pixels_decided = 0
@@ -185,11 +197,29 @@ class Renderer:
         except BaseException:
             self._remove_scene()
             raise
-        self._dir = _scratch_dir()  # last: nothing after it can fail and leave it behind
+        self._dir = _scratch_dir()
         # a renderer dropped without close() (a script's) still leaves no scratch folder in /dev/shm at exit
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         self._exr = self._dir / "frame.exr"
         self.scene.render.filepath = str(self._exr)
+        self._raster: GpuRaster | None = None
+        if self.engine == "raster":
+            try:
+                self._raster = self._start_raster()
+            except RenderError as exc:
+                if engine != "auto":
+                    self.close()
+                    raise
+                self.engine, self.engine_note = "workbench", f"Workbench: the raster engine did not start ({exc})"
+
+    def _start_raster(self) -> GpuRaster:
+        log = self._dir / "blender.log"
+        try:
+            with _output_to(log):
+                GpuRaster.start(self.scene)
+                return GpuRaster()
+        except RenderError as exc:
+            raise RenderError(f"{exc} (Blender said: {_tail(log)})") from exc
 
     def build(self, spec: CoatingSpec, geometry: CoatingGeometry) -> None:
         """Put ``geometry`` into the scene (see :meth:`SceneBuilder.update`)."""
@@ -223,7 +253,10 @@ class Renderer:
         render = self.scene.render
         width, height = render.resolution_x, render.resolution_y
         rows = strip_rows(width, height, None if self.engine == "cycles" else WORKBENCH_STRIP_PIXELS)
-        if len(rows) == 1:
+        if self._raster is not None:
+            check(should_stop)
+            ids = self._draw_raster(width, height)
+        elif len(rows) == 1:
             check(should_stop)
             ids = self._render_once()
         elif self.engine == "workbench":
@@ -274,6 +307,19 @@ class Renderer:
                               f"{top}..{bottom - 1} of a {width}x{height} frame")
         return strip
 
+    def _draw_raster(self, width: int, height: int) -> np.ndarray:
+        """The ids of the frame drawn by the raster engine (the builder's meshes as they are now)."""
+        assert self._raster is not None
+        t0 = time.perf_counter()
+        camera = self.builder.camera
+        objects = [RasterObject(self.builder.objects[role].pass_index, z, corners.reshape(-1, 2),
+                                mesh_triangles(self.builder.objects[role].data))
+                   for role, (corners, z, _outline) in self.builder.drawn.items() if len(corners)]
+        view = projection(width, height, (camera.location.x, camera.location.y), width / camera.data.ortho_scale)
+        ids = self._raster.draw_ids(objects, width, height, view)
+        self.seconds["render_s"] += time.perf_counter() - t0
+        return ids
+
     def _render_once(self) -> np.ndarray:
         """The object ids (uint8) of one render call: the frame, or the strip the border or camera selects."""
         t0 = time.perf_counter()
@@ -308,7 +354,11 @@ class Renderer:
         return index.astype(np.uint8)
 
     def close(self) -> None:
-        """Remove the renderer's scene with everything in it, and the scratch folder."""
+        """Remove the renderer's scene with everything in it, the raster engine's buffer and the scratch folder."""
+        raster = getattr(self, "_raster", None)
+        if raster is not None:
+            raster.close()
+            self._raster = None
         self._remove_scene()
         self._cleanup()
 

@@ -59,6 +59,7 @@ LAYOUT: dict[str, tuple[int, str, float]] = {
 # The id each object is drawn with: its place in LAYOUT, from 1 (0 is the empty world).
 OBJECT_IDS: dict[str, int] = {role: k + 1 for k, role in enumerate(LAYOUT)}
 assert len(OBJECT_IDS) <= MAX_OBJECT_ID, "object ids are drawn as 8-bit values"
+_RESIN = f"class {classes.BACKGROUND}"  # the builder's plane of resin, below everything
 GREY_KEY = "semcoat_grey"  # custom property of each object: its grey level (0-1) in the current image
 Z_TIE_PX = 1e-3  # lift per place in LAYOUT, so objects of equal z never tie in depth
 
@@ -107,25 +108,48 @@ def _fill_polygons(mesh: bpy.types.Mesh, vertices_xy: np.ndarray, z: float) -> n
     return co[:, :2].reshape(n_faces, k, 2)
 
 
-def _region_below(x_px: np.ndarray, top_px: np.ndarray, bottom_px: float) -> np.ndarray:
-    """Quads (n, 4, 2) covering everything between the profile ``top_px`` (image rows) and row ``bottom_px``.
+def strip_seam(top_px: np.ndarray, bottom_px: float) -> float:
+    """The row where :func:`_region_below`'s strips below the profile ``top_px`` end: the first whole row below the
+    profile's deepest point (a pixel boundary), at most ``bottom_px``. A region covers every row below it."""
+    return min(float(np.floor(top_px.max())) + 1.0, bottom_px)
 
-    One quad per profile step down to the first whole row below the profile, and one rectangle from there to
-    ``bottom_px``: a rasteriser shades each thin quad's partly covered pixel blocks, so strips reaching the frame
-    bottom cost Workbench a quarter of a second per layer. The seam lies on a pixel boundary, never near a pixel centre.
-    Blender y is minus the row coordinate; quads run counter-clockwise seen from the camera.
+
+def _region_below(x_px: np.ndarray, top_px: np.ndarray, bottom_px: float, end_px: float) -> np.ndarray:
+    """Quads (n, 4, 2) covering everything between the profile ``top_px`` (image rows) and row ``end_px`` (at most
+    ``bottom_px``, the depth every object may reach; see :func:`_region_ends`).
+
+    One quad per profile step down to the first whole row below the profile (:func:`strip_seam`, also when
+    ``end_px`` lies higher: a strip cut there would turn upside down), and one rectangle from there to ``end_px`` when
+    that lies lower: a rasteriser shades each thin quad's partly covered pixel blocks, so strips reaching the frame
+    bottom cost Workbench a quarter of a second per layer. The seam lies on a pixel boundary, never near a pixel
+    centre. Blender y is minus the row coordinate; quads run counter-clockwise seen from the camera.
     """
-    seam = min(float(np.floor(top_px.max())) + 1.0, bottom_px)
+    seam = strip_seam(top_px, bottom_px)
     x0, x1 = x_px[:-1], x_px[1:]
     t0, t1 = top_px[:-1], top_px[1:]
     b = np.full_like(x0, seam)
     quads = np.stack([
         np.stack([x0, -b], -1), np.stack([x1, -b], -1), np.stack([x1, -t1], -1), np.stack([x0, -t0], -1),
     ], axis=1)
-    if seam < bottom_px:
-        rect = np.array([[[x_px[0], -bottom_px], [x_px[-1], -bottom_px], [x_px[-1], -seam], [x_px[0], -seam]]])
+    if seam < end_px:
+        rect = np.array([[[x_px[0], -end_px], [x_px[-1], -end_px], [x_px[-1], -seam], [x_px[0], -seam]]])
         quads = np.concatenate([quads, rect])
     return quads
+
+
+def _region_ends(profiles: dict[str, np.ndarray], bottom_px: float) -> dict[str, float]:
+    """Role -> the row down to which each region of ``profiles`` (role -> profile rows) and the resin plane (role
+    ``class 0``, the lowest object) must reach: ``bottom_px``, or the first row from which a region stacked higher
+    covers the whole width (its :func:`strip_seam`), whichever comes first.
+
+    Below that row the object is hidden wherever it is, so it is not drawn there: each region reaching the frame
+    bottom made a rasteriser shade most of the frame once more (about 20 ms a frame on one core), and the hidden
+    rows change no pixel. The end is a whole row, never near a pixel centre.
+    """
+    height = {role: LAYOUT[role][2] + list(LAYOUT).index(role) * Z_TIE_PX for role in [*profiles, _RESIN]}
+    seams = {role: strip_seam(top, bottom_px) for role, top in profiles.items()}
+    return {role: min([bottom_px, *(seams[other] for other in profiles if height[other] > height[role])])
+            for role in height}
 
 
 def _region_outline(corners: np.ndarray, n_strips: int) -> np.ndarray:
@@ -275,24 +299,28 @@ class SceneBuilder:
             return np.concatenate([[prof[0]], prof, [prof[-1]]])
 
         bottom = g.height_px + DEPTH_OVERHANG_PX
+        # Region role -> its profile (rows, extended); the plane of resin, the lowest object, is a region above the
+        # frame's top.
+        profiles = {f"class {classes.FE2AL5}": ext(g.fe2al5_top_um), f"class {classes.FEAL}": ext(g.feal_top_um),
+                    f"class {classes.SUBSTRATE}": ext(g.feal_bottom_um)}
+        extras = extra_objects(spec.grey, g)
+        profiles.update({role: ext(drawn) for role, (drawn, _grey) in extras.items() if isinstance(drawn, np.ndarray)})
+        ends = _region_ends(profiles, bottom)
         left, right = x_px[0] - 1.0, x_px[-1] + 1.0
-        resin = np.array([[[left, 1.0], [right, 1.0], [right, -bottom], [left, -bottom]]])
+        resin_end = ends[f"class {classes.BACKGROUND}"]
+        resin = np.array([[[left, 1.0], [right, 1.0], [right, -resin_end], [left, -resin_end]]])
         shapes = {
             f"class {classes.BACKGROUND}": resin,
-            f"class {classes.FE2AL5}": _region_below(x_px, ext(g.fe2al5_top_um), bottom),
-            f"class {classes.FEAL}": _region_below(x_px, ext(g.feal_top_um), bottom),
-            f"class {classes.SUBSTRATE}": _region_below(x_px, ext(g.feal_bottom_um), bottom),
             f"class {classes.PORE}": np.concatenate([_polygons_px(g.pores, p), _polygons_px(g.line_pores, p),
                                                      _polygons_px(g.pits, p), _polygons_px(g.interface_voids, p)]),
             f"class {classes.CRACK}": _polygons_px(g.cracks, p),
         }
+        shapes.update({role: _region_below(x_px, top, bottom, ends[role]) for role, top in profiles.items()})
         greys = {role: spec.grey.for_class(class_id) for role, (class_id, _n, _z) in LAYOUT.items()}
-        regions = {f"class {classes.FE2AL5}", f"class {classes.FEAL}", f"class {classes.SUBSTRATE}"}
-        for role, (drawn, grey) in extra_objects(spec.grey, g).items():
-            if isinstance(drawn, np.ndarray):
-                regions.add(role)
-            shapes[role] = (_region_below(x_px, ext(drawn), bottom) if isinstance(drawn, np.ndarray)
-                            else np.zeros((0, 4, 2)) if drawn is None else _polygons_px(drawn, p))
+        regions = set(profiles)
+        for role, (drawn, grey) in extras.items():
+            if not isinstance(drawn, np.ndarray):
+                shapes[role] = np.zeros((0, 4, 2)) if drawn is None else _polygons_px(drawn, p)
             greys[role] = grey
         precipitates = _polygons_px(g.precipitates, p)
         phase_greys = spec.grey.precipitate_phase_greys()

@@ -275,8 +275,8 @@ def test_cycles_strips_join_to_the_single_render_bit_for_bit(monkeypatch: pytest
         cycles.close()
 
 
-def test_a_workbench_frame_is_one_render_that_asks_to_stop_first(shared: _Shared) -> None:
-    assert shared.inner.engine == "workbench"
+def test_a_raster_frame_is_one_draw_that_asks_to_stop_first(shared: _Shared) -> None:
+    assert shared.inner.engine == "raster"  # what auto takes where OpenGL starts
     spec = small_batch(count=1).sample(0)
     shared.build(spec, build_geometry(spec, np.random.default_rng(2), 3))
     asked: list[int] = []
@@ -285,7 +285,7 @@ def test_a_workbench_frame_is_one_render_that_asks_to_stop_first(shared: _Shared
         asked.append(1)
         return False
 
-    assert shared.inner.render_ids(never).shape == (192, 262) and asked == [1]  # one render call
+    assert shared.inner.render_ids(never).shape == (192, 262) and asked == [1]  # one draw
     assert shared.render(never).mask.shape == (192, 262) and len(asked) > 2  # the rule asks between its steps too
     with pytest.raises(Interrupted):
         shared.render(lambda: True)

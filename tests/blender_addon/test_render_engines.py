@@ -1,15 +1,16 @@
-"""Workbench and Cycles draw the same frames: the same mask and signal for the same (seed, index), pixel for pixel.
+"""The raster engine, Workbench and Cycles draw the same frames: the same mask and signal for the same (seed, index),
+pixel for pixel.
 
 For every spec below (small images that switch on each geometry feature, thin features at their limits, and images of
-every preset) both engines render the same geometry, and:
+every preset) every engine renders the same geometry, and:
 - the frames (mask and signal) are identical;
 - each engine's raw ids equal the pixel-centre rule's answer at every pixel the rule leaves to the engine (farther
   than ``EDGE_BAND_PX`` from an edge): the engines themselves follow the rule there, the rule only takes over where
   they may waver;
 - every object the builder draws (every ``LAYOUT`` role) is drawn by some spec here, so a new kind of object fails
   this module until a spec draws it.
-Then the render node picks Workbench when OpenGL starts and falls back to Cycles, with the reason, when EGL cannot
-start (made unavailable through EGL's own configuration), and a batch started on one engine resumes on the other
+Then the render node picks the raster engine when OpenGL starts and falls back to Cycles, with the reason, when EGL
+cannot start (made unavailable through EGL's own configuration), and a batch started on one engine resumes on another
 with the same files.
 """
 
@@ -85,28 +86,38 @@ def _check_outline(obj: DrawnObject, label: str) -> None:
     assert np.all(sides[:, 0] & sides[:, 1]), f"{label}: a polygon edge on the boundary is missing from the outline"
 
 
+ENGINES = ("raster", "workbench", "cycles")
+
+
 class Pair:
-    """A Workbench and a Cycles renderer in this process, each in a scene of its own."""
+    """A renderer of each engine (raster, Workbench, Cycles) in this process, each in a scene of its own."""
 
     def __init__(self) -> None:
         from blender_addon.render_node.renderer import Renderer
 
+        self.raster = Renderer(threads=2, engine="raster")
         self.workbench = Renderer(threads=2, engine="workbench")
         self.cycles = Renderer(threads=2, engine="cycles")
+        assert (self.raster.engine, self.workbench.engine, self.cycles.engine) == ENGINES
         self.seen_roles: set[str] = set()
 
+    def close(self) -> None:
+        for renderer in (self.raster, self.workbench, self.cycles):
+            renderer.close()
+
     def compare(self, spec: Any, geometry: Any, label: str, ties: bool = False) -> None:
-        """Render ``geometry`` with both engines and check the module's claims; records which roles were drawn.
+        """Render ``geometry`` with every engine and check the module's claims; records which roles were drawn.
         With ``ties`` (edges placed on pixel centres) an engine may part from the rule at many edge pixels."""
         frames, raws = [], []
-        for renderer in (self.workbench, self.cycles):
+        for renderer in (self.raster, self.workbench, self.cycles):
             renderer.build(spec, geometry)
             raws.append(renderer.render_ids())
             frames.append(renderer.builder.class_map(raws[-1])[:2])  # what render() returns, from the same render
         builder = self.workbench.builder
         self.seen_roles |= {role for role, (corners, _z, _outline) in builder.drawn.items() if len(corners)}
-        np.testing.assert_array_equal(frames[0][1], frames[1][1], err_msg=f"{label}: masks differ")
-        np.testing.assert_array_equal(frames[0][0], frames[1][0], err_msg=f"{label}: signals differ")
+        for engine, (signal, mask) in zip(ENGINES[1:], frames[1:], strict=True):
+            np.testing.assert_array_equal(frames[0][1], mask, err_msg=f"{label}: raster and {engine} masks differ")
+            np.testing.assert_array_equal(frames[0][0], signal, err_msg=f"{label}: raster and {engine} signals differ")
         height, width = raws[0].shape
         drawn = drawn_objects(builder.drawn, OBJECT_IDS, builder.camera, width, height)
         for obj in drawn:
@@ -114,7 +125,7 @@ class Pair:
                 _check_outline(obj, f"{label}: object {obj.object_id}")
         band = np.zeros(height * width, bool)
         band[band_pixels(np.concatenate([outline_edges(o) for o in drawn]), width, height)] = True
-        for engine, raw in zip(("workbench", "cycles"), raws, strict=True):
+        for engine, raw in zip(ENGINES, raws, strict=True):
             # the rule over every pixel within 0.19 px of an edge: where the engine differs from it, it wavered
             wide, _ = apply_pixel_centre_rule(raw, drawn, band_px=0.19)
             wavered = (wide != raw).reshape(-1)
@@ -126,12 +137,11 @@ class Pair:
 def pair() -> Iterator[Pair]:
     p = Pair()
     yield p
-    p.workbench.close()
-    p.cycles.close()
+    p.close()
 
 
 @pytest.mark.parametrize("name", list(FEATURE_BATCHES))
-def test_both_engines_draw_the_same_frame(pair: Pair, name: str) -> None:
+def test_every_engine_draws_the_same_frame(pair: Pair, name: str) -> None:
     batch = FEATURE_BATCHES[name]
     for index in range(batch.count):
         spec = batch.sample(index)
@@ -143,7 +153,7 @@ def test_both_engines_draw_the_same_frame(pair: Pair, name: str) -> None:
 def test_every_object_the_builder_draws_was_compared(pair: Pair) -> None:
     if not pair.seen_roles:  # run alone: draw the feature batches first
         for name in FEATURE_BATCHES:
-            test_both_engines_draw_the_same_frame(pair, name)
+            test_every_engine_draws_the_same_frame(pair, name)
     missing = sorted(set(LAYOUT) - pair.seen_roles)
     assert not missing, f"no spec in FEATURE_BATCHES draws {missing}: add one that does"
 
@@ -243,14 +253,15 @@ def test_a_large_frame_is_drawn_alike(pair: Pair) -> None:
     pair.compare(spec, geometry, "large frame")
 
 
-def test_auto_takes_workbench_where_opengl_starts(pair: Pair) -> None:
+def test_auto_takes_the_raster_engine_where_opengl_starts(pair: Pair) -> None:
     from blender_addon.render_node.egl import probe
     from blender_addon.render_node.renderer import choose_engine
 
     status = probe()
     assert status.available, f"OpenGL through EGL does not start on this machine: {status.detail}"
     choice = choose_engine("auto")
-    assert choice.engine == "workbench" and status.detail in choice.note
+    assert choice.engine == "raster" and status.detail in choice.note
+    assert choose_engine("workbench").engine == "workbench" and choose_engine("cycles").engine == "cycles"
 
 
 def _render_cli(tmp_path: Path, out: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[
@@ -271,30 +282,37 @@ def _same_files(a: Path, b: Path) -> None:
 
 
 @pytest.mark.slow
-def test_without_egl_auto_falls_back_to_cycles_and_says_why_and_workbench_alone_fails_cleanly(tmp_path: Path) -> None:
-    drawn = _render_cli(tmp_path, "workbench")
+def test_without_egl_auto_falls_back_to_cycles_and_says_why_and_opengl_engines_alone_fail_cleanly(
+    tmp_path: Path
+) -> None:
+    drawn = _render_cli(tmp_path, "raster")
     assert drawn.returncode == 0, drawn.stderr
-    assert drawn.stdout.startswith("render engine: Workbench through OpenGL: ") and "drawn by workbench" in drawn.stdout
+    assert drawn.stdout.startswith("render engine: the raster engine through OpenGL: ")
+    assert "drawn by raster" in drawn.stdout
     fallback = _render_cli(tmp_path, "fallback", env=NO_EGL)
     assert fallback.returncode == 0, fallback.stderr  # not Blender's abort (134)
-    assert "render engine: Cycles: Workbench is unavailable here (no EGL display" in fallback.stdout
+    assert "render engine: Cycles: OpenGL, which the raster engine needs, is unavailable here (no EGL display" in \
+        fallback.stdout
     assert "drawn by cycles" in fallback.stdout
-    _same_files(tmp_path / "workbench", tmp_path / "fallback")
-    refused = _render_cli(tmp_path, "refused", "--engine", "workbench", env=NO_EGL)
-    assert refused.returncode == 1, refused.stderr
-    assert "the Workbench engine needs OpenGL through EGL, which does not start here" in refused.stderr
-    assert "--engine cycles" in refused.stderr and "Traceback" not in refused.stderr
+    _same_files(tmp_path / "raster", tmp_path / "fallback")
+    for engine, name in (("raster", "raster"), ("workbench", "Workbench")):
+        refused = _render_cli(tmp_path, f"refused-{engine}", "--engine", engine, env=NO_EGL)
+        assert refused.returncode == 1, refused.stderr
+        assert f"the {name} engine needs OpenGL through EGL, which does not start here" in refused.stderr
+        assert "--engine cycles" in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / f"refused-{engine}" / "images").exists() or not any(
+            (tmp_path / f"refused-{engine}" / "images").iterdir())
     quiet = _render_cli(tmp_path, "quiet", "--quiet", env=NO_EGL)
-    assert quiet.returncode == 0 and "Workbench is unavailable here" in quiet.stderr
+    assert quiet.returncode == 0 and "raster engine needs, is unavailable here" in quiet.stderr
 
 
 @pytest.mark.slow
-def test_a_batch_begun_on_cycles_resumes_on_workbench_in_another_process_with_the_same_files(
+def test_a_batch_begun_on_cycles_resumes_on_raster_in_another_process_with_the_same_files(
     pair: Pair, tmp_path: Path
 ) -> None:
     begun = _render_cli(tmp_path, "mixed", "--engine", "cycles", "--count", "2")
     assert begun.returncode == 0 and "drawn by cycles" in begun.stdout, begun.stderr
-    resumed = _render_cli(tmp_path, "mixed", "--engine", "workbench")
+    resumed = _render_cli(tmp_path, "mixed", "--engine", "raster")
     assert resumed.returncode == 0 and "rendered 1, skipped 2 already complete" in resumed.stdout, resumed.stderr
 
     class Shared:  # the module's Workbench renderer, kept open for the other tests
@@ -314,5 +332,5 @@ def test_a_batch_begun_on_cycles_resumes_on_workbench_in_another_process_with_th
 def test_an_unknown_engine_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     done = _render_cli(tmp_path, "ds", "--engine", "eevee")
     assert done.returncode == 2
-    assert "--engine 'eevee' is not an engine; accepted: auto, workbench, cycles" in done.stderr
+    assert "--engine 'eevee' is not an engine; accepted: auto, raster, workbench, cycles" in done.stderr
     assert not (tmp_path / "ds").exists()
