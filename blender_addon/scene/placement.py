@@ -78,6 +78,45 @@ def _lognormal_radii(rng: np.random.Generator, mean_um: float, std_um: float, n:
     return np.clip(r, min_um, max(min_um, MAX_RADIUS_FACTOR * mean_um))
 
 
+# The outline's angles, their cosines and sines, each harmonic's order times the angle, and where each vertex's
+# successor is: the same numbers for every outline, computed once.
+OUTLINE_ANGLES_RAD = np.linspace(0.0, 2 * np.pi, VERTICES_PER_INCLUSION, endpoint=False)
+OUTLINE_COS = np.cos(OUTLINE_ANGLES_RAD)
+OUTLINE_SIN = np.sin(OUTLINE_ANGLES_RAD)
+_SHAPE_ORDER_ANGLES = SHAPE_ORDERS[:, None] * OUTLINE_ANGLES_RAD
+NEXT_VERTEX = np.roll(np.arange(VERTICES_PER_INCLUSION), -1)
+# |cos|^4 + |sin|^4 = r^-4 on the unit superellipse; its area is 3.708, scaled back to pi.
+_SQUARE_CORNER = (np.abs(OUTLINE_COS) ** 4 + np.abs(OUTLINE_SIN) ** 4) ** -0.25 * np.sqrt(np.pi / SUPERELLIPSE4_AREA)
+
+
+def harmonic_wobble(amps: np.ndarray, phases: np.ndarray, order_angles: np.ndarray) -> np.ndarray:
+    """Radial factor ``1 + sum_k amps[:, k] cos(order_angles[k] + phases[:, k])`` at every outline angle, shape
+    (n, VERTICES_PER_INCLUSION) (``order_angles``: each harmonic's order times the outline's angles)."""
+    terms = np.add(order_angles, phases[:, :, None])
+    np.cos(terms, out=terms)
+    terms *= amps[:, :, None]
+    return 1.0 + terms.sum(1)
+
+
+def turned_outlines(
+    centres: np.ndarray, u: np.ndarray, v: np.ndarray, angles_rad: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Outlines (u along the long axis, v across it, +v up) turned by ``angles_rad`` and moved to ``centres`` (n, 2)
+    µm, as (polygons (n, k, 2) (x_um, depth_um), shoelace areas (n,) µm², positive counter-clockwise)."""
+    c, s = np.cos(angles_rad)[:, None], np.sin(angles_rad)[:, None]
+    polygons = np.empty(u.shape + (2,))
+    # (u, v) in a frame where +v is up; depth grows downwards, so flip v's sign when going to depth.
+    x = polygons[:, :, 0]
+    depth = polygons[:, :, 1]
+    np.subtract(centres[:, 0:1] + u * c, v * s, out=x)
+    np.subtract(centres[:, 1:2], u * s + v * c, out=depth)
+    # Shoelace in the (x, -depth) plane, where the vertices run counter-clockwise.
+    x = np.ascontiguousarray(x)
+    y = -depth
+    areas = 0.5 * (x * y[:, NEXT_VERTEX] - x[:, NEXT_VERTEX] * y).sum(1)
+    return polygons, areas
+
+
 def star_polygons(
     centres: np.ndarray, radii: np.ndarray, aspects: np.ndarray, angles_rad: np.ndarray, rng: np.random.Generator,
     square: np.ndarray | None = None,
@@ -89,31 +128,21 @@ def star_polygons(
 
     Returns (polygons (n, VERTICES_PER_INCLUSION, 2) µm, areas (n,) µm²).
     """
-    n, k = radii.size, VERTICES_PER_INCLUSION
-    t = np.linspace(0.0, 2 * np.pi, k, endpoint=False)
-    a = radii * np.sqrt(aspects)
-    b = radii / np.sqrt(aspects)
+    n = radii.size
+    root = np.sqrt(aspects)
+    a = radii * root
+    b = radii / root
     orders = SHAPE_ORDERS
     amps = rng.uniform(0.0, SHAPE_PERTURBATION, (n, orders.size)) / orders
     phases = rng.uniform(0.0, 2 * np.pi, (n, orders.size))
     if square is not None:
         amps[square] *= 0.2
-    wobble = 1.0 + (amps[:, :, None] * np.cos(orders[None, :, None] * t + phases[:, :, None])).sum(1)
+    wobble = harmonic_wobble(amps, phases, _SHAPE_ORDER_ANGLES)
     if square is not None and square.any():
-        # |cos|^4 + |sin|^4 = r^-4 on the unit superellipse; its area is 3.708, scaled back to pi.
-        corner = (np.abs(np.cos(t)) ** 4 + np.abs(np.sin(t)) ** 4) ** -0.25 * np.sqrt(np.pi / SUPERELLIPSE4_AREA)
-        wobble[square] *= corner
-    u = a[:, None] * np.cos(t) * wobble
-    v = b[:, None] * np.sin(t) * wobble
-    c, s = np.cos(angles_rad)[:, None], np.sin(angles_rad)[:, None]
-    # (u, v) in a frame where +v is up; depth grows downwards, so flip v's sign when going to depth.
-    x = centres[:, 0:1] + u * c - v * s
-    depth = centres[:, 1:2] - (u * s + v * c)
-    polygons = np.stack([x, depth], axis=-1)
-    # Shoelace in the (x, -depth) plane, where the vertices run counter-clockwise.
-    y = -depth
-    areas = 0.5 * (x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(1)
-    return polygons, areas
+        wobble[square] *= _SQUARE_CORNER
+    u = a[:, None] * OUTLINE_COS * wobble
+    v = b[:, None] * OUTLINE_SIN * wobble
+    return turned_outlines(centres, u, v, angles_rad)
 
 
 def first_in_draw_order(

@@ -17,7 +17,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .placement import SHAPE_ORDERS, SHAPE_PERTURBATION, VERTICES_PER_INCLUSION, WOBBLE_MAX, ShapeDraw
+from .placement import (
+    NEXT_VERTEX,
+    OUTLINE_ANGLES_RAD,
+    OUTLINE_COS,
+    OUTLINE_SIN,
+    SHAPE_ORDERS,
+    SHAPE_PERTURBATION,
+    WOBBLE_MAX,
+    ShapeDraw,
+    harmonic_wobble,
+    turned_outlines,
+)
 
 FINE_ORDERS = np.arange(7, 13)
 # Amplitude bound of the fine harmonics at irregularity 1 (divided by the order): with the coarse wobble doubled
@@ -33,6 +44,8 @@ BLOB_TURN_SPREAD_RAD = 0.35
 # The farthest a merged outline of area pi reaches from its centre: 1.33 for half of them, 1.56 for 99 % (10^5
 # outlines); the rare one beyond is drawn smaller, so that placement's reach holds for every outline.
 MERGED_REACH = 1.6
+_ORDERS = np.concatenate([SHAPE_ORDERS, FINE_ORDERS])
+_ORDER_ANGLES = _ORDERS[:, None] * OUTLINE_ANGLES_RAD
 
 
 def wobble_max(irregularity: float) -> float:
@@ -73,33 +86,27 @@ def pore_shapes(irregularity: float, merged_fraction: float) -> ShapeDraw | None
         centres: np.ndarray, radii: np.ndarray, aspects: np.ndarray, angles_rad: np.ndarray, rng: np.random.Generator,
         square: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        n, k = radii.size, VERTICES_PER_INCLUSION
-        t = np.linspace(0.0, 2 * np.pi, k, endpoint=False)
+        n = radii.size
         coarse = rng.uniform(0.0, SHAPE_PERTURBATION * (1.0 + irregularity), (n, SHAPE_ORDERS.size)) / SHAPE_ORDERS
         fine = rng.uniform(0.0, FINE_PERTURBATION * irregularity, (n, FINE_ORDERS.size)) / FINE_ORDERS
-        orders = np.concatenate([SHAPE_ORDERS, FINE_ORDERS])
         amps = np.concatenate([coarse, fine], axis=1)
-        phases = rng.uniform(0.0, 2 * np.pi, (n, orders.size))
-        radius = 1.0 + (amps[:, :, None] * np.cos(orders[None, :, None] * t + phases[:, :, None])).sum(1)
+        phases = rng.uniform(0.0, 2 * np.pi, (n, _ORDERS.size))
+        radius = harmonic_wobble(amps, phases, _ORDER_ANGLES)
         merged = rng.uniform(0.0, 1.0, n) < merged_fraction
         if merged.any():
-            radius[merged] *= _merged_radius(t, int(merged.sum()), rng)
+            radius[merged] *= _merged_radius(OUTLINE_ANGLES_RAD, int(merged.sum()), rng)
         a = np.sqrt(aspects)[:, None]
-        u = a * np.cos(t) * radius
-        v = np.sin(t) * radius / a
+        u = a * OUTLINE_COS * radius
+        v = OUTLINE_SIN * radius / a
         # Scale to the area of the circle of ``radii`` (the population's sizes are equivalent-circle radii), and
         # never beyond the reach placement counts with.
-        area = 0.5 * (u * np.roll(v, -1, axis=1) - np.roll(u, -1, axis=1) * v).sum(1)
+        area = 0.5 * (u * v[:, NEXT_VERTEX] - u[:, NEXT_VERTEX] * v).sum(1)
         scale = np.sqrt(np.pi / area)
         reach = np.sqrt(u**2 + v**2).max(1) * scale / a[:, 0]
         scale = radii * scale * np.minimum(1.0, limit / reach)
-        u, v = u * scale[:, None], v * scale[:, None]
-        c, s = np.cos(angles_rad)[:, None], np.sin(angles_rad)[:, None]
-        x = centres[:, 0:1] + u * c - v * s
-        depth = centres[:, 1:2] - (u * s + v * c)
-        y = -depth
-        areas = 0.5 * (x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(1)
-        return np.stack([x, depth], axis=-1), areas
+        u *= scale[:, None]
+        v *= scale[:, None]
+        return turned_outlines(centres, u, v, angles_rad)
 
     return draw
 
