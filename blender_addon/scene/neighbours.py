@@ -11,25 +11,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .stopping import StopCheck, check
 
 
-def _windows(values: np.ndarray, size: int) -> np.ndarray:
-    """Every window of ``size`` samples, one per sample, shape (n, size).
+def _padded(values: np.ndarray, size: int) -> np.ndarray:
+    """The samples with the ends extended for windows of ``size`` samples, one window per sample.
 
     Window ``i`` covers samples ``i - size // 2 .. i - size // 2 + size - 1`` (scipy's centring at ``origin=0``:
     for an even size the window reaches one sample further to the left), and samples past either end repeat the
-    end sample (scipy's ``mode="nearest"``).
+    end sample (scipy's ``mode="nearest"``): window ``i`` is ``padded[i : i + size]``.
     """
     if values.ndim != 1:
         raise ValueError(f"values must be one-dimensional, got shape {values.shape}")
     if size < 1:
         raise ValueError(f"size must be at least 1 sample, got {size}")
     left = size // 2
-    padded = np.pad(values, (left, size - 1 - left), mode="edge")
-    return sliding_window_view(padded, size)
+    return np.pad(values, (left, size - 1 - left), mode="edge")
+
+
+def _sliding_extremum(values: np.ndarray, size: int, ufunc: np.ufunc) -> np.ndarray:
+    """Running ``ufunc`` (maximum or minimum) over the windows of :func:`_padded`, in a few passes whatever the size
+    (van Herk / Gil-Werman): the padded samples cut into blocks of ``size``, a window is the tail of one block (its
+    running extremum from the block's right end) and the head of the next (from that block's left end)."""
+    if values.size == 0:
+        return values.copy()
+    padded = _padded(values, size)
+    n = values.size
+    blocks = np.full(-(-padded.size // size) * size, padded[-1], dtype=padded.dtype)
+    blocks[: padded.size] = padded
+    blocks = blocks.reshape(-1, size)
+    from_left = ufunc.accumulate(blocks, axis=1).ravel()
+    from_right = ufunc.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+    return ufunc(from_right[:n], from_left[size - 1 : size - 1 + n])
 
 
 def sliding_max(values: np.ndarray, size: int) -> np.ndarray:
@@ -45,16 +59,12 @@ def sliding_max(values: np.ndarray, size: int) -> np.ndarray:
     ndarray
         Same shape and dtype as ``values``; equal to ``scipy.ndimage.maximum_filter1d(values, size, mode="nearest")``.
     """
-    if values.size == 0:
-        return values.copy()
-    return _windows(values, size).max(axis=1)
+    return _sliding_extremum(values, size, np.maximum)
 
 
 def sliding_min(values: np.ndarray, size: int) -> np.ndarray:
     """Running minimum over ``size`` neighbouring samples (see :func:`sliding_max` for the window and the ends)."""
-    if values.size == 0:
-        return values.copy()
-    return _windows(values, size).min(axis=1)
+    return _sliding_extremum(values, size, np.minimum)
 
 
 def _cell_candidates(targets: np.ndarray, queries: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ def _brute_pairs(points: np.ndarray, max_distance: float) -> np.ndarray:
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 8, 9, 30, 31, 57])
-@pytest.mark.parametrize("n", [1, 2, 7, 40])
+@pytest.mark.parametrize("n", [1, 2, 7, 40, 203])
 def test_sliding_extrema_equal_brute_force_at_every_position(size: int, n: int) -> None:
     values = np.random.default_rng(size * 100 + n).normal(0.0, 3.0, n)
     np.testing.assert_array_equal(sliding_max(values, size), _brute_extremum(values, size, np.max))
