@@ -62,6 +62,7 @@ assert len(OBJECT_IDS) <= MAX_OBJECT_ID, "object ids are drawn as 8-bit values"
 _RESIN = f"class {classes.BACKGROUND}"  # the builder's plane of resin, below everything
 GREY_KEY = "semcoat_grey"  # custom property of each object: its grey level (0-1) in the current image
 Z_TIE_PX = 1e-3  # lift per place in LAYOUT, so objects of equal z never tie in depth
+REGION_BLOCK_COLUMNS = 16  # a region's strips end at the deepest profile point of their block of this many columns
 
 
 def _emission_material(name: str) -> bpy.types.Material:
@@ -109,32 +110,44 @@ def _fill_polygons(mesh: bpy.types.Mesh, vertices_xy: np.ndarray, z: float) -> n
 
 
 def strip_seam(top_px: np.ndarray, bottom_px: float) -> float:
-    """The row where :func:`_region_below`'s strips below the profile ``top_px`` end: the first whole row below the
-    profile's deepest point (a pixel boundary), at most ``bottom_px``. A region covers every row below it."""
+    """The first whole row below the profile ``top_px``'s deepest point (a pixel boundary), at most ``bottom_px``:
+    a region below the profile covers every row from there down."""
     return min(float(np.floor(top_px.max())) + 1.0, bottom_px)
 
 
-def _region_below(x_px: np.ndarray, top_px: np.ndarray, bottom_px: float, end_px: float) -> np.ndarray:
+def _region_below(x_px: np.ndarray, top_px: np.ndarray, bottom_px: float,
+                  end_px: float) -> tuple[np.ndarray, np.ndarray]:
     """Quads (n, 4, 2) covering everything between the profile ``top_px`` (image rows) and row ``end_px`` (at most
-    ``bottom_px``, the depth every object may reach; see :func:`_region_ends`).
+    ``bottom_px``, the depth every object may reach; see :func:`_region_ends`), and the blocks (indices) that end in a
+    rectangle.
 
-    One quad per profile step down to the first whole row below the profile (:func:`strip_seam`, also when
-    ``end_px`` lies higher: a strip cut there would turn upside down), and one rectangle from there to ``end_px`` when
-    that lies lower: a rasteriser shades each thin quad's partly covered pixel blocks, so strips reaching the frame
-    bottom cost Workbench a quarter of a second per layer. The seam lies on a pixel boundary, never near a pixel
-    centre. Blender y is minus the row coordinate; quads run counter-clockwise seen from the camera.
+    The profile's columns go in blocks of ``REGION_BLOCK_COLUMNS``. In each block, one quad per profile step down to
+    the first whole row below the block's deepest profile point, and one rectangle from there to the region's end when
+    that lies lower. A rasteriser shades a thin quad's partly covered pixel blocks at several times the cost of its
+    area, so the strips stay short where the profile runs level and the rectangles fill the rest: strips reaching the
+    frame bottom cost Workbench a quarter of a second per layer. The region ends no higher than the strips' lowest
+    seam (:func:`strip_seam`: a strip cut higher would turn upside down), so its bottom is one straight row. Seams
+    and the end lie on pixel boundaries, never near a pixel centre. Blender y is minus the row coordinate; quads run
+    counter-clockwise seen from the camera.
     """
-    seam = strip_seam(top_px, bottom_px)
+    n = len(x_px) - 1
+    end = max(end_px, strip_seam(top_px, bottom_px))
+    starts = np.arange(0, n, REGION_BLOCK_COLUMNS)
+    stops = np.minimum(starts + REGION_BLOCK_COLUMNS, n)
+    block_deepest = np.maximum.reduceat(np.maximum(top_px[:-1], top_px[1:]), starts)
+    seams = np.minimum(np.floor(block_deepest) + 1.0, bottom_px)
     x0, x1 = x_px[:-1], x_px[1:]
     t0, t1 = top_px[:-1], top_px[1:]
-    b = np.full_like(x0, seam)
-    quads = np.stack([
+    b = np.repeat(seams, stops - starts)
+    strips = np.stack([
         np.stack([x0, -b], -1), np.stack([x1, -b], -1), np.stack([x1, -t1], -1), np.stack([x0, -t0], -1),
     ], axis=1)
-    if seam < end_px:
-        rect = np.array([[[x_px[0], -end_px], [x_px[-1], -end_px], [x_px[-1], -seam], [x_px[0], -seam]]])
-        quads = np.concatenate([quads, rect])
-    return quads
+    blocks = np.flatnonzero(seams < end)
+    xl, xr, top = x_px[starts[blocks]], x_px[stops[blocks]], seams[blocks]
+    bottom = np.full_like(top, end)
+    rects = np.stack([np.stack([xl, -bottom], -1), np.stack([xr, -bottom], -1), np.stack([xr, -top], -1),
+                      np.stack([xl, -top], -1)], axis=1)
+    return np.concatenate([strips, rects]), blocks
 
 
 def _region_ends(profiles: dict[str, np.ndarray], bottom_px: float) -> dict[str, float]:
@@ -152,18 +165,26 @@ def _region_ends(profiles: dict[str, np.ndarray], bottom_px: float) -> dict[str,
             for role in height}
 
 
-def _region_outline(corners: np.ndarray, n_strips: int) -> np.ndarray:
+def _region_outline(corners: np.ndarray, n_strips: int, rect_blocks: np.ndarray) -> np.ndarray:
     """The outline (E, 2, 2) of a region :func:`_region_below` made of ``n_strips`` strips (one fewer than its profile
-    points), from its corners as the mesh holds them: the profile, the sides and the bottom, without the sides the
-    strips share or the seam between strips and rectangle.
+    points) and rectangles below the blocks ``rect_blocks``, from its corners as the mesh holds them: the profile, the
+    outer sides and the bottom, without the sides the strips and rectangles share or the seams between them.
 
     The pixel-centre rule looks for pixel centres near an object's outline; the strips' shared sides run through
     every pixel centre of their columns, and nothing changes across them.
     """
-    has_rect = len(corners) > n_strips
-    strips = corners[:n_strips]
+    strips, rects = corners[:n_strips], corners[n_strips:]
+    n_blocks = -(-n_strips // REGION_BLOCK_COLUMNS)
+    rect_of = dict(zip(rect_blocks.tolist(), range(len(rect_blocks)), strict=True))
     edges = [strips[:, [2, 3]], strips[:1, [3, 0]], strips[-1:, [1, 2]]]  # the profile, left and right sides
-    edges += [corners[-1:, [3, 0]], corners[-1:, [0, 1]], corners[-1:, [1, 2]]] if has_rect else [strips[:, [0, 1]]]
+    if 0 in rect_of:
+        edges.append(rects[rect_of[0]][None, [3, 0]])
+    if n_blocks - 1 in rect_of:
+        edges.append(rects[rect_of[n_blocks - 1]][None, [1, 2]])
+    for block in range(n_blocks):  # the bottom: a rectangle's, or the block's strips' where it has none
+        k = rect_of.get(block)
+        edges.append(rects[k][None, [0, 1]] if k is not None else
+                     strips[block * REGION_BLOCK_COLUMNS:(block + 1) * REGION_BLOCK_COLUMNS, [0, 1]])
     return np.concatenate(edges)
 
 
@@ -315,7 +336,9 @@ class SceneBuilder:
                                                      _polygons_px(g.pits, p), _polygons_px(g.interface_voids, p)]),
             f"class {classes.CRACK}": _polygons_px(g.cracks, p),
         }
-        shapes.update({role: _region_below(x_px, top, bottom, ends[role]) for role, top in profiles.items()})
+        rect_blocks = {}
+        for role, top in profiles.items():
+            shapes[role], rect_blocks[role] = _region_below(x_px, top, bottom, ends[role])
         greys = {role: spec.grey.for_class(class_id) for role, (class_id, _n, _z) in LAYOUT.items()}
         regions = set(profiles)
         for role, (drawn, grey) in extras.items():
@@ -334,8 +357,9 @@ class SceneBuilder:
         for k, (role, (_class_id, _name, z)) in enumerate(LAYOUT.items()):
             obj = self.objects[role]
             corners = _fill_polygons(obj.data, shapes[role], z + k * Z_TIE_PX)
-            self.drawn[role] = (corners, z + k * Z_TIE_PX,
-                                _region_outline(corners, len(x_px) - 1) if role in regions and len(corners) else None)
+            outline = (_region_outline(corners, len(x_px) - 1, rect_blocks[role]) if role in regions and len(corners)
+                       else None)
+            self.drawn[role] = (corners, z + k * Z_TIE_PX, outline)
             grey = float(greys[role])
             self.greys[role] = grey
             obj[GREY_KEY] = grey
