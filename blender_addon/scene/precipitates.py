@@ -55,19 +55,27 @@ def group_layout(
     width = box_area / height
     centre_x = rng.uniform(x_um[0], x_um[-1], n_groups)
     share = rng.uniform(0.0, 1.0, n_groups)
-    for g in range(n_groups):
-        lo = max(0, int(np.floor((centre_x[g] - width[g] / 2 - x_um[0]) / p)))
-        hi = min(n_cols, int(np.ceil((centre_x[g] + width[g] / 2 - x_um[0]) / p)) + 1)
-        free = np.isnan(top[lo:hi])
-        if not free.any():
-            continue
-        room = float(np.min(bottom_um[lo:hi] - surface_um[lo:hi])) - height[g]
-        if room <= 0:
-            continue
-        # The box follows the local surface, at a random depth within the room the band leaves.
-        box_top = surface_um[lo:hi] + share[g] * room
-        top[lo:hi][free] = box_top[free]
-        bottom[lo:hi][free] = box_top[free] + height[g]
+    lo = np.maximum(0, np.floor((centre_x - width / 2 - x_um[0]) / p).astype(np.int64))
+    hi = np.minimum(n_cols, np.ceil((centre_x + width / 2 - x_um[0]) / p).astype(np.int64) + 1)
+    hi = np.maximum(hi, lo)
+    # Every (group, column) its box spans; a box needs room in all its columns.
+    group = np.repeat(np.arange(n_groups), hi - lo)
+    column = np.arange(group.size) + np.repeat(lo - (np.cumsum(hi - lo) - (hi - lo)), hi - lo)
+    room = np.full(n_groups, -np.inf)
+    spans = hi > lo
+    if spans.any():
+        thickness = bottom_um - surface_um
+        room[spans] = np.minimum.reduceat(thickness[column], (np.cumsum(hi - lo) - (hi - lo))[spans])
+    room -= height
+    # A column belongs to the first box (in draw order) that spans it and has room; the box follows the local
+    # surface, at a random depth within the room the band leaves.
+    fits = room[group] > 0
+    group, column = group[fits], column[fits]
+    owner = np.full(n_cols, n_groups)
+    np.minimum.at(owner, column, group)
+    held = owner < n_groups
+    top[held] = surface_um[held] + share[owner[held]] * room[owner[held]]
+    bottom[held] = top[held] + height[owner[held]]
     return GroupLayout(~np.isnan(top), top, bottom)
 
 

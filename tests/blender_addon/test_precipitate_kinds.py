@@ -10,8 +10,9 @@ from analysis.measure import measure
 from blender_addon.render_node.texture import speck_factor
 from blender_addon.scene.geometry import build_geometry
 from blender_addon.scene.placement import star_polygons
+from blender_addon.scene.precipitates import group_layout
 from semcoat import classes
-from semcoat.spec import CoatingSpec, GreyLevelSpec, SpecError
+from semcoat.spec import CoatingSpec, GreyLevelSpec, PrecipitateSpec, SpecError
 from tests.blender_addon.fakes import RasterRenderer
 from tests.blender_addon.specs import PIXEL_UM, small_batch
 
@@ -69,6 +70,42 @@ def test_grouped_precipitates_sit_closer_together_and_keep_the_area() -> None:
     a0 = measure(f0.mask[:, MARGIN:-MARGIN], PIXEL_UM).precipitate_fraction_pct
     a1 = measure(f1.mask[:, MARGIN:-MARGIN], PIXEL_UM).precipitate_fraction_pct
     assert a1 == pytest.approx(a0, rel=0.3)
+
+
+def _boxes_one_by_one(spec, target_um2, x_um, surface_um, bottom_um, rng):
+    """Group boxes laid one after another: each takes the columns no earlier box took, when it has room there."""
+    p = x_um[1] - x_um[0]
+    top, bottom = np.full(x_um.size, np.nan), np.full(x_um.size, np.nan)
+    mean_area = np.pi * (spec.radius_mean_um**2 + spec.radius_std_um**2)
+    n_groups = int(np.ceil(3.0 * target_um2 / (6 * mean_area)))
+    box_area = 6 * mean_area / 0.25
+    string = rng.uniform(0.0, 1.0, n_groups) < 0.5
+    height = np.where(string, 5.0 * np.sqrt(spec.radius_mean_um**2 + spec.radius_std_um**2), np.sqrt(box_area))
+    width = box_area / height
+    centre_x, share = rng.uniform(x_um[0], x_um[-1], n_groups), rng.uniform(0.0, 1.0, n_groups)
+    for g in range(n_groups):
+        lo = max(0, int(np.floor((centre_x[g] - width[g] / 2 - x_um[0]) / p)))
+        hi = min(x_um.size, int(np.ceil((centre_x[g] + width[g] / 2 - x_um[0]) / p)) + 1)
+        free = np.isnan(top[lo:hi])
+        room = float(np.min(bottom_um[lo:hi] - surface_um[lo:hi])) - height[g]
+        if free.any() and room > 0:
+            top[lo:hi][free] = (surface_um[lo:hi] + share[g] * room)[free]
+            bottom[lo:hi][free] = top[lo:hi][free] + height[g]
+    return top, bottom
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_group_boxes_take_the_columns_no_earlier_box_took(seed: int) -> None:
+    spec = PrecipitateSpec(radius_mean_um=0.3, radius_std_um=0.1)
+    x_um = np.arange(400) * 0.1
+    surface = 2.0 + np.sin(x_um / 3.0)
+    bottom = surface + 3.0 + 2.5 * np.cos(x_um / 2.0)  # thin places: boxes without room there are left out
+    layout = group_layout(spec, 12.0, x_um, surface, bottom, np.random.default_rng(seed))
+    top, box_bottom = _boxes_one_by_one(spec, 12.0, x_um, surface, bottom, np.random.default_rng(seed))
+    np.testing.assert_array_equal(layout.top_um, top)
+    np.testing.assert_array_equal(layout.bottom_um, box_bottom)
+    np.testing.assert_array_equal(layout.columns, ~np.isnan(top))
+    assert 0 < layout.columns.sum() < x_um.size
 
 
 def test_cube_like_particles_are_rounded_squares() -> None:
