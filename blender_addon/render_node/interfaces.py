@@ -12,8 +12,8 @@ Edge rounding. Polishing rounds the coating's top edge against the softer resin 
 sloping edge sends more electrons back (a bright rim) and lies out of the flat section's plane (it looks soft). With
 ``s`` the first coating row of a column (under resin; columns whose coating starts at the frame's top edge have no
 edge), the coating brightens by ``1 + brightness W`` with ``W = exp(-d / width)`` at depth ``d`` below ``s``; then the
-signal is mixed with its Gaussian blur (sigma ``width / 2``) by ``exp(-|d| / width)`` above the edge (the rim's
-light spills into the resin) and by half that below it (the rim is soft but stays bright).
+signal is mixed with its Gaussian blur (sigma ``width / 2``, :func:`.blur.wide_blur`) by ``exp(-|d| / width)``
+above the edge (the rim's light spills into the resin) and by half that below it (the rim is soft but stays bright).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from blender_addon.render_node.blur import wide_blur
 from semcoat import classes
 
 # A logistic step 1 / (1 + exp(-k x / w)) rises from 10 % to 90 % over w for k = 2 ln 9.
@@ -75,7 +76,6 @@ def substrate_blend_offset(signal: np.ndarray, mask: np.ndarray, width_px: float
 EDGE_REACH_WIDTHS = 4.0
 # Share of the blur in the coating's rim (the resin side takes the blur whole).
 COATING_SOFTNESS = 0.5
-_COATING_SOLIDS = (classes.FE2AL5, classes.FEAL, classes.SUBSTRATE, classes.PRECIPITATE)
 
 
 def round_top_edge(signal: np.ndarray, mask: np.ndarray, width_px: float, brightness: float) -> None:
@@ -95,18 +95,30 @@ def round_top_edge(signal: np.ndarray, mask: np.ndarray, width_px: float, bright
     edge = (mask[0] == classes.BACKGROUND) & coating.any(axis=0)  # resin above the coating in this column
     if not edge.any():
         return
-    surface = np.argmax(coating, axis=0)
+    # The first coating row of each column lies above the first row that is coating all across.
+    whole = np.flatnonzero(coating.all(axis=1))
+    first_rows = int(np.flatnonzero(coating.any(axis=1))[0])
+    last_rows = int(whole[0]) + 1 if whole.size else mask.shape[0]
+    surface = first_rows + np.argmax(coating[first_rows:last_rows], axis=0)
     reach = int(np.ceil(EDGE_REACH_WIDTHS * width_px)) + 1
     top = max(0, int(surface[edge].min()) - reach)
     bottom = min(mask.shape[0], int(surface[edge].max()) + reach + 1)
     band, band_signal = mask[top:bottom], signal[top:bottom]
     depth = np.arange(top, bottom, dtype=np.float32)[:, None] + np.float32(0.5) - surface[None, :].astype(np.float32)
+    below = depth > 0
     near = cv2.exp(-np.abs(depth) * np.float32(1.0 / width_px))
-    near[:, ~edge] = 0.0
-    solid = np.isin(band, _COATING_SOLIDS)
-    rim = np.where(solid & (depth > 0), near, np.float32(0.0))
-    lit = band_signal * (np.float32(1.0) + np.float32(brightness) * rim)
-    soft = cv2.GaussianBlur(lit, (0, 0), width_px / 2.0, borderType=cv2.BORDER_REFLECT)
+    near *= edge[None, :]
+    # Branch-free arithmetic with the boolean masks (masked writes and np.where cost several times as much).
+    solid = (band == classes.FE2AL5) | (band == classes.FEAL) | (band == classes.SUBSTRATE) | (
+        band == classes.PRECIPITATE)
+    gain = near * (solid & below)
+    gain *= np.float32(brightness)
+    gain += np.float32(1.0)
+    lit = band_signal * gain
+    soft = wide_blur(lit, width_px / 2.0)
     # The rim's light spills into the resin above (soft there); the rim itself is half defocused, so it stays bright.
-    mix = np.where(depth > 0, np.float32(COATING_SOFTNESS) * near, near)
-    signal[top:bottom] = lit + mix * (soft - lit)
+    mix = near * (np.float32(1.0) - np.float32(1.0 - COATING_SOFTNESS) * below)
+    soft -= lit
+    soft *= mix
+    soft += lit
+    signal[top:bottom] = soft

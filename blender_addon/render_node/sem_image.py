@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from blender_addon.render_node.artefacts import shading_field
+from blender_addon.render_node.blur import wide_blur
 from blender_addon.render_node.charging import charging_streaks
 from blender_addon.render_node.databar_draw import draw_data_bar
 from blender_addon.render_node.scan_noise import (
@@ -43,9 +44,6 @@ FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 EDGE_SIGMA_PX = 0.9
 # Detector / amplifier bandwidth: the signal of one pixel leaks into the next along the scan line.
 SCAN_BANDWIDTH_KERNEL = np.array([0.2, 0.6, 0.2], dtype=np.float32)
-# A halo wider than this (sigma, px) is blurred at 1/HALO_DOWNSAMPLE of the resolution.
-HALO_DOWNSAMPLE_SIGMA_PX = 6.0
-HALO_DOWNSAMPLE = 4
 NOISE_BLOCK_ROWS = 64  # a block of a 1024 px frame (~0.3 MB of float32) stays in cache through the noise's steps
 # Shot noise: mean counts below this are drawn from numpy's Poisson sampler, larger ones by :func:`poisson_like`.
 EXACT_POISSON_BELOW = 10.0
@@ -153,22 +151,14 @@ def probe_blur(signal: np.ndarray, fwhm_px: float, halo_fraction: float = 0.0, h
     """The resolution: ``(1 - halo_fraction)`` of the signal through a Gaussian core of full width at half maximum
     ``fwhm_px`` and ``halo_fraction`` through a wide Gaussian halo of ``halo_fwhm_px`` (0 and 0: an ideal probe).
 
-    A wide halo is computed at a quarter of the resolution and enlarged (it is smooth at that scale; a tenth of the
-    time of a full-size blur), deterministically.
+    The halo is blurred at a reduced resolution when it is wide (:func:`.blur.wide_blur`: a quarter of the resolution
+    from 9 px of sigma, half from 3 px; smooth at that scale, a tenth of the time of a full-size blur).
     """
     core = signal if fwhm_px <= 0 else cv2.GaussianBlur(signal, (0, 0), fwhm_px / FWHM_PER_SIGMA,
                                                         borderType=cv2.BORDER_REFLECT)
     if halo_fraction <= 0 or halo_fwhm_px <= 0:
         return core
-    sigma = halo_fwhm_px / FWHM_PER_SIGMA
-    rows, cols = signal.shape
-    if sigma >= HALO_DOWNSAMPLE_SIGMA_PX and min(rows, cols) >= 4 * HALO_DOWNSAMPLE:
-        k = HALO_DOWNSAMPLE
-        small = cv2.resize(signal, (cols // k, rows // k), interpolation=cv2.INTER_AREA)
-        small = cv2.GaussianBlur(small, (0, 0), sigma / k, borderType=cv2.BORDER_REFLECT)
-        halo = cv2.resize(small, (cols, rows), interpolation=cv2.INTER_LINEAR)
-    else:
-        halo = cv2.GaussianBlur(signal, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    halo = wide_blur(signal, halo_fwhm_px / FWHM_PER_SIGMA)
     return cv2.addWeighted(core, 1.0 - halo_fraction, halo, halo_fraction, 0.0)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from blender_addon.render_node.scan_noise import (
+    along_lines,
     frame_averaged_signal,
     frame_deviations_px,
     jpeg_roundtrip,
@@ -114,6 +115,20 @@ def test_line_noise_has_its_std_is_correlated_along_lines_and_independent_betwee
     rng = np.random.default_rng(7)
     assert not line_noise(shape, 0.0, 60.0, rng).any()
     assert rng.bit_generator.state == np.random.default_rng(7).bit_generator.state  # nothing drawn when off
+
+
+@pytest.mark.parametrize("step_px", [1.0, 2.5, 7.3, 37.5, 199.0, 250.0, 4000.0])
+def test_lines_read_the_grid_linearly_at_the_step(step_px: float) -> None:
+    cols = 200
+    samples = int(np.ceil((cols - 1) / step_px)) + 2
+    ramp = np.broadcast_to(np.arange(samples, dtype=np.float32), (3, samples))
+    pos = along_lines(ramp, step_px, cols)  # the grid position each pixel reads
+    assert pos.shape == (3, cols) and pos.dtype == np.float32
+    assert np.allclose(np.diff(pos, axis=1), 1.0 / step_px, atol=1e-5)
+    assert 0.0 <= pos[0, 0] < 1.0 / step_px + 1e-6  # a phase under one pixel
+    grid = np.random.default_rng(3).standard_normal((3, samples)).astype(np.float32)
+    expected = np.array([np.interp(pos[0], np.arange(samples), row) for row in grid])
+    assert np.allclose(along_lines(grid, step_px, cols), expected, atol=1e-5)
 
 
 def test_jpeg_roundtrip_adds_block_artefacts_deterministically_at_both_bit_depths() -> None:
