@@ -235,15 +235,16 @@ def _runs(lo: np.ndarray, hi: np.ndarray, limit: int) -> tuple[np.ndarray, np.nd
 
 
 def _clashing(
-    centres_a: np.ndarray, radii_a: np.ndarray, centres_b: np.ndarray, radii_b: np.ndarray, gap: float
+    xa: np.ndarray, ya: np.ndarray, ra: np.ndarray, xb: np.ndarray, yb: np.ndarray, rb: np.ndarray, gap: float
 ) -> np.ndarray:
-    """Which of the pairs (``centres_a[k]``, ``centres_b[k]``) clash, by the test of :func:`circle_clashes`."""
-    reach = radii_a + radii_b + gap
-    dy = centres_a[:, 1] - centres_b[:, 1]
+    """Which of the pairs of circles (``xa[k]``, ``ya[k]``, ``ra[k]``) and (``xb[k]``, ...) clash, by the test of
+    :func:`circle_clashes`."""
+    reach = ra + rb + gap
+    dy = ya - yb
     # hypot is never below either leg: only pairs within the reach along y are measured.
     near = np.flatnonzero(np.abs(dy) < reach)
     clash = np.zeros(reach.size, dtype=bool)
-    clash[near] = np.hypot(centres_a[near, 0] - centres_b[near, 0], dy[near]) < reach[near]
+    clash[near] = np.hypot(xa[near] - xb[near], dy[near]) < reach[near]
     return clash
 
 
@@ -261,14 +262,14 @@ def _sweep_between(
     if radii_a.size == 0 or radii_b.size == 0:
         return np.zeros(0, dtype=np.int64)
     order = np.argsort(centres_b[:, 0], kind="stable")
-    xb = centres_b[order, 0]
+    xb, yb, rb = centres_b[order, 0], centres_b[order, 1], radii_b[order]
     x = centres_a[:, 0]
-    w = _window(x, radii_a, float(radii_b.max()), gap)
+    w = _window(x, radii_a, float(rb.max()), gap)
     runs = _runs(np.searchsorted(xb, x - w, side="left"), np.searchsorted(xb, x + w, side="right"), limit)
     if runs is None:
         return None
-    a, b = runs[0], order[runs[1]]
-    return a[_clashing(centres_a[a], radii_a[a], centres_b[b], radii_b[b], gap)]
+    a, b = runs
+    return a[_clashing(x[a], centres_a[a, 1], radii_a[a], xb[b], yb[b], rb[b], gap)]
 
 
 def _sweep_within(centres: np.ndarray, radii: np.ndarray, gap: float, limit: int) -> np.ndarray | None:
@@ -277,14 +278,14 @@ def _sweep_within(centres: np.ndarray, radii: np.ndarray, gap: float, limit: int
     if radii.size < 2:
         return np.zeros((0, 2), dtype=np.int64)
     order = np.argsort(centres[:, 0], kind="stable")
-    x = centres[order, 0]
-    w = _window(x, radii[order], float(radii.max()), gap)
+    x, y, r = centres[order, 0], centres[order, 1], radii[order]
+    w = _window(x, r, float(r.max()), gap)
     runs = _runs(np.arange(1, x.size + 1), np.searchsorted(x, x + w, side="right"), limit)
     if runs is None:
         return None
-    a, b = order[runs[0]], order[runs[1]]
-    clash = _clashing(centres[a], radii[a], centres[b], radii[b], gap)
-    a, b = a[clash], b[clash]
+    a, b = runs
+    clash = _clashing(x[a], y[a], r[a], x[b], y[b], r[b], gap)
+    a, b = order[a[clash]], order[b[clash]]
     return np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
 
 

@@ -278,7 +278,7 @@ def place(
             aspects[square] = 1.0 + 0.1 * (aspects[square] - 1.0)  # cubes cut about square
         # Shapes are drawn around the origin first: their exact bounding radius decides where the centre may go.
         poly, area = (pop.shapes or star_polygons)(np.zeros((n, 2)), radii, aspects, angles, rng, square)
-        bounding = np.sqrt((poly**2).sum(-1)).max(1)
+        bounding = np.sqrt(poly[:, :, 0] ** 2 + poly[:, :, 1] ** 2).max(1)
         low, high = pop.depth_window(ix, bounding)
         fits = high > low
         share = rng.uniform(0.0, 1.0, n)
@@ -292,8 +292,9 @@ def place(
         sel = sel[placed.free(centres, bounding[sel], gap_um, should_stop)]
         # Keep only as many free candidates (in draw order) as the remaining area needs: the target is not overshot.
         sel = sel[: int(np.searchsorted(np.cumsum(area[sel]), remaining)) + 1]
-        placed.add(np.stack([x[sel], depth[sel]], 1), bounding[sel])
-        polys.append(poly[sel] + np.stack([x[sel], depth[sel]], 1)[:, None, :])
+        centres = np.stack([x[sel], depth[sel]], 1)
+        placed.add(centres, bounding[sel])
+        polys.append(poly[sel] + centres[:, None, :])
         areas.append(area[sel])
         total += float(area[sel].sum())
     if not polys:
