@@ -75,6 +75,14 @@ def _first_true(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, flags[np.arange(flags.shape[0]), first]
 
 
+def row_counts(flags: np.ndarray) -> np.ndarray:
+    """Number of True values in each row of a C-contiguous 2-D bool array (int32; rows up to 2**31 long).
+
+    Sums the bytes: half the time of ``np.count_nonzero(flags, axis=1)``, which converts every value to an integer.
+    """
+    return np.add.reduce(flags.view(np.uint8), axis=1, dtype=np.int32)
+
+
 def frame_columns(m: np.ndarray) -> FrameColumns:
     """Classify the columns of a validated uint8 class mask ``m`` (see :class:`FrameColumns`)."""
     return transposed_frame_columns(transpose(m))
@@ -97,7 +105,7 @@ def transposed_frame_columns(mt: np.ndarray) -> FrameColumns:
     if short.size:
         last_solid[short] = height - 1 - solid[short, ::-1].argmax(axis=1)
     last_solid = np.where(has_coating, last_solid, -1)
-    n_solid = np.count_nonzero(solid, axis=1)
+    n_solid = row_counts(solid)
     # Background between the first and the last solid row: a speck above the surface may have moved s(c).
     gappy = np.flatnonzero(has_coating & (n_solid < last_solid - s + 1))
     if gappy.size:
@@ -105,7 +113,7 @@ def transposed_frame_columns(mt: np.ndarray) -> FrameColumns:
 
     bottom_class = (mt - np.uint8(FEAL)) <= np.uint8(SUBSTRATE - FEAL)  # uint8 arithmetic wraps other ids past 1
     b, has_bottom = _first_true(bottom_class)
-    n_bottom = np.count_nonzero(bottom_class, axis=1)
+    n_bottom = row_counts(bottom_class)
     # Anything but FeAl and substrate below b(c) (an island above Fe2Al5), or FeAl/substrate above s(c) (in the
     # resin): fitted; otherwise b(c) is the first FeAl or substrate row.
     mixed = np.flatnonzero(has_bottom & has_coating & ((n_bottom < last_solid - b + 1) | (b < s)))

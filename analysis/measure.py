@@ -36,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from analysis.frame_columns import FrameColumns, frame_columns, tilt_rad
+from analysis.frame_columns import (
+    FrameColumns,
+    frame_columns,
+    row_counts,
+    tilt_rad,
+    transpose,
+    transposed_frame_columns,
+)
 from semcoat.classes import BACKGROUND, CLASS_IDS, CLASS_NAMES, CRACK, FEAL, PORE, PRECIPITATE, SUBSTRATE
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.measurements import MEASUREMENT_NAMES, missing_names
@@ -339,7 +346,9 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     """
     m = validate_mask(mask, source)
     p = check_pixel_size_um(pixel_size_um)
-    cols = frame_columns(m)
+    # Per-column work runs on the transposed mask: each column's pixels adjacent in memory.
+    mt = transpose(m)
+    cols = transposed_frame_columns(mt)
     n_banded = int(np.count_nonzero(cols.banded))
     if n_banded == 0:
         if not np.any(cols.surface_row >= 0):
@@ -361,20 +370,12 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     band_px = (end - s)[measured]
     band_pixels = int(band_px.sum())
 
-    # Only the rows spanned by measured bands matter; restricting to them saves most of the work on thin coatings.
-    r0 = int(s[measured].min())
-    r1 = int(end[measured].max())
-    sub = m[r0:r1]
-    band_rows = np.arange(r0, r1)[:, None]
-    # Rows above s(c) may hold specks in the resin (a predicted mask's), which are not the band's.
-    in_band = (band_rows < end[None, :]) & (band_rows >= s[None, :])
-    pore_rows, pore_cols = np.nonzero((sub == PORE) & in_band)
-    n_precipitate = int(np.count_nonzero((sub == PRECIPITATE) & in_band))
-    n_cracks = _crack_count((sub == CRACK) & in_band, max(CRACK_MIN_EXTENT_PX, CRACK_MIN_EXTENT_UM / p))
+    pore_rows, pore_cols, n_precipitate, crack_rows, crack_cols = _band_inclusions(mt, s, end, measured)
+    n_cracks = _crack_count(crack_rows, crack_cols, m.shape[1], max(CRACK_MIN_EXTENT_PX, CRACK_MIN_EXTENT_UM / p))
 
     thickness_px = float(band_px.mean()) * cos_tilt if whole_frame else None
-    line_present, line_depth_px = _pore_line(cols, measured, whole_frame, pore_rows + r0, pore_cols, cos_tilt)
-    feal_present, feal_px = _feal(m, cols, measured if whole_frame else cols.bottom_seen, n_banded, cos_tilt)
+    line_present, line_depth_px = _pore_line(cols, measured, whole_frame, pore_rows, pore_cols, cos_tilt)
+    feal_present, feal_px = _feal(mt, cols, measured if whole_frame else cols.bottom_seen, n_banded, cos_tilt)
 
     def um(px: float | None) -> float | None:
         return None if px is None else px * p
@@ -402,6 +403,29 @@ def measure(mask: np.ndarray, pixel_size_um: float, source: str | None = None) -
     return result
 
 
+def _band_inclusions(
+    mt: np.ndarray, s: np.ndarray, end: np.ndarray, measured: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+    """(pore rows, pore columns, precipitate count, crack rows, crack columns) inside the bands s(c) .. end(c) - 1 of
+    the measured columns of the transposed mask ``mt``; pixels in column order, rows ascending within a column."""
+    columns = np.flatnonzero(measured)
+    # Only the rows and columns spanned by measured bands matter: most of the frame on thin coatings.
+    r0, r1 = int(s[columns].min()), int(end[columns].max())
+    c0, c1 = int(columns[0]), int(columns[-1]) + 1
+    sub = mt[c0:c1, r0:r1]
+    # Pores, precipitates and cracks (the ids from PORE up) are a few % of the pixels: find them all, then keep those
+    # inside a measured band, rather than building the band's mask over the whole frame.
+    at = np.flatnonzero(sub >= PORE)
+    col, row = np.divmod(at, r1 - r0)
+    col += c0
+    row += r0
+    inside = measured[col] & (row >= s[col]) & (row < end[col])
+    at, col, row = at[inside], col[inside], row[inside]
+    kind = sub.reshape(-1)[at] if sub.flags.c_contiguous else sub[col - c0, row - r0]
+    pore, crack = kind == PORE, kind == CRACK
+    return row[pore], col[pore], int(np.count_nonzero(kind == PRECIPITATE)), row[crack], col[crack]
+
+
 def _pore_line(
     cols: FrameColumns, measured: np.ndarray, whole_frame: bool, pore_rows: np.ndarray, pore_cols: np.ndarray,
     cos_tilt: float,
@@ -427,9 +451,10 @@ def _pore_line(
 
 
 def _feal(
-    m: np.ndarray, cols: FrameColumns, seen: np.ndarray, n_banded: int, cos_tilt: float
+    mt: np.ndarray, cols: FrameColumns, seen: np.ndarray, n_banded: int, cos_tilt: float
 ) -> tuple[bool | None, float | None]:
-    """(present, thickness in px along the normal) of FeAl below the band, None where the frame cannot tell.
+    """(present, thickness in px along the normal) of FeAl below the band, None where the frame cannot tell; ``mt``
+    is the transposed mask.
 
     ``seen``: the columns whose band's bottom is looked at. FeAl is present when it starts at b(c) in at least half of
     them; its thickness is the mean run over those columns, None when most runs reach the column's last
@@ -440,11 +465,11 @@ def _feal(
     if n_seen == 0 or n_seen < FRAME_MIN_COLUMN_SHARE * n_banded:
         return None, None
     b = cols.band_bottom_row
-    feal_columns = seen & (m[np.maximum(b, 0), np.arange(m.shape[1])] == FEAL)
+    feal_columns = seen & (mt[np.arange(mt.shape[0]), np.maximum(b, 0)] == FEAL)
     n_feal = int(np.count_nonzero(feal_columns))
     if n_feal < FEAL_MIN_COLUMN_SHARE * n_seen:
         return False, 0.0
-    run, cut = _feal_runs_px(m, b, cols.last_solid_row, feal_columns)
+    run, cut = _feal_runs_px(mt, b, cols.last_solid_row, feal_columns)
     if np.count_nonzero(~cut) < FRAME_MIN_COLUMN_SHARE * n_feal:
         return True, None
     return True, float(run[~cut].mean()) * cos_tilt
@@ -570,20 +595,19 @@ def _close_up_problem(m: np.ndarray, cols: FrameColumns, layered: np.ndarray, in
 
 
 def _feal_runs_px(
-    m: np.ndarray, b: np.ndarray, last_solid: np.ndarray, feal_columns: np.ndarray
+    mt: np.ndarray, b: np.ndarray, last_solid: np.ndarray, feal_columns: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Length, in pixels, of the FeAl run starting at b(c) in each column flagged in ``feal_columns``, and whether the
-    run is cut: it reaches the column's last non-background row (the bottom edge, or the top of a data bar)."""
+    """Length, in pixels, of the FeAl run starting at b(c) in each column flagged in ``feal_columns`` of the transposed
+    mask ``mt``, and whether the run is cut: it reaches the column's last non-background row (the bottom edge, or the
+    top of a data bar)."""
     cols = np.flatnonzero(feal_columns)
     start = b[cols]
     top = int(start.min())
-    sub = m[top:, cols]
     # First row after b(c) that is not FeAl; a run that reaches the last row ends there.
-    after_start = np.arange(top, m.shape[0])[:, None] > start[None, :]
-    leaves = (sub != FEAL) & after_start
-    end = leaves.argmax(axis=0)
-    found = leaves[end, np.arange(cols.size)]
-    end = np.where(found, end + top, m.shape[0])
+    leaves = (mt[cols, top:] != FEAL) & (np.arange(top, mt.shape[1])[None, :] > start[:, None])
+    end = leaves.argmax(axis=1)
+    found = leaves[np.arange(cols.size), end]
+    end = np.where(found, end + top, mt.shape[1])
     return (end - start).astype(np.float64), end > last_solid[cols]
 
 
@@ -621,9 +645,9 @@ def _pore_line_depth_px(
     occupied = np.zeros((n_depths + 2 * half + 1, width), dtype=np.bool_)
     occupied[depth_px + half + 1, cols] = True
     # Columns with a pore at each single depth, and within [d - h, d + h].
-    single = np.count_nonzero(occupied[half + 1 : half + 1 + n_depths], axis=1) / n_measured
+    single = row_counts(occupied[half + 1 : half + 1 + n_depths]) / n_measured
     in_window = _window_any(occupied[1:], 2 * half + 1)  # row d: depths d - h .. d + h
-    coverage = np.count_nonzero(in_window, axis=1) / n_measured
+    coverage = row_counts(in_window) / n_measured
 
     peak = int(np.argmax(coverage))
     # Typical coverage inside the band: depths beyond the deepest pore have none.
@@ -645,19 +669,19 @@ def _pore_line_depth_px(
     return float(selected.mean()) + 0.5
 
 
-def _crack_count(flags: np.ndarray, min_extent_px: float) -> int:
-    """Number of 8-connected regions of ``flags`` whose rows span at least ``min_extent_px`` (first to last row + 1).
+def _crack_count(rows: np.ndarray, cols: np.ndarray, width: int, min_extent_px: float) -> int:
+    """Number of 8-connected regions of the pixels (``rows``, ``cols``) of a frame ``width`` columns wide whose rows
+    span at least ``min_extent_px`` (first to last row + 1).
 
     Union-find over the pixels, numpy only (the renderer measures without scipy): each pixel is joined to its
     neighbours right, below-left, below and below-right, found by binary search in the sorted pixel keys; roots are
     hooked to the smaller root and paths halved until every pair agrees.
     """
-    rows, cols = np.nonzero(flags)
     n = rows.size
     if n == 0:
         return 0
-    width = flags.shape[1]
-    key = rows.astype(np.int64) * (width + 2) + cols  # +2: a column step never wraps into the next row
+    key = np.sort(rows.astype(np.int64) * (width + 2) + cols)  # +2: a column step never wraps into the next row
+    rows = key // (width + 2)
     a_list, b_list = [], []
     for dr, dc in ((0, 1), (1, -1), (1, 0), (1, 1)):
         target = key + dr * (width + 2) + dc
