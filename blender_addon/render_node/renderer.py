@@ -42,7 +42,7 @@ import numpy as np
 from blender_addon import exr
 from blender_addon.render_node import egl
 from blender_addon.render_node.frame import RenderedFrame, RenderError
-from blender_addon.render_node.raster import GpuRaster, RasterObject, mesh_triangles, projection
+from blender_addon.render_node.raster import GpuRaster, RasterObject, mesh_triangles, projection, triangulate
 from blender_addon.scene.builder import SceneBuilder
 from blender_addon.scene.class_map import MAX_OBJECT_ID, ClassMapError, ids_from_colour
 from blender_addon.scene.geometry import CoatingGeometry
@@ -312,9 +312,14 @@ class Renderer:
         assert self._raster is not None
         t0 = time.perf_counter()
         camera = self.builder.camera
-        objects = [RasterObject(self.builder.objects[role].pass_index, z, corners.reshape(-1, 2),
-                                mesh_triangles(self.builder.objects[role].data))
-                   for role, (corners, z, _outline) in self.builder.drawn.items() if len(corners)]
+        objects = []
+        for role, (corners, z, _outline) in self.builder.drawn.items():
+            if not len(corners):
+                continue
+            obj = self.builder.objects[role]
+            points, triangles = triangulate(corners) or (
+                corners.reshape(-1, 2), mesh_triangles(obj.data, corners.shape[0] * corners.shape[1]))
+            objects.append(RasterObject(obj.pass_index, z, points, triangles))
         view = projection(width, height, (camera.location.x, camera.location.y), width / camera.data.ortho_scale)
         ids = self._raster.draw_ids(objects, width, height, view)
         self.seconds["render_s"] += time.perf_counter() - t0

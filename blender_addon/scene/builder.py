@@ -61,6 +61,8 @@ OBJECT_IDS: dict[str, int] = {role: k + 1 for k, role in enumerate(LAYOUT)}
 assert len(OBJECT_IDS) <= MAX_OBJECT_ID, "object ids are drawn as 8-bit values"
 _RESIN = f"class {classes.BACKGROUND}"  # the builder's plane of resin, below everything
 GREY_KEY = "semcoat_grey"  # custom property of each object: its grey level (0-1) in the current image
+_CORNERS_KEY = "semcoat_corners"  # custom property of each mesh: the corners of each of its faces (all alike)
+_SPARE_FACES = 16  # room a rebuilt mesh keeps beyond a quarter more faces than it was built for
 Z_TIE_PX = 1e-3  # lift per place in LAYOUT, so objects of equal z never tie in depth
 REGION_BLOCK_COLUMNS = 16  # a region's strips end at the deepest profile point of their block of this many columns
 
@@ -89,24 +91,37 @@ def _emission_material(name: str) -> bpy.types.Material:
 
 
 def _fill_polygons(mesh: bpy.types.Mesh, vertices_xy: np.ndarray, z: float) -> np.ndarray:
-    """Replace the mesh by ``vertices_xy`` of shape (n_faces, k, 2): one k-gon per face, at height ``z``; returns the
-    corners as the mesh holds them (float32, same shape)."""
+    """Put ``vertices_xy`` of shape (n_faces, k, 2) into the mesh: one k-gon per face, at height ``z``; returns the
+    corners as the mesh holds them (float32, same shape).
+
+    The mesh keeps its faces from image to image when it has room for ``n_faces`` k-gons and not far more: only the
+    corners are written (a new topology costs about twice as much), and the faces beyond ``n_faces`` collapse to a
+    point (no area: no engine draws them). It is rebuilt, with some room to spare, when it has too few or too many.
+    """
     n_faces, k = vertices_xy.shape[:2]
-    mesh.clear_geometry()
-    if n_faces == 0:
+    faces = len(mesh.polygons)
+    reuse = (mesh.get(_CORNERS_KEY) == k and n_faces <= faces <= 2 * n_faces + _SPARE_FACES
+             and len(mesh.loops) == faces * k and len(mesh.vertices) == faces * k)
+    if not reuse:
+        faces = n_faces + n_faces // 4 + _SPARE_FACES if n_faces else 0
+        mesh.clear_geometry()
+        if faces:
+            mesh.vertices.add(faces * k)
+            mesh.loops.add(faces * k)
+            mesh.loops.foreach_set("vertex_index", np.arange(faces * k, dtype=np.int32))
+            mesh.polygons.add(faces)
+            mesh.polygons.foreach_set("loop_start", np.arange(0, faces * k, k, dtype=np.int32))
+        mesh[_CORNERS_KEY] = k
+    if n_faces == 0 and faces == 0:
         mesh.update()
         return np.zeros((0, max(k, 3), 2), np.float32)
-    co = np.empty((n_faces * k, 3), dtype=np.float32)
-    co[:, :2] = vertices_xy.reshape(-1, 2)
+    co = np.empty((faces * k, 3), dtype=np.float32)
+    co[: n_faces * k, :2] = vertices_xy.reshape(-1, 2)
+    co[n_faces * k:, :2] = co[0, :2] if n_faces else 0.0
     co[:, 2] = z
-    mesh.vertices.add(n_faces * k)
     mesh.vertices.foreach_set("co", co.ravel())
-    mesh.loops.add(n_faces * k)
-    mesh.loops.foreach_set("vertex_index", np.arange(n_faces * k, dtype=np.int32))
-    mesh.polygons.add(n_faces)
-    mesh.polygons.foreach_set("loop_start", np.arange(0, n_faces * k, k, dtype=np.int32))
     mesh.update()
-    return co[:, :2].reshape(n_faces, k, 2)
+    return co[: n_faces * k, :2].reshape(n_faces, k, 2)
 
 
 def strip_seam(top_px: np.ndarray, bottom_px: float) -> float:
