@@ -46,7 +46,11 @@ def substrate_blend_offset(signal: np.ndarray, mask: np.ndarray, width_px: float
     has_steel = steel.any(axis=0)
     if not has_steel.any():
         return None
-    first = np.argmax(steel, axis=0)
+    # The first steel row of each column lies above the first row that is steel all across.
+    whole = np.flatnonzero(steel.all(axis=1))
+    from_row = int(np.flatnonzero(steel.any(axis=1))[0])
+    to_row = int(whole[0]) + 1 if whole.size else mask.shape[0]
+    first = from_row + np.argmax(steel[from_row:to_row], axis=0)
     reach = int(np.ceil(BLEND_REACH_WIDTHS * width_px)) + 1
     top = max(0, int(first[has_steel].min()) - reach)
     bottom = min(mask.shape[0], int(first[has_steel].max()) + reach + 1)
@@ -54,7 +58,7 @@ def substrate_blend_offset(signal: np.ndarray, mask: np.ndarray, width_px: float
     rows = np.arange(top, bottom)[:, None]
     # Per column, the solid layer pixel nearest above the first steel row (past any void on the interface).
     layer = ((band == classes.FEAL) | (band == classes.FE2AL5)) & (rows < first[None, :])
-    nearest = np.where(layer, rows, -1).max(axis=0)
+    nearest = (layer * (rows.astype(np.int32) + 1)).max(axis=0) - 1  # -1: none
     cols = np.arange(mask.shape[1])
     valid = has_steel & (nearest >= 0)
     upper_class = np.where(valid, mask[np.maximum(nearest, 0), cols], 0)
@@ -66,10 +70,11 @@ def substrate_blend_offset(signal: np.ndarray, mask: np.ndarray, width_px: float
     distance = (rows.astype(np.float32) + np.float32(0.5) - first[None, :].astype(np.float32)) / np.float32(width_px)
     np.clip(distance, -10.0, 10.0, out=distance)  # the step is whole by then; exp stays finite in float32
     rise = np.float32(1.0) / (np.float32(1.0) + np.exp(np.float32(-LOGISTIC_10_90) * distance))
-    in_feal = (band == classes.FEAL) & valid[None, :]
-    in_steel = (band == classes.SUBSTRATE) & valid[None, :]
-    offsets = np.where(in_feal, step * rise, np.where(in_steel, step * (rise - np.float32(1.0)), np.float32(0.0)))
-    return top, offsets.astype(np.float32)
+    # step x rise on FeAl, step x (rise - 1) on steel, 0 elsewhere (columns not valid have step 0), branch-free
+    rise -= np.float32(1.0) * (band == classes.SUBSTRATE)
+    rise *= (band == classes.FEAL) | (band == classes.SUBSTRATE)
+    rise *= step[None, :]
+    return top, rise
 
 
 # Edge rounding is worked out within this many widths of the surface (exp(-4) = 2 %).

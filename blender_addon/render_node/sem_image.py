@@ -19,7 +19,9 @@ data bar (scale bar and labels, no specimen) and are class 0 (background) in the
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import cv2
 import numpy as np
@@ -47,6 +49,8 @@ SCAN_BANDWIDTH_KERNEL = np.array([0.2, 0.6, 0.2], dtype=np.float32)
 NOISE_BLOCK_ROWS = 64  # a block of a 1024 px frame (~0.3 MB of float32) stays in cache through the noise's steps
 # Shot noise: mean counts below this are drawn from numpy's Poisson sampler, larger ones by :func:`poisson_like`.
 EXACT_POISSON_BELOW = 10.0
+# Random bits per normal deviate of the noise (:func:`normal_deviates`): a table of 2^16 quantiles (256 kB, in cache).
+NORMAL_TABLE_BITS = 16
 
 
 @dataclass
@@ -172,10 +176,10 @@ def shot_noise(
 
     A mean count below ``EXACT_POISSON_BELOW`` is drawn from the Poisson law itself (numpy's; the detector's noise
     added as a normal deviate); a larger one, where numpy's sampler costs ~50 ns a pixel (most of an image's noise),
-    from one standard normal ``z`` per pixel (:func:`poisson_like`): the mean, the variance and the skewness those of
-    the Poisson count plus the Gaussian, the skewness to ``O(mean^-1.5)``. Drawn in blocks of rows, asking
-    ``should_stop`` between them; the draws depend only on the signal and the stream, so the same inputs give the
-    same image.
+    from one standard normal ``z`` per pixel (:func:`normal_deviates`, :func:`poisson_like`): the mean, the variance
+    and the skewness those of the Poisson count plus the Gaussian, the skewness to ``O(mean^-1.5)``. Drawn in blocks
+    of rows, asking ``should_stop`` between them; the draws depend only on the signal and the stream, so the same
+    inputs give the same image.
     """
     out = np.empty(signal.shape, dtype=np.float32)
     inv_dose = np.float32(1.0 / dose_electrons_per_px)
@@ -183,7 +187,7 @@ def shot_noise(
     for top in range(0, signal.shape[0], NOISE_BLOCK_ROWS):
         check(should_stop)
         block = np.maximum(signal[top:top + NOISE_BLOCK_ROWS], np.float32(0.0))
-        z = rng.standard_normal(block.shape, dtype=np.float32)
+        z = normal_deviates(rng, block.shape)
         exact = block < np.float32(EXACT_POISSON_BELOW) * inv_dose
         any_exact = bool(exact.any())
         z_exact = z[exact] if any_exact else z[:0, 0]
@@ -194,6 +198,24 @@ def shot_noise(
             noisy[exact] = rng.poisson(expected) / dose_electrons_per_px + z_exact * np.float32(detector_std)
         out[top:top + NOISE_BLOCK_ROWS] = noisy
     return out
+
+
+def normal_deviates(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normal deviates, float32, by lookup: ``NORMAL_TABLE_BITS`` (16) random bits pick one of ``2^16``
+    equiprobable quantiles of the normal law (a third of the time of numpy's sampler, most of the noise's time).
+
+    Symmetric and of unit variance exactly (the table is scaled to it); the law's own to 1/65536 in probability,
+    with nothing beyond 4.3 standard deviations (where the law puts 1 draw in 66 000).
+    """
+    return np.take(_normal_quantiles(), rng.integers(0, 1 << NORMAL_TABLE_BITS, shape, dtype=np.uint16))
+
+
+@functools.cache
+def _normal_quantiles() -> np.ndarray:
+    n = 1 << NORMAL_TABLE_BITS
+    inv_cdf = NormalDist().inv_cdf
+    table = np.array([inv_cdf((k + 0.5) / n) for k in range(n)])
+    return (table / np.sqrt(np.mean(table**2))).astype(np.float32)
 
 
 def poisson_like(grey: np.ndarray, inv_dose: np.float32, extra_var: np.float32, z: np.ndarray) -> np.ndarray:

@@ -43,13 +43,11 @@ def specimen_signal(
     ``should_stop`` is asked between the steps (``Interrupted`` when it answers True).
     """
     img, grey = spec.imaging, spec.grey
-    greys = signal
+    changes = []  # grey changes (first row, offsets), both worked out on the rendered greys
     for change in (pore_fill_offset(mask, grey.pore, grey.resin, grey.pore_fill_max, streams.pores),
                    substrate_blend_offset(signal, mask, grey.substrate_blend_um / img.pixel_size_um)):
         if change is not None:
-            top, offset = change
-            greys = greys.copy() if greys is signal else greys
-            greys[top:top + offset.shape[0]] += offset
+            changes.append(change)
         check(should_stop)
     specimen = grain_factor(mask, img.pixel_size_um, streams.texture)
     check(should_stop)
@@ -73,8 +71,13 @@ def specimen_signal(
         apply_particles(specimen, mask, img.pixel_size_um, grey.steel_particle_density_per_100um2,
                         grey.steel_particle_radius_um, grey.steel_particle_contrast, streams.particles)
         check(should_stop)
+    # (greys + changes) x factors, in place: each change times its rows' factors, added to greys x factors.
+    for top, offset in changes:
+        offset *= specimen[top:top + offset.shape[0]]
     out = specimen
-    out *= greys
+    out *= signal
+    for top, offset in changes:
+        out[top:top + offset.shape[0]] += offset
     if grey.pore_rim > 0:
         rim = pore_rim(mask, img.pixel_size_um, grey.pore_rim_width_um)
         if rim is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blender_addon.render_node.sem_image import EXACT_POISSON_BELOW, shot_noise
+from blender_addon.render_node.sem_image import EXACT_POISSON_BELOW, normal_deviates, shot_noise
 
 DOSE = 100.0
 PIXELS = (500, 800)  # 400 000 draws per mean count
@@ -64,3 +64,19 @@ def test_with_the_detectors_noise_the_moments_are_those_of_the_count_plus_a_gaus
     assert abs(x.var() / var - 1.0) < 5 * np.sqrt(2.0 / n) * 1.5
     skew = ((x - x.mean()) ** 3).mean() / x.var() ** 1.5
     assert abs(skew - lam / var**1.5) < 5 * np.sqrt(6.0 / n)  # the third cumulant is the count's alone
+
+
+def test_the_normal_deviates_follow_the_normal_law() -> None:
+    z = normal_deviates(np.random.default_rng(4), (1000, 1000)).astype(np.float64).ravel()
+    assert z.dtype == np.float64 and z.size == 1_000_000
+    n = z.size
+    assert abs(z.mean()) < 5 / np.sqrt(n)
+    assert abs(z.var() - 1.0) < 5 * np.sqrt(2.0 / n)
+    assert abs((z**3).mean()) < 5 * np.sqrt(15.0 / n)
+    assert abs((z**4).mean() - 3.0) < 5 * np.sqrt(96.0 / n)
+    # The distribution function at a few points, within 5 standard errors of the law's.
+    for x, p in ((-2.0, 0.02275), (-1.0, 0.15866), (0.0, 0.5), (0.5, 0.69146), (1.5, 0.93319), (3.0, 0.99865)):
+        assert abs(np.mean(z <= x) - p) < 5 * np.sqrt(p * (1 - p) / n)
+    assert np.abs(z).max() < 4.4  # the table's last quantile
+    again = normal_deviates(np.random.default_rng(4), (1000, 1000)).astype(np.float64).ravel()
+    assert np.array_equal(z, again)
