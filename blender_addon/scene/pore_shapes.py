@@ -19,13 +19,13 @@ import numpy as np
 
 from .placement import (
     NEXT_VERTEX,
-    OUTLINE_ANGLES_RAD,
     OUTLINE_COS,
     OUTLINE_SIN,
     SHAPE_ORDERS,
     SHAPE_PERTURBATION,
     WOBBLE_MAX,
     ShapeDraw,
+    harmonic_table,
     harmonic_wobble,
     turned_outlines,
 )
@@ -45,7 +45,7 @@ BLOB_TURN_SPREAD_RAD = 0.35
 # outlines); the rare one beyond is drawn smaller, so that placement's reach holds for every outline.
 MERGED_REACH = 1.6
 _ORDERS = np.concatenate([SHAPE_ORDERS, FINE_ORDERS])
-_ORDER_ANGLES = _ORDERS[:, None] * OUTLINE_ANGLES_RAD
+_HARMONICS = harmonic_table(_ORDERS)
 
 
 def wobble_max(irregularity: float) -> float:
@@ -60,17 +60,20 @@ def reach_factor(irregularity: float, merged_fraction: float) -> float:
     return wobble_max(irregularity) / WOBBLE_MAX * (MERGED_REACH if merged_fraction > 0 else 1.0)
 
 
-def _merged_radius(t: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Radius (n, angles) of the union of two or three blobs spread about the centre, each holding it."""
+def _merged_radius(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Radius (n, outline angles) of the union of two or three blobs spread about the centre, each holding it."""
     count = rng.integers(BLOBS[0], BLOBS[1] + 1, n)
     slots = BLOBS[1]
     size = rng.uniform(*BLOB_SIZE, (n, slots))
     offset = rng.uniform(*BLOB_OFFSET, (n, slots)) * size
     turn = rng.uniform(0.0, 2 * np.pi, n)[:, None] + rng.normal(0.0, BLOB_TURN_SPREAD_RAD, (n, slots))
     direction = turn + 2 * np.pi * np.arange(slots)[None, :] / count[:, None]
-    rel = t[None, None, :] - direction[:, :, None]
+    # cos and sin of (t - direction) by the difference formulas: two per blob, not two per blob and outline angle.
+    cos_d, sin_d = np.cos(direction)[:, :, None], np.sin(direction)[:, :, None]
+    cos_rel = OUTLINE_COS * cos_d + OUTLINE_SIN * sin_d
+    sin_rel = OUTLINE_SIN * cos_d - OUTLINE_COS * sin_d
     # Far intersection of the ray at angle t with a circle of radius f centred d away (d < f): d cos + sqrt(...).
-    reach = offset[:, :, None] * np.cos(rel) + np.sqrt(size[:, :, None] ** 2 - (offset[:, :, None] * np.sin(rel)) ** 2)
+    reach = offset[:, :, None] * cos_rel + np.sqrt(size[:, :, None] ** 2 - (offset[:, :, None] * sin_rel) ** 2)
     used = np.arange(slots)[None, :] < count[:, None]
     return np.where(used[:, :, None], reach, 0.0).max(1)
 
@@ -91,10 +94,10 @@ def pore_shapes(irregularity: float, merged_fraction: float) -> ShapeDraw | None
         fine = rng.uniform(0.0, FINE_PERTURBATION * irregularity, (n, FINE_ORDERS.size)) / FINE_ORDERS
         amps = np.concatenate([coarse, fine], axis=1)
         phases = rng.uniform(0.0, 2 * np.pi, (n, _ORDERS.size))
-        radius = harmonic_wobble(amps, phases, _ORDER_ANGLES)
+        radius = harmonic_wobble(amps, phases, _HARMONICS)
         merged = rng.uniform(0.0, 1.0, n) < merged_fraction
         if merged.any():
-            radius[merged] *= _merged_radius(OUTLINE_ANGLES_RAD, int(merged.sum()), rng)
+            radius[merged] *= _merged_radius(int(merged.sum()), rng)
         a = np.sqrt(aspects)[:, None]
         u = a * OUTLINE_COS * radius
         v = OUTLINE_SIN * radius / a

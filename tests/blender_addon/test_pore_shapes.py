@@ -8,7 +8,8 @@ import pytest
 from scipy.spatial import ConvexHull
 
 from blender_addon.scene.geometry import build_geometry
-from blender_addon.scene.pore_shapes import outer_weighting, pore_shapes, reach_factor
+from blender_addon.scene.placement import OUTLINE_ANGLES_RAD, harmonic_table, harmonic_wobble
+from blender_addon.scene.pore_shapes import _merged_radius, outer_weighting, pore_shapes, reach_factor
 from semcoat.spec import CoatingSpec, SpecError
 from tests.blender_addon.specs import small_batch
 
@@ -26,6 +27,31 @@ def _solidity(polygons: np.ndarray) -> np.ndarray:
     x, y = polygons[..., 0], -polygons[..., 1]
     area = 0.5 * (x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(1)
     return np.array([a / ConvexHull(p).volume for a, p in zip(area, polygons, strict=True)])
+
+
+@pytest.mark.parametrize("orders", [np.arange(2, 7), np.arange(2, 13)])
+def test_the_wobble_is_its_sum_of_harmonics(orders: np.ndarray) -> None:
+    rng = np.random.default_rng(orders.size)
+    amps, phases = rng.uniform(0.0, 0.3, (50, orders.size)), rng.uniform(0.0, 2 * np.pi, (50, orders.size))
+    t = OUTLINE_ANGLES_RAD
+    direct = 1.0 + (amps[:, :, None] * np.cos(orders[None, :, None] * t + phases[:, :, None])).sum(1)
+    np.testing.assert_allclose(harmonic_wobble(amps, phases, harmonic_table(orders)), direct, rtol=0, atol=1e-14)
+
+
+def test_a_merged_outline_is_the_far_edge_of_its_blobs() -> None:
+    radius = _merged_radius(400, np.random.default_rng(5))
+    # Replay the draws: the far intersection of each ray with each used blob, measured as a distance along the ray.
+    rng = np.random.default_rng(5)
+    count = rng.integers(2, 4, 400)
+    size = rng.uniform(0.7, 1.0, (400, 3))
+    offset = rng.uniform(0.6, 0.95, (400, 3)) * size
+    turn = rng.uniform(0.0, 2 * np.pi, 400)[:, None] + rng.normal(0.0, 0.35, (400, 3))
+    direction = turn + 2 * np.pi * np.arange(3)[None, :] / count[:, None]
+    rel = OUTLINE_ANGLES_RAD[None, None, :] - direction[:, :, None]
+    far = offset[:, :, None] * np.cos(rel) + np.sqrt(size[:, :, None] ** 2 - (offset[:, :, None] * np.sin(rel)) ** 2)
+    far[np.arange(3)[None, :] >= count[:, None]] = 0.0
+    np.testing.assert_allclose(radius, far.max(1), rtol=0, atol=1e-14)
+    assert radius.min() > 0.0
 
 
 def test_irregular_and_merged_pores_are_concave_where_smooth_ones_are_not() -> None:
