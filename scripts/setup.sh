@@ -16,7 +16,7 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
     || { echo "setup: Python 3.11 is required (found: $("$PYTHON" --version 2>&1))" >&2; exit 1; }
 
 # Shared libraries that bpy (Blender as a Python module) loads; libegl1 and Mesa's llvmpipe (libgl1-mesa-dri) for
-# Workbench, the render node's OpenGL rasteriser without a GPU (without them it falls back to Cycles). Only where bpy
+# the render node's OpenGL engines (raster, Workbench) without a GPU (without them it falls back to Cycles). Only where bpy
 # goes (render, all): an API or trainer image needs none of them (libgl1 alone brings Mesa and LLVM).
 BPY_LIBS=(libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libgl1 libegl1 libgl1-mesa-dri)
 case ",$EXTRAS," in *,all,*|*,render,*) wanted=("${BPY_LIBS[@]}") ;; *) wanted=() ;; esac
