@@ -3,9 +3,10 @@
     .venv/bin/python bench/render_worst_case.py [--case NAME ...] [--threads 0] [--seed 1]
 
 Each case runs in a fresh process (so its peak memory is its own) and prints, per image: seconds of geometry,
-scene update, render (the engine auto picks, with any read-back), image formation (specimen texture, artefacts, SEM image), truth and
-PNG encoding; the inclusions drawn; the longest stretch between two stop checks (how late a Ctrl-C can be honoured);
-and the process's peak resident memory (VmHWM) with the part the image added on top of a started renderer.
+scene update, render (the engine auto picks, with any read-back), image formation (specimen texture, artefacts, SEM
+image), truth and PNG encoding; the inclusions drawn; the longest stretch between two stop checks (how late a Ctrl-C
+can be honoured); and the process's peak resident memory (VmHWM) with the part the image added on top of a started
+renderer.
 
 Cases:
   inclusions  1024x768 px; scattered pores, pore-line pores and precipitates each just under
