@@ -15,31 +15,28 @@ import numpy as np
 from .stopping import StopCheck, check
 
 
-def _padded(values: np.ndarray, size: int) -> np.ndarray:
-    """The samples with the ends extended for windows of ``size`` samples, one window per sample.
+def _sliding_extremum(values: np.ndarray, size: int, ufunc: np.ufunc) -> np.ndarray:
+    """Running ``ufunc`` (maximum or minimum) over windows of ``size`` samples, one per sample, in a few passes
+    whatever the size (van Herk / Gil-Werman).
 
     Window ``i`` covers samples ``i - size // 2 .. i - size // 2 + size - 1`` (scipy's centring at ``origin=0``:
     for an even size the window reaches one sample further to the left), and samples past either end repeat the
-    end sample (scipy's ``mode="nearest"``): window ``i`` is ``padded[i : i + size]``.
+    end sample (scipy's ``mode="nearest"``). The samples so extended are cut into blocks of ``size``: a window is
+    the tail of one block (its running extremum from the block's right end) and the head of the next (from that
+    block's left end).
     """
     if values.ndim != 1:
         raise ValueError(f"values must be one-dimensional, got shape {values.shape}")
     if size < 1:
         raise ValueError(f"size must be at least 1 sample, got {size}")
-    left = size // 2
-    return np.pad(values, (left, size - 1 - left), mode="edge")
-
-
-def _sliding_extremum(values: np.ndarray, size: int, ufunc: np.ufunc) -> np.ndarray:
-    """Running ``ufunc`` (maximum or minimum) over the windows of :func:`_padded`, in a few passes whatever the size
-    (van Herk / Gil-Werman): the padded samples cut into blocks of ``size``, a window is the tail of one block (its
-    running extremum from the block's right end) and the head of the next (from that block's left end)."""
-    if values.size == 0:
-        return values.copy()
-    padded = _padded(values, size)
     n = values.size
-    blocks = np.full(-(-padded.size // size) * size, padded[-1], dtype=padded.dtype)
-    blocks[: padded.size] = padded
+    if n == 0:
+        return values.copy()
+    left = size // 2
+    blocks = np.empty(-(-(n + size - 1) // size) * size, dtype=values.dtype)
+    blocks[:left] = values[0]
+    blocks[left : left + n] = values
+    blocks[left + n :] = values[-1]
     blocks = blocks.reshape(-1, size)
     from_left = ufunc.accumulate(blocks, axis=1).ravel()
     from_right = ufunc.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
