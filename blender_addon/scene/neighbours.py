@@ -215,6 +215,8 @@ def _joined_candidates(centres: np.ndarray, joins: list[_Join]) -> tuple[np.ndar
 # time on the preset images, few pairs per circle); beyond it (a few giants widen every window) the grids are used.
 SWEEP_PAIRS_PER_CIRCLE = 64
 SWEEP_PAIRS_MIN = 1 << 14
+# Up to this many pairs, measuring them all costs less than picking those within reach along y first.
+_MEASURE_ALL = 256
 # Windows along x are widened by this share, so that rounding in ``x -+ reach`` cannot lose a pair at the reach.
 _WINDOW_SLACK = 1e-9
 
@@ -238,6 +240,8 @@ def _clashing(
     :func:`circle_clashes`."""
     reach = ra + rb + gap
     dy = ya - yb
+    if reach.size <= _MEASURE_ALL:
+        return np.hypot(xa - xb, dy) < reach
     # hypot is never below either leg: only pairs within the reach along y are measured.
     near = np.flatnonzero(np.abs(dy) < reach)
     clash = np.zeros(reach.size, dtype=bool)
