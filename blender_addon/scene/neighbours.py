@@ -4,6 +4,8 @@ clashing circles.
 They replace ``scipy.ndimage.maximum_filter1d`` / ``minimum_filter1d`` (with ``mode="nearest"``, ``origin=0``) and
 ``scipy.spatial.cKDTree.query_pairs``, which the Python inside Blender does not have, with exactly their results:
 maxima and minima are exact operations, and the pairs are the same set (sorted, where the KD-tree's order is its own).
+Clashing circles are found on grids of size classes (:func:`circle_clashes`), or for placement's rounds, where a few
+dozen candidates meet a few hundred placed circles, by a sweep along x (:func:`candidate_clashes`): the same clashes.
 """
 
 from __future__ import annotations
