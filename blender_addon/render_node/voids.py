@@ -52,7 +52,7 @@ def pore_fill_offset(
     if span is None:
         return None
     top, bottom = span
-    count, labels = cv2.connectedComponents(pores[top:bottom].astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    count, labels = cv2.connectedComponents(pores[top:bottom].view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     levels = np.zeros(count, np.float32)
     levels[1:] = rng.uniform(0.0, fill_max, count - 1) * (resin_grey - pore_grey)
     return top, levels[labels]
@@ -73,8 +73,10 @@ def pore_rim(mask: np.ndarray, pixel_size_um: float, width_um: float) -> tuple[i
         return None
     top, bottom = span
     band = mask[top:bottom]
-    distance = cv2.distanceTransform((band != classes.PORE).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
-    # exp((1 - d) / width): the distance is at least 1 off the pores, and pores themselves are zeroed below.
-    profile = cv2.exp((np.float32(1.0) - distance) * np.float32(1.0 / width_px))
+    profile = cv2.distanceTransform((band != classes.PORE).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+    # exp((1 - d) / width), in place: the distance is at least 1 off the pores, and pores themselves are zeroed below.
+    profile -= np.float32(1.0)
+    profile *= np.float32(-1.0 / width_px)
+    cv2.exp(profile, dst=profile)
     profile *= (band != classes.PORE) & (band != classes.BACKGROUND) & (band != classes.CRACK)  # solid only
     return top, profile
