@@ -217,6 +217,8 @@ def _joined_candidates(centres: np.ndarray, joins: list[_Join]) -> tuple[np.ndar
 # time on the preset images, few pairs per circle); beyond it (a few giants widen every window) the grids are used.
 SWEEP_PAIRS_PER_CIRCLE = 64
 SWEEP_PAIRS_MIN = 1 << 14
+# and never more pairs than this in one sweep (memory, and a stop check between the grids' passes for huge frames)
+SWEEP_PAIRS_MAX = 1 << 20
 # Up to this many pairs, measuring them all costs less than picking those within reach along y first.
 _MEASURE_ALL = 256
 # Windows along x are widened by this share, so that rounding in ``x -+ reach`` cannot lose a pair at the reach.
@@ -315,7 +317,7 @@ def candidate_clashes(
     """
     check(should_stop)
     n_old, m = placed_radii.size, radii.size
-    limit = SWEEP_PAIRS_MIN + SWEEP_PAIRS_PER_CIRCLE * (n_old + m)
+    limit = min(SWEEP_PAIRS_MIN + SWEEP_PAIRS_PER_CIRCLE * (n_old + m), SWEEP_PAIRS_MAX)
     blocked = np.zeros(m, dtype=bool)
     hit = _sweep_between(centres, radii, placed_centres, placed_radii, gap, limit)
     pairs = None if hit is None else _sweep_within(centres, radii, gap, limit)

@@ -187,6 +187,19 @@ def test_candidate_clashes_equal_brute_force_by_sweep_and_by_grid(
     assert 0 < blocked.sum() < blocked.size and len(pairs) > 20
 
 
+def test_too_many_pairs_for_one_sweep_go_to_the_grids(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(9)
+    centres, radii = rng.uniform(0.0, 30.0, (300, 2)), rng.lognormal(-1.0, 0.5, 300)
+    swept = candidate_clashes(centres[:100], radii[:100], centres[100:], radii[100:], 0.15)
+    monkeypatch.setattr(neighbours, "SWEEP_PAIRS_MAX", 100)  # as a huge frame's round would hold
+    grids = _spy_on_grids(monkeypatch)
+    gridded = candidate_clashes(centres[:100], radii[:100], centres[100:], radii[100:], 0.15)
+    assert len(grids) == 1
+    np.testing.assert_array_equal(gridded[0], swept[0])
+    np.testing.assert_array_equal(gridded[1], swept[1][np.lexsort((swept[1][:, 1], swept[1][:, 0]))])
+    assert swept[0].any() and len(swept[1]) > 5
+
+
 def test_candidates_exactly_gap_apart_do_not_clash() -> None:
     placed, placed_r = np.array([[0.0, 0.0]]), np.array([1.0])
     centres, radii = np.array([[2.5, 0.0], [2.5, 3.5], [0.0, 3.5]]), np.array([1.0, 2.0, 0.0])
