@@ -1,10 +1,14 @@
 """SEM image formation in numpy: from the rendered phase signal and mask to a backscatter micrograph.
 
 Order of the steps (each a small function): scan-line shifts (and frame averaging) -> edge brightening -> detector
-shading -> probe blur -> charging streaks -> shot noise -> line-correlated noise -> detector noise and bandwidth ->
-brightness/contrast -> data bar -> quantisation -> JPEG saving (frame averaging, line noise and JPEG:
-:mod:`scan_noise`; charging: :mod:`charging`). The specimen's own texture and artefacts are applied to the rendered
-frame before this (:mod:`specimen`).
+shading -> probe blur -> charging streaks -> shot noise and detector noise (independent, drawn at once) ->
+line-correlated noise -> bandwidth with brightness/contrast (one filter) -> data bar -> quantisation -> JPEG saving
+(frame averaging, line noise and JPEG: :mod:`scan_noise`; charging: :mod:`charging`; wide blurs: :mod:`blur`). The
+specimen's own texture and artefacts are applied to the rendered frame before this (:mod:`specimen`).
+
+Speed. A 1024x768 image is formed in ~30 ms on one core: float32 throughout, the work done in place on the
+formation's own frame or on the rows a feature touches, masked writes (``where=``, boolean indexing) replaced by
+arithmetic with boolean masks (ten times cheaper on a frame), and one normal draw per pixel for all its noise.
 
 Scan-line jitter and drift (the alignment rule). Line ``r`` of a real scan samples the specimen at ``x + s_r``.
 The renderer draws a frame ``margin_px`` wider on each side; image line ``r`` is read from it at ``c + s_r``:
@@ -221,10 +225,11 @@ def normal_deviates(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
 
 @functools.cache
 def _normal_quantiles() -> np.ndarray:
-    n = 1 << NORMAL_TABLE_BITS
+    half = 1 << (NORMAL_TABLE_BITS - 1)
     inv_cdf = NormalDist().inv_cdf
-    table = np.array([inv_cdf((k + 0.5) / n) for k in range(n)])
-    return (table / np.sqrt(np.mean(table**2))).astype(np.float32)
+    upper = np.array([inv_cdf(0.5 + (k + 0.5) / (2 * half)) for k in range(half)])  # ~10 ms, once a process
+    upper /= np.sqrt(np.mean(upper**2))
+    return np.concatenate([-upper[::-1], upper]).astype(np.float32)  # symmetric exactly: mean 0
 
 
 def poisson_like(grey: np.ndarray, inv_dose: np.float32, extra_var: np.float32, z: np.ndarray) -> np.ndarray:
