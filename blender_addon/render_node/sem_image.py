@@ -127,16 +127,23 @@ def apply_line_shifts(
 
 def shift_mask(mask: np.ndarray, shifts_px: np.ndarray, margin_px: int) -> np.ndarray:
     """The mask of :func:`apply_line_shifts` alone: line ``r`` reads the rendered pixel nearest to ``c + shift_r``,
-    the line's own slice of the frame from ``margin_px + round(shift_r)``."""
+    ``rint(c + margin_px + shift_r)`` in float64 (ties to even, as the preview's formula)."""
     height, frame_w = mask.shape
     width = frame_w - 2 * margin_px
     out_mask = np.empty((height, width), dtype=mask.dtype)
-    offsets = np.rint(np.asarray(shifts_px, np.float64)).astype(np.intp)
-    # One row gather per whole-pixel offset (at most 2 margin_px - 1 of them), each line a contiguous slice.
-    for offset in np.unique(offsets):
-        rows = np.flatnonzero(offsets == offset)
+    shifts = np.asarray(shifts_px, np.float64)
+    offsets = np.rint(shifts).astype(np.intp)
+    # Away from a half pixel, rint(c + margin + s) is c + margin + rint(s) in every column: the line is one contiguous
+    # slice, gathered with the other lines of its whole-pixel offset. Within 1e-9 of a half pixel the float sum
+    # decides (ties to even alternate with the column), so such a line is read pixel by pixel.
+    near_half = np.abs(shifts - np.floor(shifts) - 0.5) < 1e-9
+    for offset in np.unique(offsets[~near_half]):
+        rows = np.flatnonzero((offsets == offset) & ~near_half)
         start = margin_px + int(offset)
         out_mask[rows] = mask[rows, start:start + width]
+    for row in np.flatnonzero(near_half):
+        pos = np.arange(width, dtype=np.float64) + margin_px + shifts[row]
+        out_mask[row] = mask[row, np.rint(pos).astype(np.intp)]
     return out_mask
 
 

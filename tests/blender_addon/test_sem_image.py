@@ -102,3 +102,14 @@ def test_the_probe_width_is_physical_so_a_finer_pixel_blurs_over_more_pixels() -
         lo, hi = out.min(), out.max()
         widths.append(np.count_nonzero((out > lo + 0.1 * (hi - lo)) & (out < hi - 0.1 * (hi - lo))))
     assert widths[0] == pytest.approx(4 * widths[1], rel=0.35)
+
+
+@pytest.mark.parametrize("shift", [0.5, -1.5, 0.49999999999999994, 1.5000000000000002, 0.3, -2.7])
+def test_the_mask_reads_the_nearest_pixel_by_the_formula_even_at_half_pixel_shifts(shift: float) -> None:
+    margin = 4
+    mask = np.random.default_rng(2).integers(0, 6, (6, 40 + 2 * margin)).astype(np.uint8)
+    shifts = np.full(mask.shape[0], shift)
+    shifts[::2] += np.random.default_rng(3).uniform(-1.0, 1.0, 3)  # lines of other offsets beside them
+    pos = np.arange(40, dtype=np.float64)[None, :] + margin + shifts[:, None]
+    expected = mask[np.arange(mask.shape[0])[:, None], np.rint(pos).astype(np.intp)]  # ties to even, as the preview
+    assert np.array_equal(apply_line_shifts(mask.astype(np.float32), mask, shifts, margin)[1], expected)
