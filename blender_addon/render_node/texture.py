@@ -42,8 +42,11 @@ TEXTURES: dict[int, GrainTexture] = {
 }
 
 
-def voronoi_field(shape: tuple[int, int], grain_px: float, aspect: float, rng: np.random.Generator) -> np.ndarray:
-    """Random per-cell values in [-1, 1] over ``shape`` (rows, columns); cells ``grain_px`` wide, ``aspect`` tall."""
+def voronoi_field(
+    shape: tuple[int, int], grain_px: float, aspect: float, rng: np.random.Generator, amplitude: float = 1.0
+) -> np.ndarray:
+    """Random per-cell values in [-amplitude, amplitude] over ``shape`` (rows, columns); cells ``grain_px`` wide,
+    ``aspect`` tall."""
     rows, cols = shape
     scale = max(1.0, grain_px / GRID_PX_PER_GRAIN)
     grid_h = max(2, int(np.ceil(rows / (scale * aspect))))
@@ -52,7 +55,7 @@ def voronoi_field(shape: tuple[int, int], grain_px: float, aspect: float, rng: n
     seeds = np.ones((grid_h, grid_w), np.uint8)
     seeds.flat[rng.choice(grid_h * grid_w, n_seeds, replace=False)] = 0
     _, labels = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-    values = rng.uniform(-1.0, 1.0, n_seeds + 1).astype(np.float32)
+    values = (rng.uniform(-1.0, 1.0, n_seeds + 1) * amplitude).astype(np.float32)
     small = values[labels]
     return cv2.resize(small, (cols, rows), interpolation=cv2.INTER_LINEAR)
 
@@ -70,12 +73,11 @@ def grain_factor(mask: np.ndarray, pixel_size_um: float, rng: np.random.Generato
         if rows.size == 0:
             continue
         top, bottom = int(rows[0]), int(rows[-1]) + 1
-        field = voronoi_field((bottom - top, mask.shape[1]), tex.grain_um / pixel_size_um, tex.aspect, rng)
-        # amplitude x field on the phase's pixels, 0 elsewhere: multiplied by the boolean mask, branch-free (a masked
-        # write, where=, costs ten times as much)
-        field *= np.float32(tex.amplitude)
-        field *= here[top:bottom]
-        factor[top:bottom] += field
+        field = voronoi_field((bottom - top, mask.shape[1]), tex.grain_um / pixel_size_um, tex.aspect, rng,
+                              tex.amplitude)
+        # added on the phase's pixels only (cv2's masked add: one branch-free pass; numpy's where= costs ten times it)
+        band = factor[top:bottom]
+        cv2.add(band, field, dst=band, mask=here[top:bottom].view(np.uint8))
     return factor
 
 

@@ -52,10 +52,15 @@ def pore_fill_offset(
     if span is None:
         return None
     top, bottom = span
-    count, labels = cv2.connectedComponents(pores[top:bottom].view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    band = pores[top:bottom]
+    count, labels = cv2.connectedComponents(band.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     levels = np.zeros(count, np.float32)
     levels[1:] = rng.uniform(0.0, fill_max, count - 1) * (resin_grey - pore_grey)
-    return top, levels[labels]
+    # Looked up on the pore pixels only (a few per cent of the rows' pixels), zeros elsewhere.
+    offsets = np.zeros(band.shape, np.float32)
+    inside = np.flatnonzero(band)
+    offsets.reshape(-1)[inside] = levels[labels.reshape(-1)[inside]]
+    return top, offsets
 
 
 def pore_rim(mask: np.ndarray, pixel_size_um: float, width_um: float) -> tuple[int, np.ndarray] | None:
