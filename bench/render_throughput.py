@@ -1,7 +1,7 @@
 """Render throughput: a 100-image 1024x768 batch with masks and ground truth, one render process per core.
 
     .venv/bin/python bench/render_throughput.py [--count 100] [--processes 2] [--preset 5h_650C]
-        [--engines raster,workbench,cycles] [--threads 1] [--keep DIR]
+        [--engines raster,workbench,cycles] [--threads 1] [--keep DIR] [--untuned]
 
 Runs the batch once per engine named in ``--engines`` (default: raster, Workbench, then Cycles: an A/B in the same
 run, on the same machine state), checks that the engines wrote identical files, and prints per engine: images/s over
@@ -55,15 +55,20 @@ class Meter:
         return timed
 
 
-def worker(spec_path: str, out_dir: str, start: int, count: int, threads: int, engine: str, timings_path: str) -> None:
-    """Render one chunk in this process and write its timings as JSON."""
+def worker(spec_path: str, out_dir: str, start: int, count: int, threads: int, engine: str, timings_path: str,
+           tune: bool = True) -> None:
+    """Render one chunk in this process and write its timings as JSON (``tune``: as ``semcoat render`` sets its
+    process up; without, to measure what that gives)."""
     t0, c0 = time.perf_counter(), time.process_time()
     from blender_addon.render_node import batch_render
+    from blender_addon.render_node.process import tune_render_process
     from blender_addon.render_node.renderer import Renderer
     from semcoat.batch import BatchSpec
     from semcoat.dataset import DatasetWriter
 
     batch = BatchSpec.load(spec_path)
+    if tune:
+        tune_render_process(threads)
     renderer = Renderer(threads=threads, engine=engine)
     meter = Meter()
     meter.add("import", time.perf_counter() - t0, time.process_time() - c0)
@@ -91,7 +96,7 @@ def worker(spec_path: str, out_dir: str, start: int, count: int, threads: int, e
 
 
 def run(spec_path: Path, out: Path, count: int, processes: int, threads: int, engine: str,
-        tmp: Path) -> tuple[float, dict[str, Any]]:
+        tmp: Path, tune: bool = True) -> tuple[float, dict[str, Any]]:
     """Render the batch in ``processes`` processes; (wall seconds, timings summed over the processes)."""
     chunk = -(-count // processes)
     t0 = time.perf_counter()
@@ -102,7 +107,7 @@ def run(spec_path: Path, out: Path, count: int, processes: int, threads: int, en
         if n <= 0:
             break
         cmd = [sys.executable, __file__, "--worker", str(spec_path), str(out), str(start), str(n), str(threads),
-               engine, str(tmp / f"times-{engine}-{k}.json")]
+               engine, str(tmp / f"times-{engine}-{k}.json"), *([] if tune else ["--untuned"])]
         procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     results = [p.communicate() for p in procs]
     wall_s = time.perf_counter() - t0
@@ -140,11 +145,13 @@ def main() -> None:
     parser.add_argument("--preset", default="5h_650C")
     parser.add_argument("--engines", default="raster,workbench,cycles", help="engines to run in turn, comma-separated")
     parser.add_argument("--keep", help="write the datasets here, one folder per engine (default: temporary)")
+    parser.add_argument("--untuned", action="store_true",
+                        help="leave OpenCV's threads as they are (semcoat render keeps them to --threads)")
     parser.add_argument("--worker", nargs=7, metavar=("SPEC", "OUT", "START", "COUNT", "THREADS", "ENGINE", "TIMES"))
     args = parser.parse_args()
     if args.worker:
         spec, out, start, count, threads, engine, timings = args.worker
-        worker(spec, out, int(start), int(count), int(threads), engine, timings)
+        worker(spec, out, int(start), int(count), int(threads), engine, timings, tune=not args.untuned)
         return
 
     from semcoat.dataset import check_dataset
@@ -163,7 +170,7 @@ def main() -> None:
         folders = {}
         for engine in engines:
             out = (Path(args.keep) if args.keep else tmp) / f"dataset-{engine}"
-            wall_s, t = run(spec_path, out, args.count, args.processes, args.threads, engine, tmp)
+            wall_s, t = run(spec_path, out, args.count, args.processes, args.threads, engine, tmp, not args.untuned)
             folders[engine] = out
             report = check_dataset(out)
             n = args.count

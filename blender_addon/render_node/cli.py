@@ -61,6 +61,7 @@ def render(
     try:
         from blender_addon.render_node.batch_render import SampleFailed, render_range  # noqa: PLC0415 - keeps --help light
         from blender_addon.render_node.frame import RenderError  # noqa: PLC0415
+        from blender_addon.render_node.process import tune_render_process  # noqa: PLC0415
     except ImportError as exc:
         raise fail(f"rendering needs the render part of semcoat ({exc}); install it with "
                    "pip install 'semcoat[render]'", EXIT_FAILED) from exc
@@ -71,6 +72,7 @@ def render(
         batch = BatchSpec.load(batch_spec)
     chosen = engine or batch.render.engine
     used: list[str] = []
+    tune_render_process(threads)
 
     def factory() -> FrameRenderer:
         from blender_addon.render_node.renderer import Renderer  # noqa: PLC0415 - imports bpy
