@@ -193,7 +193,7 @@ class Renderer:
         try:
             self.scene.world = bpy.data.worlds.new(f"{SCENE_NAME}.world")
             configure_scene(self.scene, threads, self.engine)
-            self.builder = SceneBuilder(self.scene, use_as_scene_camera=True)
+            self.builder = SceneBuilder(self.scene, use_as_scene_camera=True, keep_faces=True)
         except BaseException:
             self._remove_scene()
             raise

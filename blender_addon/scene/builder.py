@@ -90,20 +90,22 @@ def _emission_material(name: str) -> bpy.types.Material:
     return mat
 
 
-def _fill_polygons(mesh: bpy.types.Mesh, vertices_xy: np.ndarray, z: float) -> np.ndarray:
+def _fill_polygons(mesh: bpy.types.Mesh, vertices_xy: np.ndarray, z: float, keep_faces: bool = False) -> np.ndarray:
     """Put ``vertices_xy`` of shape (n_faces, k, 2) into the mesh: one k-gon per face, at height ``z``; returns the
     corners as the mesh holds them (float32, same shape).
 
-    The mesh keeps its faces from image to image when it has room for ``n_faces`` k-gons and not far more: only the
-    corners are written (a new topology costs about twice as much), and the faces beyond ``n_faces`` collapse to a
-    point (no area: no engine draws them). It is rebuilt, with some room to spare, when it has too few or too many.
+    With ``keep_faces`` (the render node's meshes, refilled for every image) the mesh keeps its faces when it has room
+    for ``n_faces`` k-gons and not far more: only the corners are written (a new topology costs about twice as much),
+    and the faces beyond ``n_faces`` collapse to a point (no area: no engine draws them; :func:`mesh_corners` leaves
+    them out). It is rebuilt, with some room to spare, when it has too few or too many. Without, the mesh holds
+    exactly the faces (a preview the user may look into).
     """
     n_faces, k = vertices_xy.shape[:2]
     faces = len(mesh.polygons)
-    reuse = (mesh.get(_CORNERS_KEY) == k and n_faces <= faces <= 2 * n_faces + _SPARE_FACES
+    reuse = (keep_faces and mesh.get(_CORNERS_KEY) == k and n_faces <= faces <= 2 * n_faces + _SPARE_FACES
              and len(mesh.loops) == faces * k and len(mesh.vertices) == faces * k)
     if not reuse:
-        faces = n_faces + n_faces // 4 + _SPARE_FACES if n_faces else 0
+        faces = (n_faces + n_faces // 4 + _SPARE_FACES if keep_faces else n_faces) if n_faces else 0
         mesh.clear_geometry()
         if faces:
             mesh.vertices.add(faces * k)
@@ -122,6 +124,16 @@ def _fill_polygons(mesh: bpy.types.Mesh, vertices_xy: np.ndarray, z: float) -> n
     mesh.vertices.foreach_set("co", co.ravel())
     mesh.update()
     return co[: n_faces * k, :2].reshape(n_faces, k, 2)
+
+
+def mesh_corners(mesh: bpy.types.Mesh) -> np.ndarray:
+    """The faces a builder's mesh draws: corners (n, k, 2) float32 in Blender x/y, without the spare faces collapsed to
+    a point (see :func:`_fill_polygons`)."""
+    k = int(mesh.get(_CORNERS_KEY, 0)) or 3
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    faces = co.reshape(-1, 3)[:, :2].reshape(-1, k, 2)
+    return faces[~np.all(faces == faces[:, :1], axis=(1, 2))]
 
 
 def strip_seam(top_px: np.ndarray, bottom_px: float) -> float:
@@ -246,11 +258,14 @@ class SceneBuilder:
     use_as_scene_camera : make the builder's camera the scene's active camera and let :meth:`update` set the scene's
         render resolution to the frame. The render node's own scene: yes. A preview in the user's scene: only when
         the user asked for it; otherwise the scene's camera and render settings are left as they are.
+    keep_faces : let the meshes keep spare faces, collapsed to a point, from one image to the next (the render node:
+        cheaper refills); otherwise each mesh holds exactly the faces drawn.
     """
 
-    def __init__(self, scene: bpy.types.Scene, *, use_as_scene_camera: bool) -> None:
+    def __init__(self, scene: bpy.types.Scene, *, use_as_scene_camera: bool, keep_faces: bool = False) -> None:
         self.scene = scene
         self.use_as_scene_camera = use_as_scene_camera
+        self.keep_faces = keep_faces
         coll = _own_collection(scene)
         if coll is None:
             coll = bpy.data.collections.new(COLLECTION_NAME)
@@ -371,7 +386,7 @@ class SceneBuilder:
             greys[role] = phase_greys[k]
         for k, (role, (_class_id, _name, z)) in enumerate(LAYOUT.items()):
             obj = self.objects[role]
-            corners = _fill_polygons(obj.data, shapes[role], z + k * Z_TIE_PX)
+            corners = _fill_polygons(obj.data, shapes[role], z + k * Z_TIE_PX, self.keep_faces)
             outline = (_region_outline(corners, len(x_px) - 1, rect_blocks[role]) if role in regions and len(corners)
                        else None)
             self.drawn[role] = (corners, z + k * Z_TIE_PX, outline)

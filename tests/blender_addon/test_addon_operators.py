@@ -54,14 +54,11 @@ def settings(bpy: Any) -> Any:
 
 
 def _mesh_arrays(collection: Any) -> dict[str, np.ndarray]:
-    """the builder's role of the object -> the vertex coordinates of its mesh."""
-    out = {}
-    for obj in collection.objects:
-        if obj.type == "MESH":
-            co = np.empty(len(obj.data.vertices) * 3, np.float32)
-            obj.data.vertices.foreach_get("co", co)
-            out[obj["semcoat_role"]] = co
-    return out
+    """the builder's role of the object -> the corners of the faces its mesh draws (the render node's meshes keep
+    spare faces collapsed to a point; a preview's hold exactly the faces)."""
+    from blender_addon.scene.builder import mesh_corners
+
+    return {obj["semcoat_role"]: mesh_corners(obj.data) for obj in collection.objects if obj.type == "MESH"}
 
 
 class RecordingRenderer:
@@ -119,6 +116,8 @@ def test_preview_is_what_the_render_node_draws_and_renders(bpy: Any, settings: A
         recorder.close()
     preview_meshes = _mesh_arrays(coll)
     assert sorted(preview_meshes) == sorted(recorder.drawn)
+    # the preview's meshes hold exactly the faces drawn (no spare faces for the user to stumble on)
+    assert all(len(o.data.polygons) == len(preview_meshes[o["semcoat_role"]]) for o in coll.objects if o.type == "MESH")
     for name, vertices in recorder.drawn.items():
         assert np.array_equal(preview_meshes[name], vertices), f"{name} differs"
 
