@@ -64,6 +64,8 @@ GREY_KEY = "semcoat_grey"  # custom property of each object: its grey level (0-1
 _CORNERS_KEY = "semcoat_corners"  # custom property of each mesh: the corners of each of its faces (all alike)
 _SPARE_FACES = 16  # room a rebuilt mesh keeps beyond a quarter more faces than it was built for
 Z_TIE_PX = 1e-3  # lift per place in LAYOUT, so objects of equal z never tie in depth
+# The height each object is drawn at: its z, lifted by its place in LAYOUT.
+HEIGHTS: dict[str, float] = {role: z + k * Z_TIE_PX for k, (role, (_class, _name, z)) in enumerate(LAYOUT.items())}
 REGION_BLOCK_COLUMNS = 16  # a region's strips end at the deepest profile point of their block of this many columns
 
 
@@ -186,10 +188,9 @@ def _region_ends(profiles: dict[str, np.ndarray], bottom_px: float) -> dict[str,
     bottom made a rasteriser shade most of the frame once more (about 20 ms a frame on one core), and the hidden
     rows change no pixel. The end is a whole row, never near a pixel centre.
     """
-    height = {role: LAYOUT[role][2] + list(LAYOUT).index(role) * Z_TIE_PX for role in [*profiles, _RESIN]}
     seams = {role: strip_seam(top, bottom_px) for role, top in profiles.items()}
-    return {role: min([bottom_px, *(seams[other] for other in profiles if height[other] > height[role])])
-            for role in height}
+    return {role: min([bottom_px, *(seams[other] for other in profiles if HEIGHTS[other] > HEIGHTS[role])])
+            for role in [*profiles, _RESIN]}
 
 
 def _region_outline(corners: np.ndarray, n_strips: int, rect_blocks: np.ndarray) -> np.ndarray:
@@ -350,8 +351,8 @@ class SceneBuilder:
             return np.concatenate([[prof[0]], prof, [prof[-1]]])
 
         bottom = g.height_px + DEPTH_OVERHANG_PX
-        # Region role -> its profile (rows, extended); the plane of resin, the lowest object, is a region above the
-        # frame's top.
+        # Region role -> its profile (rows, extended). Each region, and the resin plane below them all, ends where a
+        # region above it covers the whole width (_region_ends).
         profiles = {f"class {classes.FE2AL5}": ext(g.fe2al5_top_um), f"class {classes.FEAL}": ext(g.feal_top_um),
                     f"class {classes.SUBSTRATE}": ext(g.feal_bottom_um)}
         extras = extra_objects(spec.grey, g)
@@ -384,12 +385,12 @@ class SceneBuilder:
             role = f"class {classes.PRECIPITATE}" if k == last else f"precipitate {ph.name}"
             shapes[role] = precipitates[phase == k]
             greys[role] = phase_greys[k]
-        for k, (role, (_class_id, _name, z)) in enumerate(LAYOUT.items()):
+        for role in LAYOUT:
             obj = self.objects[role]
-            corners = _fill_polygons(obj.data, shapes[role], z + k * Z_TIE_PX, self.keep_faces)
+            corners = _fill_polygons(obj.data, shapes[role], HEIGHTS[role], self.keep_faces)
             outline = (_region_outline(corners, len(x_px) - 1, rect_blocks[role]) if role in regions and len(corners)
                        else None)
-            self.drawn[role] = (corners, z + k * Z_TIE_PX, outline)
+            self.drawn[role] = (corners, HEIGHTS[role], outline)
             grey = float(greys[role])
             self.greys[role] = grey
             obj[GREY_KEY] = grey
