@@ -263,13 +263,6 @@ def poisson_like(grey: np.ndarray, inv_dose: np.float32, extra_var: np.float32, 
     return a
 
 
-def detector_noise(signal: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """Additive Gaussian amplifier noise of standard deviation ``std`` (full scale 1), then the scan bandwidth
-    (:func:`scan_bandwidth`). :func:`form_image` draws this noise with the shot noise (:func:`shot_noise`)."""
-    noisy = signal + rng.standard_normal(signal.shape, dtype=np.float32) * np.float32(std)
-    return scan_bandwidth(noisy)
-
-
 def scan_bandwidth(
     signal: np.ndarray, contrast: float = 1.0, offset: float = 0.0, out: np.ndarray | None = None
 ) -> np.ndarray:

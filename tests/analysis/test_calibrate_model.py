@@ -18,7 +18,7 @@ def test_the_mirrored_constants_are_the_render_nodes() -> None:
     # The variance a white noise keeps through the bandwidth filter, measured on the render node's own filter.
     rng = np.random.default_rng(0)
     white = rng.standard_normal((400, 400)).astype(np.float32)
-    assert float(sem_image.detector_noise(white, 0.0, rng).var()) == pytest.approx(model.SHOT_VARIANCE_FACTOR, rel=0.02)
+    assert float(sem_image.scan_bandwidth(white).var()) == pytest.approx(model.SHOT_VARIANCE_FACTOR, rel=0.02)
 
 
 @pytest.mark.parametrize(("shape", "seed"), [((384, 512), 1), ((200, 640), 2), ((768, 1024), 3)])
