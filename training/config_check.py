@@ -40,7 +40,7 @@ MAX_OVERRIDES = 100
 SECTIONS = ("seed_everything", "trainer", "model", "data")
 MODEL_KEYS = ("model", "model_options", "loss", "class_weights", "label_smoothing", "focal_gamma", "dice_weight",
               "ce_weight", "max_weight_ratio", "class_weight_power", "lr", "weight_decay", "scheduler", "warmup_steps",
-              "channels_last")
+              "channels_last", "prior_correction")
 DATA_KEYS = ("datasets", "weights", "val_datasets", "test_datasets", "val_fraction", "test_fraction", "split_seed",
              "crop_px", "crops_per_epoch", "class_balance", "batch_size", "eval_batch_size", "num_workers", "augment",
              "augment_config", "cache_mb")
@@ -293,7 +293,7 @@ VALUE_CHECKS: dict[str, Any] = {
     "model.dice_weight": _non_negative_number, "model.ce_weight": _non_negative_number,
     "model.max_weight_ratio": _number_between(1.0, 1e6), "model.class_weight_power": _number_between(0.0, 4.0),
     "model.warmup_steps": _int_at_least(0),
-    "model.channels_last": _boolean,
+    "model.channels_last": _boolean, "model.prior_correction": _number_between(0.0, 1.0),
     "data.val_fraction": _number_between(0.0, 1.0, high_open=True),
     "data.test_fraction": _number_between(0.0, 1.0, high_open=True), "data.split_seed": _int_at_least(0),
     "data.crop_px": _int_at_least(32), "data.crops_per_epoch": _int_at_least(1),

@@ -52,15 +52,19 @@ def load_module(path: str | Path) -> SegmentationModule:
 
 
 class ExportNet(nn.Module):
-    """The network of a module, contiguous float32 in and out (no channels-last, no autocast)."""
+    """The network of a module with its logit offsets (:meth:`SegmentationModule.predict_logits`), contiguous
+    float32 in and out (no channels-last, no autocast)."""
+
+    offsets: torch.Tensor
 
     def __init__(self, module: SegmentationModule) -> None:
         super().__init__()
         self.net = module.net.to(memory_format=torch.contiguous_format).float().eval()  # type: ignore[call-overload]
+        self.register_buffer("offsets", module.logit_offsets().detach().float()[None, :, None, None].clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, classes, rows, columns) of float32 (N, 1, rows, columns) in [0, 1]."""
-        return self.net(x)
+        return self.net(x) + self.offsets
 
 
 def export_onnx(module: SegmentationModule, out: str | Path, sample_px: tuple[int, int] = (256, 256)) -> Path:
@@ -128,4 +132,4 @@ class CheckpointModel:
         """Logits (N, classes, rows, columns) of a float32 batch (N, 1, rows, columns) in [0, 1]; any size."""
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-            return self._module(x).float().numpy()
+            return self._module.predict_logits(x).float().numpy()

@@ -29,7 +29,34 @@ def image() -> np.ndarray:
 def torch_argmax(ckpt: Path, image: np.ndarray) -> np.ndarray:
     module = load_module(ckpt)
     with torch.inference_mode():
-        return module(torch.from_numpy(image)[None, None]).argmax(1)[0].numpy()
+        return module.predict_logits(torch.from_numpy(image)[None, None]).argmax(1)[0].numpy()
+
+
+def test_exported_logits_carry_the_prior_correction(trained_checkpoint: Path, image: np.ndarray,
+                                                    tmp_path: Path) -> None:
+    """The exported model's logits are the network's plus -prior_correction * log(class weights): the automatic
+    weights of the fit are unequal, so the offsets are not zero, and a model exported from a checkpoint whose
+    correction is set to 0 gives the network's logits alone."""
+    import onnxruntime as ort
+
+    module = load_module(trained_checkpoint)
+    weights = module.loss_fn.weight.numpy()
+    assert weights.max() / weights.min() > 1.5, weights
+    offsets = module.logit_offsets().numpy()
+    assert np.allclose(offsets, -module.hp.prior_correction * np.log(weights), atol=1e-6)
+    with torch.inference_mode():
+        raw = module(torch.from_numpy(image)[None, None]).numpy()
+    session = ort.InferenceSession(str(export(trained_checkpoint, tmp_path / "model.onnx")),
+                                   providers=["CPUExecutionProvider"])
+    exported = session.run(None, {"image": image[None, None]})[0]
+    assert np.allclose(exported, raw + offsets[None, :, None, None], atol=1e-4)
+
+    checkpoint = torch.load(trained_checkpoint, map_location="cpu", weights_only=False)
+    checkpoint["hyper_parameters"]["prior_correction"] = 0.0
+    uncorrected = tmp_path / "uncorrected.ckpt"
+    torch.save(checkpoint, uncorrected)
+    session = ort.InferenceSession(str(export(uncorrected, tmp_path / "raw.onnx")), providers=["CPUExecutionProvider"])
+    assert np.allclose(session.run(None, {"image": image[None, None]})[0], raw, atol=1e-4)
 
 
 def test_onnx_export_gives_the_torch_argmax(trained_checkpoint: Path, image: np.ndarray, tmp_path: Path) -> None:
