@@ -85,45 +85,18 @@ def dice(pred: np.ndarray, truth: np.ndarray, cid: int) -> float | None:
     return None if total == 0 else 2.0 * int((p & t).sum()) / total
 
 
-def precipitate_phases(spec: Any, image_seed: int, truth: np.ndarray) -> np.ndarray:
-    """Phase (index into ``semcoat.classes.PRECIPITATE_PHASES``) of each precipitate pixel of ``truth``, -1 elsewhere.
-
-    The mask does not record phases: the image's geometry is drawn again from its spec and seed (as the renderer
-    draws it), its precipitates filled per phase, and each connected precipitate of the mask takes the phase that
-    covers most of it (the fill reaches a little past the pixel-centre rule, and scan jitter moves rows).
-    """
-    import cv2
-
-    from blender_addon.render_node.batch_render import _GEOMETRY
-    from blender_addon.render_node.sem_image import scan_margin_px
-    from blender_addon.scene.geometry import build_geometry
-    from semcoat.classes import PRECIPITATE, PRECIPITATE_PHASES
-
-    geometry = build_geometry(spec, np.random.default_rng([image_seed, _GEOMETRY]), scan_margin_px(spec.imaging))
-    filled = np.zeros(truth.shape, np.uint8)  # phase + 1
-    corners = geometry.precipitates.polygons_um / spec.imaging.pixel_size_um - 0.5  # pixel (c, r) centred on (c, r)
-    for polygon, phase in zip(corners, geometry.precipitate_phase, strict=True):
-        cv2.fillPoly(filled, [np.round(polygon * 16).astype(np.int32)], int(phase) + 1, shift=4)
-    count, labels = cv2.connectedComponents((truth == PRECIPITATE).astype(np.uint8), connectivity=8)
-    votes = np.zeros((count, len(PRECIPITATE_PHASES) + 1), np.int64)
-    np.add.at(votes, (labels.ravel(), filled.ravel()), 1)
-    votes[:, 0] = 0
-    # A precipitate that no fill reaches (none seen on the presets) counts as the most contrasted phase, Cr23C6.
-    phase_of_label = np.where(votes.any(axis=1), votes.argmax(axis=1) - 1, len(PRECIPITATE_PHASES) - 1)
-    phase_of_label[0] = -1
-    return phase_of_label[labels]
-
-
 def split_precipitates(meta: dict[str, Any], truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(contrasted, faint) precipitate pixels of ``truth`` (its image's ``meta``): those whose phase's grey differs
-    from Fe2Al5's by at least :data:`CONTRAST_MIN`, and the others."""
-    from semcoat.spec import CoatingSpec
+    from Fe2Al5's by at least :data:`CONTRAST_MIN`, and the others
+    (:func:`blender_addon.render_node.precipitate_phases.faint_precipitates`)."""
+    from blender_addon.render_node.precipitate_phases import faint_precipitates
+    from semcoat.classes import PRECIPITATE
 
-    spec = CoatingSpec.from_dict(meta["params"])
-    contrasted_phase = np.abs(np.array(spec.grey.precipitate_phase_greys()) - spec.grey.fe2al5) >= CONTRAST_MIN
-    phase = precipitate_phases(spec, int(meta["image_seed"]), truth)
-    contrasted = (phase >= 0) & contrasted_phase[np.maximum(phase, 0)]
-    return contrasted, (phase >= 0) & ~contrasted
+    faint = faint_precipitates(meta, truth, CONTRAST_MIN)
+    if faint is None:
+        raise SystemExit(f"image {meta.get('id')}: its precipitates' phases cannot be drawn again from its meta "
+                         "(rendered by another renderer version?); render the sets again in a new --out")
+    return (truth == PRECIPITATE) & ~faint, faint
 
 
 def summarise(scores: dict[str, list[float]], layered: list[bool], seconds: float) -> dict[str, Any]:

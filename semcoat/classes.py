@@ -53,6 +53,8 @@ CLASSES: tuple[PhaseClass, ...] = (
 CLASS_IDS: frozenset[int] = frozenset(c.id for c in CLASSES)
 CLASS_NAMES: dict[int, str] = {c.id: c.name for c in CLASSES}
 NUM_CLASSES = len(CLASSES)
+# A label of no class: training leaves pixels so labelled out of the loss and the metrics (never in a mask file).
+IGNORE_ID = 255
 
 
 def class_by_name(name: str) -> PhaseClass:

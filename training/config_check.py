@@ -43,7 +43,7 @@ MODEL_KEYS = ("model", "model_options", "loss", "class_weights", "label_smoothin
               "channels_last", "prior_correction")
 DATA_KEYS = ("datasets", "weights", "val_datasets", "test_datasets", "val_fraction", "test_fraction", "split_seed",
              "crop_px", "crops_per_epoch", "class_balance", "batch_size", "eval_batch_size", "num_workers", "augment",
-             "augment_config", "cache_mb")
+             "augment_config", "cache_mb", "ignore_faint_precipitates")
 AUGMENT_KEYS = ("flip_p", "brightness", "contrast", "gamma", "intensity_p", "noise_std", "noise_p", "blur_sigma_px",
                 "blur_p", "elastic_alpha_px", "elastic_sigma_px", "elastic_p", "scan_gain_std", "scan_jitter_px",
                 "scan_p")
@@ -300,6 +300,7 @@ VALUE_CHECKS: dict[str, Any] = {
     "data.class_balance": _number_between(0.0, 1.0), "data.batch_size": _int_at_least(1),
     "data.eval_batch_size": _int_at_least(1), "data.num_workers": _int_at_least(0), "data.augment": _boolean,
     "data.augment_config": _optional(_mapping), "data.cache_mb": _int_at_least(0),
+    "data.ignore_faint_precipitates": _number_between(0.0, 1.0),
     "trainer.precision": _optional(_one_of(PRECISIONS)), "trainer.max_epochs": _optional(_steps),
     "trainer.min_epochs": _optional(_steps), "trainer.max_steps": _steps, "trainer.min_steps": _optional(_steps),
     "trainer.max_time": _max_time, "trainer.limit_train_batches": _batches, "trainer.limit_val_batches": _batches,

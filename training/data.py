@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from semcoat.dataset import DatasetError
 from training.augment import AugmentConfig, augment, build_augmentation
 from training.samples import (
+    IGNORE,
     MaskIndex,
     PairCache,
     Sample,
@@ -28,10 +29,11 @@ from training.samples import (
     class_weights,
     crop_origin,
     crop_pair,
+    ignore_faint_precipitates,
     index_masks,
     list_samples,
-    read_mask,
     read_pair,
+    sample_mask,
     split_indices,
     unit_float,
 )
@@ -90,10 +92,10 @@ class CropDataset(Dataset[dict[str, Any]]):
             origins.setdefault(i, []).append(origin)
         totals = np.zeros(self.n_classes, np.float64)
         for i, where in origins.items():
-            mask = read_mask(self.samples[i].mask, self.n_classes)
+            mask = sample_mask(self.samples[i], self.n_classes)
             for origin in where:
                 crop = crop_pair(mask, mask, origin, self.crop_px)[1]
-                totals += np.bincount(crop.ravel(), minlength=self.n_classes)[:self.n_classes]
+                totals += np.bincount(crop.ravel(), minlength=IGNORE + 1)[:self.n_classes]
         return totals / max(totals.sum(), 1.0)
 
     def __getitem__(self, item: int) -> dict[str, Any]:
@@ -143,6 +145,9 @@ class SegmentationDataModule(L.LightningDataModule):
     augment : whether training crops are augmented (:mod:`training.augment`); ``augment_config`` tunes it.
     cache_mb : decoded training images each loading process keeps in memory, MiB (:class:`training.samples.
         PairCache`; 0: decode every crop's image anew).
+    ignore_faint_precipitates : in rendered images, precipitates whose phase's grey differs from Fe2Al5's by less
+        than this (0-1 grey) are left out of the loss and the metrics (:func:`training.samples.
+        ignore_faint_precipitates`); 0 keeps every label. Real labelled folders are never changed.
     """
 
     def __init__(self, datasets: list[str], weights: list[float] | None = None,
@@ -150,7 +155,8 @@ class SegmentationDataModule(L.LightningDataModule):
                  val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0, crop_px: int = 256,
                  crops_per_epoch: int = 1024, class_balance: float = 0.5, batch_size: int = 8,
                  eval_batch_size: int = 1, num_workers: int = 2, augment: bool = True,
-                 augment_config: AugmentConfig | None = None, cache_mb: int = 512) -> None:
+                 augment_config: AugmentConfig | None = None, cache_mb: int = 512,
+                 ignore_faint_precipitates: float = 0.0) -> None:
         super().__init__()
         if weights is not None and len(weights) != len(datasets):
             raise DatasetError(f"weights gives {len(weights)} value(s) for {len(datasets)} dataset folder(s); "
@@ -161,6 +167,9 @@ class SegmentationDataModule(L.LightningDataModule):
             raise DatasetError(f"crop_px must be at least 32 pixels (got {crop_px})")
         if cache_mb < 0:
             raise DatasetError(f"cache_mb must be 0 or more MiB (got {cache_mb})")
+        if not 0.0 <= ignore_faint_precipitates <= 1.0:
+            raise DatasetError("ignore_faint_precipitates must be a grey difference in [0, 1] "
+                               f"(got {ignore_faint_precipitates})")
         self.save_hyperparameters(ignore=["augment_config"])
         self.augment_config = augment_config
         table = class_table([*datasets, *(val_datasets or []), *(test_datasets or [])])
@@ -201,7 +210,10 @@ class SegmentationDataModule(L.LightningDataModule):
             test += list_samples(folder)
         if not any(groups):
             raise DatasetError(f"no training sample left after the split of {hp.datasets}")
-        self._train_groups, self._val, self._test = groups, val, test
+        contrast, n = hp.ignore_faint_precipitates, self.num_classes
+        self._train_groups = [ignore_faint_precipitates(g, contrast, n) for g in groups]
+        self._val = ignore_faint_precipitates(val, contrast, n)
+        self._test = ignore_faint_precipitates(test, contrast, n)
 
     def setup(self, stage: str | None = None) -> None:
         """Split the folders and index the training masks (once)."""

@@ -15,6 +15,9 @@ Definitions (sums over every pixel of the batch):
   absent from the targets adds nothing (its Dice is undefined; its false positives are paid through the softmax and
   the CE term).
 - focal: ``sum(omega * -(1 - p_y)^gamma log p_y) / sum(omega)``.
+
+Pixels labelled :data:`semcoat.classes.IGNORE_ID` count in none of them: no weight in the CE and focal sums,
+neither prediction nor target in the Dice sums.
 """
 
 from __future__ import annotations
@@ -25,21 +28,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from semcoat import classes
 from semcoat.errors import InvalidArgument
 
 LOSS_NAMES = ("dice_ce", "ce", "dice", "focal")
 DICE_SMOOTH = 1e-5
+IGNORE = classes.IGNORE_ID
+
+
+def _split_ignored(target: Tensor) -> tuple[Tensor, Tensor]:
+    """(target with ignored pixels as class 0, float mask of the pixels that count)."""
+    valid = target != IGNORE
+    return torch.where(valid, target, torch.zeros_like(target)), valid.float()
 
 
 def _pixel_weights(target: Tensor, weight: Tensor | None) -> Tensor:
-    return torch.ones_like(target, dtype=torch.float32) if weight is None else weight[target]
+    """Per pixel the weight of its true class, 0 where ignored."""
+    target, valid = _split_ignored(target)
+    return valid if weight is None else weight[target] * valid
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None = None,
                        smoothing: float = 0.0) -> Tensor:
     """Weighted cross-entropy against label-smoothed targets (see the module docstring), a scalar."""
     log_p = F.log_softmax(logits.float(), dim=1)
-    nll = -log_p.gather(1, target[:, None]).squeeze(1)
+    nll = -log_p.gather(1, _split_ignored(target)[0][:, None]).squeeze(1)
     per_pixel = (1.0 - smoothing) * nll + smoothing * (-log_p.mean(dim=1)) if smoothing else nll
     omega = _pixel_weights(target, weight)
     return (omega * per_pixel).sum() / omega.sum().clamp_min(1e-12)
@@ -49,7 +62,9 @@ def dice_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None, smoo
     """Weighted batch Dice loss over the classes present in ``target`` (see the module docstring), a scalar."""
     probs = F.softmax(logits.float(), dim=1)
     n_classes = probs.shape[1]
-    onehot = F.one_hot(target, n_classes).permute(0, 3, 1, 2).to(probs.dtype)
+    target, valid = _split_ignored(target)
+    probs = probs * valid[:, None]
+    onehot = F.one_hot(target, n_classes).permute(0, 3, 1, 2).to(probs.dtype) * valid[:, None]
     dims = (0, 2, 3)
     inter = (probs * onehot).sum(dims)
     support = onehot.sum(dims)
@@ -61,7 +76,7 @@ def dice_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None, smoo
 
 def focal_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None, gamma: float = 2.0) -> Tensor:
     """Weighted focal loss (see the module docstring), a scalar."""
-    log_p = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
+    log_p = F.log_softmax(logits.float(), dim=1).gather(1, _split_ignored(target)[0][:, None]).squeeze(1)
     omega = _pixel_weights(target, weight)
     per_pixel = -((1.0 - log_p.exp()) ** gamma) * log_p
     return (omega * per_pixel).sum() / omega.sum().clamp_min(1e-12)

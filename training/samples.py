@@ -7,16 +7,22 @@ float32 in [0, 1] by their integer range (8 or 16 bit), exactly as prediction sc
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from semcoat import classes
 from semcoat.dataset import DatasetError, read_dataset
+
+log = logging.getLogger(__name__)
+
+IGNORE = classes.IGNORE_ID  # the label of pixels left out of the loss and the metrics (see Sample.ignored)
 
 
 @dataclass(frozen=True)
@@ -28,12 +34,15 @@ class Sample:
     folder : the dataset folder it belongs to.
     sid : its id in that folder.
     image, mask : its grey image and class-id mask files.
+    ignored : flat indices of the mask's pixels that training labels :data:`IGNORE` (out of the loss and the
+        metrics), or None: see :func:`ignore_faint_precipitates`.
     """
 
     folder: Path
     sid: str
     image: Path
     mask: Path
+    ignored: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def class_table(folders: Sequence[str | Path]) -> dict[int, str]:
@@ -75,6 +84,39 @@ def list_samples(folder: str | Path) -> list[Sample]:
     if not ds.ids:
         raise DatasetError(f"{folder}: the dataset holds no complete sample (image, mask and meta)")
     return [Sample(Path(folder), sid, ds.image_path(sid), ds.mask_path(sid)) for sid in ds.ids]
+
+
+def ignore_faint_precipitates(samples: Sequence[Sample], contrast_min: float, n_classes: int) -> list[Sample]:
+    """The samples, each rendered one with its faint precipitates marked :attr:`Sample.ignored`: those whose
+    phase's grey differs from Fe2Al5's by less than ``contrast_min`` (0-1 grey;
+    :func:`blender_addon.render_node.precipitate_phases.faint_precipitates`).
+
+    The renderer labels every precipitate, but Al8Cr5 has about Fe2Al5's grey: on the presets 40-60 % of the
+    precipitate pixels show nothing a model could learn, and labelling them teaches it to call plain Fe2Al5
+    precipitate. Samples that are no render of this renderer (real labelled micrographs, other versions) are kept
+    as they are.
+    """
+    if contrast_min <= 0:
+        return list(samples)
+    from blender_addon.render_node.precipitate_phases import faint_precipitates
+
+    out, marked, faint_px, total_px, metas = [], 0, 0, 0, {}
+    for sample in samples:
+        if sample.folder not in metas:
+            metas[sample.folder] = read_dataset(sample.folder)
+        meta: Any = metas[sample.folder].meta(sample.sid)
+        mask = read_mask(sample.mask, n_classes)
+        faint = faint_precipitates(meta, mask, contrast_min) if isinstance(meta, dict) else None
+        total_px += int(np.count_nonzero(mask == classes.PRECIPITATE))
+        if faint is None:
+            out.append(sample)
+            continue
+        where = np.flatnonzero(faint.ravel()).astype(np.int32)
+        marked, faint_px = marked + 1, faint_px + where.size
+        out.append(replace(sample, ignored=where))
+    log.info("faint precipitates (phase grey within %.3f of Fe2Al5's) left out of the loss in %d of %d images: "
+             "%d of %d precipitate pixels", contrast_min, marked, len(out), faint_px, total_px)
+    return out
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float,
@@ -153,6 +195,15 @@ def read_mask(path: Path, n_classes: int) -> np.ndarray:
     return mask
 
 
+def sample_mask(sample: Sample, n_classes: int) -> np.ndarray:
+    """A sample's mask as training sees it: :func:`read_mask` with its :attr:`Sample.ignored` pixels :data:`IGNORE`.
+    """
+    mask = read_mask(sample.mask, n_classes)
+    if sample.ignored is not None and sample.ignored.size:
+        mask.ravel()[sample.ignored] = IGNORE
+    return mask
+
+
 def read_pair(sample: Sample, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(image float32 in [0, 1], mask uint8) of a sample, checked to have the same size."""
     (raw, white), mask = decode_pair(sample, n_classes)
@@ -162,7 +213,7 @@ def read_pair(sample: Sample, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
 def decode_pair(sample: Sample, n_classes: int) -> tuple[tuple[np.ndarray, float], np.ndarray]:
     """((decoded image, its white value), mask uint8) of a sample, checked to have the same size: what
     :class:`PairCache` keeps (an 8-bit image takes a quarter of its float32 copy)."""
-    (raw, white), mask = decode_image(sample.image), read_mask(sample.mask, n_classes)
+    (raw, white), mask = decode_image(sample.image), sample_mask(sample, n_classes)
     if raw.shape != mask.shape:
         raise DatasetError(f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} px but its image is "
                            f"{raw.shape[1]}x{raw.shape[0]} px")
@@ -205,7 +256,7 @@ class MaskIndex:
 
     Attributes
     ----------
-    counts : (samples, classes) pixel count of each class in each mask.
+    counts : (samples, classes) pixel count of each class in each mask (:data:`IGNORE` pixels in none).
     locations : per sample, per class present, up to ``max_locations`` flat pixel indices of that class.
     shapes : per sample, (rows, columns).
     """
@@ -222,9 +273,9 @@ def index_masks(samples: Sequence[Sample], n_classes: int, max_locations: int = 
     locations: list[dict[int, np.ndarray]] = []
     shapes: list[tuple[int, int]] = []
     for i, sample in enumerate(samples):
-        mask = read_mask(sample.mask, n_classes)
+        mask = sample_mask(sample, n_classes)
         flat = mask.ravel()
-        counts[i] = np.bincount(flat, minlength=n_classes)
+        counts[i] = np.bincount(flat, minlength=IGNORE + 1)[:n_classes]
         per_class: dict[int, np.ndarray] = {}
         order = np.argsort(flat, kind="stable")
         ends = np.cumsum(counts[i])

@@ -128,6 +128,14 @@ def _json_ready(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def image_geometry(spec: CoatingSpec, image_seed: int,
+                   should_stop: StopCheck | None = None) -> geometry_mod.CoatingGeometry:
+    """The geometry the renderer draws for the image of ``spec`` and ``image_seed`` (its meta's ``params`` and
+    ``image_seed``), scan margins included: the same, bit for bit, every time."""
+    return geometry_mod.build_geometry(spec, np.random.default_rng([image_seed, _GEOMETRY]),
+                                       scan_margin_px(spec.imaging), should_stop)
+
+
 def render_sample(
     batch: BatchSpec, index: int, spec: CoatingSpec, renderer: FrameRenderer, times: PhaseTimes,
     should_stop: StopCheck | None = None,
@@ -141,7 +149,7 @@ def render_sample(
     seed = batch.image_seed(index)
     t0 = time.perf_counter()
     margin = scan_margin_px(spec.imaging)
-    geometry = geometry_mod.build_geometry(spec, np.random.default_rng([seed, _GEOMETRY]), margin, should_stop)
+    geometry = image_geometry(spec, seed, should_stop)
     t1 = time.perf_counter()
     renderer.build(spec, geometry)
     t2 = time.perf_counter()

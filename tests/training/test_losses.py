@@ -76,3 +76,29 @@ def test_bad_loss_options() -> None:
         SegmentationLoss("hinge", 3)
     with pytest.raises(InvalidArgument, match="3 non-negative values"):
         SegmentationLoss("ce", 3, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("name", ["dice_ce", "ce", "dice", "focal"])
+def test_ignored_pixels_count_in_no_loss(name: str) -> None:
+    """A third pixel labelled IGNORE_ID changes no loss, whatever its logits: the loss equals that of the two
+    labelled pixels alone, and the CE term equals torch's cross-entropy with ``ignore_index``."""
+    from semcoat.classes import IGNORE_ID
+
+    w = [1.0, 3.0, 5.0]
+    loss = SegmentationLoss(name, 3, w)
+    expected = loss(LOGITS, TARGET).item()
+    for ignored_logits in ([9.0, -4.0, 0.0], [0.0, 0.0, 30.0]):
+        logits = torch.cat([LOGITS, torch.tensor(ignored_logits).reshape(1, 3, 1, 1)], dim=3)
+        target = torch.tensor([[[1, 0, IGNORE_ID]]])
+        assert loss(logits, target).item() == pytest.approx(expected, rel=1e-6)
+        if name == "ce":
+            torch_ce = F.cross_entropy(logits, target, weight=torch.tensor(w), ignore_index=IGNORE_ID)
+            assert loss(logits, target).item() == pytest.approx(torch_ce.item(), rel=1e-6)
+
+
+def test_a_batch_of_ignored_pixels_only_gives_zero_loss_not_nan() -> None:
+    from semcoat.classes import IGNORE_ID
+
+    loss = SegmentationLoss("dice_ce", 3, [1.0, 2.0, 3.0])
+    value = loss(LOGITS, torch.full((1, 1, 2), IGNORE_ID))
+    assert torch.isfinite(value) and value.item() == 0.0
