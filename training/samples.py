@@ -8,6 +8,7 @@ float32 in [0, 1] by their integer range (8 or 16 bit), exactly as prediction sc
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -100,11 +101,15 @@ def ignore_faint_precipitates(samples: Sequence[Sample], contrast_min: float, n_
         return list(samples)
     from blender_addon.render_node.precipitate_phases import faint_precipitates
 
-    out, marked, faint_px, total_px, metas = [], 0, 0, 0, {}
+    started = time.perf_counter()
+    out, marked, faint_px, total_px, folders = [], 0, 0, 0, {}
     for sample in samples:
-        if sample.folder not in metas:
-            metas[sample.folder] = read_dataset(sample.folder)
-        meta: Any = metas[sample.folder].meta(sample.sid)
+        if sample.folder not in folders:
+            folders[sample.folder] = read_dataset(sample.folder)
+        try:
+            meta: Any = folders[sample.folder].meta(sample.sid)
+        except (OSError, ValueError):  # unreadable meta: the labels stay as they are
+            meta = None
         mask = read_mask(sample.mask, n_classes)
         faint = faint_precipitates(meta, mask, contrast_min) if isinstance(meta, dict) else None
         total_px += int(np.count_nonzero(mask == classes.PRECIPITATE))
@@ -115,7 +120,8 @@ def ignore_faint_precipitates(samples: Sequence[Sample], contrast_min: float, n_
         marked, faint_px = marked + 1, faint_px + where.size
         out.append(replace(sample, ignored=where))
     log.info("faint precipitates (phase grey within %.3f of Fe2Al5's) left out of the loss in %d of %d images: "
-             "%d of %d precipitate pixels", contrast_min, marked, len(out), faint_px, total_px)
+             "%d of %d precipitate pixels (%.1f s)", contrast_min, marked, len(out), faint_px, total_px,
+             time.perf_counter() - started)
     return out
 
 

@@ -17,7 +17,8 @@ import numpy as np
 from blender_addon.render_node.batch_render import image_geometry
 from blender_addon.scene.geometry import CoatingGeometry
 from semcoat.classes import PRECIPITATE, PRECIPITATE_PHASES
-from semcoat.spec import CoatingSpec, SpecError
+from semcoat.errors import SemcoatError
+from semcoat.spec import CoatingSpec
 
 # Below this share of a mask's precipitate pixels covered by the geometry's precipitates, the geometry is not the
 # mask's (another renderer version, an edited mask): no phase is given. The fill covers 99.5-99.8 % on the presets.
@@ -62,9 +63,10 @@ def faint_precipitates(meta: dict[str, Any], mask: np.ndarray, contrast_min: flo
         return None
     try:
         spec = CoatingSpec.from_dict(params)
-    except SpecError:
+        geometry = image_geometry(spec, seed)
+    except SemcoatError:  # a spec this version refuses or cannot draw (SpecError among them)
         return None
-    phase = precipitate_phase_map(image_geometry(spec, seed), mask)
+    phase = precipitate_phase_map(geometry, mask)
     if phase is None:
         return None
     greys = np.array(spec.grey.precipitate_phase_greys())
