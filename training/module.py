@@ -160,10 +160,13 @@ class SegmentationModule(L.LightningModule):
         weight = self.loss_fn.weight.float().clamp_min(1e-6)
         return -float(self.hp.prior_correction) * torch.log(weight)
 
-    def predict_logits(self, x: Tensor) -> Tensor:
-        """Logits as predictions use them: :meth:`forward` plus :meth:`logit_offsets`."""
-        logits = self(x)
+    def corrected(self, logits: Tensor) -> Tensor:
+        """Network logits (N, classes, rows, columns) plus :meth:`logit_offsets`: what predictions argmax."""
         return logits + self.logit_offsets().to(logits.dtype)[None, :, None, None]
+
+    def predict_logits(self, x: Tensor) -> Tensor:
+        """Logits as predictions use them: :meth:`corrected` of :meth:`forward`."""
+        return self.corrected(self(x))
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """Loss of one batch of crops."""
@@ -174,8 +177,7 @@ class SegmentationModule(L.LightningModule):
     def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> Tensor:
         logits = self(batch["image"])
         loss = self.loss_fn(logits, batch["mask"])
-        predicted = (logits + self.logit_offsets().to(logits.dtype)[None, :, None, None]).argmax(dim=1)
-        self.confusion[stage].update(predicted, batch["mask"])
+        self.confusion[stage].update(self.corrected(logits).argmax(dim=1), batch["mask"])
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=batch["image"].shape[0], sync_dist=True)
         return loss
 
