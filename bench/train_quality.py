@@ -8,7 +8,7 @@ Run: ``python bench/train_quality.py --out DIR [--minutes 20] [--train-count 150
 Rendered batches are kept in ``DIR/data`` (reused when complete). ``DIR/metrics.json`` holds every figure.
 Dice is per image, averaged over the images holding the class (as ``bench/baseline_accuracy.py`` reports it).
 The precipitate target counts the precipitates whose phase's grey differs from Fe2Al5 by >= 0.08 (the renderer's
-Al8Cr5 is about Fe2Al5's grey, Cr2Al ~70 % of the way to Cr23C6, see ``GreySpec.precipitate_phase_greys``): their
+Al8Cr5 is about Fe2Al5's grey, Cr2Al ~70 % of the way to Cr23C6, see ``GreyLevelSpec.precipitate_phase_greys``): their
 Dice ignores the pixels of the fainter ones, whose share found (recall) is reported apart.
 """
 
