@@ -169,6 +169,16 @@ def predict_command(
     ] = True,
     tile_px: Annotated[int, typer.Option("--tile-px", min=32, help="Tile edge for inference, pixels.")] = 512,
     overlap_px: Annotated[int, typer.Option("--overlap-px", min=0, help="Overlap between tiles, pixels.")] = 64,
+    relabel_islands: Annotated[
+        bool,
+        typer.Option(
+            "--relabel-islands/--keep-islands",
+            help="A learned model's patches of steel cut off from the substrate at the bottom edge, or of coating cut "
+            "off from the resin and the top edge, take the likeliest class that fits there (steel read as Fe2Al5 "
+            "under the FeAl band, a bright stretch of Fe2Al5 read as steel). --keep-islands gives each pixel its "
+            "likeliest class alone. The classical baseline is not changed either way.",
+        ),
+    ] = True,
 ) -> None:
     """Segment real SEM micrographs with a trained model (or the classical baseline), then measure them.
 
@@ -199,7 +209,15 @@ def predict_command(
 
     with _work_errors(out, _PREDICT_FLAGS):
         records = predict.predict_files(
-            model, images, out, pixel_size_um, crop_databar, tile_px, overlap_px, on_image=progress
+            model,
+            images,
+            out,
+            pixel_size_um,
+            crop_databar,
+            tile_px,
+            overlap_px,
+            on_image=progress,
+            relabel_islands=relabel_islands,
         )
     failed = [r for r in records if r.failed]
     done = len(records) - len(failed)

@@ -14,6 +14,7 @@ import numpy as np
 
 from analysis import databar_crop, files, sem_tiff, tiling
 from analysis.frame_columns import frame_columns
+from analysis.layer_islands import remove_layer_islands
 from analysis.measure import (
     FRAME_MIN_COLUMN_SHARE,
     MaskError,
@@ -165,18 +166,34 @@ def _round6(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.6g}")
 
 
-def predict_mask(model: SegmentationModel, image: np.ndarray, tile_px: int = 512, overlap_px: int = 64) -> np.ndarray:
-    """Class-id mask (uint8, same shape) of a grey micrograph, predicted tile by tile (whole for a WholeImageModel)."""
-    if isinstance(model, WholeImageModel):
-        return model.segment(files.to_unit_float(image))
+def class_probabilities(
+    model: SegmentationModel, image: np.ndarray, tile_px: int = 512, overlap_px: int = 64
+) -> np.ndarray:
+    """Class probabilities (classes, rows, columns; float32) of a grey micrograph, predicted tile by tile
+    (:func:`analysis.tiling.predict_probabilities`)."""
     # An ONNX model with a fixed input size gets tiles of exactly that size (its fixed batch size it handles itself).
     tile_shape = getattr(model, "input_size", None)
     if tile_shape is not None:
         overlap_px = min(overlap_px, min(tile_shape) // 4)
-    probs = tiling.predict_probabilities(
+    return tiling.predict_probabilities(
         model, files.to_unit_float(image), model.n_classes, tile_px, overlap_px, tile_shape=tile_shape
     )
-    return probs.argmax(axis=0).astype(np.uint8)
+
+
+def predict_mask(
+    model: SegmentationModel, image: np.ndarray, tile_px: int = 512, overlap_px: int = 64, relabel_islands: bool = True
+) -> np.ndarray:
+    """Class-id mask (uint8, same shape) of a grey micrograph, predicted tile by tile (whole for a WholeImageModel).
+
+    With ``relabel_islands`` a model's patches of steel or coating cut off from their layer take the likeliest class
+    that fits there (:func:`analysis.layer_islands.remove_layer_islands`); else each pixel takes its likeliest class.
+    A WholeImageModel (the classical baseline) reasons about the layers itself and gives no probabilities: its mask
+    is kept as it is either way.
+    """
+    if isinstance(model, WholeImageModel):
+        return model.segment(files.to_unit_float(image))
+    probs = class_probabilities(model, image, tile_px, overlap_px)
+    return remove_layer_islands(probs) if relabel_islands else probs.argmax(axis=0).astype(np.uint8)
 
 
 def to_display_uint8(image: np.ndarray) -> np.ndarray:
@@ -285,6 +302,7 @@ def predict_files(
     tile_px: int = 512,
     overlap_px: int = 64,
     on_image: Callable[[PredictionRecord, SemcoatError | None], None] | None = None,
+    relabel_islands: bool = True,
 ) -> list[PredictionRecord]:
     """Segment and measure micrographs; write images, masks, overlays, ``measurements.csv`` and ``predictions.json``.
 
@@ -294,6 +312,7 @@ def predict_files(
     recorded as failed (see the module docstring) and the batch goes on; callers check ``record.failed``.
     ``on_image`` is called after each image with its record and, for a failed image, the error (whose ``argument``
     may name what the caller could give, e.g. ``pixel_size_um``).
+    ``relabel_islands``: see :func:`predict_mask`.
     ``pixel_size_um`` overrides every file's metadata; where it differs from it by more than 1 % the record holds a
     warning naming both values.
 
@@ -330,7 +349,7 @@ def predict_files(
         stem = path.stem
         try:
             item = load_input(path, pixel_size_um, crop)
-            mask = predict_mask(model, item.image, tile_px, overlap_px)
+            mask = predict_mask(model, item.image, tile_px, overlap_px, relabel_islands)
         # Unreadable image or metadata, no pixel size, a model that fails on it: this image fails alone. Anything
         # else is a bug and stops the run.
         except SemcoatError as exc:

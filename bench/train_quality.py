@@ -106,19 +106,21 @@ def summarise(scores: dict[str, list[float]], layered: list[bool], seconds: floa
 
 
 def evaluate(folders: list[Path], model_path: Path) -> dict[str, Any]:
-    """Per-class Dice of the model (tiled, as ``semcoat predict``) and of the classical baseline on every image, and
-    how many predicted masks pass the layered check (:func:`analysis.measure.check_layered`: what ``semcoat predict``
-    asks of a mask before it measures); over all ``folders`` and per folder (``by_set``)."""
+    """Per-class Dice of the model (tiled, with its layer islands relabelled, as ``semcoat predict``), of the network
+    alone (its argmax: ``--keep-islands``) and of the classical baseline on every image, and how many predicted masks
+    pass the layered check (:func:`analysis.measure.check_layered`: what ``semcoat predict`` asks of a mask before it
+    measures); over all ``folders`` and per folder (``by_set``)."""
     from analysis.baseline import segment
     from analysis.files import read_grey_image, read_mask
+    from analysis.layer_islands import remove_layer_islands
     from analysis.measure import NoCoatingError, check_layered
     from analysis.model import load_model
-    from analysis.predict import predict_mask
+    from analysis.predict import class_probabilities
     from semcoat.classes import CLASSES, PRECIPITATE
     from semcoat.dataset import read_dataset
 
     model = load_model(model_path)
-    kinds = ("model", "classical")
+    kinds = ("model", "network", "classical")
     out: dict[str, Any] = {"by_set": {}}
     total: dict[str, Any] = {k: ({}, [], 0.0) for k in kinds}
     for folder in folders:
@@ -127,10 +129,18 @@ def evaluate(folders: list[Path], model_path: Path) -> dict[str, Any]:
         for sid in ds.ids:
             image, truth = read_grey_image(ds.image_path(sid)), read_mask(ds.mask_path(sid))
             contrasted, faint = split_precipitates(ds.meta(sid), truth)
+            started = time.perf_counter()
+            probabilities = class_probabilities(model, image)
+            network_s = time.perf_counter() - started
+            preds = {"network": probabilities.argmax(axis=0).astype(np.uint8)}
+            started = time.perf_counter()
+            preds["model"] = remove_layer_islands(probabilities)
+            islands_s = time.perf_counter() - started
+            started = time.perf_counter()
+            preds["classical"] = segment(image)
+            took = {"model": network_s + islands_s, "network": network_s, "classical": time.perf_counter() - started}
             for kind in kinds:
-                started = time.perf_counter()
-                pred = predict_mask(model, image) if kind == "model" else segment(image)
-                elapsed = time.perf_counter() - started
+                pred, elapsed = preds[kind], took[kind]
                 try:
                     check_layered(pred)
                     ok = True
@@ -169,7 +179,8 @@ def table(title: str, result: dict[str, Any]) -> None:
     # set folders are <heldout|hard>_<preset>: the preset names the column
     print(f"  {'':26s} {'all':>13s}  " + "  ".join(f"{name.split('_', 1)[-1][:13]:>13s}" for name in sets))
     order = [c.name for c in CLASSES] + [FAINT]
-    for name in sorted(result["model"]["dice"], key=lambda n: order.index(n) if n in order else len(order)):
+    names = sorted(result["model"]["dice"], key=lambda n: order.index(n) if n in order else len(order))
+    for name in names:
         value = result["model"]["dice"][name]
         base = result["classical"]["dice"].get(name, float("nan"))
         target = TARGETS.get(name)
@@ -182,7 +193,12 @@ def table(title: str, result: dict[str, Any]) -> None:
     passed = [(result["by_set"][s]["model"]["layered"], result["by_set"][s]["classical"]["layered"]) for s in sets]
     print(f"  {'layered check passed':26s} {result['model']['layered']:>5s} / {result['classical']['layered']:5s}  "
           + "  ".join(f"{m:>5s} / {c:5s}" for m, c in passed))
-    print(f"  seconds per image: model {result['model']['seconds_per_image']:.2f}, "
+    network = result["network"]["dice"]
+    print("  network alone (--keep-islands): "
+          + ", ".join(f"{name} {network[name]:.3f}" for name in names if name in network)
+          + f"; layered check {result['network']['layered']}")
+    print(f"  seconds per image: model {result['model']['seconds_per_image']:.2f} (of which relabelling islands "
+          f"{result['model']['seconds_per_image'] - result['network']['seconds_per_image']:.2f}), "
           f"classical {result['classical']['seconds_per_image']:.2f}")
 
 

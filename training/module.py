@@ -211,8 +211,14 @@ class SegmentationModule(L.LightningModule):
         self._eval_epoch_end("test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Class-id masks (N, rows, columns, uint8) and the images' names."""
-        return {"name": batch["name"], "mask": self.predict_logits(batch["image"]).argmax(dim=1).to(torch.uint8).cpu()}
+        """Class-id masks (N, rows, columns, uint8) and the images' names; each mask as ``semcoat predict`` makes it,
+        with its layer islands relabelled (:func:`analysis.layer_islands.remove_layer_islands`: only the order of
+        a pixel's scores counts, so the logits serve as well as probabilities)."""
+        from analysis.layer_islands import remove_layer_islands
+
+        logits = self.predict_logits(batch["image"]).float().cpu().numpy()
+        masks = np.stack([remove_layer_islands(scores) for scores in logits])
+        return {"name": batch["name"], "mask": torch.from_numpy(masks)}
 
     def configure_optimizers(self) -> Any:
         """AdamW with a cosine schedule (per step, or by the time limit's share used) after a linear warm-up

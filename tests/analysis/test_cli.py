@@ -14,6 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from analysis.measure import measure
+from semcoat.classes import SUBSTRATE
 from semcoat.measurements import MEASUREMENT_NAMES
 from semcoat_cli.app import app
 from tests.analysis.conftest import grey_image, line_mask
@@ -78,6 +79,30 @@ def test_predict_then_report(tmp_path: Path, onnx_model: Path, dataset_dir: Path
     result = runner.invoke(app, ["report", str(out), "--truth", str(dataset_dir), "--out", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "rep" / "report.html").is_file()
+
+
+def test_predict_relabels_layer_islands_unless_asked_to_keep_them(tmp_path: Path, onnx_model: Path) -> None:
+    # The nearest-grey model reads a stretch of steel grey inside the Fe2Al5 as steel: an island of the substrate.
+    mask = line_mask(1)
+    image_mask = mask.copy()
+    image_mask[40:60, 100:140] = SUBSTRATE  # steel's grey
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.round(grey_image(image_mask, np.random.default_rng(3)) * 255).astype(np.uint8))
+    masks = {}
+    for flag in ("--relabel-islands", "--keep-islands"):
+        out = tmp_path / flag.strip("-")
+        result = runner.invoke(
+            app, ["predict", "--model", str(onnx_model), str(image), "--out", str(out), "--pixel-size-um", "0.5", flag]
+        )
+        assert result.exit_code == 0, result.output
+        masks[flag] = np.asarray(Image.open(out / "masks" / "a.png"))
+    kept, relabelled = masks["--keep-islands"], masks["--relabel-islands"]
+    assert (kept[40:60, 100:140] == SUBSTRATE).all()
+    assert not (relabelled[:100] == SUBSTRATE).any()  # no steel left above the substrate (row 101)
+    outside = np.ones(mask.shape, bool)
+    outside[40:60, 100:140] = False
+    np.testing.assert_array_equal(relabelled[outside], kept[outside])
+    assert np.mean(kept[outside] == mask[outside]) > 0.999
 
 
 def test_predict_errors(tmp_path: Path, onnx_model: Path) -> None:

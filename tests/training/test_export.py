@@ -118,3 +118,33 @@ def test_predict_with_exported_model_and_with_checkpoint(trained_checkpoint: Pat
     agree = (masks["onnx"] == masks["ckpt"]).mean()
     assert agree > 0.999
     assert set(np.unique(masks["ckpt"])) <= set(range(len(load_module(trained_checkpoint).class_names)))
+
+
+def test_train_predict_relabels_layer_islands_as_semcoat_predict_does(trained_checkpoint: Path, image: np.ndarray,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from analysis.layer_islands import steel_islands
+    from analysis.predict import predict_mask
+    from semcoat.classes import FE2AL5, SUBSTRATE
+    from tests.analysis.masks import slab
+    from training.export import CheckpointModel
+
+    module = load_module(trained_checkpoint)
+    batch = {"image": torch.from_numpy(image)[None, None], "name": ["sem"]}
+    with torch.inference_mode():
+        step = module.predict_step(batch, 0)["mask"][0].numpy()
+    assert step.dtype == np.uint8
+    expected = predict_mask(CheckpointModel(trained_checkpoint), image, tile_px=256)  # one tile: the whole image
+    assert (step == expected).mean() > 0.999
+
+    # Network logits with a patch of steel inside the coating: the written mask has it back as Fe2Al5.
+    truth = slab(height=160, width=224, surface=30, thickness=70, feal=8)
+    read = truth.copy()
+    read[50:70, 60:120] = SUBSTRATE
+    logits = np.full((1, module.hp.num_classes, 160, 224), -5.0, np.float32)
+    rows, cols = np.indices(truth.shape)
+    logits[0, truth, rows, cols] = 1.0
+    logits[0, read, rows, cols] = 2.0
+    assert steel_islands(read).any()
+    monkeypatch.setattr(module, "predict_logits", lambda x: torch.from_numpy(logits))
+    np.testing.assert_array_equal(module.predict_step(batch, 0)["mask"][0].numpy(), truth)
+    assert (truth[50:70, 60:120] == FE2AL5).all()

@@ -1,0 +1,121 @@
+"""Islands of steel or coating cut off from their layer, relabelled from a model's probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.layer_islands import coating_islands, remove_layer_islands, steel_islands
+from semcoat.classes import BACKGROUND, CRACK, FE2AL5, FEAL, NUM_CLASSES, PORE, PRECIPITATE, SUBSTRATE
+from tests.analysis.masks import slab
+
+# slab(): resin rows 0-39, Fe2Al5 40-99, FeAl 100-109, steel from 110 (200 x 300)
+STACK = {"surface": 40, "thickness": 60, "feal": 10}
+
+
+def probabilities(first: np.ndarray, second: np.ndarray | None = None) -> np.ndarray:
+    """Class probabilities (classes, rows, columns) whose likeliest class is ``first`` and, where given, whose
+    runner-up is ``second`` (every other class far behind)."""
+    p = np.full((NUM_CLASSES, *first.shape), 0.01, np.float32)
+    rows, cols = np.indices(first.shape)
+    if second is not None:
+        p[second, rows, cols] = 0.2
+    p[first, rows, cols] = 0.7
+    return p
+
+
+def test_a_clean_stack_is_the_plain_argmax_and_the_input_is_left_alone() -> None:
+    truth = slab(**STACK)
+    truth[50:54, 10:290:20] = PORE
+    truth[70:73, 15:290:30] = PRECIPITATE
+    truth[40:100, 150] = CRACK  # a crack through the whole coating: two pieces, each meeting the resin
+    second = np.full(truth.shape, FE2AL5)
+    p = probabilities(truth, second)
+    before = p.copy()
+    assert not coating_islands(truth).any() and not steel_islands(truth).any()
+    np.testing.assert_array_equal(remove_layer_islands(p), truth)
+    np.testing.assert_array_equal(p, before)
+
+
+def test_steel_read_inside_the_coating_takes_its_runner_up() -> None:
+    truth = slab(**STACK)
+    read = truth.copy()
+    read[60:80, 100:160] = SUBSTRATE  # a bright stretch of Fe2Al5 read as steel
+    result = remove_layer_islands(probabilities(read, truth))
+    np.testing.assert_array_equal(result, truth)
+
+
+def test_textured_steel_read_as_coating_under_the_feal_band_becomes_steel() -> None:
+    truth = slab(**STACK)
+    read = truth.copy()
+    read[120:180, 30:250] = FE2AL5  # steel grains read as Fe2Al5 with inclusions, all under a whole FeAl band
+    read[130:134, 40:240:25] = PRECIPITATE
+    read[150:153, 60:200:35] = PORE
+    second = np.where(read == SUBSTRATE, FEAL, SUBSTRATE)
+    result = remove_layer_islands(probabilities(read, second))
+    np.testing.assert_array_equal(result, truth)
+
+
+def test_a_coating_pocket_inside_a_steel_island_goes_back_with_it() -> None:
+    # The steel island is read inside the coating and holds a pocket of Fe2Al5 (with steel its runner-up): step 1
+    # takes the pocket for a coating island and makes it steel, step 2 turns the whole island back to Fe2Al5.
+    truth = slab(**STACK)
+    read = truth.copy()
+    read[55:90, 80:200] = SUBSTRATE
+    read[65:75, 120:150] = FE2AL5
+    second = np.where(read == SUBSTRATE, FE2AL5, SUBSTRATE)
+    result = remove_layer_islands(probabilities(read, second))
+    np.testing.assert_array_equal(result, truth)
+
+
+def test_steel_left_inside_the_feal_band_by_step_one_ends_feal() -> None:
+    # A coating island inside the FeAl band whose runner-up is steel becomes steel (step 1), a steel island then
+    # whose runner-up is Fe2Al5 again (step 2); step 3 gives it FeAl, never the coating again.
+    truth = slab(height=200, width=300, surface=40, thickness=60, feal=40)  # FeAl rows 100-139
+    read = truth.copy()
+    read[110:125, 100:140] = FE2AL5
+    second = np.where(read == FE2AL5, SUBSTRATE, FE2AL5)
+    p = probabilities(read, second)
+    p[FEAL, 110:125, 100:140] = 0.1  # FeAl third: steps 1 and 2 both pick another class
+    result = remove_layer_islands(p)
+    assert (result[110:125, 100:140] == FEAL).all()
+    np.testing.assert_array_equal(result[truth != FEAL], truth[truth != FEAL])
+    assert not coating_islands(result).any() and not steel_islands(result).any()
+
+
+@pytest.mark.parametrize("frame", ["upside down", "close-up without steel", "close-up without resin"])
+def test_a_frame_without_an_anchor_keeps_that_layer_as_read(frame: str) -> None:
+    truth = slab(**STACK)
+    if frame == "upside down":
+        read = truth[::-1].copy()  # steel at the top, resin at the bottom: nothing reaches where it belongs
+        read[150:160, 100:140] = SUBSTRATE  # a patch of steel in the coating: no steel meets the bottom edge
+        read[20:30, 100:140] = FE2AL5  # a patch of coating in the steel: it meets no resin, but the top edge is steel
+        expected = read.copy()
+        expected[20:30, 100:140] = SUBSTRATE
+    elif frame == "close-up without steel":
+        read = truth[:100].copy()  # resin over Fe2Al5 running off the bottom edge
+        read[60:80, 100:140] = SUBSTRATE
+        expected = read.copy()
+    else:
+        read = truth[60:].copy()  # Fe2Al5 from the top edge, FeAl, steel
+        read[80:100, 100:140] = FE2AL5  # coating in the steel: the coating reaches the top edge, so it is an island
+        expected = truth[60:].copy()
+    result = remove_layer_islands(probabilities(read, np.full(read.shape, SUBSTRATE)))
+    np.testing.assert_array_equal(result, expected)
+
+
+def test_probabilities_of_the_wrong_shape_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"\(classes, rows, columns\).*got shape \(3, 10, 10\)"):
+        remove_layer_islands(np.zeros((3, 10, 10), np.float32))
+    with pytest.raises(ValueError, match="got shape"):
+        remove_layer_islands(np.zeros((10, 10), np.float32))
+
+
+def test_fewer_classes_than_the_table_are_relabelled_among_those_given() -> None:
+    # A model trained before cracks were appended: six channels.
+    truth = slab(**STACK)
+    read = truth.copy()
+    read[60:80, 100:160] = SUBSTRATE
+    p = probabilities(read, truth)[:CRACK]
+    np.testing.assert_array_equal(remove_layer_islands(p), truth)
+    assert BACKGROUND in np.unique(remove_layer_islands(p))
