@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from semcoat.classes import IGNORE_ID
 from semcoat.dataset import DatasetError
 from training.augment import AugmentConfig, augment, build_augmentation
 from training.samples import (
-    IGNORE,
     MaskIndex,
     PairCache,
     Sample,
@@ -95,7 +95,7 @@ class CropDataset(Dataset[dict[str, Any]]):
             mask = sample_mask(self.samples[i], self.n_classes)
             for origin in where:
                 crop = crop_pair(mask, mask, origin, self.crop_px)[1]
-                totals += np.bincount(crop.ravel(), minlength=IGNORE + 1)[:self.n_classes]
+                totals += np.bincount(crop.ravel(), minlength=IGNORE_ID + 1)[:self.n_classes]
         return totals / max(totals.sum(), 1.0)
 
     def __getitem__(self, item: int) -> dict[str, Any]:

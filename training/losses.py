@@ -33,12 +33,11 @@ from semcoat.errors import InvalidArgument
 
 LOSS_NAMES = ("dice_ce", "ce", "dice", "focal")
 DICE_SMOOTH = 1e-5
-IGNORE = classes.IGNORE_ID
 
 
 def _split_ignored(target: Tensor) -> tuple[Tensor, Tensor]:
     """(target with ignored pixels as class 0, float mask of the pixels that count)."""
-    valid = target != IGNORE
+    valid = target != classes.IGNORE_ID
     return torch.where(valid, target, torch.zeros_like(target)), valid.float()
 
 

@@ -17,7 +17,7 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from semcoat import classes
-from training.losses import IGNORE, SegmentationLoss
+from training.losses import SegmentationLoss
 from training.metrics import confusion_csv, stage_metrics
 from training.models import SIZE_MULTIPLE, build_model
 
@@ -113,7 +113,7 @@ class SegmentationModule(L.LightningModule):
         self.loss_fn = SegmentationLoss(loss, num_classes, fixed, label_smoothing, focal_gamma, dice_weight,
                                         ce_weight)
         self.confusion: dict[str, MulticlassConfusionMatrix] = torch.nn.ModuleDict(  # type: ignore[assignment]
-            {stage: MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE, validate_args=False)
+            {stage: MulticlassConfusionMatrix(num_classes, ignore_index=classes.IGNORE_ID, validate_args=False)
              for stage in ("val", "test")})
         self.last_confusion: dict[str, np.ndarray] = {}
         self.last_metrics: dict[str, dict[str, float]] = {}

@@ -23,8 +23,6 @@ from semcoat.dataset import DatasetError, read_dataset
 
 log = logging.getLogger(__name__)
 
-IGNORE = classes.IGNORE_ID  # the label of pixels left out of the loss and the metrics (see Sample.ignored)
-
 
 @dataclass(frozen=True)
 class Sample:
@@ -35,8 +33,8 @@ class Sample:
     folder : the dataset folder it belongs to.
     sid : its id in that folder.
     image, mask : its grey image and class-id mask files.
-    ignored : flat indices of the mask's pixels that training labels :data:`IGNORE` (out of the loss and the
-        metrics), or None: see :func:`ignore_faint_precipitates`.
+    ignored : flat indices of the mask's pixels that training labels :data:`semcoat.classes.IGNORE_ID` (out of the
+        loss and the metrics), or None: see :func:`ignore_faint_precipitates`.
     """
 
     folder: Path
@@ -202,11 +200,10 @@ def read_mask(path: Path, n_classes: int) -> np.ndarray:
 
 
 def sample_mask(sample: Sample, n_classes: int) -> np.ndarray:
-    """A sample's mask as training sees it: :func:`read_mask` with its :attr:`Sample.ignored` pixels :data:`IGNORE`.
-    """
+    """A sample's mask as training sees it: :func:`read_mask` with its :attr:`Sample.ignored` pixels IGNORE_ID."""
     mask = read_mask(sample.mask, n_classes)
     if sample.ignored is not None and sample.ignored.size:
-        mask.ravel()[sample.ignored] = IGNORE
+        mask.ravel()[sample.ignored] = classes.IGNORE_ID
     return mask
 
 
@@ -262,7 +259,7 @@ class MaskIndex:
 
     Attributes
     ----------
-    counts : (samples, classes) pixel count of each class in each mask (:data:`IGNORE` pixels in none).
+    counts : (samples, classes) pixel count of each class in each mask (``IGNORE_ID`` pixels in none).
     locations : per sample, per class present, up to ``max_locations`` flat pixel indices of that class.
     shapes : per sample, (rows, columns).
     """
@@ -281,7 +278,7 @@ def index_masks(samples: Sequence[Sample], n_classes: int, max_locations: int = 
     for i, sample in enumerate(samples):
         mask = sample_mask(sample, n_classes)
         flat = mask.ravel()
-        counts[i] = np.bincount(flat, minlength=IGNORE + 1)[:n_classes]
+        counts[i] = np.bincount(flat, minlength=classes.IGNORE_ID + 1)[:n_classes]
         per_class: dict[int, np.ndarray] = {}
         order = np.argsort(flat, kind="stable")
         ends = np.cumsum(counts[i])

@@ -17,7 +17,7 @@ from tests.blender_addon.fakes import RasterRenderer
 from tests.blender_addon.specs import small_batch
 from tests.training.conftest import FAST, datasets_arg
 from training.data import SegmentationDataModule
-from training.samples import IGNORE, sample_mask
+from training.samples import sample_mask
 
 MIXED = {"al8cr5_share": 1.0, "cr2al_share": 1.0, "cr23c6_share": 1.0, "area_fraction_pct": 6.0}
 
@@ -42,7 +42,7 @@ def test_training_masks_mark_the_faint_precipitates_ignored(rendered: Path) -> N
         faint = faint_precipitates(ds.meta(sample.sid), on_disk, 0.08)
         assert faint is not None and faint.any()
         seen = sample_mask(sample, dm.num_classes)
-        assert np.array_equal(seen == IGNORE, faint)
+        assert np.array_equal(seen == classes.IGNORE_ID, faint)
         assert np.array_equal(seen[~faint], on_disk[~faint])
         if k < len(train.samples):  # class counts for sampling and weights leave them out
             assert train.index.counts[k, classes.PRECIPITATE] == np.count_nonzero(on_disk == classes.PRECIPITATE) \
