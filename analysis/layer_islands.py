@@ -81,7 +81,7 @@ def steel_islands(mask: np.ndarray) -> np.ndarray:
 def _relabel(mask: np.ndarray, probabilities: np.ndarray, islands: np.ndarray, allowed: list[int]) -> None:
     """Give each island pixel of ``mask`` (in place) the likeliest of the ``allowed`` classes."""
     rows, cols = np.nonzero(islands)
-    choice = probabilities[allowed][:, rows, cols].argmax(axis=0)
+    choice = probabilities[:, rows, cols][allowed].argmax(axis=0)  # the island's pixels only, not whole planes
     mask[rows, cols] = np.asarray(allowed, np.uint8)[choice]
 
 
