@@ -104,6 +104,8 @@ def remove_layer_islands(probabilities: np.ndarray) -> np.ndarray:
         )
     n_classes = probabilities.shape[0]
     mask = probabilities.argmax(axis=0).astype(np.uint8)
+    if mask.size == 0:  # OpenCV's component labelling crashes on an empty image
+        return mask
     coating = coating_islands(mask)
     if coating.any():
         _relabel(mask, probabilities, coating, list(BELOW_COATING))

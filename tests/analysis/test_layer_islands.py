@@ -111,6 +111,15 @@ def test_probabilities_of_the_wrong_shape_are_refused() -> None:
         remove_layer_islands(np.zeros((10, 10), np.float32))
 
 
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (1, 1), (1, 7)])
+def test_degenerate_frames_give_the_plain_argmax(shape: tuple[int, int]) -> None:
+    # empty frames, and one row: every pixel is on both the top and the bottom edge, so nothing is an island
+    p = np.random.default_rng(0).random((NUM_CLASSES, *shape)).astype(np.float32)
+    result = remove_layer_islands(p)
+    assert result.shape == shape and result.dtype == np.uint8
+    np.testing.assert_array_equal(result, p.argmax(axis=0))
+
+
 def test_fewer_classes_than_the_table_are_relabelled_among_those_given() -> None:
     # A model trained before cracks were appended: six channels.
     truth = slab(**STACK)
