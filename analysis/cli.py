@@ -173,10 +173,11 @@ def predict_command(
         bool,
         typer.Option(
             "--relabel-islands/--keep-islands",
-            help="A learned model's patches of steel cut off from the substrate at the bottom edge, or of coating cut "
-            "off from the resin and the top edge, take the likeliest class that fits there (steel read as Fe2Al5 "
-            "under the FeAl band, a bright stretch of Fe2Al5 read as steel). --keep-islands gives each pixel its "
-            "likeliest class alone. The classical baseline is not changed either way.",
+            help="A learned model's patches of steel not joined to the steel that runs off the bottom edge, or of "
+            "coating joined neither to the resin nor to the top edge (the surface assumed up), take the likeliest "
+            "class that fits there: deep steel read as Fe2Al5 under the FeAl band, a bright stretch of Fe2Al5 read as "
+            "steel. An image with 1 % or more of its frame so changed gets a warning. --keep-islands gives each pixel "
+            "its likeliest class alone. The classical baseline is not changed either way.",
         ),
     ] = True,
 ) -> None:

@@ -96,6 +96,11 @@ def test_predict_relabels_layer_islands_unless_asked_to_keep_them(tmp_path: Path
         )
         assert result.exit_code == 0, result.output
         masks[flag] = np.asarray(Image.open(out / "masks" / "a.png"))
+        # 800 px of 38400 (2.1 %): enough to say so, on the terminal and in the record
+        warned = "(2.1% of the frame) as steel or coating cut off from its layer"
+        assert (warned in result.stderr) == (flag == "--relabel-islands"), result.stderr
+        (record,) = json.loads((out / "predictions.json").read_text())
+        assert any(warned in w for w in record["warnings"]) == (flag == "--relabel-islands")
     kept, relabelled = masks["--keep-islands"], masks["--relabel-islands"]
     assert (kept[40:60, 100:140] == SUBSTRATE).all()
     assert not (relabelled[:100] == SUBSTRATE).any()  # no steel left above the substrate (row 101)

@@ -83,24 +83,68 @@ def test_steel_left_inside_the_feal_band_by_step_one_ends_feal() -> None:
     assert not coating_islands(result).any() and not steel_islands(result).any()
 
 
-@pytest.mark.parametrize("frame", ["upside down", "close-up without steel", "close-up without resin"])
-def test_a_frame_without_an_anchor_keeps_that_layer_as_read(frame: str) -> None:
+@pytest.mark.parametrize("frame", ["upside down", "close-up without steel", "sample edge in the frame"])
+def test_steel_is_kept_as_read_where_none_reaches_the_bottom_edge(frame: str) -> None:
     truth = slab(**STACK)
     if frame == "upside down":
-        read = truth[::-1].copy()  # steel at the top, resin at the bottom: nothing reaches where it belongs
-        read[150:160, 100:140] = SUBSTRATE  # a patch of steel in the coating: no steel meets the bottom edge
-        read[20:30, 100:140] = FE2AL5  # a patch of coating in the steel: it meets no resin, but the top edge is steel
-        expected = read.copy()
-        expected[20:30, 100:140] = SUBSTRATE
+        read = truth[::-1].copy()  # steel at the top, resin at the bottom
+        patch = (slice(150, 160), slice(100, 140))
     elif frame == "close-up without steel":
         read = truth[:100].copy()  # resin over Fe2Al5 running off the bottom edge
-        read[60:80, 100:140] = SUBSTRATE
-        expected = read.copy()
+        patch = (slice(60, 80), slice(100, 140))
     else:
-        read = truth[60:].copy()  # Fe2Al5 from the top edge, FeAl, steel
-        read[80:100, 100:140] = FE2AL5  # coating in the steel: the coating reaches the top edge, so it is an island
-        expected = truth[60:].copy()
-    result = remove_layer_islands(probabilities(read, np.full(read.shape, SUBSTRATE)))
+        read = truth.copy()
+        read[180:] = BACKGROUND  # the mount's resin below the sample's edge
+        patch = (slice(60, 80), slice(100, 140))
+    read[patch] = SUBSTRATE  # a patch of steel in the coating
+    result = remove_layer_islands(probabilities(read, np.full(read.shape, FE2AL5)))
+    np.testing.assert_array_equal(result, read)
+
+
+def test_coating_is_anchored_by_the_resin_wherever_it_lies_and_by_the_top_edge() -> None:
+    truth = slab(**STACK)
+    upside_down = truth[::-1].copy()
+    upside_down[20:30, 100:140] = FE2AL5  # coating inside the steel (now at the top): it meets no resin
+    expected = truth[::-1].copy()
+    result = remove_layer_islands(probabilities(upside_down, np.full(truth.shape, SUBSTRATE)))
+    np.testing.assert_array_equal(result, expected)
+
+    close_up = truth[60:].copy()  # Fe2Al5 from the top edge, FeAl, steel: no resin in the frame
+    close_up[80:100, 100:140] = FE2AL5
+    result = remove_layer_islands(probabilities(close_up, np.full(close_up.shape, SUBSTRATE)))
+    np.testing.assert_array_equal(result, truth[60:])
+
+
+def test_a_sideways_frame_is_treated_like_an_upright_one() -> None:
+    # Turned 90 degrees: the steel band runs to the bottom edge, the coating meets the resin.
+    truth = np.rot90(slab(**STACK)).copy()  # resin on the left, steel on the right
+    read = truth.copy()
+    read[100:140, 60:80] = SUBSTRATE
+    result = remove_layer_islands(probabilities(read, truth))
+    np.testing.assert_array_equal(result, truth)
+
+
+def test_a_speck_on_the_anchor_does_not_make_the_layer_itself_an_island() -> None:
+    # The sample's edge inside the frame leaves resin below the steel; a bright particle in that resin, read as steel,
+    # is the only steel on the bottom edge. The steel layer, larger than the speck, stays.
+    truth = slab(**STACK)
+    truth[180:] = BACKGROUND
+    read = truth.copy()
+    read[197:, 50:53] = SUBSTRATE
+    result = remove_layer_islands(probabilities(read, np.full(read.shape, FEAL)))
+    np.testing.assert_array_equal(result, read)
+
+    # Plating read as steel over the whole width between the resin and the Fe2Al5, and a few pixels of the resin read
+    # as pore: the pore is the only coating meeting the resin. The Fe2Al5 stays, and the plating, cut off from the
+    # substrate, takes its runner-up, resin.
+    truth = slab(**STACK)
+    read = truth.copy()
+    read[34:40] = SUBSTRATE
+    read[20:23, 30:70] = PORE
+    second = np.where(read == SUBSTRATE, BACKGROUND, FE2AL5)
+    result = remove_layer_islands(probabilities(read, second))
+    expected = read.copy()
+    expected[34:40] = BACKGROUND
     np.testing.assert_array_equal(result, expected)
 
 
