@@ -18,12 +18,18 @@ class that fits there, in three steps:
    again, so the three steps end in a mask with no island of either kind.
 
 It is nnU-Net's "keep the main component" post-processing, with the main component chosen by the layer's place in
-the stack (cracks cut the coating into pieces; each piece still meets the resin or a crack that does), and one guard
-from size: a component at least as large as the largest anchored one is never an island, so a speck that happens to
-touch the anchor (a filler particle in the resin read as precipitate, a bright particle on the bottom edge read as
-steel) cannot make the layer itself one. Steel is left as read where none reaches the bottom edge (upside down, or
-the sample's edge inside the frame), coating where none meets the resin or the top edge; a sideways frame has both
-anchors and is treated like an upright one. The verdict on such frames is :func:`analysis.measure.check_layered`'s.
+the stack (cracks cut the coating into pieces; each piece still meets the resin or a crack that does). Two guards
+make it robust to what a model gets wrong at the anchors and at the band:
+
+- a layer counts as anchored only where one of its components meets the anchor along at least a quarter of the
+  columns (:data:`MIN_ANCHOR_SHARE`), so a speck that happens to touch it (a filler particle in the resin read as
+  pore, a bright particle on the bottom edge read as steel) cannot make the real layer an island. Steel is thus left
+  as read where it does not run off the bottom edge (upside down, the sample's edge inside the frame), coating where
+  it meets neither the resin nor the top edge; a sideways frame has both anchors and is treated like an upright one.
+  The verdict on such frames is :func:`analysis.measure.check_layered`'s;
+- narrow gaps in the FeAl-and-steel band (its ends short of the side edges, a stretch where the FeAl was missed) are
+  bridged for the coating's connectivity (:func:`band_bridges`), so steel misread as coating below the band does not
+  join the coating through them.
 
 Known limits (real features the renderer never draws, taken for misreadings): a pore or a remnant of Fe2Al5 enclosed
 in the FeAl band, a sectioned Fe2Al5 tongue tip inside the steel and a piece of crack in the steel take FeAl or steel;
@@ -42,6 +48,19 @@ from semcoat.classes import BACKGROUND, CRACK, FE2AL5, FEAL, PORE, PRECIPITATE, 
 COATING_CLASSES = (FE2AL5, PORE, PRECIPITATE, CRACK)
 # What a coating island can be instead: the layers below the coating.
 BELOW_COATING = (FEAL, SUBSTRATE)
+# A layer is anchored where one of its components meets its anchor (the bottom edge for steel; the resin or the top
+# edge for the coating) in at least this share of the columns; a speck on the anchor (a bright particle on the bottom
+# edge read as steel, a filler particle in the resin read as pore) is not enough to call the real layer an island.
+MIN_ANCHOR_SHARE = 0.25
+# The FeAl and steel under the coating form a band across the frame. A model may leave gaps in it (at the frame's side
+# edges, where a tile has no context beyond; a stretch where it missed the FeAl), and a misread patch of steel below
+# then joins the coating through them. The band is the FeAl-and-steel components at least MAX_BAND_GAP_SHARE of the
+# width wide (specks are no band); where they cover at least MIN_BAND_SPAN_SHARE of the columns, each gap no wider
+# than MAX_BAND_GAP_SHARE is bridged for the coating's connectivity by a line BRIDGE_PX rows thick along the band's
+# top, interpolated between the columns beside the gap (the nearest one's at a side edge).
+MAX_BAND_GAP_SHARE = 0.05
+MIN_BAND_SPAN_SHARE = 0.8
+BRIDGE_PX = 5
 
 
 def _components(region: np.ndarray) -> tuple[int, np.ndarray]:
@@ -51,20 +70,55 @@ def _components(region: np.ndarray) -> tuple[int, np.ndarray]:
 
 
 def _not_anchored(labels: np.ndarray, count: int, anchored: np.ndarray) -> np.ndarray:
-    """Pixels of the components none of whose pixels is in ``anchored`` and that are smaller than the largest
-    component with one (``anchored`` holds at least one pixel of a component)."""
-    keep = np.zeros(count, bool)
-    keep[np.unique(labels[anchored])] = True
-    keep[0] = True  # label 0 is outside the region
-    sizes = np.bincount(labels.ravel(), minlength=count)
-    keep |= sizes >= sizes[1:][keep[1:]].max()
+    """Pixels of the components none of whose pixels is in ``anchored``; nothing when no component has anchored
+    pixels in at least :data:`MIN_ANCHOR_SHARE` of the columns (a speck on the anchor is no layer)."""
+    rows, cols = np.nonzero(anchored)
+    pairs = np.unique(labels[rows, cols].astype(np.int64) * labels.shape[1] + cols)
+    contact_columns = np.bincount(pairs // labels.shape[1], minlength=count)
+    contact_columns[0] = 0  # label 0 is outside the region
+    if contact_columns.max() < MIN_ANCHOR_SHARE * labels.shape[1]:
+        return np.zeros(labels.shape, bool)
+    keep = contact_columns > 0
+    keep[0] = True
     return ~keep[labels]
 
 
+def band_bridges(mask: np.ndarray) -> np.ndarray:
+    """Pixels that bridge the gaps of the FeAl-and-steel band of a class mask (see :data:`MAX_BAND_GAP_SHARE`): in each
+    column of a gap no wider than that share of the width, :data:`BRIDGE_PX` rows from the band's top interpolated
+    between the columns beside the gap; nothing where the band covers fewer than :data:`MIN_BAND_SPAN_SHARE` of the
+    columns, or all of them."""
+    rows, cols = mask.shape
+    bridges = np.zeros(mask.shape, bool)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        ((mask == FEAL) | (mask == SUBSTRATE)).astype(np.uint8), connectivity=8
+    )
+    # a connected component covers an unbroken run of columns: its bounding box's
+    wide = np.flatnonzero(stats[1:, cv2.CC_STAT_WIDTH] >= MAX_BAND_GAP_SHARE * cols) + 1
+    covered = np.zeros(cols, bool)
+    for label in wide:
+        left = stats[label, cv2.CC_STAT_LEFT]
+        covered[left : left + stats[label, cv2.CC_STAT_WIDTH]] = True
+    if covered.sum() < MIN_BAND_SPAN_SHARE * cols or covered.all():
+        return bridges
+    band = np.isin(labels, wide)
+    known = np.flatnonzero(covered)
+    top = np.interp(np.arange(cols), known, np.argmax(band, axis=0)[known])  # the nearest one's beyond the outermost
+    gaps = np.flatnonzero(~covered)
+    run_starts = np.flatnonzero(np.diff(gaps, prepend=-2) > 1)
+    for start, end in zip(run_starts, [*run_starts[1:], gaps.size], strict=True):
+        if end - start <= MAX_BAND_GAP_SHARE * cols:
+            for c in gaps[start:end]:
+                first = int(round(top[c]))
+                bridges[first : first + BRIDGE_PX, c] = True
+    return bridges
+
+
 def coating_islands(mask: np.ndarray) -> np.ndarray:
-    """Pixels of the coating components (Fe2Al5, pores, precipitates, cracks; 8-connected) of a class mask that
-    neither touch the resin (background, 8-neighbours) nor reach the top edge; nothing when no component does."""
-    coating = np.isin(mask, COATING_CLASSES)
+    """Pixels of the coating components (Fe2Al5, pores, precipitates, cracks; 8-connected, through no bridge of
+    :func:`band_bridges`) of a class mask that neither touch the resin (background, 8-neighbours) nor reach the top
+    edge; nothing when no component does. The bridges' own pixels are no island."""
+    coating = np.isin(mask, COATING_CLASSES) & ~band_bridges(mask)
     count, labels = _components(coating)
     if count <= 2:
         return np.zeros(mask.shape, bool)

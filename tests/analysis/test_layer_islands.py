@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.layer_islands import coating_islands, remove_layer_islands, steel_islands
+from analysis.layer_islands import BRIDGE_PX, band_bridges, coating_islands, remove_layer_islands, steel_islands
 from semcoat.classes import BACKGROUND, CRACK, FE2AL5, FEAL, NUM_CLASSES, PORE, PRECIPITATE, SUBSTRATE
 from tests.analysis.masks import slab
 
@@ -54,6 +54,35 @@ def test_textured_steel_read_as_coating_under_the_feal_band_becomes_steel() -> N
     second = np.where(read == SUBSTRATE, FEAL, SUBSTRATE)
     result = remove_layer_islands(probabilities(read, second))
     np.testing.assert_array_equal(result, truth)
+
+
+@pytest.mark.parametrize("gap", ["left edge", "right edge", "middle"])
+def test_a_misread_patch_joined_to_the_coating_through_a_narrow_gap_in_the_band_is_an_island(gap: str) -> None:
+    # The steel under a whole FeAl band read as Fe2Al5, but the band stops short of a side edge (where a tile has no
+    # context beyond) or has a stretch the model missed: the patch joins the coating through the gap.
+    truth = slab(**STACK)  # FeAl rows 100-109, steel from 110, 300 columns wide
+    columns = {"left edge": slice(0, 3), "right edge": slice(296, 300), "middle": slice(150, 158)}[gap]
+    read = truth.copy()
+    read[110:, :] = FE2AL5
+    read[100:, columns] = FE2AL5
+    second = np.where(read == FE2AL5, SUBSTRATE, FE2AL5)
+    bridges = band_bridges(read)
+    assert np.array_equal(np.flatnonzero(bridges.any(axis=0)), np.arange(300)[columns])
+    assert np.array_equal(np.flatnonzero(bridges.any(axis=1)), np.arange(100, 100 + BRIDGE_PX))
+    expected = truth.copy()
+    expected[100:110, columns] = SUBSTRATE  # under the bridge: part of the patch, whose runner-up is steel
+    expected[bridges] = FE2AL5  # the bridge itself is kept as read
+    np.testing.assert_array_equal(remove_layer_islands(probabilities(read, second)), expected)
+
+
+def test_a_wide_gap_in_the_band_is_not_bridged() -> None:
+    # 30 of 300 columns without FeAl or steel is more than a missed stretch: the coating there is kept as read.
+    truth = slab(**STACK)
+    read = truth.copy()
+    read[110:, :] = FE2AL5
+    read[100:, 150:180] = FE2AL5
+    assert not band_bridges(read).any() and not band_bridges(truth).any()
+    np.testing.assert_array_equal(remove_layer_islands(probabilities(read, np.full(read.shape, SUBSTRATE))), read)
 
 
 def test_a_coating_pocket_inside_a_steel_island_goes_back_with_it() -> None:
