@@ -155,7 +155,7 @@ def test_a_sideways_frame_is_treated_like_an_upright_one() -> None:
 
 def test_a_speck_on_the_anchor_does_not_make_the_layer_itself_an_island() -> None:
     # The sample's edge inside the frame leaves resin below the steel; a bright particle in that resin, read as steel,
-    # is the only steel on the bottom edge. The steel layer, larger than the speck, stays.
+    # is the only steel on the bottom edge (3 of 300 columns: no anchor). The steel layer stays as read.
     truth = slab(**STACK)
     truth[180:] = BACKGROUND
     read = truth.copy()
@@ -164,8 +164,8 @@ def test_a_speck_on_the_anchor_does_not_make_the_layer_itself_an_island() -> Non
     np.testing.assert_array_equal(result, read)
 
     # Plating read as steel over the whole width between the resin and the Fe2Al5, and a few pixels of the resin read
-    # as pore: the pore is the only coating meeting the resin. The Fe2Al5 stays, and the plating, cut off from the
-    # substrate, takes its runner-up, resin.
+    # as pore: the pore is the only coating meeting the resin (40 of 300 columns: no anchor). The Fe2Al5 stays, and
+    # the plating, cut off from the substrate, takes its runner-up, resin.
     truth = slab(**STACK)
     read = truth.copy()
     read[34:40] = SUBSTRATE
