@@ -117,7 +117,8 @@ def band_bridges(mask: np.ndarray) -> np.ndarray:
 def coating_islands(mask: np.ndarray) -> np.ndarray:
     """Pixels of the coating components (Fe2Al5, pores, precipitates, cracks; 8-connected, through no bridge of
     :func:`band_bridges`) of a class mask that neither touch the resin (background, 8-neighbours) nor reach the top
-    edge; nothing when no component does. The bridges' own pixels are no island."""
+    edge; nothing when no component does so along :data:`MIN_ANCHOR_SHARE` of the columns. The bridges' own pixels
+    are no island."""
     coating = np.isin(mask, COATING_CLASSES) & ~band_bridges(mask)
     count, labels = _components(coating)
     if count <= 2:
@@ -132,7 +133,7 @@ def coating_islands(mask: np.ndarray) -> np.ndarray:
 
 def steel_islands(mask: np.ndarray) -> np.ndarray:
     """Pixels of the substrate components (8-connected) of a class mask that do not reach the bottom edge; nothing
-    when none reaches it."""
+    when none reaches it along :data:`MIN_ANCHOR_SHARE` of the columns."""
     steel = mask == SUBSTRATE
     count, labels = _components(steel)
     if count <= 2 or not steel[-1].any():
