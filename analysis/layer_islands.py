@@ -126,8 +126,6 @@ def coating_islands(mask: np.ndarray) -> np.ndarray:
     near_resin = cv2.dilate((mask == BACKGROUND).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     anchored = coating & near_resin
     anchored[0] |= coating[0]
-    if not anchored.any():
-        return np.zeros(mask.shape, bool)
     return _not_anchored(labels, count, anchored)
 
 
@@ -136,7 +134,7 @@ def steel_islands(mask: np.ndarray) -> np.ndarray:
     when none reaches it along :data:`MIN_ANCHOR_SHARE` of the columns."""
     steel = mask == SUBSTRATE
     count, labels = _components(steel)
-    if count <= 2 or not steel[-1].any():
+    if count <= 2:
         return np.zeros(mask.shape, bool)
     anchored = np.zeros(mask.shape, bool)
     anchored[-1] = steel[-1]
