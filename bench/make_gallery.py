@@ -186,7 +186,7 @@ def render(spec: CoatingSpec, renderer: Any, seed: int, name: str) -> tuple[np.n
     from blender_addon.render_node.batch_render import PhaseTimes, render_sample
 
     batch = BatchSpec(name=name, count=1, seed=seed, base=spec)
-    image_png, mask_png, _ = render_sample(batch, 0, spec, renderer, PhaseTimes())
+    image_png, mask_png, _, _ = render_sample(batch, 0, spec, renderer, PhaseTimes())
     grey = cv2.imdecode(np.frombuffer(image_png, np.uint8), cv2.IMREAD_UNCHANGED)
     if grey.dtype != np.uint8:
         grey = (grey // 257).astype(np.uint8)

@@ -124,7 +124,8 @@ def run_case(name: str, threads: int, seed: int) -> dict[str, Any]:
     times = batch_render.PhaseTimes()
     t0 = time.perf_counter()
     last["t"] = t0
-    image_png, mask_png, meta = batch_render.render_sample(batch, 0, batch.sample(0), renderer, times, should_stop)
+    image_png, mask_png, meta, _ = batch_render.render_sample(batch, 0, batch.sample(0), renderer, times,
+                                                              should_stop)
     wall = time.perf_counter() - t0
     gaps.append((time.perf_counter() - last["t"], f"{last['where']} -> end"))
     renderer.close()

@@ -1,7 +1,9 @@
 """Training quality: render (or reuse) batches of every preset, train the U-Net for at most ``--minutes`` on this
 machine, export ``DIR/model.onnx``, and print per-class Dice on held-out images next to the classical baseline on the
 same images, per preset and over all, and the same on a harder held-out set (lower dose, more probe blur, weaker
-precipitate contrast).
+precipitate contrast) and on a sharp one (the best imaging the training ranges hold: high dose, frame averaging, the
+narrowest probe, no line noise, JPEG or charging), which shows what the model reads where the imaging leaves it the
+most to see.
 
 Run: ``python bench/train_quality.py --out DIR [--minutes 20] [--train-count 150] [--heldout-count 12]
 [--presets 5h_650C,20h_650C,thin_slurry]``.
@@ -26,8 +28,8 @@ import numpy as np
 
 import training  # noqa: F401  (sets OMP_WAIT_POLICY before anything loads torch's OpenMP runtime)
 
-# Seeds are 1000 + k (training), 2000 + k (held out), 3000 + k (harder) for the k-th preset of this list: appending a
-# preset keeps the images of the others.
+# Seeds are 1000 + k (training), 2000 + k (held out), 3000 + k (harder), 4000 + k (sharp) for the k-th preset of
+# this list: appending a preset keeps the images of the others.
 PRESETS = ("5h_650C", "20h_650C", "thin_slurry")
 CONTRAST_MIN = 0.08
 FAINT = "precipitate_faint_found"  # share of the fainter precipitates' pixels labelled precipitate (recall)
@@ -48,8 +50,27 @@ def harder(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def render(preset: str, count: int, seed: int, out: Path, hard: bool = False) -> Path:
-    """Render a preset batch into ``out`` unless it is already complete there."""
+def sharp(spec: dict[str, Any]) -> dict[str, Any]:
+    """A batch spec imaged at its best within the presets' ranges (the training data holds such images): the
+    highest dose, four frames averaged, the narrowest probe with the weakest halo, no line noise, JPEG or charging."""
+    r = spec["randomize"]
+    r["imaging.dose_electrons_per_px"] = {"kind": "choice", "values": [2000.0]}
+    r["imaging.frame_count"] = {"kind": "choice", "values": [4]}
+    r["imaging.probe_fwhm_um"] = {"kind": "uniform", "low": 0.3, "high": 0.4}
+    r["imaging.probe_halo_fraction"] = {"kind": "uniform", "low": 0.05, "high": 0.08}
+    r["imaging.jpeg_quality"] = {"kind": "choice", "values": [0]}
+    for name in ("imaging.line_noise_std", "imaging.charging_amplitude"):
+        r[name] = {"kind": "choice", "values": [0.0]}
+    spec["name"] = spec["name"] + "-sharp"
+    return spec
+
+
+VARIANTS = {"hard": harder, "sharp": sharp}
+
+
+def render(preset: str, count: int, seed: int, out: Path, variant: str = "") -> Path:
+    """Render a preset batch (changed by the :data:`VARIANTS` entry ``variant``, if given) into ``out`` unless it is
+    already complete there."""
     from blender_addon.render_node.batch_render import render_range
     from blender_addon.render_node.renderer import Renderer
     from semcoat.batch import BatchSpec
@@ -59,7 +80,7 @@ def render(preset: str, count: int, seed: int, out: Path, hard: bool = False) ->
     if (out / "dataset.json").is_file() and read_dataset(out).is_complete:
         return out
     spec = json.loads(preset_batch(preset, count=count, seed=seed).to_json())
-    batch = BatchSpec.from_dict(harder(spec) if hard else spec)
+    batch = BatchSpec.from_dict(VARIANTS[variant](spec) if variant else spec)
     started = time.perf_counter()
     render_range(batch, out, Renderer)
     print(f"rendered {count} images of {batch.name} in {time.perf_counter() - started:.0f} s -> {out}", flush=True)
@@ -89,17 +110,19 @@ def dice(pred: np.ndarray, truth: np.ndarray, cid: int) -> float | None:
     return None if total == 0 else 2.0 * int((p & t).sum()) / total
 
 
-def split_precipitates(meta: dict[str, Any], truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(contrasted, faint) precipitate pixels of ``truth`` (its image's ``meta``): those whose phase's grey differs
-    from Fe2Al5's by at least :data:`CONTRAST_MIN`, and the others
-    (:func:`blender_addon.render_node.precipitate_phases.faint_precipitates`)."""
-    from blender_addon.render_node.precipitate_phases import faint_precipitates
+def split_precipitates(dataset: Any, sid: str, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(contrasted, faint) precipitate pixels of ``truth`` (sample ``sid`` of ``dataset``): those whose phase's grey
+    differs from Fe2Al5's by at least :data:`CONTRAST_MIN`, and the others, from the phase map the renderer wrote
+    (:func:`training.samples.faint_precipitates`)."""
     from semcoat.classes import PRECIPITATE
+    from training.samples import faint_phases, faint_precipitates, read_phase_map
 
-    faint = faint_precipitates(meta, truth, CONTRAST_MIN)
-    if faint is None:
-        raise SystemExit(f"image {meta.get('id')}: its precipitates' phases cannot be drawn again from its meta "
+    path = dataset.phase_map_path(sid)
+    faint_phase = faint_phases(dataset.meta(sid).get("params"), CONTRAST_MIN)
+    if path is None or faint_phase is None:
+        raise SystemExit(f"{dataset.root} image {sid}: no precipitate-phase map, or a spec this version cannot read "
                          "(rendered by another renderer version?); render the sets again in a new --out")
+    faint = faint_precipitates(read_phase_map(path, truth.shape), faint_phase) & (truth == PRECIPITATE)
     return (truth == PRECIPITATE) & ~faint, faint
 
 
@@ -132,7 +155,7 @@ def evaluate(folders: list[Path], model_path: Path) -> dict[str, Any]:
         part: dict[str, Any] = {k: ({}, [], 0.0) for k in kinds}
         for sid in ds.ids:
             image, truth = read_grey_image(ds.image_path(sid)), read_mask(ds.mask_path(sid))
-            contrasted, faint = split_precipitates(ds.meta(sid), truth)
+            contrasted, faint = split_precipitates(ds, sid, truth)
             started = time.perf_counter()
             probabilities = class_probabilities(model, image)
             network_s = time.perf_counter() - started
@@ -183,7 +206,7 @@ def table(title: str, result: dict[str, Any]) -> None:
     print(f"\n{title}: per-class Dice, mean over the images holding the class, model / classical (target); "
           f"precipitates with a phase grey within {CONTRAST_MIN} of Fe2Al5 are apart ({FAINT}: their pixels' share "
           "labelled precipitate)")
-    # set folders are <heldout|hard>_<preset>: the preset names the column
+    # set folders are <heldout|hard|sharp>_<preset>: the preset names the column
     print(f"  {'':26s} {'all':>13s}  " + "  ".join(f"{name.split('_', 1)[-1][:13]:>13s}" for name in sets))
     order = [c.name for c in CLASSES] + [FAINT]
     order.insert(order.index("fe2al5") + 1, FE2AL5_FAINT_APART)
@@ -232,7 +255,8 @@ def main() -> None:
     started = time.perf_counter()
     train_sets = [render(p, args.train_count, 1000 + seeds[p], data / f"train_{p}") for p in presets]
     held = [render(p, args.heldout_count, 2000 + seeds[p], data / f"heldout_{p}") for p in presets]
-    hard = [render(p, args.heldout_count, 3000 + seeds[p], data / f"hard_{p}", hard=True) for p in presets]
+    hard = [render(p, args.heldout_count, 3000 + seeds[p], data / f"hard_{p}", "hard") for p in presets]
+    sharp_sets = [render(p, args.heldout_count, 4000 + seeds[p], data / f"sharp_{p}", "sharp") for p in presets]
     render_s = time.perf_counter() - started
     load_before = os.getloadavg()
     started = time.perf_counter()
@@ -242,10 +266,12 @@ def main() -> None:
     from training.export import export
 
     onnx_path = export(ckpt, args.out / "model.onnx")
-    results = {"heldout": evaluate(held, onnx_path), "hard": evaluate(hard, onnx_path)}
+    results = {"heldout": evaluate(held, onnx_path), "hard": evaluate(hard, onnx_path),
+               "sharp": evaluate(sharp_sets, onnx_path)}
     n = len(presets) * args.heldout_count
     table(f"held-out ({n} images: {', '.join(presets)})", results["heldout"])
     table(f"harder held-out ({n} images: lower dose, more blur, weaker precipitates)", results["hard"])
+    table(f"sharp held-out ({n} images: high dose, 4 frames, narrowest probe)", results["sharp"])
     summary = {"checkpoint": str(ckpt), "fit_args": args.fit_arg, "onnx": str(onnx_path), "presets": presets,
                "train_seconds": train_s, "render_seconds": render_s,
                "minutes_limit": minutes, "train_images_per_preset": args.train_count, "cpu_count": os.cpu_count(),

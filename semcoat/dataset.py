@@ -6,6 +6,8 @@ Layout::
     DIR/images/<id>.png     grey image, 8 or 16 bit
     DIR/masks/<id>.png      8-bit class ids (semcoat.classes)
     DIR/meta/<id>.json      {"id", "index", "params": sampled parameters, "truth": measurements, ...}
+    DIR/phases/<id>.png     optional (renders): 8-bit precipitate phase per pixel, 0 off the mask's precipitates,
+                            1 + the phase's index in semcoat.classes.PRECIPITATE_PHASES on them
 
 ``<id>`` is the image index zero-padded to six digits. Each file is written to a temporary name and renamed into
 place, and the meta file is written last: a sample is complete exactly when its meta file exists, so a run that is
@@ -33,6 +35,8 @@ from semcoat.params import quoted, shorten
 
 DATASET_FILE = "dataset.json"
 SUBDIRS = ("images", "masks", "meta")
+# Optional per-sample files: a sample is complete without them, and a folder may hold them for some samples only.
+PHASES_DIR = "phases"
 # The largest image side a dataset may declare (the spec's own limit on width_px and height_px).
 MAX_SIDE_PX = 8192
 _TMP_MARK = ".tmp-"
@@ -51,6 +55,11 @@ def sample_id(index: int) -> str:
 def sample_paths(root: Path, sid: str) -> tuple[Path, Path, Path]:
     """(image, mask, meta) paths of sample ``sid`` in dataset folder ``root``."""
     return root / "images" / f"{sid}.png", root / "masks" / f"{sid}.png", root / "meta" / f"{sid}.json"
+
+
+def phase_map_path(root: Path, sid: str) -> Path:
+    """Optional precipitate-phase map of sample ``sid`` (see the module's layout)."""
+    return root / PHASES_DIR / f"{sid}.png"
 
 
 @dataclass
@@ -179,7 +188,8 @@ class DatasetWriter:
         path = Path(root)
         if path.exists() and not path.is_dir():
             raise DatasetError(f"{path} exists and is not a folder")
-        ours = {*SUBDIRS, DATASET_FILE}  # what writers of the same batch may already have made, temporaries too
+        # what writers of the same batch may already have made, temporaries too
+        ours = {*SUBDIRS, PHASES_DIR, DATASET_FILE}
         if path.is_dir() and any(e.name not in ours and _TMP_MARK not in e.name for e in path.iterdir()):
             raise DatasetError(f"{path} is not empty and holds no {DATASET_FILE}; choose an empty or new folder")
         if path.is_dir() and _holds_samples(path) and not (path / DATASET_FILE).is_file():
@@ -216,22 +226,30 @@ class DatasetWriter:
 
         A resumed render uses this, so a sample damaged after it was written is rendered again, not skipped.
         """
-        return self.is_complete(sid) and not sample_problems(*self.paths(sid), self.info)
+        return self.is_complete(sid) and not sample_problems(*self.paths(sid), self.info,
+                                                             phase_map_path(self.root, sid))
 
     def discard(self, sid: str) -> None:
         """Remove every file of sample ``sid`` and any temporary an interrupted write left; meta goes first, so the
         sample never looks complete while it is being removed."""
         image, mask, meta = self.paths(sid)
-        for p in (meta, image, mask):
+        for p in (meta, image, mask, phase_map_path(self.root, sid)):
             p.unlink(missing_ok=True)
             for tmp in p.parent.glob(f".{p.name}{_TMP_MARK}*"):
                 tmp.unlink(missing_ok=True)
 
-    def write_sample(self, sid: str, image_png: bytes, mask_png: bytes, meta: dict[str, Any]) -> None:
-        """Write one sample atomically: image, mask, then meta (the commit mark)."""
+    def write_sample(self, sid: str, image_png: bytes, mask_png: bytes, meta: dict[str, Any],
+                     phases_png: bytes | None = None) -> None:
+        """Write one sample atomically: image, mask, the optional phase map, then meta (the commit mark)."""
         image_path, mask_path, meta_path = self.paths(sid)
         write_atomic(image_path, image_png)
         write_atomic(mask_path, mask_png)
+        phases_path = phase_map_path(self.root, sid)
+        if phases_png is None:
+            phases_path.unlink(missing_ok=True)  # a phase map belongs to the mask written with it
+        else:
+            phases_path.parent.mkdir(exist_ok=True)
+            write_atomic(phases_path, phases_png)
         write_atomic(meta_path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
 
 
@@ -254,6 +272,11 @@ class Dataset:
     def meta(self, sid: str) -> dict[str, Any]:
         """Parsed meta file of sample ``sid``."""
         return json.loads(sample_paths(self.root, sid)[2].read_text(encoding="utf-8"))
+
+    def phase_map_path(self, sid: str) -> Path | None:
+        """Precipitate-phase map of sample ``sid``, or None when the folder holds none for it."""
+        path = phase_map_path(self.root, sid)
+        return path if path.is_file() else None
 
     @property
     def is_complete(self) -> bool:
@@ -290,7 +313,8 @@ class CheckReport:
 
 def _holds_samples(root: Path) -> bool:
     """Whether any sub-folder of ``root`` holds a file other than a writer's temporary."""
-    return any(_TMP_MARK not in e.name for sub in SUBDIRS if (root / sub).is_dir() for e in (root / sub).iterdir())
+    return any(_TMP_MARK not in e.name for sub in (*SUBDIRS, PHASES_DIR) if (root / sub).is_dir()
+               for e in (root / sub).iterdir())
 
 
 def _ranges(indices: Iterable[int]) -> str:
@@ -353,8 +377,38 @@ def _check_meta(path: Path) -> list[str]:
     return [f"{path}: truth.{problem}" for problem in value_problems(meta["truth"])]
 
 
-def sample_problems(image: Path, mask: Path, meta: Path, info: DatasetInfo) -> list[str]:
-    """Problems of the existing files of one sample: unreadable or mis-sized PNGs, unknown class ids, bad meta."""
+def _check_phase_map(path: Path, mask: Path, info: DatasetInfo) -> list[str]:
+    """A phase map must be an 8-bit PNG of the mask's size whose non-zero pixels, each a known phase, are exactly the
+    mask's precipitate pixels."""
+    try:
+        header, pixels = pngio.decode_grey(path.read_bytes())
+    except pngio.PngError as exc:
+        return [f"{path}: unreadable phase map ({exc})"]
+    if header.bit_depth != 8 or (header.width, header.height) != (info.image_width_px, info.image_height_px):
+        return [f"{path}: phase map must be an 8-bit {info.image_width_px}x{info.image_height_px} PNG, found "
+                f"{header.bit_depth}-bit {header.width}x{header.height}"]
+    phases = classes.PRECIPITATE_PHASES
+    unknown = set(pixels.translate(None, bytes(range(len(phases) + 1))))
+    if unknown:
+        return [f"{path}: unknown phase value(s) {sorted(unknown)}; accepted: 0 (no precipitate) and "
+                f"1-{len(phases)} (1 + the index in {[p.name for p in phases]})"]
+    try:
+        _, mask_pixels = pngio.decode_grey(mask.read_bytes())
+    except (OSError, pngio.PngError):
+        return []  # the mask's own check says why
+    if len(mask_pixels) != len(pixels):
+        return []
+    on_precipitate = mask_pixels.translate(bytes(1 if i == classes.PRECIPITATE else 0 for i in range(256)))
+    on_phase = pixels.translate(bytes(1 if i else 0 for i in range(256)))
+    if on_precipitate != on_phase:
+        differ = sum(a != b for a, b in zip(on_precipitate, on_phase, strict=True))
+        return [f"{path}: phase map does not match the mask's precipitates ({differ} pixels differ)"]
+    return []
+
+
+def sample_problems(image: Path, mask: Path, meta: Path, info: DatasetInfo, phases: Path | None = None) -> list[str]:
+    """Problems of the existing files of one sample: unreadable or mis-sized PNGs, unknown class ids, bad meta, and
+    a phase map (``phases``, optional) that does not fit its mask."""
     allowed = bytes(sorted(int(k) for k in info.classes))
     problems: list[str] = []
     if image.is_file():
@@ -363,6 +417,8 @@ def sample_problems(image: Path, mask: Path, meta: Path, info: DatasetInfo) -> l
         problems.extend(_check_mask(mask, info, allowed))
     if meta.is_file():
         problems.extend(_check_meta(meta))
+    if phases is not None and phases.is_file():
+        problems.extend(_check_phase_map(phases, mask, info))
     return problems
 
 
@@ -379,10 +435,11 @@ def check_dataset(root: str | Path) -> CheckReport:
         problems.append(f"{path / DATASET_FILE}: classes holds unknown id(s) {sorted(unknown_classes)}")
     never_written: list[int] = []
     complete = 0
-    for sub in SUBDIRS:
+    for sub in (*SUBDIRS, PHASES_DIR):
         folder = path / sub
         if not folder.is_dir():
-            problems.append(f"{folder}: folder missing")
+            if sub != PHASES_DIR:
+                problems.append(f"{folder}: folder missing")
             continue
         for entry in sorted(folder.iterdir()):
             if _TMP_MARK in entry.name:
@@ -395,8 +452,11 @@ def check_dataset(root: str | Path) -> CheckReport:
     for i in range(info.count):
         sid = sample_id(i)
         image, mask, meta = sample_paths(path, sid)
+        phases = phase_map_path(path, sid)
         present = [p.is_file() for p in (image, mask, meta)]
         if not any(present):
+            if phases.is_file():
+                problems.append(f"{phases}: phase map of a sample that has no other file (interrupted write?)")
             never_written.append(i)
             continue
         if not present[2]:
@@ -404,7 +464,7 @@ def check_dataset(root: str | Path) -> CheckReport:
         for p, ok in zip((image, mask, meta), present, strict=True):
             if not ok:
                 problems.append(f"{p}: missing")
-        found = sample_problems(image, mask, meta, info)
+        found = sample_problems(image, mask, meta, info, phases)
         problems.extend(found)
         if all(present) and not found:
             complete += 1

@@ -20,6 +20,8 @@ import numpy as np
 
 from semcoat import classes
 from semcoat.dataset import DatasetError, read_dataset
+from semcoat.errors import SemcoatError
+from semcoat.spec import CoatingSpec
 
 log = logging.getLogger(__name__)
 
@@ -85,35 +87,82 @@ def list_samples(folder: str | Path) -> list[Sample]:
     return [Sample(Path(folder), sid, ds.image_path(sid), ds.mask_path(sid)) for sid in ds.ids]
 
 
+def faint_phases(params: Any, contrast_min: float) -> np.ndarray | None:
+    """Per precipitate phase (:data:`semcoat.classes.PRECIPITATE_PHASES`), whether its grey in the image of the spec
+    ``params`` (a rendered image's meta ``params``) differs from Fe2Al5's by less than ``contrast_min`` (0-1 grey);
+    None when ``params`` is no spec this version reads."""
+    if not isinstance(params, dict):
+        return None
+    try:
+        grey = CoatingSpec.from_dict(params).grey
+    except SemcoatError:  # another version's spec, or no spec at all
+        return None
+    return np.abs(np.array(grey.precipitate_phase_greys()) - grey.fe2al5) < contrast_min
+
+
+def read_phase_map(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A dataset's precipitate-phase map (:mod:`semcoat.dataset`: 0 off the precipitates, 1 + the phase's index on
+    them) as uint8 of the mask's ``shape``.
+
+    Raises
+    ------
+    DatasetError
+        When the file is unreadable, not an 8-bit single-channel image of ``shape``, or holds an unknown phase.
+    """
+    phases = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if phases is None or phases.dtype != np.uint8 or phases.shape != shape:
+        raise DatasetError(f"{path}: expected an 8-bit single-channel PNG of the mask's size {shape[::-1]} "
+                           "(a precipitate-phase map); run `semcoat dataset check` on its folder")
+    top, n_phases = int(phases.max()), len(classes.PRECIPITATE_PHASES)
+    if top > n_phases:
+        raise DatasetError(f"{path}: phase value {top} is not 0 (no precipitate) or 1-{n_phases}")
+    return phases
+
+
+def faint_precipitates(phases: np.ndarray, faint_phase: np.ndarray) -> np.ndarray:
+    """Pixels (bool) of a phase map (:func:`read_phase_map`) whose phase is faint (:func:`faint_phases`)."""
+    lookup = np.zeros(256, bool)
+    lookup[1:1 + faint_phase.size] = faint_phase
+    return lookup[phases]
+
+
 def ignore_faint_precipitates(samples: Sequence[Sample], contrast_min: float, n_classes: int) -> list[Sample]:
     """The samples, each rendered one with its faint precipitates marked :attr:`Sample.ignored`: those whose
-    phase's grey differs from Fe2Al5's by less than ``contrast_min`` (0-1 grey;
-    :func:`blender_addon.render_node.precipitate_phases.faint_precipitates`).
+    phase's grey differs from Fe2Al5's by less than ``contrast_min`` (0-1 grey), from the phase map the renderer
+    writes beside the mask (:func:`faint_phases`, :func:`faint_precipitates`).
 
     The renderer labels every precipitate, but Al8Cr5 has about Fe2Al5's grey: on the presets 40-60 % of the
     precipitate pixels show nothing a model could learn, and labelling them teaches it to call plain Fe2Al5
-    precipitate. Samples that are no render of this renderer (real labelled micrographs, other versions) are kept
-    as they are.
+    precipitate. Samples without a phase map (real labelled micrographs, older renders) or whose meta holds no spec
+    this version reads are kept as they are.
+
+    Raises
+    ------
+    DatasetError
+        When a phase map is damaged (:func:`read_phase_map`).
     """
     if contrast_min <= 0:
         return list(samples)
-    from blender_addon.render_node.precipitate_phases import faint_precipitates
-
     started = time.perf_counter()
     out, marked, faint_px, total_px, folders = [], 0, 0, 0, {}
     for sample in samples:
         if sample.folder not in folders:
             folders[sample.folder] = read_dataset(sample.folder)
-        try:
-            meta: Any = folders[sample.folder].meta(sample.sid)
-        except (OSError, ValueError):  # unreadable meta: the labels stay as they are
-            meta = None
+        dataset = folders[sample.folder]
+        phase_path = dataset.phase_map_path(sample.sid)
+        faint_phase = None
+        if phase_path is not None:
+            try:
+                faint_phase = faint_phases(dataset.meta(sample.sid).get("params"), contrast_min)
+            except (OSError, ValueError, AttributeError):  # unreadable meta: the labels stay as they are
+                faint_phase = None
         mask = read_mask(sample.mask, n_classes)
-        faint = faint_precipitates(meta, mask, contrast_min) if isinstance(meta, dict) else None
         total_px += int(np.count_nonzero(mask == classes.PRECIPITATE))
-        if faint is None:
+        if phase_path is None or faint_phase is None:
             out.append(sample)
             continue
+        # only where the mask says precipitate: a mask edited after rendering keeps its own labels
+        faint = faint_precipitates(read_phase_map(phase_path, mask.shape), faint_phase) & (mask == classes.PRECIPITATE)
         where = np.flatnonzero(faint.ravel()).astype(np.int32)
         marked, faint_px = marked + 1, faint_px + where.size
         out.append(replace(sample, ignored=where))

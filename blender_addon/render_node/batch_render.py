@@ -2,8 +2,8 @@
 
 For each image index ``i``: draw the geometry (seeded by the batch's ``image_seed(i)``), put it into the scene,
 render, add the specimen's texture and artefacts (``specimen.py``), form the SEM image,
-measure the truth on the mask and write the sample atomically
-(image, mask, then meta).
+measure the truth on the mask, find each precipitate's phase, and write the sample atomically
+(image, mask, phase map, then meta).
 Finished samples are skipped, so a killed task can be rerun. Everything random comes from ``image_seed(i)``, split
 into independent streams for geometry, textures and noise, so image ``i`` is the same bit for bit wherever and
 whenever it is rendered.
@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from blender_addon.render_node.frame import FrameRenderer, RenderError
 from blender_addon.render_node.png import IMAGE_CODING, MASK_CODING, grey_png
+from blender_addon.render_node.precipitate_phases import phase_map_pixels, precipitate_phase_map
 from blender_addon.render_node.sem_image import ScanStreams, form_image, scan_margin_px
 from blender_addon.render_node.specimen import SpecimenStreams, specimen_signal
 from blender_addon.render_node.truth import ground_truth
@@ -136,11 +137,20 @@ def image_geometry(spec: CoatingSpec, image_seed: int,
                                        scan_margin_px(spec.imaging), should_stop)
 
 
+class RenderedSample(NamedTuple):
+    """One rendered sample's files: image, class mask and phase map as PNG bytes, and the meta dict."""
+
+    image_png: bytes
+    mask_png: bytes
+    meta: dict[str, Any]
+    phases_png: bytes | None  # None where the geometry does not cover the mask's precipitates (never seen)
+
+
 def render_sample(
     batch: BatchSpec, index: int, spec: CoatingSpec, renderer: FrameRenderer, times: PhaseTimes,
     should_stop: StopCheck | None = None,
-) -> tuple[bytes, bytes, dict[str, Any]]:
-    """Render image ``index`` of ``batch`` (its drawn ``spec``): (image PNG, mask PNG, meta dict).
+) -> RenderedSample:
+    """Render image ``index`` of ``batch`` (its drawn ``spec``): its image, mask, meta and precipitate-phase map.
 
     ``should_stop`` is asked between the steps and inside the long ones (placement, render strips, image formation),
     at least about once a second at the spec's work bounds; when it answers True, :class:`Interrupted` is raised and
@@ -166,10 +176,13 @@ def render_sample(
     t4 = time.perf_counter()
     truth = ground_truth(sem.mask, spec.imaging.pixel_size_um)
     check(should_stop)
+    phase = precipitate_phase_map(geometry, sem.mask)
+    check(should_stop)
     t5 = time.perf_counter()
     image_png = encode_png(sem.pixels, IMAGE_CODING)
     check(should_stop)
     mask_png = encode_png(sem.mask)
+    phases_png = None if phase is None else encode_png(phase_map_pixels(phase))
     check(should_stop)
     meta = {
         "id": sample_id(index),
@@ -187,7 +200,7 @@ def render_sample(
     times.image_s += t4 - t3
     times.truth_s += t5 - t4
     times.write_s += t6 - t5
-    return image_png, mask_png, meta
+    return RenderedSample(image_png, mask_png, meta, phases_png)
 
 
 def _start(renderer_factory: Callable[[], FrameRenderer]) -> FrameRenderer:
@@ -246,9 +259,9 @@ def render_range(
             t0 = time.perf_counter()
             writer.discard(sid)
             try:
-                image_png, mask_png, meta = render_sample(batch, i, spec, renderer, report.times, should_stop)
+                sample = render_sample(batch, i, spec, renderer, report.times, should_stop)
                 t_write = time.perf_counter()
-                writer.write_sample(sid, image_png, mask_png, meta)
+                writer.write_sample(sid, sample.image_png, sample.mask_png, sample.meta, sample.phases_png)
                 report.times.write_s += time.perf_counter() - t_write
             except Interrupted:  # asked to stop inside the image: it is abandoned, nothing of it stays
                 writer.discard(sid)

@@ -44,6 +44,7 @@ from render_service.slurm.errors import RemoteFileNotFound, TransportError
 from render_service.slurm.parsers import TaskState
 from render_service.slurm.sbatch import RenderArrayJob, sbatch_script
 from render_service.slurm.transport import CommandRunner
+from semcoat.dataset import PHASES_DIR
 from semcoat.versions import InstalledVersion, compatibility_problems
 
 if TYPE_CHECKING:
@@ -357,12 +358,21 @@ class SlurmBackend:
         have = set()
         if (local / "meta").is_dir():
             have = {p.name for p in (local / "meta").iterdir()}
+        if set(names) <= have:
+            return count_complete_samples(local)
+        try:  # the optional precipitate-phase maps (renders write them), listed once per poll
+            phase_maps = set(self.runner.list_dir(posixpath.join(remote, PHASES_DIR)))
+        except RemoteFileNotFound:
+            phase_maps = set()
         fetched = 0
         for name in names:
             if name in have:
                 continue
             stem = name[:-len(".json")]
-            for sub, file in (("images", f"{stem}.png"), ("masks", f"{stem}.png"), ("meta", name)):
+            files = [("images", f"{stem}.png"), ("masks", f"{stem}.png")]
+            if f"{stem}.png" in phase_maps:
+                files.append((PHASES_DIR, f"{stem}.png"))
+            for sub, file in (*files, ("meta", name)):
                 target = local / sub / file
                 if not target.exists():  # a fetch lands whole or not at all; the meta file last
                     self.runner.fetch(posixpath.join(remote, sub, file), target)

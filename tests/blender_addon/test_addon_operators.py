@@ -111,7 +111,7 @@ def test_preview_is_what_the_render_node_draws_and_renders(bpy: Any, settings: A
     batch = small_batch()
     recorder = RecordingRenderer()
     try:
-        _image_png, mask_png, meta = render_sample(batch, 2, batch.sample(2), recorder, PhaseTimes())  # type: ignore[arg-type]
+        _image_png, mask_png, meta, _ = render_sample(batch, 2, batch.sample(2), recorder, PhaseTimes())  # type: ignore[arg-type]
     finally:
         recorder.close()
     preview_meshes = _mesh_arrays(coll)

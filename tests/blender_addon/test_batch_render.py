@@ -75,7 +75,7 @@ def test_batch_from_json_round_trip_renders_the_same(tmp_path: Path) -> None:
     again = BatchSpec.from_dict(json.loads(batch.to_json()))
     render_range(batch, tmp_path / "a", RasterRenderer)
     render_range(again, tmp_path / "b", RasterRenderer)
-    for sub in ("images", "masks", "meta"):
+    for sub in ("images", "masks", "meta", "phases"):
         for p in (tmp_path / "a" / sub).iterdir():
             assert p.read_bytes() == (tmp_path / "b" / sub / p.name).read_bytes()
 
@@ -113,7 +113,7 @@ def test_a_stop_inside_an_image_abandons_it_and_the_resume_matches_an_uninterrup
     resumed = render_range(batch, tmp_path / "ds", RasterRenderer)
     assert resumed.rendered == [2, 3] and resumed.skipped == [0, 1]
     render_range(batch, tmp_path / "whole", RasterRenderer)
-    for folder in ("images", "masks", "meta"):
+    for folder in ("images", "masks", "meta", "phases"):
         for path in sorted((tmp_path / "whole" / folder).iterdir()):
             assert (tmp_path / "ds" / folder / path.name).read_bytes() == path.read_bytes(), path.name
 

@@ -1,16 +1,17 @@
-"""Phases of a rendered mask's precipitates drawn again from its meta, and the faint ones that training leaves out."""
+"""Phases of a rendered mask's precipitates: drawn from the geometry, and written beside the mask as its phase map."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from analysis.files import read_mask
 from blender_addon.render_node.batch_render import image_geometry, render_range
-from blender_addon.render_node.precipitate_phases import faint_precipitates, precipitate_phase_map
+from blender_addon.render_node.precipitate_phases import phase_map_pixels, precipitate_phase_map
 from semcoat import classes
-from semcoat.dataset import read_dataset
+from semcoat.dataset import check_dataset, read_dataset
 from tests.blender_addon.fakes import RasterRenderer
 from tests.blender_addon.specs import small_batch
 
@@ -37,26 +38,45 @@ def test_each_precipitate_gets_the_phase_whose_grey_the_renderer_drew() -> None:
         assert np.mean(phase[target] == drawn) > 0.98
 
 
-def test_faint_precipitates_of_a_rendered_batch(tmp_path: Path) -> None:
-    render_range(small_batch(count=2, precipitates=ALL_PHASES), tmp_path / "mix", RasterRenderer)
+def test_a_rendered_batch_holds_each_images_phase_map_and_the_check_reads_it(tmp_path: Path) -> None:
+    batch = small_batch(count=2, precipitates=ALL_PHASES)
+    render_range(batch, tmp_path / "mix", RasterRenderer)
     render_range(small_batch(count=1), tmp_path / "carbide", RasterRenderer)  # the default: Cr23C6 alone
     mixed = read_dataset(tmp_path / "mix")
     for sid in mixed.ids:
         meta = mixed.meta(sid)
         mask = read_mask(mixed.mask_path(sid))
-        target = mask == classes.PRECIPITATE
-        faint = faint_precipitates(meta, mask, 0.08)
-        assert faint is not None and not (faint & ~target).any()
-        assert 0.1 < faint.sum() / target.sum() < 0.9  # Al8Cr5 among three phases
-        assert not faint_precipitates(meta, mask, 0.0).any()
-        assert np.array_equal(faint_precipitates(meta, mask, 1.0), target)
-        # a mask the geometry does not fit, or a meta without the renderer's spec and seed: no answer
-        assert faint_precipitates(meta, mask[:, ::-1].copy(), 0.08) is None
-        assert faint_precipitates({k: v for k, v in meta.items() if k != "image_seed"}, mask, 0.08) is None
-        bad_spec = {"params": {"layers": {"fe2al5_thickness_um": -1.0}}, "image_seed": 1}
-        assert faint_precipitates(bad_spec, mask, 0.08) is None
+        path = mixed.phase_map_path(sid)
+        assert path is not None
+        stored = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        drawn_again = precipitate_phase_map(image_geometry(batch.sample(meta["index"]), meta["image_seed"]), mask)
+        assert drawn_again is not None and np.array_equal(stored, phase_map_pixels(drawn_again))
+        assert np.array_equal(stored > 0, mask == classes.PRECIPITATE)
+        assert set(np.unique(stored[stored > 0])) == {1, 2, 3}
+    assert check_dataset(tmp_path / "mix").ok
     carbide = read_dataset(tmp_path / "carbide")
-    sid = carbide.ids[0]
-    mask = read_mask(carbide.mask_path(sid))
-    assert (mask == classes.PRECIPITATE).any()
-    assert not faint_precipitates(carbide.meta(sid), mask, 0.08).any()
+    path = carbide.phase_map_path(carbide.ids[0])
+    assert path is not None
+    stored = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert stored.any() and set(np.unique(stored[stored > 0])) == {1 + len(classes.PRECIPITATE_PHASES) - 1}
+
+
+def test_a_damaged_phase_map_is_found_by_the_check_and_rendered_again(tmp_path: Path) -> None:
+    batch = small_batch(count=2, precipitates=ALL_PHASES)
+    render_range(batch, tmp_path / "ds", RasterRenderer)
+    ds = read_dataset(tmp_path / "ds")
+    path = ds.phase_map_path("000001")
+    assert path is not None
+    good = path.read_bytes()
+    stored = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    shifted = np.roll(stored, 5, axis=1)  # phases off the mask's precipitates
+    cv2.imwrite(str(path), shifted)
+    report = check_dataset(tmp_path / "ds")
+    assert not report.ok and report.complete == 1
+    assert any("phase map does not match the mask's precipitates" in p and "000001.png" in p for p in report.problems)
+    cv2.imwrite(str(path), np.where(stored > 0, 7, 0).astype(np.uint8))
+    assert any("unknown phase value(s) [7]" in p for p in check_dataset(tmp_path / "ds").problems)
+    result = render_range(batch, tmp_path / "ds", RasterRenderer)  # a resumed render renders it again
+    assert result.rendered == [1] and result.skipped == [0]
+    assert path.read_bytes() == good
+    assert check_dataset(tmp_path / "ds").ok

@@ -234,14 +234,15 @@ def test_ctrl_c_inside_a_long_image_stops_within_a_second_and_the_resume_is_iden
     assert "interrupted: 1 of 2 images are complete" in stderr and "Traceback" not in stderr
     report = check_dataset(out)
     assert report.complete == 1
-    leftovers = sorted(p.name for p in out.rglob("*") if p.is_file() and p.name != "dataset.json")
-    assert leftovers == [f"{sample_id(0)}.json", f"{sample_id(0)}.png", f"{sample_id(0)}.png"]  # no temporaries
+    leftovers = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "dataset.json")
+    first = sample_id(0)
+    assert leftovers == [f"images/{first}.png", f"masks/{first}.png", f"meta/{first}.json", f"phases/{first}.png"]
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0 and "rendered 1, skipped 1 already complete" in resumed.stdout, resumed.stderr
     done = subprocess.run([*SEMCOAT, "render", str(spec_file), "--out", str(whole)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    for folder in ("images", "masks", "meta"):
+    for folder in ("images", "masks", "meta", "phases"):
         names = sorted(p.name for p in (whole / folder).iterdir())
         assert names == sorted(p.name for p in (out / folder).iterdir())
         for name in names:

@@ -274,7 +274,7 @@ def _render_cli(tmp_path: Path, out: str, *args: str, env: dict[str, str] | None
 
 
 def _same_files(a: Path, b: Path) -> None:
-    for sub in ("images", "masks", "meta"):
+    for sub in ("images", "masks", "meta", "phases"):
         names = sorted(p.name for p in (a / sub).iterdir())
         assert names == sorted(p.name for p in (b / sub).iterdir())
         for name in names:

@@ -141,6 +141,6 @@ def test_the_presets_keep_the_brightest_steel_below_white(name: str) -> None:
     renderer = RasterRenderer()
     for i in range(batch.count):
         spec = batch.sample(i)
-        png, _, _ = br.render_sample(batch, i, spec, renderer, br.PhaseTimes())
+        png = br.render_sample(batch, i, spec, renderer, br.PhaseTimes()).image_png
         pixels = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
         assert pixels.max() < 250, (i, spec.grey.substrate, spec.imaging.contrast, spec.imaging.brightness)

@@ -84,7 +84,7 @@ def test_a_batch_is_one_array_run_by_the_cluster_user_and_collected_bit_for_bit(
     local = tmp_path / "local"
     render_range(small_batch(count=6), local, lambda: Renderer(threads=1), start=0, count=6)
     for index in range(6):
-        for sub, ext in (("images", "png"), ("masks", "png"), ("meta", "json")):
+        for sub, ext in (("images", "png"), ("masks", "png"), ("phases", "png"), ("meta", "json")):
             name = f"{index:06d}.{ext}"
             assert (local / sub / name).read_bytes() == (folder / sub / name).read_bytes(), (sub, name)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from semcoat import pngio
+from semcoat import classes, pngio
 from semcoat.dataset import (
     MEASUREMENT_NAMES,
     DatasetError,
@@ -259,3 +259,39 @@ def test_temporaries_get_unique_names_and_none_is_left(tmp_path: Path) -> None:
         write_atomic(target, f"{i}".encode())
     assert target.read_text() == "2"
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def _phases_bytes(value_rows: list[int]) -> bytes:
+    return pngio.encode_grey(W, H, 8, _mask_bytes(value_rows))
+
+
+def test_an_optional_phase_map_is_written_checked_and_discarded_with_its_sample(tmp_path: Path) -> None:
+    rows = [0] * 4 + [1] * 8 + [classes.PRECIPITATE] * 4
+    writer = DatasetWriter.open(tmp_path / "ds", _info(count=2))
+    _sample(writer, 0, _mask_bytes(rows))  # no phase map: a sample is complete without one
+    image = pngio.encode_grey(W, H, 8, bytes(W * H))
+    meta = json.loads((tmp_path / "ds" / "meta" / "000000.json").read_text())
+    phases = _phases_bytes([0] * 12 + [1, 2, 3, 3])
+    writer.write_sample("000001", image, pngio.encode_grey(W, H, 8, _mask_bytes(rows)), meta, phases)
+    ds = read_dataset(tmp_path / "ds")
+    assert ds.phase_map_path("000000") is None
+    assert ds.phase_map_path("000001") == tmp_path / "ds" / "phases" / "000001.png"
+    assert check_dataset(tmp_path / "ds").ok and writer.is_intact("000001")
+    assert DatasetWriter.open(tmp_path / "ds", _info(count=2)).is_intact("000001")  # a resumed writer joins it
+
+    for bad, said in ((_phases_bytes([0] * 11 + [1] * 5), "does not match the mask's precipitates (24 pixels"),
+                      (_phases_bytes([0] * 12 + [9] * 4), "unknown phase value(s) [9]"),
+                      (pngio.encode_grey(W, 2, 8, bytes(2 * W)), "phase map must be an 8-bit 24x16 PNG"),
+                      (b"garbage", "unreadable phase map")):
+        (tmp_path / "ds" / "phases" / "000001.png").write_bytes(bad)
+        report = check_dataset(tmp_path / "ds")
+        assert [p for p in report.problems if said in p and "phases/000001.png" in p], (said, report.problems)
+        assert report.complete == 1 and not writer.is_intact("000001")
+    writer.discard("000001")
+    assert not (tmp_path / "ds" / "phases" / "000001.png").exists()
+    (tmp_path / "ds" / "phases" / "000001.png").write_bytes(phases)  # left by a write killed before its meta
+    assert any("phase map of a sample that has no other file" in p for p in check_dataset(tmp_path / "ds").problems)
+    writer.write_sample("000001", image, pngio.encode_grey(W, H, 8, _mask_bytes(rows)), meta)  # without one now
+    assert not (tmp_path / "ds" / "phases" / "000001.png").exists()  # no stale map beside a new mask
+    (tmp_path / "ds" / "phases" / "notes.txt").write_text("x")
+    assert any("notes.txt: unexpected file" in p for p in check_dataset(tmp_path / "ds").problems)

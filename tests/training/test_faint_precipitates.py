@@ -5,19 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
 from analysis.files import read_mask
-from blender_addon.render_node.batch_render import render_range
-from blender_addon.render_node.precipitate_phases import faint_precipitates
+from blender_addon.render_node.batch_render import image_geometry, render_range
+from blender_addon.render_node.precipitate_phases import precipitate_phase_map
 from semcoat import classes
-from semcoat.dataset import read_dataset
+from semcoat.dataset import DatasetError, read_dataset
+from semcoat.spec import CoatingSpec
 from tests.blender_addon.fakes import RasterRenderer
 from tests.blender_addon.specs import small_batch
 from tests.training.conftest import FAST, datasets_arg
 from training.data import SegmentationDataModule
-from training.samples import sample_mask
+from training.samples import ignore_faint_precipitates, list_samples, sample_mask
 
 MIXED = {"al8cr5_share": 1.0, "cr2al_share": 1.0, "cr23c6_share": 1.0, "area_fraction_pct": 6.0}
 
@@ -30,6 +32,15 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def drawn_again_faint(meta: dict[str, Any], mask: np.ndarray, contrast_min: float) -> np.ndarray:
+    """The faint precipitates of a rendered image found without its phase map: its geometry drawn again."""
+    spec = CoatingSpec.from_dict(meta["params"])
+    phase = precipitate_phase_map(image_geometry(spec, meta["image_seed"]), mask)
+    assert phase is not None
+    greys = np.array(spec.grey.precipitate_phase_greys())
+    return (phase >= 0) & (np.abs(greys - spec.grey.fe2al5) < contrast_min)[np.maximum(phase, 0)]
+
+
 def test_training_masks_mark_the_faint_precipitates_ignored(rendered: Path) -> None:
     ds = read_dataset(rendered)
     dm = SegmentationDataModule([str(rendered)], crop_px=64, crops_per_epoch=8, num_workers=0, val_fraction=0.25,
@@ -39,8 +50,8 @@ def test_training_masks_mark_the_faint_precipitates_ignored(rendered: Path) -> N
     assert train is not None and len(dm.val_samples) == 1
     for k, sample in enumerate([*train.samples, *dm.val_samples]):
         on_disk = read_mask(sample.mask)
-        faint = faint_precipitates(ds.meta(sample.sid), on_disk, 0.08)
-        assert faint is not None and faint.any()
+        faint = drawn_again_faint(ds.meta(sample.sid), on_disk, 0.08)
+        assert faint.any() and not faint.all()
         seen = sample_mask(sample, dm.num_classes)
         assert np.array_equal(seen == classes.IGNORE_ID, faint)
         assert np.array_equal(seen[~faint], on_disk[~faint])
@@ -65,3 +76,22 @@ def test_a_fit_with_ignored_pixels_runs_and_its_metrics_leave_them_out(rendered:
     val = cli.datamodule.val_samples  # type: ignore[attr-defined]
     pixels = sum(read_mask(s.mask).size - s.ignored.size for s in val)
     assert module.last_confusion["val"].sum() == pixels
+
+
+def test_images_without_a_phase_map_keep_their_labels_and_a_damaged_one_is_named(rendered: Path,
+                                                                                  tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(rendered, copy)
+    (copy / "phases" / "000000.png").unlink()  # as real labelled folders and older renders: no phase map
+    samples = ignore_faint_precipitates(list_samples(copy), 0.08, len(classes.CLASS_NAMES))
+    assert samples[0].ignored is None and all(s.ignored is not None and s.ignored.size for s in samples[1:])
+    # a mask edited after rendering: its own labels count, the phase map only marks what it calls precipitate
+    mask = read_mask(copy / "masks" / "000001.png")
+    edited = np.where(mask == classes.PRECIPITATE, classes.FE2AL5, mask).astype(np.uint8)
+    cv2.imwrite(str(copy / "masks" / "000001.png"), edited)
+    assert ignore_faint_precipitates(list_samples(copy), 0.08, len(classes.CLASS_NAMES))[1].ignored.size == 0
+    cv2.imwrite(str(copy / "phases" / "000002.png"), np.zeros((3, 3), np.uint8))
+    with pytest.raises(DatasetError, match=r"phases/000002.png: expected an 8-bit single-channel PNG"):
+        ignore_faint_precipitates(list_samples(copy), 0.08, len(classes.CLASS_NAMES))
