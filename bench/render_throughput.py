@@ -127,9 +127,10 @@ def run(spec_path: Path, out: Path, count: int, processes: int, threads: int, en
 
 
 def same_files(a: Path, b: Path) -> list[str]:
-    """Relative paths of images, masks and meta that differ between two dataset folders (or exist in one only)."""
+    """Relative paths of images, masks, phase maps and meta that differ between two dataset folders (or exist in one
+    only)."""
     differ = []
-    for sub in ("images", "masks", "meta"):
+    for sub in ("images", "masks", "phases", "meta"):
         names = sorted({p.name for p in (a / sub).iterdir()} | {p.name for p in (b / sub).iterdir()})
         differ += [f"{sub}/{n}" for n in names
                    if not ((a / sub / n).is_file() and (b / sub / n).is_file()

@@ -115,6 +115,7 @@ def split_precipitates(dataset: Any, sid: str, truth: np.ndarray) -> tuple[np.nd
     differs from Fe2Al5's by at least :data:`CONTRAST_MIN`, and the others, from the phase map the renderer wrote
     (:func:`training.samples.faint_precipitates`)."""
     from semcoat.classes import PRECIPITATE
+    from semcoat.dataset import DatasetError
     from training.samples import faint_phases, faint_precipitates, read_phase_map
 
     path = dataset.phase_map_path(sid)
@@ -122,7 +123,10 @@ def split_precipitates(dataset: Any, sid: str, truth: np.ndarray) -> tuple[np.nd
     if path is None or faint_phase is None:
         raise SystemExit(f"{dataset.root} image {sid}: no precipitate-phase map, or a spec this version cannot read "
                          "(rendered by another renderer version?); render the sets again in a new --out")
-    faint = faint_precipitates(read_phase_map(path, truth.shape), faint_phase) & (truth == PRECIPITATE)
+    try:
+        faint = faint_precipitates(read_phase_map(path, truth.shape), faint_phase) & (truth == PRECIPITATE)
+    except DatasetError as exc:
+        raise SystemExit(f"{exc}; render the sets again in a new --out") from exc
     return (truth == PRECIPITATE) & ~faint, faint
 
 

@@ -200,6 +200,10 @@ class DatasetWriter:
             raise DatasetError(
                 f"{path} holds samples but no {DATASET_FILE} (deleted?), so they cannot be matched to this batch; "
                 f"restore {DATASET_FILE}, or choose an empty or new folder")
+        for sub in (*SUBDIRS, PHASES_DIR):
+            if (path / sub).exists() and not (path / sub).is_dir():
+                raise DatasetError(f"{path / sub} exists and is not a folder; a dataset folder keeps its samples' "
+                                   f"files in the folders {', '.join((*SUBDIRS, PHASES_DIR))}: move that file away")
         path.mkdir(parents=True, exist_ok=True)
         if not (path / DATASET_FILE).is_file():
             write_atomic(path / DATASET_FILE, (json.dumps(info.to_dict(), indent=2) + "\n").encode())
@@ -331,22 +335,23 @@ def _ranges(indices: Iterable[int]) -> str:
     return ", ".join(out)
 
 
-def _check_mask(path: Path, info: DatasetInfo, allowed: bytes) -> list[str]:
+def _check_mask(path: Path, info: DatasetInfo, allowed: bytes) -> tuple[list[str], bytes | None]:
+    """The mask's problems, and its pixels (None where unreadable or not 8-bit)."""
     try:
         header, pixels = pngio.decode_grey(path.read_bytes())
     except pngio.PngError as exc:
-        return [f"{path}: unreadable mask ({exc})"]
+        return [f"{path}: unreadable mask ({exc})"], None
     problems = []
     if header.bit_depth != 8:
         problems.append(f"{path}: mask must be 8-bit class ids, found {header.bit_depth}-bit")
-        return problems
+        return problems, None
     if (header.width, header.height) != (info.image_width_px, info.image_height_px):
         problems.append(f"{path}: mask is {header.width}x{header.height} px, dataset.json says "
                         f"{info.image_width_px}x{info.image_height_px}")
     unknown = set(pixels.translate(None, allowed))
     if unknown:
         problems.append(f"{path}: unknown class id(s) {sorted(unknown)}; accepted: {sorted(allowed)}")
-    return problems
+    return problems, pixels
 
 
 def _check_image(path: Path, info: DatasetInfo) -> list[str]:
@@ -369,6 +374,8 @@ def _check_meta(path: Path) -> list[str]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return [f"{path}: not valid JSON ({exc})"]
+    except (RecursionError, ValueError) as exc:  # nested too deeply, or an integer of thousands of digits
+        return [f"{path}: not a usable meta file ({shorten(str(exc), 120)})"]
     if not (isinstance(meta, dict) and isinstance(meta.get("params"), dict) and isinstance(meta.get("truth"), dict)):
         return [f"{path}: expected an object with 'params' and 'truth' objects"]
     missing = missing_names(meta["truth"])
@@ -377,13 +384,15 @@ def _check_meta(path: Path) -> list[str]:
     return [f"{path}: truth.{problem}" for problem in value_problems(meta["truth"])]
 
 
-def _check_phase_map(path: Path, mask: Path, info: DatasetInfo) -> list[str]:
-    """A phase map must be an 8-bit PNG of the mask's size whose non-zero pixels, each a known phase, are exactly the
-    mask's precipitate pixels."""
+def _check_phase_map(path: Path, mask_pixels: bytes | None, info: DatasetInfo) -> list[str]:
+    """A phase map must be an 8-bit grey PNG of the mask's size whose non-zero pixels, each a known phase, are exactly
+    the mask's precipitate pixels (``mask_pixels``; None where the mask is unreadable: its own check says why)."""
+    if not path.is_file():
+        return [f"{path}: not a file (a phase map is an 8-bit grey PNG)"]
     try:
         header, pixels = pngio.decode_grey(path.read_bytes())
     except pngio.PngError as exc:
-        return [f"{path}: unreadable phase map ({exc})"]
+        return [f"{path}: unreadable phase map: it must be an 8-bit grey PNG ({exc})"]
     if header.bit_depth != 8 or (header.width, header.height) != (info.image_width_px, info.image_height_px):
         return [f"{path}: phase map must be an 8-bit {info.image_width_px}x{info.image_height_px} PNG, found "
                 f"{header.bit_depth}-bit {header.width}x{header.height}"]
@@ -392,12 +401,8 @@ def _check_phase_map(path: Path, mask: Path, info: DatasetInfo) -> list[str]:
     if unknown:
         return [f"{path}: unknown phase value(s) {sorted(unknown)}; accepted: 0 (no precipitate) and "
                 f"1-{len(phases)} (1 + the index in {[p.name for p in phases]})"]
-    try:
-        _, mask_pixels = pngio.decode_grey(mask.read_bytes())
-    except (OSError, pngio.PngError):
+    if mask_pixels is None or len(mask_pixels) != len(pixels):
         return []  # the mask's own check says why
-    if len(mask_pixels) != len(pixels):
-        return []
     on_precipitate = mask_pixels.translate(bytes(1 if i == classes.PRECIPITATE else 0 for i in range(256)))
     on_phase = pixels.translate(bytes(1 if i else 0 for i in range(256)))
     if on_precipitate != on_phase:
@@ -411,14 +416,16 @@ def sample_problems(image: Path, mask: Path, meta: Path, info: DatasetInfo, phas
     a phase map (``phases``, optional) that does not fit its mask."""
     allowed = bytes(sorted(int(k) for k in info.classes))
     problems: list[str] = []
+    mask_pixels = None
     if image.is_file():
         problems.extend(_check_image(image, info))
     if mask.is_file():
-        problems.extend(_check_mask(mask, info, allowed))
+        found, mask_pixels = _check_mask(mask, info, allowed)
+        problems.extend(found)
     if meta.is_file():
         problems.extend(_check_meta(meta))
-    if phases is not None and phases.is_file():
-        problems.extend(_check_phase_map(phases, mask, info))
+    if phases is not None and phases.exists():
+        problems.extend(_check_phase_map(phases, mask_pixels, info))
     return problems
 
 
@@ -438,7 +445,9 @@ def check_dataset(root: str | Path) -> CheckReport:
     for sub in (*SUBDIRS, PHASES_DIR):
         folder = path / sub
         if not folder.is_dir():
-            if sub != PHASES_DIR:
+            if folder.exists():
+                problems.append(f"{folder}: not a folder")
+            elif sub != PHASES_DIR:  # the phase maps are optional
                 problems.append(f"{folder}: folder missing")
             continue
         for entry in sorted(folder.iterdir()):
@@ -449,13 +458,15 @@ def check_dataset(root: str | Path) -> CheckReport:
             expected_ext = "json" if sub == "meta" else "png"
             if not m or m.group(2) != expected_ext or int(m.group(1)) >= info.count:
                 problems.append(f"{entry}: unexpected file (expected <id>.{expected_ext} with id < {info.count})")
+            elif not entry.is_file():
+                problems.append(f"{entry}: not a file")
     for i in range(info.count):
         sid = sample_id(i)
         image, mask, meta = sample_paths(path, sid)
         phases = phase_map_path(path, sid)
         present = [p.is_file() for p in (image, mask, meta)]
         if not any(present):
-            if phases.is_file():
+            if phases.exists():
                 problems.append(f"{phases}: phase map of a sample that has no other file (interrupted write?)")
             never_written.append(i)
             continue

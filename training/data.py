@@ -147,7 +147,8 @@ class SegmentationDataModule(L.LightningDataModule):
         PairCache`; 0: decode every crop's image anew).
     ignore_faint_precipitates : in rendered images, precipitates whose phase's grey differs from Fe2Al5's by less
         than this (0-1 grey) are left out of the loss and the metrics (:func:`training.samples.
-        ignore_faint_precipitates`); 0 keeps every label. Real labelled folders are never changed.
+        ignore_faint_precipitates`); 0 keeps every label. Images without a phase map (real labelled folders) are never
+        changed.
     """
 
     def __init__(self, datasets: list[str], weights: list[float] | None = None,

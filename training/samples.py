@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from semcoat import classes
+from semcoat import classes, pngio
 from semcoat.dataset import DatasetError, read_dataset
 from semcoat.errors import SemcoatError
 from semcoat.spec import CoatingSpec
@@ -109,10 +109,10 @@ def read_phase_map(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     DatasetError
         When the file is unreadable, not an 8-bit single-channel image of ``shape``, or holds an unknown phase.
     """
-    phases = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if phases is None or phases.dtype != np.uint8 or phases.shape != shape:
-        raise DatasetError(f"{path}: expected an 8-bit single-channel PNG of the mask's size {shape[::-1]} "
-                           "(a precipitate-phase map); run `semcoat dataset check` on its folder")
+    phases = _read_grey_png(path, "a precipitate-phase map")
+    if phases.shape != shape:
+        raise DatasetError(f"{path}: the phase map is {phases.shape[1]}x{phases.shape[0]} px, its mask "
+                           f"{shape[1]}x{shape[0]}; run `semcoat dataset check` on its folder")
     top, n_phases = int(phases.max()), len(classes.PRECIPITATE_PHASES)
     if top > n_phases:
         raise DatasetError(f"{path}: phase value {top} is not 0 (no precipitate) or 1-{n_phases}")
@@ -145,6 +145,7 @@ def ignore_faint_precipitates(samples: Sequence[Sample], contrast_min: float, n_
         return list(samples)
     started = time.perf_counter()
     out, marked, faint_px, total_px, folders = [], 0, 0, 0, {}
+    unmapped: dict[Path, int] = {}  # rendered images without a phase map, per folder
     for sample in samples:
         if sample.folder not in folders:
             folders[sample.folder] = read_dataset(sample.folder)
@@ -154,11 +155,13 @@ def ignore_faint_precipitates(samples: Sequence[Sample], contrast_min: float, n_
         if phase_path is not None:
             try:
                 faint_phase = faint_phases(dataset.meta(sample.sid).get("params"), contrast_min)
-            except (OSError, ValueError, AttributeError):  # unreadable meta: the labels stay as they are
+            except (OSError, ValueError, AttributeError, RecursionError):  # unreadable meta: labels stay as they are
                 faint_phase = None
         mask = read_mask(sample.mask, n_classes)
         total_px += int(np.count_nonzero(mask == classes.PRECIPITATE))
         if phase_path is None or faint_phase is None:
+            if phase_path is None and "renderer" in dataset.info.generator_version:
+                unmapped[sample.folder] = unmapped.get(sample.folder, 0) + 1
             out.append(sample)
             continue
         # only where the mask says precipitate: a mask edited after rendering keeps its own labels
@@ -166,6 +169,10 @@ def ignore_faint_precipitates(samples: Sequence[Sample], contrast_min: float, n_
         where = np.flatnonzero(faint.ravel()).astype(np.int32)
         marked, faint_px = marked + 1, faint_px + where.size
         out.append(replace(sample, ignored=where))
+    for folder, count in unmapped.items():
+        log.warning("%s: %d rendered image(s) have no precipitate-phase map (phases/<id>.png: rendered before "
+                    "renderer 17?), so their faint precipitates keep their labels; render the batch again to leave "
+                    "them out", folder, count)
     log.info("faint precipitates (phase grey within %.3f of Fe2Al5's) left out of the loss in %d of %d images: "
              "%d of %d precipitate pixels (%.1f s)", contrast_min, marked, len(out), faint_px, total_px,
              time.perf_counter() - started)
@@ -231,6 +238,23 @@ def read_image(path: Path) -> np.ndarray:
     return unit_float(*decode_image(path))
 
 
+def _read_grey_png(path: Path, what: str) -> np.ndarray:
+    """An 8-bit grey PNG of the dataset contract (a mask, a phase map) as uint8 (rows, columns). The header is checked
+    first: OpenCV reads any format by its content, and a JPEG saved as ``.png`` would decode to changed labels."""
+    try:
+        data = path.read_bytes()
+        header = pngio.read_header(data)
+    except (OSError, pngio.PngError) as exc:
+        raise DatasetError(f"{path}: expected an 8-bit grey PNG of {what} ({exc})") from exc
+    if header.color_type != 0 or header.bit_depth != 8:
+        raise DatasetError(f"{path}: expected an 8-bit grey PNG of {what}, found colour type {header.color_type} at "
+                           f"{header.bit_depth} bit")
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.ndim != 2 or pixels.dtype != np.uint8:
+        raise DatasetError(f"{path}: expected an 8-bit grey PNG of {what} (it does not decode)")
+    return pixels
+
+
 def read_mask(path: Path, n_classes: int) -> np.ndarray:
     """A class-id mask as uint8 (rows, columns).
 
@@ -239,9 +263,7 @@ def read_mask(path: Path, n_classes: int) -> np.ndarray:
     DatasetError
         When the file is unreadable, not 8-bit single-channel, or holds an id of no class (``>= n_classes``).
     """
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None or mask.ndim != 2 or mask.dtype != np.uint8:
-        raise DatasetError(f"{path}: expected an 8-bit single-channel PNG of class ids")
+    mask = _read_grey_png(path, "class ids")
     top = int(mask.max())
     if top >= n_classes:
         raise DatasetError(f"{path}: class id {top} is not in the class table (ids 0..{n_classes - 1})")

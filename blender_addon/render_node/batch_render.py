@@ -34,7 +34,7 @@ from semcoat.dataset import DatasetInfo, DatasetWriter, sample_id
 from semcoat.errors import InvalidArgument, SemcoatError
 from semcoat.spec import CoatingSpec
 
-GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 16"
+GENERATOR_VERSION = f"semcoat {__version__} blender_addon renderer 17"
 _GEOMETRY, _TEXTURE, _NOISE, _SCRATCHES, _SPECKS = 0, 1, 2, 3, 4
 # Image-formation streams of issue 11, numbered from 20 so that streams added for the geometry never meet them.
 _FRAMES, _LINE_NOISE, _LATHS, _PARTICLES, _PORE_FILL, _CHARGING = 20, 21, 22, 23, 24, 25

@@ -37,7 +37,7 @@ from tests.render_service.api.test_dashboard_curves import METRICS
 from tests.render_service.test_training_progress import DEMO_LOG, window
 
 pytestmark = pytest.mark.integration
-COUNT = 8
+COUNT = 5
 HOSTILE = "<img src=x id=injected onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>"
 
 

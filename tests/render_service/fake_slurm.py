@@ -139,13 +139,16 @@ class FakeSlurm:
                     job.states[task] = "CANCELLED"
         return CommandResult(argv, 0, "", "")
 
-    def render(self, remote_dataset: str, start: int, count: int) -> None:
-        """What a task leaves on the cluster: dataset.json and each sample's image, mask and meta file."""
+    def render(self, remote_dataset: str, start: int, count: int, phase_maps: bool = True) -> None:
+        """What a task leaves on the cluster: dataset.json and each sample's image, mask, phase map (unless
+        ``phase_maps`` is False) and meta file."""
         self.runner.add_file(f"{remote_dataset}/dataset.json", json.dumps({"count": 6}))
         for index in range(start, start + count):
             sid = f"{index:06d}"
             self.runner.add_file(f"{remote_dataset}/images/{sid}.png", f"image {index}".encode())
             self.runner.add_file(f"{remote_dataset}/masks/{sid}.png", f"mask {index}".encode())
+            if phase_maps:
+                self.runner.add_file(f"{remote_dataset}/phases/{sid}.png", f"phases {index}".encode())
             self.runner.add_file(f"{remote_dataset}/meta/{sid}.json", json.dumps({"index": index}))
 
     def commands(self, name: str) -> list[str]:

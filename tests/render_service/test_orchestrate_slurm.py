@@ -98,7 +98,7 @@ def test_poll_follows_task_states_and_collects_complete_samples_while_the_array_
     slurm.set(job, 0, "COMPLETED")
     slurm.render(dataset(batch_id), 0, 2)
     slurm.set(job, 1, "RUNNING")
-    slurm.render(dataset(batch_id), 2, 1)  # one of task 1's two images is complete
+    slurm.render(dataset(batch_id), 2, 1, phase_maps=False)  # one of task 1's two images is complete
     runner.add_file(f"{dataset(batch_id)}/meta/.000003.json.tmp-1", "{")  # being written: not complete
     orch.step()
 
@@ -110,6 +110,9 @@ def test_poll_follows_task_states_and_collects_complete_samples_while_the_array_
     assert (local / "dataset.json").is_file()
     assert sorted(p.name for p in (local / "meta").iterdir()) == ["000000.json", "000001.json", "000002.json"]
     assert (local / "images" / "000002.png").read_bytes() == b"image 2"
+    # the optional phase maps come along where the render wrote them (not image 2's: an older renderer's)
+    assert sorted(p.name for p in (local / "phases").iterdir()) == ["000000.png", "000001.png"]
+    assert (local / "phases" / "000001.png").read_bytes() == b"phases 1"
 
     slurm.set(job, 1, "COMPLETED")
     slurm.set(job, 2, "COMPLETED")

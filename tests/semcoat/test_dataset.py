@@ -295,3 +295,20 @@ def test_an_optional_phase_map_is_written_checked_and_discarded_with_its_sample(
     assert not (tmp_path / "ds" / "phases" / "000001.png").exists()  # no stale map beside a new mask
     (tmp_path / "ds" / "phases" / "notes.txt").write_text("x")
     assert any("notes.txt: unexpected file" in p for p in check_dataset(tmp_path / "ds").problems)
+
+
+def test_a_phases_entry_that_is_no_folder_or_no_file_is_named_and_a_writer_refuses_the_folder(full: Path) -> None:
+    (full / "phases").write_text("not a folder")
+    assert any("phases: not a folder" in p for p in check_dataset(full).problems)
+    with pytest.raises(DatasetError, match=r"/phases exists and is not a folder"):
+        DatasetWriter.open(full, _info())
+    (full / "phases").unlink()
+    (full / "phases" / "000000.png").mkdir(parents=True)
+    assert any("phases/000000.png: not a file" in p for p in check_dataset(full).problems)
+
+
+def test_a_meta_file_nested_too_deeply_is_a_problem_not_a_crash(full: Path) -> None:
+    (full / "meta" / "000001.json").write_text("[" * 200_000)
+    report = check_dataset(full)
+    assert report.complete == 2
+    assert any("000001.json: not a usable meta file" in p for p in report.problems), report.problems

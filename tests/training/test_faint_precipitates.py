@@ -20,6 +20,7 @@ from tests.blender_addon.specs import small_batch
 from tests.training.conftest import FAST, datasets_arg
 from training.data import SegmentationDataModule
 from training.samples import ignore_faint_precipitates, list_samples, sample_mask
+from training.samples import read_mask as training_read_mask
 
 MIXED = {"al8cr5_share": 1.0, "cr2al_share": 1.0, "cr23c6_share": 1.0, "area_fraction_pct": 6.0}
 
@@ -93,5 +94,30 @@ def test_images_without_a_phase_map_keep_their_labels_and_a_damaged_one_is_named
     cv2.imwrite(str(copy / "masks" / "000001.png"), edited)
     assert ignore_faint_precipitates(list_samples(copy), 0.08, len(classes.CLASS_NAMES))[1].ignored.size == 0
     cv2.imwrite(str(copy / "phases" / "000002.png"), np.zeros((3, 3), np.uint8))
-    with pytest.raises(DatasetError, match=r"phases/000002.png: expected an 8-bit single-channel PNG"):
+    with pytest.raises(DatasetError, match=r"phases/000002.png: the phase map is 3x3 px, its mask 256x192"):
         ignore_faint_precipitates(list_samples(copy), 0.08, len(classes.CLASS_NAMES))
+
+
+def test_a_phase_map_or_mask_that_is_no_grey_png_is_refused_and_renders_without_maps_are_named(
+        rendered: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(rendered, copy)
+    shutil.rmtree(copy / "phases")  # renders from before the phase maps
+    with caplog.at_level(logging.WARNING, logger="training.samples"):
+        samples = ignore_faint_precipitates(list_samples(copy), 0.08, len(classes.CLASS_NAMES))
+    assert all(s.ignored is None for s in samples)
+    assert f"{copy}: 4 rendered image(s) have no precipitate-phase map" in caplog.text
+    shutil.copytree(rendered / "phases", copy / "phases")
+    phases = cv2.imread(str(copy / "phases" / "000001.png"), cv2.IMREAD_UNCHANGED)
+    # OpenCV reads a JPEG by its content whatever its name: its changed pixels must not become labels
+    ok, jpeg = cv2.imencode(".jpg", phases)
+    assert ok
+    (copy / "phases" / "000001.png").write_bytes(jpeg.tobytes())
+    with pytest.raises(DatasetError, match=r"phases/000001.png: expected an 8-bit grey PNG of a precipitate-phase"):
+        ignore_faint_precipitates(list_samples(copy), 0.08, len(classes.CLASS_NAMES))
+    (copy / "masks" / "000002.png").write_bytes(cv2.imencode(".png", np.dstack([phases] * 3))[1].tobytes())
+    with pytest.raises(DatasetError, match=r"masks/000002.png: expected an 8-bit grey PNG of class ids, found colour"):
+        training_read_mask(copy / "masks" / "000002.png", len(classes.CLASS_NAMES))
