@@ -335,19 +335,33 @@ def _ranges(indices: Iterable[int]) -> str:
     return ", ".join(out)
 
 
-def _check_mask(path: Path, info: DatasetInfo, allowed: bytes) -> tuple[list[str], bytes | None]:
-    """The mask's problems, and its pixels (None where unreadable or not 8-bit)."""
+def _size_problem(path: Path, data: bytes, info: DatasetInfo, what: str) -> str | None:
+    """Why a PNG's header does not fit the dataset's image size (None: it fits), read before anything is decoded:
+    a small file may claim a huge frame and would take seconds of decoding only to be refused."""
     try:
-        header, pixels = pngio.decode_grey(path.read_bytes())
+        header = pngio.read_header(data)
+    except pngio.PngError:
+        return None  # the decoder names the damage
+    if (header.width, header.height) != (info.image_width_px, info.image_height_px):
+        return (f"{path}: {what} is {header.width}x{header.height} px, dataset.json says "
+                f"{info.image_width_px}x{info.image_height_px}")
+    return None
+
+
+def _check_mask(path: Path, info: DatasetInfo, allowed: bytes) -> tuple[list[str], bytes | None]:
+    """The mask's problems, and its pixels (None where unreadable, mis-sized or not 8-bit)."""
+    data = path.read_bytes()
+    size_problem = _size_problem(path, data, info, "mask")
+    if size_problem:
+        return [size_problem], None
+    try:
+        header, pixels = pngio.decode_grey(data)
     except pngio.PngError as exc:
         return [f"{path}: unreadable mask ({exc})"], None
     problems = []
     if header.bit_depth != 8:
         problems.append(f"{path}: mask must be 8-bit class ids, found {header.bit_depth}-bit")
         return problems, None
-    if (header.width, header.height) != (info.image_width_px, info.image_height_px):
-        problems.append(f"{path}: mask is {header.width}x{header.height} px, dataset.json says "
-                        f"{info.image_width_px}x{info.image_height_px}")
     unknown = set(pixels.translate(None, allowed))
     if unknown:
         problems.append(f"{path}: unknown class id(s) {sorted(unknown)}; accepted: {sorted(allowed)}")
@@ -355,14 +369,15 @@ def _check_mask(path: Path, info: DatasetInfo, allowed: bytes) -> tuple[list[str
 
 
 def _check_image(path: Path, info: DatasetInfo) -> list[str]:
+    data = path.read_bytes()
+    size_problem = _size_problem(path, data, info, "image")
+    if size_problem:
+        return [size_problem]
     try:
-        header = pngio.verify(path.read_bytes())  # every byte, not only the header: damage means a re-render
+        header = pngio.verify(data)  # every byte, not only the header: damage means a re-render
     except pngio.PngError as exc:
         return [f"{path}: unreadable image ({exc})"]
     problems = []
-    if (header.width, header.height) != (info.image_width_px, info.image_height_px):
-        problems.append(f"{path}: image is {header.width}x{header.height} px, dataset.json says "
-                        f"{info.image_width_px}x{info.image_height_px}")
     if not header.is_grey or header.bit_depth != info.bit_depth:
         problems.append(f"{path}: expected a {info.bit_depth}-bit grey PNG, found colour type {header.color_type} "
                         f"at {header.bit_depth} bit")
@@ -389,13 +404,16 @@ def _check_phase_map(path: Path, mask_pixels: bytes | None, info: DatasetInfo) -
     the mask's precipitate pixels (``mask_pixels``; None where the mask is unreadable: its own check says why)."""
     if not path.is_file():
         return [f"{path}: not a file (a phase map is an 8-bit grey PNG)"]
+    data = path.read_bytes()
+    size_problem = _size_problem(path, data, info, "phase map")
+    if size_problem:
+        return [size_problem]
     try:
-        header, pixels = pngio.decode_grey(path.read_bytes())
+        header, pixels = pngio.decode_grey(data)
     except pngio.PngError as exc:
         return [f"{path}: unreadable phase map: it must be an 8-bit grey PNG ({exc})"]
-    if header.bit_depth != 8 or (header.width, header.height) != (info.image_width_px, info.image_height_px):
-        return [f"{path}: phase map must be an 8-bit {info.image_width_px}x{info.image_height_px} PNG, found "
-                f"{header.bit_depth}-bit {header.width}x{header.height}"]
+    if header.bit_depth != 8:
+        return [f"{path}: phase map must be an 8-bit grey PNG, found {header.bit_depth}-bit"]
     phases = classes.PRECIPITATE_PHASES
     unknown = set(pixels.translate(None, bytes(range(len(phases) + 1))))
     if unknown:

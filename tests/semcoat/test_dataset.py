@@ -281,7 +281,8 @@ def test_an_optional_phase_map_is_written_checked_and_discarded_with_its_sample(
 
     for bad, said in ((_phases_bytes([0] * 11 + [1] * 5), "does not match the mask's precipitates (24 pixels"),
                       (_phases_bytes([0] * 12 + [9] * 4), "unknown phase value(s) [9]"),
-                      (pngio.encode_grey(W, 2, 8, bytes(2 * W)), "phase map must be an 8-bit 24x16 PNG"),
+                      (pngio.encode_grey(W, 2, 8, bytes(2 * W)), "phase map is 24x2 px, dataset.json says 24x16"),
+                      (pngio.encode_grey(W, H, 16, bytes(2 * W * H)), "phase map must be an 8-bit grey PNG, found 16"),
                       (b"garbage", "unreadable phase map")):
         (tmp_path / "ds" / "phases" / "000001.png").write_bytes(bad)
         report = check_dataset(tmp_path / "ds")
@@ -312,3 +313,12 @@ def test_a_meta_file_nested_too_deeply_is_a_problem_not_a_crash(full: Path) -> N
     report = check_dataset(full)
     assert report.complete == 2
     assert any("000001.json: not a usable meta file" in p for p in report.problems), report.problems
+
+
+def test_a_small_png_claiming_a_huge_frame_is_refused_by_its_header(full: Path) -> None:
+    side = 8192  # 64 MiB of zeros compress to about 64 KiB: the check must not decode them to find the size wrong
+    bomb = pngio.encode_grey(side, side, 8, bytes(side * side))
+    assert len(bomb) < 200_000
+    (full / "masks" / "000001.png").write_bytes(bomb)
+    problems = check_dataset(full).problems
+    assert problems == [f"{full / 'masks' / '000001.png'}: mask is {side}x{side} px, dataset.json says {W}x{H}"]
