@@ -30,8 +30,10 @@ def precipitate_phase_map(geometry: CoatingGeometry, mask: np.ndarray) -> np.nda
     """
     filled = np.zeros(mask.shape, np.uint8)  # phase + 1
     corners = geometry.precipitates.polygons_um / geometry.pixel_size_um - 0.5  # pixel (c, r) is centred on (c, r)
-    for polygon, phase in zip(corners, geometry.precipitate_phase, strict=True):
-        cv2.fillPoly(filled, [np.round(polygon * 16).astype(np.int32)], (int(phase) + 1,), shift=4)
+    # rounded once for all polygons (per polygon, numpy's overhead was three quarters of the fill's 8 ms)
+    fixed_point = np.round(corners * 16).astype(np.int32)
+    for polygon, value in zip(fixed_point, (geometry.precipitate_phase.astype(np.int64) + 1).tolist(), strict=True):
+        cv2.fillPoly(filled, [polygon], (value,), shift=4)
     target = mask == PRECIPITATE
     total = int(np.count_nonzero(target))
     if total == 0:
