@@ -15,8 +15,8 @@ import typer
 
 from semcoat_cli.errors import EXIT_USAGE, user_errors
 
-train_app = typer.Typer(help="Segmentation training (Lightning): fit, validate, test, predict, export, package, "
-                             "sbatch; submit, status, fetch, cancel through the service.",
+train_app = typer.Typer(help="Segmentation training (Lightning): fit, validate, test, predict, export, calibrate, "
+                             "package, sbatch; submit, status, fetch, cancel through the service.",
                         no_args_is_help=True)
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
@@ -63,6 +63,37 @@ def export_command(
     with user_errors(EXIT_USAGE, {"out": "--out"}):
         path = export(checkpoint, out, (sample_px, sample_px))
     typer.echo(f"wrote {path}")
+
+
+@train_app.command("calibrate")
+def calibrate_command(
+    checkpoint: Annotated[Path, typer.Argument(help="Lightning checkpoint (.ckpt) of semcoat train fit.")],
+    data: Annotated[list[Path], typer.Option("--data", help="Dataset folder with ground truth (renders), repeatable: "
+                                             "images the model was not trained on and the final figures do not use.")],
+    out: Annotated[Path, typer.Option("--out", help="The calibrated checkpoint to write (a new .ckpt file).")],
+    classes: Annotated[str, typer.Option(help="Comma-separated classes to calibrate, of feal (by its thickness), "
+                                         "pore and precipitate (by their area %).")] = "feal",
+    offsets: Annotated[str, typer.Option(help="Comma-separated logit offsets to try (0 is always tried).")] = ",".join(
+        f"{o:g}" for o in (-2.0, -1.75, -1.5, -1.25, -1.0, -0.75, -0.5, -0.25, 0.25, 0.5, 0.75, 1.0)),
+) -> None:
+    """Add per-class logit offsets so that the model's measurements match the ground truth (class_offsets)."""
+    from training.calibrate import calibrate, check_output, write_calibrated
+
+    names = [c.strip() for c in classes.split(",") if c.strip()]
+    try:
+        grid = [float(o) for o in offsets.split(",") if o.strip()]
+    except ValueError:
+        typer.echo(f"error: --offsets must be comma-separated numbers (got {offsets!r})", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    with user_errors(EXIT_USAGE, {"classes": "--classes", "offsets": "--offsets", "out": "--out",
+                                  "datasets": "--data"}):
+        check_output(out)  # before minutes of predicting, not after
+        found = calibrate(checkpoint, data, names, grid)
+        path = write_calibrated(checkpoint, out, found)
+    for item in found:
+        typer.echo(f"{item.class_name}: logit offset {item.offset:+g}; {item.measurement} mean absolute error "
+                   f"{item.mae_before:.3g} -> {item.mae_after:.3g} over {item.images} images")
+    typer.echo(f"wrote {path} (export it with `semcoat train export {path} --out model.onnx`)")
 
 
 @train_app.command("package")

@@ -40,7 +40,7 @@ MAX_OVERRIDES = 100
 SECTIONS = ("seed_everything", "trainer", "model", "data")
 MODEL_KEYS = ("model", "model_options", "loss", "class_weights", "label_smoothing", "focal_gamma", "dice_weight",
               "ce_weight", "max_weight_ratio", "class_weight_power", "lr", "weight_decay", "scheduler", "warmup_steps",
-              "channels_last", "prior_correction")
+              "channels_last", "prior_correction", "class_offsets")
 DATA_KEYS = ("datasets", "weights", "val_datasets", "test_datasets", "val_fraction", "test_fraction", "split_seed",
              "crop_px", "crops_per_epoch", "class_balance", "batch_size", "eval_batch_size", "num_workers", "augment",
              "augment_config", "cache_mb", "ignore_faint_precipitates")
@@ -262,6 +262,14 @@ def _class_weights(value: Any) -> str | None:
     return "expected 'auto', null, or a list of non-negative numbers (one per class)"
 
 
+def _class_offsets(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict) and all(isinstance(k, str) and _is_number(v) and abs(v) <= 10 for k, v in value.items()):
+        return None
+    return "expected null or a mapping of class names to logit offsets within [-10, 10], like {feal: -0.75}"
+
+
 def _steps(value: Any) -> str | None:
     return None if _is_int(value) and value >= -1 else "expected a whole number (-1: no limit)"
 
@@ -294,6 +302,7 @@ VALUE_CHECKS: dict[str, Any] = {
     "model.max_weight_ratio": _number_between(1.0, 1e6), "model.class_weight_power": _number_between(0.0, 4.0),
     "model.warmup_steps": _int_at_least(0),
     "model.channels_last": _boolean, "model.prior_correction": _number_between(0.0, 1.0),
+    "model.class_offsets": _class_offsets,
     "data.val_fraction": _number_between(0.0, 1.0, high_open=True),
     "data.test_fraction": _number_between(0.0, 1.0, high_open=True), "data.split_seed": _int_at_least(0),
     "data.crop_px": _int_at_least(32), "data.crops_per_epoch": _int_at_least(1),

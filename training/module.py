@@ -5,6 +5,7 @@ from :mod:`training.metrics`. It only translates batches into calls of those com
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,6 +91,9 @@ class SegmentationModule(L.LightningModule):
         by ``log w_c`` (rare classes are labelled ``argmax_c w_c p_c``, so pores and precipitates grow a rim);
         ``prior_correction`` 1 takes all of it back, 0 none. 0.5 measured best with ``dice_ce`` (the Dice term pulls
         the other way): see :data:`PRIOR_CORRECTION`.
+    class_offsets : logit added to the named classes in every prediction, after the prior correction (e.g.
+        ``{"feal": -0.75}``): what ``semcoat train calibrate`` finds so that measurements match the ground truth
+        (:mod:`training.calibrate`); None adds nothing.
     """
 
     def __init__(self, num_classes: int = classes.NUM_CLASSES, class_names: list[str] | None = None,
@@ -99,13 +103,21 @@ class SegmentationModule(L.LightningModule):
                  max_weight_ratio: float = 10.0, class_weight_power: float = 0.75, lr: float = 2e-3,
                  weight_decay: float = 1e-4, scheduler: Literal["cosine", "constant"] = "cosine",
                  warmup_steps: int = 50, channels_last: bool = True,
-                 prior_correction: float = PRIOR_CORRECTION) -> None:
+                 prior_correction: float = PRIOR_CORRECTION, class_offsets: dict[str, float] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         names = class_names or [classes.CLASS_NAMES.get(i, f"class{i}") for i in range(num_classes)]
         if len(names) != num_classes:
             raise ValueError(f"class_names holds {len(names)} names for {num_classes} classes")
         self.class_names = list(names)
+        self._class_offsets = torch.zeros(num_classes)
+        for name, offset in (class_offsets or {}).items():
+            if name not in self.class_names:
+                raise ValueError(f"class_offsets names class {name!r}, which the model lacks; its classes: "
+                                 f"{', '.join(self.class_names)}")
+            if not (isinstance(offset, int | float) and math.isfinite(offset)):
+                raise ValueError(f"class_offsets[{name!r}] must be a finite number (got {offset!r})")
+            self._class_offsets[self.class_names.index(name)] = float(offset)
         self.net = build_model(model, num_classes, **(model_options or {}))
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -156,9 +168,9 @@ class SegmentationModule(L.LightningModule):
 
     def logit_offsets(self) -> Tensor:
         """What every prediction adds to the network's logits (classes,): ``-prior_correction * log(w)`` of the loss's
-        class weights ``w`` (a buffer saved with the checkpoint; zeros with equal weights)."""
+        class weights ``w`` (a buffer saved with the checkpoint; zeros with equal weights), plus ``class_offsets``."""
         weight = self.loss_fn.weight.float().clamp_min(1e-6)
-        return -float(self.hp.prior_correction) * torch.log(weight)
+        return -float(self.hp.prior_correction) * torch.log(weight) + self._class_offsets.to(weight.device)
 
     def corrected(self, logits: Tensor) -> Tensor:
         """Network logits (N, classes, rows, columns) plus :meth:`logit_offsets`: what predictions argmax."""
