@@ -6,7 +6,9 @@ narrowest probe, no line noise, JPEG or charging), which shows what the model re
 most to see.
 
 Run: ``python bench/train_quality.py --out DIR [--minutes 20] [--train-count 150] [--heldout-count 12]
-[--presets 5h_650C,20h_650C,thin_slurry]``.
+[--presets 5h_650C,20h_650C,thin_slurry] [--checkpoint CKPT] [--calibrate]``. Each set also gets the measurements'
+errors against the truth (model and baseline); ``--calibrate`` first calibrates FeAl's logit offset on 12 more renders
+per preset (``semcoat train calibrate``).
 Rendered batches are kept in ``DIR/data`` (reused when complete). ``DIR/metrics.json`` holds every figure.
 Dice is per image, averaged over the images holding the class (as ``bench/baseline_accuracy.py`` reports it).
 The precipitate target counts the precipitates whose phase's grey differs from Fe2Al5 by >= 0.08 (the renderer's
@@ -130,10 +132,34 @@ def split_precipitates(dataset: Any, sid: str, truth: np.ndarray) -> tuple[np.nd
     return (truth == PRECIPITATE) & ~faint, faint
 
 
-def summarise(scores: dict[str, list[float]], layered: list[bool], seconds: float) -> dict[str, Any]:
-    """Mean Dice per class, images per class, layered-check passes and seconds per image of one model on a set."""
+def measurement_errors(pred: np.ndarray, pixel_size_um: float, truth: dict[str, Any]) -> dict[str, float]:
+    """Per measurement of :mod:`semcoat.measurements`, how far the mask's measurement is from the truth: 1/0 for a
+    yes/no one that is wrong/right, the absolute difference for the others (where both have a value); a mask with no
+    coating found gets every yes/no wrong and no numeric error (it is counted in the layered check)."""
+    from analysis.measure import NoCoatingError, measure
+    from semcoat.measurements import MEASUREMENT_NAMES, YES_NO_NAMES
+
+    try:
+        measured = measure(pred, pixel_size_um).as_dict()
+    except NoCoatingError:
+        return {name: 1.0 for name in YES_NO_NAMES}
+    out = {}
+    for name in MEASUREMENT_NAMES:
+        value, true = measured.get(name), truth.get(name)
+        if name in YES_NO_NAMES:
+            out[name] = float(bool(value) != bool(true))
+        elif value is not None and true is not None:
+            out[name] = abs(float(value) - float(true))
+    return out
+
+
+def summarise(scores: dict[str, list[float]], layered: list[bool], seconds: float,
+              errors: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    """Mean Dice per class, images per class, layered-check passes, seconds per image and the measurements' mean
+    errors (yes/no: the share wrong; others: mean absolute error) of one model on a set."""
     return {"dice": {k: float(np.mean(v)) for k, v in scores.items()}, "images": {k: len(v) for k, v in scores.items()},
-            "layered": f"{sum(layered)}/{len(layered)}", "seconds_per_image": seconds / max(len(layered), 1)}
+            "layered": f"{sum(layered)}/{len(layered)}", "seconds_per_image": seconds / max(len(layered), 1),
+            "measurement_error": {k: float(np.mean(v)) for k, v in (errors or {}).items()}}
 
 
 def evaluate(folders: list[Path], model_path: Path) -> dict[str, Any]:
@@ -153,11 +179,12 @@ def evaluate(folders: list[Path], model_path: Path) -> dict[str, Any]:
     model = load_model(model_path)
     kinds = ("model", "network", "classical")
     out: dict[str, Any] = {"by_set": {}}
-    total: dict[str, Any] = {k: ({}, [], 0.0) for k in kinds}
+    total: dict[str, Any] = {k: ({}, [], 0.0, {}) for k in kinds}
     for folder in folders:
         ds = read_dataset(folder, require_complete=True)
-        part: dict[str, Any] = {k: ({}, [], 0.0) for k in kinds}
+        part: dict[str, Any] = {k: ({}, [], 0.0, {}) for k in kinds}
         for sid in ds.ids:
+            true_measurements = ds.meta(sid)["truth"]
             image, truth = read_grey_image(ds.image_path(sid)), read_mask(ds.mask_path(sid))
             contrasted, faint = split_precipitates(ds, sid, truth)
             started = time.perf_counter()
@@ -177,10 +204,13 @@ def evaluate(folders: list[Path], model_path: Path) -> dict[str, Any]:
                     ok = True
                 except NoCoatingError:
                     ok = False
+                errors = measurement_errors(pred, ds.info.pixel_size_um, true_measurements)
                 for acc in (part, total):
-                    scores, layered, seconds = acc[kind]
+                    scores, layered, seconds, measured = acc[kind]
                     layered.append(ok)
-                    acc[kind] = (scores, layered, seconds + elapsed)
+                    for name, error in errors.items():
+                        measured.setdefault(name, []).append(error)
+                    acc[kind] = (scores, layered, seconds + elapsed, measured)
                 found: dict[str, float] = {}
                 # the faint precipitates' pixels on neither side (their share found is apart)
                 pred_apart, truth_apart = np.where(faint, 255, pred), np.where(faint, 254, truth)
@@ -200,6 +230,18 @@ def evaluate(folders: list[Path], model_path: Path) -> dict[str, Any]:
         out["by_set"][folder.name] = {k: summarise(*part[k]) for k in kinds}
     out.update({k: summarise(*total[k]) for k in kinds})
     return out
+
+
+def measurement_table(result: dict[str, Any]) -> None:
+    """Print the measurements' errors of the model and the classical baseline over all images of a set."""
+    from semcoat.measurements import MEASUREMENTS
+
+    model, classical = result["model"]["measurement_error"], result["classical"]["measurement_error"]
+    print("  measurements against the truth, model / classical (yes/no: share wrong; others: mean absolute error):")
+    for m in MEASUREMENTS:
+        if m.name in model:
+            unit = m.unit or "share wrong"
+            print(f"    {m.name:30s} {model[m.name]:7.3f} / {classical.get(m.name, float('nan')):7.3f}  ({unit})")
 
 
 def table(title: str, result: dict[str, Any]) -> None:
@@ -235,6 +277,7 @@ def table(title: str, result: dict[str, Any]) -> None:
     print(f"  seconds per image: model {result['model']['seconds_per_image']:.2f} (of which relabelling islands "
           f"{result['model']['seconds_per_image'] - result['network']['seconds_per_image']:.2f}), "
           f"classical {result['classical']['seconds_per_image']:.2f}")
+    measurement_table(result)
 
 
 def main() -> None:
@@ -246,6 +289,9 @@ def main() -> None:
     parser.add_argument("--presets", default=",".join(PRESETS), help=f"comma-separated, of: {', '.join(PRESETS)}")
     parser.add_argument("--crops-per-epoch", type=int, default=512)
     parser.add_argument("--checkpoint", type=Path, help="skip training: evaluate this checkpoint")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="calibrate FeAl's logit offset on a fourth set of renders (seeds 5000 + k) before the "
+                             "evaluation (semcoat train calibrate)")
     parser.add_argument("--fit-arg", action="append", default=[],
                         help="extra `semcoat train fit` argument, repeatable: --fit-arg=--data.crop_px --fit-arg=384")
     args = parser.parse_args()
@@ -269,6 +315,17 @@ def main() -> None:
     load_after = os.getloadavg()
     from training.export import export
 
+    calibration = None
+    if args.calibrate:
+        from training.calibrate import calibrate, write_calibrated
+
+        calib_sets = [render(p, args.heldout_count, 5000 + seeds[p], data / f"calib_{p}") for p in presets]
+        found = calibrate(ckpt, calib_sets, ["feal"])
+        (args.out / "calibrated.ckpt").unlink(missing_ok=True)
+        ckpt = write_calibrated(ckpt, args.out / "calibrated.ckpt", found)
+        calibration = {c.class_name: {"offset": c.offset, "mae_before": c.mae_before, "mae_after": c.mae_after}
+                       for c in found}
+        print(f"calibrated on {len(presets) * args.heldout_count} renders: {calibration} -> {ckpt}")
     onnx_path = export(ckpt, args.out / "model.onnx")
     results = {"heldout": evaluate(held, onnx_path), "hard": evaluate(hard, onnx_path),
                "sharp": evaluate(sharp_sets, onnx_path)}
@@ -276,7 +333,8 @@ def main() -> None:
     table(f"held-out ({n} images: {', '.join(presets)})", results["heldout"])
     table(f"harder held-out ({n} images: lower dose, more blur, weaker precipitates)", results["hard"])
     table(f"sharp held-out ({n} images: high dose, 4 frames, narrowest probe)", results["sharp"])
-    summary = {"checkpoint": str(ckpt), "fit_args": args.fit_arg, "onnx": str(onnx_path), "presets": presets,
+    summary = {"checkpoint": str(ckpt), "calibration": calibration, "fit_args": args.fit_arg, "onnx": str(onnx_path),
+               "presets": presets,
                "train_seconds": train_s, "render_seconds": render_s,
                "minutes_limit": minutes, "train_images_per_preset": args.train_count, "cpu_count": os.cpu_count(),
                "load_average_before_training": load_before, "load_average_after_training": load_after,
