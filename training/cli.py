@@ -79,7 +79,7 @@ def calibrate_command(
     """Add per-class logit offsets so that the model's measurements match the ground truth (class_offsets)."""
     from training.calibrate import calibrate, check_output, write_calibrated
 
-    names = [c.strip() for c in classes.split(",") if c.strip()]
+    names = list(dict.fromkeys(c.strip() for c in classes.split(",") if c.strip()))
     try:
         grid = [float(o) for o in offsets.split(",") if o.strip()]
     except ValueError:
@@ -91,7 +91,8 @@ def calibrate_command(
         found = calibrate(checkpoint, data, names, grid)
         path = write_calibrated(checkpoint, out, found)
     for item in found:
-        typer.echo(f"{item.class_name}: logit offset {item.offset:+g}; {item.measurement} mean absolute error "
+        edge = " (the grid's edge: a wider --offsets may do better)" if item.at_edge else ""
+        typer.echo(f"{item.class_name}: logit offset {item.offset:+g}{edge}; {item.measurement} mean absolute error "
                    f"{item.mae_before:.3g} -> {item.mae_after:.3g} over {item.images} images")
     typer.echo(f"wrote {path} (export it with `semcoat train export {path} --out model.onnx`)")
 

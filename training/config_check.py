@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semcoat import classes
 from semcoat.errors import SemcoatError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -266,7 +267,9 @@ def _class_offsets(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, dict) and all(isinstance(k, str) and _is_number(v) and abs(v) <= 10 for k, v in value.items()):
-        return None
+        unknown = sorted(set(value) - set(classes.CLASS_NAMES.values()))
+        return None if not unknown else (f"unknown class name(s) {unknown}; the class table's names: "
+                                         f"{', '.join(classes.CLASS_NAMES.values())}")
     return "expected null or a mapping of class names to logit offsets within [-10, 10], like {feal: -0.75}"
 
 

@@ -18,6 +18,7 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from semcoat import classes
+from semcoat.errors import InvalidArgument
 from training.losses import SegmentationLoss
 from training.metrics import confusion_csv, stage_metrics
 from training.models import SIZE_MULTIPLE, build_model
@@ -112,11 +113,12 @@ class SegmentationModule(L.LightningModule):
         self.class_names = list(names)
         self._class_offsets = torch.zeros(num_classes)
         for name, offset in (class_offsets or {}).items():
+            # user errors (a config's or a command line's value), named as such by `semcoat train`
             if name not in self.class_names:
-                raise ValueError(f"class_offsets names class {name!r}, which the model lacks; its classes: "
-                                 f"{', '.join(self.class_names)}")
-            if not (isinstance(offset, int | float) and math.isfinite(offset)):
-                raise ValueError(f"class_offsets[{name!r}] must be a finite number (got {offset!r})")
+                raise InvalidArgument(f"class_offsets names class {name!r}, which the model lacks; its classes: "
+                                      f"{', '.join(self.class_names)}")
+            if isinstance(offset, bool) or not (isinstance(offset, int | float) and math.isfinite(offset)):
+                raise InvalidArgument(f"class_offsets[{name!r}] must be a finite number (got {offset!r})")
             self._class_offsets[self.class_names.index(name)] = float(offset)
         self.net = build_model(model, num_classes, **(model_options or {}))
         if channels_last:

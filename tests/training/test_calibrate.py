@@ -9,6 +9,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from semcoat.dataset import DatasetError
+from semcoat.errors import InvalidArgument
 from semcoat_cli.app import app
 from training import config_check as cc
 from training.calibrate import calibrate, choose_offset, write_calibrated
@@ -33,12 +35,15 @@ def test_class_offsets_are_added_to_the_prediction_logits_and_checked() -> None:
     expected = torch.zeros_like(difference)
     expected[plain.class_names.index("feal")], expected[plain.class_names.index("pore")] = -0.75, 0.5
     assert torch.equal(difference, expected)
-    with pytest.raises(ValueError, match=r"class_offsets names class 'steel', which the model lacks; its classes: "):
+    with pytest.raises(InvalidArgument, match=r"class_offsets names class 'steel', which the model lacks; its classes"):
         SegmentationModule(class_offsets={"steel": 1.0})
-    with pytest.raises(ValueError, match=r"class_offsets\['feal'\] must be a finite number"):
-        SegmentationModule(class_offsets={"feal": float("nan")})
+    for bad in (float("nan"), True):
+        with pytest.raises(InvalidArgument, match=r"class_offsets\['feal'\] must be a finite number"):
+            SegmentationModule(class_offsets={"feal": bad})
     problems = {p.dotted: p.msg for p in cc.check_config({"model": {"class_offsets": {"feal": "-1"}}}, 1)}
     assert "like {feal: -0.75}" in problems["model.class_offsets"]
+    problems = {p.dotted: p.msg for p in cc.check_config({"model": {"class_offsets": {"steel": 1}}}, 1)}
+    assert "unknown class name(s) ['steel']; the class table's names: background," in problems["model.class_offsets"]
     assert cc.check_config({"model": {"class_offsets": {"feal": -0.75}}}, 1) == []
 
 
@@ -73,8 +78,11 @@ def test_calibrate_writes_a_checkpoint_whose_own_predictions_carry_the_offsets(
 def test_calibrate_refuses_bad_requests_before_predicting(trained_checkpoint: Path, tiny_datasets: list[Path],
                                                           tmp_path: Path) -> None:
     data = ["--data", str(tiny_datasets[0])]
+    (tmp_path / "a_file").write_text("x")
     cases = (
         (["--out", str(trained_checkpoint)], "exists already; give a new file"),
+        (["--out", str(tmp_path / "a_file" / "x.ckpt")], "cannot write there"),
+        (["--out", str(tmp_path / "d.ckpt"), "--offsets", ""], "give 1 to 41 offsets to try (got 0)"),
         (["--out", str(tmp_path / "x.onnx")], "name must end in .ckpt"),
         (["--out", str(tmp_path / "a.ckpt"), "--classes", "crack"], "--classes: cannot calibrate ['crack']; accepted"),
         (["--out", str(tmp_path / "b.ckpt"), "--offsets", "-1,x"], "--offsets must be comma-separated numbers"),
@@ -84,4 +92,31 @@ def test_calibrate_refuses_bad_requests_before_predicting(trained_checkpoint: Pa
         result = runner.invoke(app, ["train", "calibrate", str(trained_checkpoint), *data, *extra])
         assert result.exit_code == 2 and said in result.output, (extra, result.output)
         assert "Traceback" not in result.output
-    assert not list(tmp_path.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
+
+
+def test_truth_is_checked_first_unknown_truth_is_left_out_and_repeats_count_once(
+        trained_checkpoint: Path, tiny_datasets: list[Path], tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    folder = tmp_path / "ds"
+    shutil.copytree(tiny_datasets[0], folder)
+    metas = sorted((folder / "meta").iterdir())
+    meta = json.loads(metas[0].read_text())
+    meta["truth"]["feal_thickness_um"] = float("nan")
+    metas[0].write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match=r"sample 000000's truth is unusable: feal_thickness_um"):
+        calibrate(trained_checkpoint, [folder], ["feal"], [-1.0])
+    for path in metas:  # an unknown FeAl thickness (the frame does not show its end) counts for no image
+        meta = json.loads(path.read_text())
+        meta["truth"]["feal_thickness_um"] = None
+        path.write_text(json.dumps(meta))
+    with pytest.raises(InvalidArgument, match=r"no image's truth knows feal_thickness_um"):
+        calibrate(trained_checkpoint, [folder], ["feal"], [-1.0])
+    meta = json.loads(metas[1].read_text())
+    meta["truth"]["feal_thickness_um"] = 0.0
+    metas[1].write_text(json.dumps(meta))
+    once = calibrate(trained_checkpoint, [folder], ["feal"], [-1.0])
+    twice = calibrate(trained_checkpoint, [folder, folder], ["feal", "feal"], [-1.0])
+    assert len(twice) == 1 and twice[0] == once[0] and once[0].images == 1
