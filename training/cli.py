@@ -73,15 +73,15 @@ def calibrate_command(
     out: Annotated[Path, typer.Option("--out", help="The calibrated checkpoint to write (a new .ckpt file).")],
     classes: Annotated[str, typer.Option(help="Comma-separated classes to calibrate, of feal (by its thickness), "
                                          "pore and precipitate (by their area %).")] = "feal",
-    offsets: Annotated[str, typer.Option(help="Comma-separated logit offsets to try (0 is always tried).")] = ",".join(
-        f"{o:g}" for o in (-2.0, -1.75, -1.5, -1.25, -1.0, -0.75, -0.5, -0.25, 0.25, 0.5, 0.75, 1.0)),
+    offsets: Annotated[str | None, typer.Option(help="Comma-separated logit offsets to try (0 is always tried). "
+                                                "[default: -2 to +1 by 0.25]", show_default=False)] = None,
 ) -> None:
     """Add per-class logit offsets so that the model's measurements match the ground truth (class_offsets)."""
-    from training.calibrate import calibrate, check_output, write_calibrated
+    from training.calibrate import DEFAULT_OFFSETS, calibrate, check_output, write_calibrated
 
     names = list(dict.fromkeys(c.strip() for c in classes.split(",") if c.strip()))
     try:
-        grid = [float(o) for o in offsets.split(",") if o.strip()]
+        grid = list(DEFAULT_OFFSETS) if offsets is None else [float(o) for o in offsets.split(",") if o.strip()]
     except ValueError:
         typer.echo(f"error: --offsets must be comma-separated numbers (got {offsets!r})", err=True)
         raise typer.Exit(EXIT_USAGE) from None
