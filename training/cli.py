@@ -74,7 +74,7 @@ def calibrate_command(
     classes: Annotated[str, typer.Option(help="Comma-separated classes to calibrate, of feal (by its thickness), "
                                          "pore and precipitate (by their area %).")] = "feal",
     offsets: Annotated[str | None, typer.Option(help="Comma-separated logit offsets to try (0 is always tried). "
-                                                "[default: -2 to +1 by 0.25]", show_default=False)] = None,
+                                                "Default: -2 to +1 by 0.25.", show_default=False)] = None,
 ) -> None:
     """Add per-class logit offsets so that the model's measurements match the ground truth (class_offsets)."""
     from training.calibrate import DEFAULT_OFFSETS, calibrate, check_output, write_calibrated
