@@ -111,7 +111,9 @@ def test_tasks_failing_once_are_retried_and_the_batch_succeeds(service: Service)
     batch = service.submit(spec("it-fails-once", 4), images_per_task=2)
     done = service.wait(batch["id"], timeout_s=90)
     assert (done["state"], done["images_done"]) == ("succeeded", 4), done
-    assert done["tasks"]["retried"] == 2 and len(done["slurm_job_ids"]) == 2
+    # The worker resubmits the failed tasks it sees at each poll: both in one retry array when they failed before the
+    # same poll, one array each when a poll fell between their failures (seen in CI on a loaded machine).
+    assert done["tasks"]["retried"] == 2 and len(done["slurm_job_ids"]) in (2, 3), done
 
 
 @pytest.mark.timeout(120)
