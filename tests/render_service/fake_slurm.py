@@ -59,6 +59,10 @@ class FakeSlurm:
         self.next_id = first_job_id
         self.squeue_forgets: set[int] = set()  # jobs past MinJobAge: only the jobcomp log knows them
         self.jobcomp_forgets: set[int] = set()  # jobs the jobcomp log never recorded (lost)
+        # as Slurm does: scancel of a running task logs its final record at once, while squeue shows it COMPLETING
+        # until its processes are gone (:meth:`end_completing`)
+        self.completing_on_cancel = False
+        self.logged_early: dict[tuple[int, int], tuple[str, str]] = {}
         # the cluster's semcoat: an installation, or a fixed answer (OLD_SEMCOAT_ANSWER)
         self.version: InstalledVersion | CommandResult = installed_version()
         runner.answer("bash", "-c", handler=self._version)
@@ -113,14 +117,15 @@ class FakeSlurm:
         for job in self.submissions:
             if job.job_id in self.jobcomp_forgets:
                 continue
-            for task, state in sorted(job.states.items()):
+            for task, squeue_state in sorted(job.states.items()):
+                state, exit_code = self.logged_early.get((job.job_id, task),
+                                                         (squeue_state, job.exit_codes.get(task, "")))
                 if state in FINAL_STATES and not (state == "CANCELLED" and job.exit_codes.get(task) == "never-ran"):
                     if job.array:
                         lines.append(f"JobId={job.job_id * 1000 + task} Name={job.name} JobState={state} "
-                                     f"ArrayJobId={job.job_id} ArrayTaskId={task} ExitCode={job.exit_codes[task]} ")
+                                     f"ArrayJobId={job.job_id} ArrayTaskId={task} ExitCode={exit_code} ")
                     else:
-                        lines.append(f"JobId={job.job_id} Name={job.name} JobState={state} "
-                                     f"ExitCode={job.exit_codes[task]} ")
+                        lines.append(f"JobId={job.job_id} Name={job.name} JobState={state} ExitCode={exit_code} ")
         return lines
 
     def _grep(self, argv: tuple[str, ...], _stdin: str | None) -> CommandResult:
@@ -134,10 +139,21 @@ class FakeSlurm:
         targets = [j for j in self.submissions if (j.name == named if named else str(j.job_id) in argv[1:])]
         for job in targets:
             for task, state in job.states.items():
-                if state not in FINAL_STATES:
-                    job.exit_codes[task] = "never-ran" if state == "PENDING" else "0:15"
-                    job.states[task] = "CANCELLED"
+                if state in FINAL_STATES or state == "COMPLETING":  # ending already
+                    continue
+                if self.completing_on_cancel and state == "RUNNING":
+                    self.logged_early[(job.job_id, task)] = ("CANCELLED", "0:15")
+                    job.states[task] = "COMPLETING"
+                    continue
+                job.exit_codes[task] = "never-ran" if state == "PENDING" else "0:15"
+                job.states[task] = "CANCELLED"
         return CommandResult(argv, 0, "", "")
+
+    def end_completing(self) -> None:
+        """The processes of every COMPLETING task are gone: squeue shows the state the jobcomp log already has."""
+        for (job_id, task), (state, exit_code) in self.logged_early.items():
+            self.set(job_id, task, state, exit_code)
+        self.logged_early.clear()
 
     def render(self, remote_dataset: str, start: int, count: int, phase_maps: bool = True) -> None:
         """What a task leaves on the cluster: dataset.json and each sample's image, mask, phase map (unless

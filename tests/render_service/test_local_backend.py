@@ -131,7 +131,8 @@ def test_a_lost_process_is_a_failed_attempt_and_is_retried(db: Database, tmp_pat
 
 def test_cancel_stops_local_processes_and_keeps_finished_images(db: Database, tmp_path: Path) -> None:
     batch_id = new_batch(db, count=8, per_task=4)
-    orch = Orchestrator(db, make_backend(tmp_path, max_processes=1, sleep_s=0.3), max_retries=2)
+    # 1 s per image: the cancel must land before the task's last image, also on a stalled machine
+    orch = Orchestrator(db, make_backend(tmp_path, max_processes=1, sleep_s=1.0), max_retries=2)
     orch.step()
     meta = tmp_path / "batches" / batch_id / "meta"
     deadline = time.monotonic() + 20

@@ -171,7 +171,8 @@ def test_one_local_training_at_a_time(db: Database, backend: LocalTrainingBacken
 def test_a_running_trainings_progress_is_read_from_its_log_in_place(db: Database, backend: LocalTrainingBackend,
                                                                      tmp_path: Path) -> None:
     log = Path(__file__).parent / "fixtures" / "lightning_metrics.csv"
-    training_id = new_training(db, f"trainer: {{max_time: '00:00:03:00'}}\nmetrics_from: {log}\nsleep_s: 2\n")
+    # the stand-in holds the first epoch's rows for 4 s: the loop below must read them in that window
+    training_id = new_training(db, f"trainer: {{max_time: '00:00:03:00'}}\nmetrics_from: {log}\nsleep_s: 4\n")
     orch = TrainingOrchestrator(db, backend)
     deadline = time.monotonic() + 60
     while True:  # the first epoch's rows, while the fit still runs

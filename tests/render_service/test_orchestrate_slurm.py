@@ -188,6 +188,31 @@ def test_cancel_stops_the_arrays_and_keeps_finished_images(
     assert batch_state(db, batch_id)[0].state == "cancelled" and len(slurm.submissions) == 1
 
 
+def test_a_cancelled_batch_waits_for_its_completing_tasks(
+        db: Database, runner: FakeRunner, slurm: FakeSlurm, tmp_path: Path) -> None:
+    # Slurm logs a cancelled running task's final record at scancel, while squeue still shows it COMPLETING (its
+    # processes being killed): the batch is cancelled only once nothing of it runs.
+    batch_id = new_batch(db)
+    orch = Orchestrator(db, make_backend(runner, tmp_path), max_retries=2)
+    orch.step()
+    job = slurm.submissions[0].job_id
+    slurm.set(job, 0, "RUNNING")
+    orch.step()
+    slurm.completing_on_cancel = True
+
+    orch.cancel(batch_id)
+    assert any("JobState=CANCELLED" in line for line in slurm.jobcomp_lines())  # the log says it ended ...
+    assert slurm.submissions[0].states[0] == "COMPLETING"  # ... squeue says it has not
+    batch, tasks = batch_state(db, batch_id)
+    assert batch.state != "cancelled" and tasks[0] == ("running", 1), (batch.state, tasks)
+    assert tasks[1:] == [("cancelled", 1), ("cancelled", 1)]  # pending ones never ran: cancelled at once
+
+    slurm.end_completing()
+    orch.step()
+    batch, tasks = batch_state(db, batch_id)
+    assert batch.state == "cancelled" and tasks == [("cancelled", 1)] * 3
+
+
 def test_an_unreachable_cluster_changes_nothing_and_shows_in_health(
         db: Database, runner: FakeRunner, slurm: FakeSlurm, tmp_path: Path) -> None:
     batch_id = new_batch(db)

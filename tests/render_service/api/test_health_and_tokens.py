@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ def test_health_is_open_and_ok_when_every_part_answers(api: Api) -> None:
     body = api.client.get("/api/v1/health").json()
     assert body["status"] == "ok" and body["version"] and body["workers"] == 1
     assert body["database"]["reachable"] and body["redis"]["reachable"]
-    assert body["backends"]["local"]["reachable"] and "reported 3 s ago" in body["backends"]["local"]["detail"]
+    detail = body["backends"]["local"]["detail"]  # 3 s, or a little more on a stalled machine
+    assert body["backends"]["local"]["reachable"] and re.search(r"reported [345] s ago", detail), detail
 
 
 def test_health_is_degraded_and_says_why(api: Api) -> None:

@@ -48,7 +48,7 @@ def test_submit_puts_a_task_on_the_real_broker_and_health_reads_it(stack_env: di
         started = time.monotonic()
         health = client.get("/api/v1/health").json()
         assert health["redis"]["reachable"] and health["workers"] == 0  # nobody consumes this database
-        assert time.monotonic() - started < WORKER_PING_TIMEOUT_S + 2
+        assert time.monotonic() - started < WORKER_PING_TIMEOUT_S + 5  # no hang waiting for a worker
         assert health["backends"]["local"]["reachable"] and "2 render processes free" in health["backends"]["local"][
             "detail"]
     finally:
