@@ -41,7 +41,7 @@ MAX_OVERRIDES = 100
 SECTIONS = ("seed_everything", "trainer", "model", "data")
 MODEL_KEYS = ("model", "model_options", "loss", "class_weights", "label_smoothing", "focal_gamma", "dice_weight",
               "ce_weight", "max_weight_ratio", "class_weight_power", "lr", "weight_decay", "scheduler", "warmup_steps",
-              "channels_last", "prior_correction", "class_offsets")
+              "channels_last", "prior_correction", "class_offsets", "init_from")
 DATA_KEYS = ("datasets", "weights", "val_datasets", "test_datasets", "val_fraction", "test_fraction", "split_seed",
              "crop_px", "crops_per_epoch", "class_balance", "batch_size", "eval_batch_size", "num_workers", "augment",
              "augment_config", "cache_mb", "ignore_faint_precipitates")
@@ -273,6 +273,13 @@ def _class_offsets(value: Any) -> str | None:
     return "expected null or a mapping of class names to logit offsets within [-10, 10], like {feal: -0.75}"
 
 
+def _checkpoint_path(value: Any) -> str | None:
+    # read by the job on the cluster, from its own working folder: only an absolute path means one file there
+    if not isinstance(value, str) or not value.startswith("/") or not value.endswith(".ckpt") or "\x00" in value:
+        return "expected the absolute path of a .ckpt file on the cluster (an earlier fit's checkpoint)"
+    return None
+
+
 def _steps(value: Any) -> str | None:
     return None if _is_int(value) and value >= -1 else "expected a whole number (-1: no limit)"
 
@@ -305,7 +312,7 @@ VALUE_CHECKS: dict[str, Any] = {
     "model.max_weight_ratio": _number_between(1.0, 1e6), "model.class_weight_power": _number_between(0.0, 4.0),
     "model.warmup_steps": _int_at_least(0),
     "model.channels_last": _boolean, "model.prior_correction": _number_between(0.0, 1.0),
-    "model.class_offsets": _class_offsets,
+    "model.class_offsets": _class_offsets, "model.init_from": _optional(_checkpoint_path),
     "data.val_fraction": _number_between(0.0, 1.0, high_open=True),
     "data.test_fraction": _number_between(0.0, 1.0, high_open=True), "data.split_seed": _int_at_least(0),
     "data.crop_px": _int_at_least(32), "data.crops_per_epoch": _int_at_least(1),

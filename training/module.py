@@ -95,6 +95,10 @@ class SegmentationModule(L.LightningModule):
     class_offsets : logit added to the named classes in every prediction, after the prior correction (e.g.
         ``{"feal": -0.75}``): what ``semcoat train calibrate`` finds so that measurements match the ground truth
         (:mod:`training.calibrate`); None adds nothing.
+    init_from : a checkpoint of an earlier fit whose network weights this fit starts from (fine-tuning, e.g. a model
+        trained on renders, on a lab's own labelled micrographs): the same model, model options and classes; the
+        optimizer, schedule, class weights and offsets start afresh (:mod:`training.init_weights`). A resumed fit
+        (``--ckpt_path``) takes its checkpoint's weights instead.
     """
 
     def __init__(self, num_classes: int = classes.NUM_CLASSES, class_names: list[str] | None = None,
@@ -104,7 +108,8 @@ class SegmentationModule(L.LightningModule):
                  max_weight_ratio: float = 10.0, class_weight_power: float = 0.75, lr: float = 2e-3,
                  weight_decay: float = 1e-4, scheduler: Literal["cosine", "constant"] = "cosine",
                  warmup_steps: int = 50, channels_last: bool = True,
-                 prior_correction: float = PRIOR_CORRECTION, class_offsets: dict[str, float] | None = None) -> None:
+                 prior_correction: float = PRIOR_CORRECTION, class_offsets: dict[str, float] | None = None,
+                 init_from: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         names = class_names or [classes.CLASS_NAMES.get(i, f"class{i}") for i in range(num_classes)]
@@ -146,6 +151,17 @@ class SegmentationModule(L.LightningModule):
             self.loss_fn.set_class_weights(weights)
             log.info("class weights from the training split: %s",
                      dict(zip(self.class_names, np.round(weights, 3).tolist(), strict=True)))
+
+    def on_fit_start(self) -> None:
+        """Start from ``init_from``'s network weights, unless the fit resumes a checkpoint (``--ckpt_path``: its
+        weights are already restored). Every DDP rank reads the same file. A module loaded from its own checkpoint
+        (predict, export, calibrate) never reads ``init_from`` again."""
+        if self.hp.init_from and not self.trainer.ckpt_path:
+            from training.init_weights import load_initial_weights
+
+            self.net.load_state_dict(load_initial_weights(self.hp.init_from, self.hp.model, self.hp.model_options,
+                                                          self.class_names))
+            log.info("starting weights from %s", self.hp.init_from)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Every :data:`TIME_CHECK_STEPS` steps, record the share of the time limit used so far, rank 0's value on

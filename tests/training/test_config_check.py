@@ -56,11 +56,13 @@ def test_overrides_merge_into_nested_sections_and_service_keys_are_refused() -> 
 
 
 def test_values_are_checked_by_kind_and_bools_are_not_numbers() -> None:
-    doc = {"seed_everything": "x", "model": {"lr": True, "class_weights": [1, -1], "channels_last": 1},
+    doc = {"seed_everything": "x", "model": {"lr": True, "class_weights": [1, -1], "channels_last": 1,
+                                            "init_from": "runs/best.ckpt"},
            "data": {"crop_px": 16, "batch_size": 2.0, "weights": [0, 0]},
            "trainer": {"precision": "fp8", "max_time": "20 minutes", "logger": True, "profiler": "simple"}}
     problems = {p.dotted: p.msg for p in cc.check_config(doc, dataset_count=2)}
     assert set(problems) == {"seed_everything", "model.lr", "model.class_weights", "model.channels_last",
+                             "model.init_from",
                              "data.crop_px", "data.batch_size", "data.weights", "trainer.precision",
                              "trainer.max_time"}
 
