@@ -98,6 +98,17 @@ class TrainingCreate(BaseModel):
                                       examples=[{"trainer.max_steps": 2000, "data.crop_px": 256}])
     backend: BackendName = Field("local", description="'local' (this server's processes) or 'slurm' (the cluster).")
     resources: TrainingResources = Field(default_factory=TrainingResources)  # type: ignore[arg-type]
+    init_from_training: str | None = Field(
+        None, description="Fine-tuning: the id of your earlier training that succeeded on the same backend; this one "
+                          "starts from its best checkpoint's weights (the same network and classes).",
+        examples=["9b1c2d3e4f5a6b7c"])
+
+    @field_validator("init_from_training")
+    @classmethod
+    def _training_id(cls, value: str | None) -> str | None:
+        if value is not None and not (1 <= len(value) <= 32 and value.isascii() and value.isalnum()):
+            raise ValueError(f"{value[:64]!r} is not a training id (as POST /trainings returns)")
+        return value
 
     @field_validator("name")
     @classmethod

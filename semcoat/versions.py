@@ -8,7 +8,10 @@ backend runs that command on the cluster and compares the answer with its own be
   choices and defaults; wording of titles and descriptions left out), so every spec the service accepts the cluster
   reads the same way, and
 - their renderers have the same generator version (the one ``dataset.json`` records), so the cluster renders the
-  same images, bit for bit, that the service's own renderer (local backend, previews) would.
+  same images, bit for bit, that the service's own renderer (local backend, previews) would, and
+- for trainings, they read the same training configs (``train_config``: the fingerprint of the config keys and
+  names, :func:`training.config_check.train_config_fingerprint`), so a key the service writes (``init_from``) is not
+  refused by the cluster's `semcoat train fit` after the job waited in the queue.
 
 The package version alone says little (it stays 0.1.0 across many changes of a checkout); it is shown, not compared,
 where the generator is known.
@@ -59,17 +62,19 @@ def batch_schema_fingerprint() -> str:
 @dataclass(frozen=True)
 class InstalledVersion:
     """One installation: package version, renderer's generator version (None: no render part), batch-schema
-    fingerprint, and the optional parts that can run there (``render``, ``train``)."""
+    fingerprint, the optional parts that can run there (``render``, ``train``) and the training-config fingerprint
+    (None: an installation that cannot read training configs, or one older than the fingerprint)."""
 
     semcoat: str
     generator: str | None
     batch_schema: str
     parts: tuple[str, ...] = ()
+    train_config: str | None = None
 
     def to_json(self) -> str:
         """One line of JSON (what ``semcoat version --json`` prints)."""
         return json.dumps({"semcoat": self.semcoat, "generator": self.generator, "batch_schema": self.batch_schema,
-                           "parts": list(self.parts)})
+                           "parts": list(self.parts), "train_config": self.train_config})
 
     @classmethod
     def from_json(cls, text: str) -> InstalledVersion:
@@ -85,7 +90,10 @@ class InstalledVersion:
             raise ValueError("'generator' must be a string or null")
         if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
             raise ValueError("'parts' must be a list of strings")
-        return cls(semcoat, generator, schema, tuple(parts))
+        train_config = data.get("train_config")
+        if train_config is not None and not isinstance(train_config, str):
+            raise ValueError("'train_config' must be a string or null")
+        return cls(semcoat, generator, schema, tuple(parts), train_config)
 
     def describe(self) -> str:
         """A short human form: ``semcoat 0.1.0, generator 'semcoat 0.1.0 blender_addon renderer 12', batch schema
@@ -110,6 +118,11 @@ def compatibility_problems(service: InstalledVersion, cluster: InstalledVersion,
         problems.append(f"its renderer differs ({cluster.generator!r}, the service's {service.generator!r})")
     elif service.generator is None and cluster.semcoat != service.semcoat:
         problems.append(f"its version differs ({cluster.semcoat}, the service's {service.semcoat})")
+    if "train" in needs and service.train_config is not None and cluster.train_config != service.train_config:
+        problems.append("it does not say which training configs it reads (older than the service's)"
+                        if cluster.train_config is None else
+                        f"its training-config keys differ ({cluster.train_config[:SHORT_FINGERPRINT]}, the service's "
+                        f"{service.train_config[:SHORT_FINGERPRINT]})")
     missing = [part for part in needs if part not in cluster.parts]
     if missing:
         problems.append(f"it lacks the {' and '.join(missing)} part{'s' if len(missing) > 1 else ''}")

@@ -41,7 +41,17 @@ def installed_version() -> InstalledVersion:
     generator = generator_version()
     parts = tuple(part for part, modules in PART_MODULES.items()
                   if all(_found(m) for m in modules) and (part != "render" or generator is not None))
-    return InstalledVersion(__version__, generator, batch_schema_fingerprint(), parts)
+    return InstalledVersion(__version__, generator, batch_schema_fingerprint(), parts, train_config_version())
+
+
+def train_config_version() -> str | None:
+    """The training-config fingerprint, or None where the config checks cannot load (no PyYAML: neither the train
+    nor the service part is installed)."""
+    try:
+        from training.config_check import train_config_fingerprint  # noqa: PLC0415 - PyYAML
+    except ImportError:
+        return None
+    return train_config_fingerprint()
 
 
 def version_command(
@@ -53,4 +63,5 @@ def version_command(
         typer.echo(info.to_json())
         return
     typer.echo(f"semcoat {info.semcoat}\ngenerator: {info.generator or '(no render part)'}\n"
-               f"batch schema: {info.batch_schema}\nparts: {', '.join(info.parts) or 'none'}")
+               f"batch schema: {info.batch_schema}\ntraining config: {info.train_config or '(no train part)'}\n"
+               f"parts: {', '.join(info.parts) or 'none'}")

@@ -105,6 +105,18 @@ class ConfigError(SemcoatError):
         self.problems = list(problems)
 
 
+def train_config_fingerprint() -> str:
+    """SHA-256 (hex) of what a training config may say here: the keys of each section, the augmentation's, and the
+    model, loss and scheduler names. Two installations with the same fingerprint read the same configs; one with
+    another refuses a key the other writes (the service compares its own with the cluster's before a training)."""
+    import hashlib
+    import json
+
+    known = {"sections": SECTIONS, "model": MODEL_KEYS, "data": DATA_KEYS, "augment": AUGMENT_KEYS,
+             "trainer": TRAINER_KEYS, "models": MODEL_NAMES, "losses": LOSS_NAMES, "schedulers": SCHEDULERS}
+    return hashlib.sha256(json.dumps(known, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def ready_config_text(name: str) -> str:
     """The YAML text of a ready config (``unet``, ``deeplab``, ``swin_unetr``); ConfigError for another name."""
     if name not in READY_CONFIGS:

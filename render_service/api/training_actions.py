@@ -10,6 +10,7 @@ job's command line.
 
 from __future__ import annotations
 
+import json
 import logging
 import posixpath
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from render_service.api.actions import BROKER_ERRORS, RequestProblem, ServiceUnavailable
+from render_service.backends.training_base import METRICS_FILE
 from render_service.db.models import Training, utc_now
 from render_service.queue import TaskSender, enqueue_cancel_training, enqueue_submit_training
 from render_service.schemas import FieldProblem
@@ -26,7 +28,7 @@ from render_service.settings import Settings
 from render_service.states import FINAL_BATCH_STATES
 from render_service.store import get_batch
 from render_service.training_schemas import TrainingCreate
-from render_service.training_store import create_training
+from render_service.training_store import create_training, get_training
 from semcoat.params import quoted
 from training.config_check import (
     READY_CONFIGS,
@@ -100,6 +102,68 @@ def _dataset_folders(session: Session, owner: str, body: TrainingCreate, setting
     return folders
 
 
+def packaged_checkpoint(settings: Settings, training: Training) -> str | None:
+    """Where the job of another training reads ``training``'s best checkpoint: the service's collected copy (local
+    backend) or the package on the cluster (slurm); None when its package names no checkpoint."""
+    try:
+        summary = json.loads((settings.trainings_dir / training.id / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    relative = summary.get("checkpoint") if isinstance(summary, dict) else None
+    # written by the job: only a plain checkpoints/<name>.ckpt is taken
+    if not (isinstance(relative, str) and relative.startswith("checkpoints/") and relative.endswith(".ckpt")
+            and "/" not in relative[len("checkpoints/"):] and relative.isprintable()):
+        return None
+    if training.backend == "slurm":
+        return posixpath.join(training.remote_dir, "outputs", relative) if training.remote_dir else None
+    return str((settings.trainings_dir / training.id / relative).absolute())
+
+
+def _init_from(session: Session, owner: str, body: TrainingCreate, settings: Settings, doc: dict[str, Any] | None,
+               problems: list[FieldProblem]) -> str | None:
+    """The checkpoint path of ``init_from_training`` (None: not asked, or a problem was added)."""
+    source_id = body.init_from_training
+    if source_id is None:
+        return None
+    loc: list[str | int] = ["body", "init_from_training"]
+    if "model.init_from" in body.overrides:
+        problems.append(_problem(loc, "give init_from_training or the override model.init_from, not both",
+                                 source_id))
+        return None
+    source = get_training(session, source_id, owner)
+    if source is None:
+        problems.append(_problem(loc, "no training of yours has this id", source_id))
+        return None
+    if source.state != "succeeded":
+        problems.append(_problem(loc, f"training {source_id} is {source.state}; fine-tune from a training that "
+                                      "succeeded", source_id))
+        return None
+    if source.backend != body.backend:
+        problems.append(_problem(loc, f"training {source_id} ran on the {source.backend} backend, where its "
+                                      f"checkpoint is; fine-tune it with backend '{source.backend}'", source_id))
+        return None
+    path = packaged_checkpoint(settings, source)
+    if path is None:
+        problems.append(_problem(loc, f"training {source_id}'s package names no checkpoint (its metrics.json "
+                                      "lacks 'checkpoint')", source_id))
+        return None
+    if doc is not None:
+        theirs, ours = _network(yaml.safe_load(source.config_yaml)), _network(doc)
+        if theirs != ours:
+            problems.append(_problem(loc, f"training {source_id} trained a {theirs[0]} with model_options "
+                                          f"{theirs[1]}; this config builds a {ours[0]} with {ours[1]}: fine-tuning "
+                                          "needs the same network", source_id))
+            return None
+    return path
+
+
+def _network(doc: Any) -> tuple[Any, Any]:
+    """(model name, model options) of a config as the job reads it (the module's defaults where not given)."""
+    model = doc.get("model") if isinstance(doc, dict) else None
+    model = model if isinstance(model, dict) else {}
+    return model.get("model", "unet"), model.get("model_options") or {}
+
+
 def _resource_problems(body: TrainingCreate, settings: Settings) -> list[FieldProblem]:
     problems = []
     resources = body.resources
@@ -141,6 +205,11 @@ def check_training(session: Session, owner: str, body: TrainingCreate, settings:
     if doc is not None:
         doc, refused = apply_overrides(doc, body.overrides)
         problems += [_problem(["body", "overrides", *p.path], p.msg, p.value) for p in refused]
+        init_from = _init_from(session, owner, body, settings, None if refused else doc, problems)
+        if init_from is not None:
+            model = doc.setdefault("model", {})
+            if isinstance(model, dict):
+                model["init_from"] = init_from
         if not refused:
             problems += [_problem(_config_loc(p, body), p.msg, p.value)
                          for p in check_config(doc, dataset_count=len(body.dataset.batches) +

@@ -76,7 +76,7 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
 
 
 def training_body(config: str, batches: list[str], folders: list[str], overrides: dict[str, Any], backend: str,
-                  resources: dict[str, Any], name: str | None) -> dict[str, Any]:
+                  resources: dict[str, Any], name: str | None, init_from_training: str | None = None) -> dict[str, Any]:
     """The ``POST /trainings`` body: CONFIG is a YAML file (sent as text) or the name of a ready config."""
     path = Path(config)
     body: dict[str, Any] = {"dataset": {"batches": batches, "folders": folders}, "overrides": overrides,
@@ -92,6 +92,8 @@ def training_body(config: str, batches: list[str], folders: list[str], overrides
         raise fail(f"CONFIG: {config!r} is neither a file nor a ready config ({', '.join(READY)})")
     if name:
         body["name"] = name
+    if init_from_training:
+        body["init_from_training"] = init_from_training
     return body
 
 
@@ -141,6 +143,9 @@ def submit(
     time_limit: Annotated[str | None, typer.Option(help="Slurm time limit of the job: minutes or [D-]HH:MM:SS.")
                           ] = None,
     name: Annotated[str | None, typer.Option(help="A name for your list (default: the config's).")] = None,
+    init_from_training: Annotated[str | None, typer.Option(
+        help="Fine-tune: start from the best checkpoint of your earlier training ID (succeeded, same backend).")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the training until it ends.")] = False,
     poll_s: Annotated[float, typer.Option("--poll-s", min=0.1, help="Seconds between polls with --wait.")] = 5.0,
 ) -> None:
@@ -152,7 +157,8 @@ def submit(
     resources = {"nodes": nodes, "gpus_per_node": gpus_per_node, "processes_per_node": processes_per_node,
                  "cpus_per_task": cpus_per_task, "mem_per_node_mb": mem_per_node_mb, "partition": partition,
                  "account": account, "time_limit": time_limit}
-    body = training_body(config, _ids(batches), list(folders or []), parse_set(set_), backend, resources, name)
+    body = training_body(config, _ids(batches), list(folders or []), parse_set(set_), backend, resources, name,
+                         init_from_training)
     try:
         with _client() as client:
             training = client.submit_training(body)

@@ -88,16 +88,24 @@ def wait_training(service: Service, training_id: str, timeout_s: float, until: t
         time.sleep(0.5)
 
 
-@pytest.mark.timeout(420)
-def test_a_training_runs_as_one_ddp_job_and_its_model_comes_back_through_the_api(
-        service: Service, rendered: dict[str, Any], ssh: SSHRunner, stack_env: dict[str, str],
-        tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def trained(service: Service, rendered: dict[str, Any]) -> dict[str, Any]:
+    """A training of the small U-Net on the rendered batch, followed to its end: the last answer (``done``), every
+    answer before it (``seen``) and the first one (``submitted``)."""
     submitted = submit_training(service, {"name": "it-unet", "dataset": {"batches": [rendered["id"]]},
                                           "config": "unet", "overrides": FAST, "backend": "slurm",
                                           "resources": RESOURCES})
-    assert submitted["progress"]["max_epochs"] == 2 and submitted["progress"]["step"] is None
     seen: list[dict[str, Any]] = []
     done = wait_training(service, submitted["id"], timeout_s=360, seen=seen)
+    return {"submitted": submitted, "seen": seen, "done": done}
+
+
+@pytest.mark.timeout(420)
+def test_a_training_runs_as_one_ddp_job_and_its_model_comes_back_through_the_api(
+        trained: dict[str, Any], service: Service, rendered: dict[str, Any], ssh: SSHRunner,
+        stack_env: dict[str, str], tmp_path: Path) -> None:
+    submitted, seen, done = trained["submitted"], trained["seen"], trained["done"]
+    assert submitted["progress"]["max_epochs"] == 2 and submitted["progress"]["step"] is None
     remote = f"{stack_env['SEMCOAT_CLUSTER_HOME']}/semcoat-trainings/{submitted['id']}"
     log = ssh.run(["cat", f"{remote}/logs/train-{done['slurm_job_id']}.out"]).stdout
     assert (done["state"], done["error"]) == ("succeeded", None), f"{done}\n{log[-3000:]}"
@@ -158,6 +166,29 @@ def test_a_training_runs_as_one_ddp_job_and_its_model_comes_back_through_the_api
     ckpt_mask = predict_mask(load_model(tmp_path / Path(checkpoint).name), grey)
     assert onnx_mask.shape == grey.shape == (192, 256) and int(onnx_mask.max()) < 7
     assert (onnx_mask == ckpt_mask).mean() > 0.999
+
+
+@pytest.mark.timeout(420)
+def test_a_training_fine_tunes_from_an_earlier_ones_checkpoint_on_the_cluster(
+        trained: dict[str, Any], service: Service, rendered: dict[str, Any], ssh: SSHRunner,
+        stack_env: dict[str, str]) -> None:
+    earlier = trained["done"]
+    assert earlier["state"] == "succeeded", earlier
+    with service.client() as http:
+        best = json.loads(http.get(f"/trainings/{earlier['id']}/files/metrics.json").content)["checkpoint"]
+    tuned = submit_training(service, {"name": "it-tuned", "dataset": {"batches": [rendered["id"]]},
+                                      "config": "unet", "overrides": {**FAST, "trainer.max_epochs": 1},
+                                      "backend": "slurm", "resources": RESOURCES,
+                                      "init_from_training": earlier["id"]})
+    done = wait_training(service, tuned["id"], timeout_s=360)
+    home = stack_env["SEMCOAT_CLUSTER_HOME"]
+    remote = f"{home}/semcoat-trainings/{tuned['id']}"
+    log = ssh.run(["cat", f"{remote}/logs/train-{done['slurm_job_id']}.out"]).stdout
+    assert (done["state"], done["error"]) == ("succeeded", None), f"{done}\n{log[-3000:]}"
+    # the job on the cluster read the earlier training's packaged checkpoint, where the cluster holds it
+    source = f"{home}/semcoat-trainings/{earlier['id']}/outputs/{best}"
+    assert f"init_from: {source}" in ssh.read_text(f"{remote}/config.yaml")
+    assert f"starting weights from {source}" in log, log[-3000:]
 
 
 @pytest.mark.timeout(300)

@@ -24,6 +24,9 @@ def test_version_json_names_the_package_the_generator_and_the_schema_fingerprint
     assert info.semcoat == __version__ and info.generator == GENERATOR_VERSION
     assert info.batch_schema == schema_fingerprint(batch_spec_schema()) and len(info.batch_schema) == 64
     assert "render" in info.parts
+    from training.config_check import train_config_fingerprint
+
+    assert info.train_config == train_config_fingerprint() and len(info.train_config) == 64
 
 
 def test_version_without_json_is_for_people() -> None:
@@ -62,8 +65,29 @@ def test_compatible_means_same_schema_and_same_renderer() -> None:
     assert compatibility_problems(slim, service) == ["its version differs (0.1.0, the service's 0.2.0)"]
 
 
+def test_trainings_also_need_the_same_training_config_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    from training import config_check
+
+    ours = config_check.train_config_fingerprint()
+    monkeypatch.setattr(config_check, "MODEL_KEYS", config_check.MODEL_KEYS[:-1])  # a cluster without init_from
+    theirs = config_check.train_config_fingerprint()
+    assert theirs != ours
+    service = InstalledVersion("0.1.0", "renderer 17", "a" * 64, ("render", "train"), ours)
+    older = InstalledVersion("0.1.0", "renderer 17", "a" * 64, ("render", "train"), theirs)
+    assert compatibility_problems(service, older, needs=("render",)) == []  # batches do not read training configs
+    assert compatibility_problems(service, older, needs=("train",)) == [
+        f"its training-config keys differ ({theirs[:12]}, the service's {ours[:12]})"]
+    unsaid = InstalledVersion.from_json(json.dumps({"semcoat": "0.1.0", "generator": "renderer 17",
+                                                    "batch_schema": "a" * 64, "parts": ["render", "train"]}))
+    assert unsaid.train_config is None
+    assert compatibility_problems(service, unsaid, needs=("train",)) == [
+        "it does not say which training configs it reads (older than the service's)"]
+    assert InstalledVersion.from_json(service.to_json()) == service
+
+
 @pytest.mark.parametrize("text", ["[]", '{"semcoat": "0.1.0"}', '{"semcoat": 1, "batch_schema": "x"}',
-                                  '{"semcoat": "0.1.0", "batch_schema": "x", "parts": "render"}', "not json"])
+                                  '{"semcoat": "0.1.0", "batch_schema": "x", "parts": "render"}', "not json",
+                                  '{"semcoat": "0.1.0", "batch_schema": "x", "train_config": 7}'])
 def test_a_bad_version_line_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError):
         InstalledVersion.from_json(text)

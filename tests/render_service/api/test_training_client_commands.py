@@ -125,6 +125,9 @@ def test_cancel_and_refusals(live: Api, tmp_path: Path) -> None:  # noqa: F811
                                   "--folders", "/shared/x"])
     assert refused.exit_code == 2
     assert "overrides.model.loss" in refused.stderr and "dataset.folders" in refused.stderr
+    # fine-tuning from a training that has not succeeded: refused with the reason
+    tuned = runner.invoke(app, ["train", "submit", "unet", "--batches", batch_id, "--init-from-training", training_id])
+    assert tuned.exit_code == 2 and "fine-tune from a training that succeeded" in tuned.stderr
 
 
 def _progress_from_log(api: Api, training_id: str, text: str, state: str = "running") -> None:

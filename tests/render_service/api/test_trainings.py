@@ -5,6 +5,7 @@ problem (config, overrides, dataset, backend, resources), 401/404/413/415/503 as
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -269,3 +270,84 @@ def test_files_and_archive_serve_the_collected_training_only(api: Api) -> None:
     names = zipfile.ZipFile(io.BytesIO(archive.content)).namelist()
     assert sorted(names) == [f"{training['id']}/checkpoints/best-epoch001.ckpt", f"{training['id']}/metrics.json",
                              f"{training['id']}/model.onnx"]
+
+
+def _finished(api: Api, training_id: str, summary: object, state: str = "succeeded",
+              remote_dir: str | None = None, backend: str | None = None) -> None:
+    """Mark a training ``state`` with a collected package whose metrics.json holds ``summary``."""
+    folder = api.settings.trainings_dir / training_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(summary))
+    with api.database.session() as session:
+        stored = session.get(Training, training_id)
+        assert stored is not None
+        stored.state, stored.remote_dir = state, remote_dir
+        stored.backend = backend or stored.backend
+
+
+def test_a_training_starts_from_an_earlier_trainings_checkpoint(api: Api) -> None:
+    earlier = _submitted(api)
+    _finished(api, earlier["id"], {"checkpoint": "checkpoints/best-epoch007.ckpt"})
+    batch_id = succeeded_batch(api)
+    response = post(api, {"dataset": {"batches": [batch_id]}, "config": "unet", "init_from_training": earlier["id"],
+                          "overrides": {"model.lr": 0.001}})
+    assert response.status_code == 202, response.text
+    with api.database.session() as session:
+        stored = session.get(Training, response.json()["id"])
+        assert stored is not None
+        doc = yaml.safe_load(stored.config_yaml)
+    expected = (api.settings.trainings_dir / earlier["id"] / "checkpoints" / "best-epoch007.ckpt").absolute()
+    assert doc["model"]["init_from"] == str(expected) and doc["model"]["lr"] == 0.001
+
+
+def test_a_slurm_training_starts_from_the_package_on_the_cluster(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    api = make_api(tmp_path, monkeypatch, ssh_host="127.0.0.1", ssh_user="u", ssh_key=tmp_path / "key",
+                   ssh_known_hosts=tmp_path / "known", cluster_home="/home/u")
+    batch_id = succeeded_batch(api, remote_dir="/home/u/semcoat-batches/x", backend="slurm")
+    body = {"dataset": {"batches": [batch_id]}, "config": "unet", "backend": "slurm"}
+    earlier = post(api, body).json()
+    _finished(api, earlier["id"], {"checkpoint": "checkpoints/best.ckpt"},
+              remote_dir=f"/home/u/semcoat-trainings/{earlier['id']}")
+    response = post(api, {**body, "init_from_training": earlier["id"]})
+    assert response.status_code == 202, response.text
+    with api.database.session() as session:
+        stored = session.get(Training, response.json()["id"])
+        assert stored is not None
+        init_from = yaml.safe_load(stored.config_yaml)["model"]["init_from"]
+    assert init_from == f"/home/u/semcoat-trainings/{earlier['id']}/outputs/checkpoints/best.ckpt"
+    api.client.close()
+
+
+def test_init_from_training_is_refused_with_the_reason(api: Api) -> None:
+    batch_id = succeeded_batch(api)
+    body = {"dataset": {"batches": [batch_id]}, "config": "unet"}
+
+    def problem(source: str, **extra: Any) -> str:
+        stored = _trainings(api)
+        found = problems_of(post(api, {**body, "init_from_training": source, **extra}))
+        assert _trainings(api) == stored  # a refused request stores nothing
+        msg: str = found[("body", "init_from_training")]["msg"]
+        return msg
+
+    running = _submitted(api)
+    assert "is queued; fine-tune from a training that succeeded" in problem(running["id"])
+    others = _submitted(api, api.new_token("bob"))
+    _finished(api, others["id"], {"checkpoint": "checkpoints/best.ckpt"})
+    assert "no training of yours" in problem(others["id"])
+    assert "no training of yours" in problem("0123456789abcdef")
+    elsewhere = _submitted(api)
+    _finished(api, elsewhere["id"], {"checkpoint": "checkpoints/best.ckpt"}, backend="slurm",
+              remote_dir="/home/u/semcoat-trainings/x")
+    assert "ran on the slurm backend" in problem(elsewhere["id"])
+    for summary in ({}, {"checkpoint": "../../../etc/passwd.ckpt"}, {"checkpoint": "checkpoints/a/../../b.ckpt"},
+                    {"checkpoint": 7}, ["checkpoints/best.ckpt"]):
+        broken = _submitted(api)
+        _finished(api, broken["id"], summary)
+        assert "names no checkpoint" in problem(broken["id"]), summary
+    good = _submitted(api)
+    _finished(api, good["id"], {"checkpoint": "checkpoints/best.ckpt"})
+    assert "fine-tuning needs the same network" in problem(good["id"], overrides={"model.model": "deeplab"})
+    assert "not both" in problem(good["id"], overrides={"model.init_from": "/x/best.ckpt"})
+    bad_id = problems_of(post(api, {**body, "init_from_training": "../x"}))
+    assert "is not a training id" in bad_id[("body", "init_from_training")]["msg"]
