@@ -23,15 +23,18 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help
 
 
 def _lightning(subcommand: str, ctx: typer.Context) -> None:
-    from training.lightning_cli import run
+    from training.lightning_cli import argument_flags, run
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("training")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    with user_errors(EXIT_USAGE):
-        run([subcommand, *ctx.args])
+    try:
+        with user_errors(EXIT_USAGE, argument_flags()):
+            run([subcommand, *ctx.args])
+    finally:  # a second command in the same process (tests, notebooks) gets its own, on its own stderr
+        logger.removeHandler(handler)
 
 
 def _pass_through(subcommand: str, doc: str) -> None:

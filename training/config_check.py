@@ -285,10 +285,18 @@ def _class_offsets(value: Any) -> str | None:
     return "expected null or a mapping of class names to logit offsets within [-10, 10], like {feal: -0.75}"
 
 
-def _checkpoint_path(value: Any) -> str | None:
-    # read by the job on the cluster, from its own working folder: only an absolute path means one file there
-    if not isinstance(value, str) or not value.startswith("/") or not value.endswith(".ckpt") or "\x00" in value:
-        return "expected the absolute path of a .ckpt file on the cluster (an earlier fit's checkpoint)"
+MAX_PATH_CHARS = 4096
+MAX_NAME_CHARS = 255
+
+
+def checkpoint_path_problem(value: Any) -> str | None:
+    """Why ``value`` is not accepted as ``model.init_from`` (None: accepted): the absolute path of a .ckpt file,
+    printable, at most 4096 characters and 255 per name. It is read by the job from its own working folder, so only
+    an absolute path means one file there."""
+    if not (isinstance(value, str) and value.startswith("/") and value.endswith(".ckpt") and value.isprintable()
+            and len(value) <= MAX_PATH_CHARS and all(len(name) <= MAX_NAME_CHARS for name in value.split("/"))):
+        return (f"expected the absolute path of a .ckpt file on the cluster (an earlier fit's checkpoint; printable, "
+                f"at most {MAX_PATH_CHARS} characters and {MAX_NAME_CHARS} per name)")
     return None
 
 
@@ -324,7 +332,7 @@ VALUE_CHECKS: dict[str, Any] = {
     "model.max_weight_ratio": _number_between(1.0, 1e6), "model.class_weight_power": _number_between(0.0, 4.0),
     "model.warmup_steps": _int_at_least(0),
     "model.channels_last": _boolean, "model.prior_correction": _number_between(0.0, 1.0),
-    "model.class_offsets": _class_offsets, "model.init_from": _optional(_checkpoint_path),
+    "model.class_offsets": _class_offsets, "model.init_from": _optional(checkpoint_path_problem),
     "data.val_fraction": _number_between(0.0, 1.0, high_open=True),
     "data.test_fraction": _number_between(0.0, 1.0, high_open=True), "data.split_seed": _int_at_least(0),
     "data.crop_px": _int_at_least(32), "data.crops_per_epoch": _int_at_least(1),

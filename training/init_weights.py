@@ -3,13 +3,15 @@ lab's own labelled micrographs (``semcoat train fit ... --model.init_from CKPT``
 
 Only the network's weights are taken: the optimizer, the schedule, the epoch count, the class weights and the
 calibrated logit offsets (``class_offsets``, which belong to the weights they were chosen for) start afresh. The
-checkpoint is read with ``weights_only=True``, so a file given here runs no code when it is loaded. The network must be
-the same (model name and options) and segment the same classes in the same order.
+checkpoint is read with ``weights_only=True``, so a file given here runs no code when it is loaded. It must hold the
+same kind of network (model name) segmenting the same classes in the same order, with weights of the same names and
+shapes as the network about to be trained (options that change no weight, such as dropout, may differ), all finite.
 """
 
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,45 +22,94 @@ import torch
 from semcoat.errors import InvalidArgument
 
 NET_PREFIX = "net."
+# How many differing weight names a message lists before "..."
+_LISTED = 3
+_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def load_initial_weights(path: str | Path, model: str, model_options: Mapping[str, Any] | None,
-                         class_names: list[str]) -> dict[str, torch.Tensor]:
+def _refuse(message: str) -> InvalidArgument:
+    return InvalidArgument(message, argument="init_from")
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint's top-level mapping, read without running code; InvalidArgument saying why not."""
+    try:
+        found = path.is_file()
+        folder = path.is_dir()
+    except OSError as exc:  # a name too long, a loop of links
+        raise _refuse(f"{str(path)[:200]}: cannot be read ({exc.strerror or exc})") from exc
+    if folder:
+        raise _refuse(f"{path} is a folder; give a .ckpt file of it (a fit keeps them in "
+                      "logs/version_N/checkpoints/, a package in checkpoints/)")
+    if not found:
+        raise _refuse(f"no such checkpoint file {path} (from the folder {Path.cwd()})" if not path.is_absolute()
+                      else f"no such checkpoint file {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        text = " ".join(_ESCAPES.sub("", str(exc)).split())
+        unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if unsupported:  # torch's own text goes on to say how to load it unsafely: not repeated here
+            raise _refuse(f"{path} holds a {unsupported.group(1)} object, which a checkpoint of `semcoat train fit` "
+                          "does not: refused unread") from exc
+        refused = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+        if refused:
+            raise _refuse(f"{path} is not a checkpoint of `semcoat train fit` (a load of weights and plain values "
+                          f"alone stops at: {refused.group(1)[:200]}); refused unread") from exc
+        reason = text.split(" (Could this error message")[0][:200]
+        raise _refuse(f"{path} is not a checkpoint of `semcoat train fit` ({reason or type(exc).__name__})") from exc
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("hyper_parameters"), dict) \
+            or not isinstance(ckpt.get("state_dict"), dict):
+        raise _refuse(f"{path} is not a checkpoint of `semcoat train fit` (it has no hyper_parameters and "
+                      "state_dict)")
+    return ckpt
+
+
+def _names(keys: Any) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:_LISTED]) + (f" and {len(keys) - _LISTED} more" if len(keys) > _LISTED else "")
+
+
+def load_initial_weights(path: str | Path, model: str, class_names: list[str],
+                         expected: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The network weights of the checkpoint at ``path`` (keys as in the network's own ``state_dict``), checked
-    against the network about to be trained: ``model`` built with ``model_options``, segmenting ``class_names``.
+    against the network about to be trained: a ``model`` segmenting ``class_names`` whose ``state_dict`` is
+    ``expected`` (only its names and shapes are read).
 
     Raises
     ------
     InvalidArgument
-        (argument ``init_from``) when the file is missing, is no checkpoint of ``semcoat train fit``, or holds another
-        network or other classes; the message says which and what this fit builds.
+        (argument ``init_from``) when the path is empty, missing or a folder, the file is no checkpoint of
+        ``semcoat train fit``, or holds another network, other classes, weights of other names or shapes, or
+        non-finite weights; the message says which.
     """
+    if not str(path).strip():
+        raise _refuse("an empty path: give an earlier fit's .ckpt file, or leave init_from null")
     path = Path(path)
-    if not path.is_file():
-        raise InvalidArgument(f"init_from: no such checkpoint file {path}", argument="init_from")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise InvalidArgument(f"init_from: {path} is not a checkpoint of `semcoat train fit` (a .ckpt file of "
-                              f"weights and hyperparameters; {reason})", argument="init_from") from exc
-    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
-    if not isinstance(hparams, dict) or not isinstance(state, dict):
-        raise InvalidArgument(f"init_from: {path} is not a checkpoint of `semcoat train fit` (it has no "
-                              "hyper_parameters and state_dict)", argument="init_from")
-    theirs = (hparams.get("model"), dict(hparams.get("model_options") or {}))
-    ours = (model, dict(model_options or {}))
-    if theirs != ours:
-        raise InvalidArgument(f"init_from: {path} holds a {theirs[0]} network with model_options {theirs[1]}, this "
-                              f"fit builds a {ours[0]} with {ours[1]}: give the same model and model_options",
-                              argument="init_from")
-    their_classes = list(hparams.get("class_names") or [])
+    ckpt = _read_checkpoint(path)
+    hparams, state = ckpt["hyper_parameters"], ckpt["state_dict"]
+    theirs = hparams.get("model")
+    if not isinstance(theirs, str):
+        raise _refuse(f"{path} names no semcoat network (hyper_parameters.model is {theirs!r}): is it a "
+                      "checkpoint of `semcoat train fit`?")
+    if theirs != model:
+        raise _refuse(f"{path} holds a {theirs} network; this fit builds a {model}: give the same model")
+    their_classes = hparams.get("class_names")
+    if not (isinstance(their_classes, list) and all(isinstance(c, str) for c in their_classes)):
+        raise _refuse(f"{path} has no class table (hyper_parameters.class_names is {their_classes!r})")
     if their_classes != list(class_names):
-        raise InvalidArgument(f"init_from: {path} segments the classes {their_classes}, this fit's data "
-                              f"{list(class_names)}: the classes must be the same, in the same order",
-                              argument="init_from")
+        raise _refuse(f"{path} segments the classes {their_classes}, this fit's data {list(class_names)}: the "
+                      "classes must be the same, in the same order")
     weights = {key[len(NET_PREFIX):]: value for key, value in state.items() if key.startswith(NET_PREFIX)}
-    if not weights:
-        raise InvalidArgument(f"init_from: {path} holds no network weights", argument="init_from")
+    missing, extra = expected.keys() - weights.keys(), weights.keys() - expected.keys()
+    shaped = {k for k in expected.keys() & weights.keys()
+              if not isinstance(weights[k], torch.Tensor) or weights[k].shape != expected[k].shape}
+    if missing or extra or shaped:
+        parts = [f"{len(group)} {what} ({_names(group)})" for group, what in
+                 ((missing, "missing"), (extra, "not in this network"), (shaped, "of another shape")) if group]
+        raise _refuse(f"{path}: its {theirs} weights do not fit the network this fit builds (model_options "
+                      f"{hparams.get('model_options')!r} there): {'; '.join(parts)}")
+    bad = {k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())}
+    if bad:
+        raise _refuse(f"{path} holds non-finite weights ({_names(bad)}): a fit cannot start from them")
     return weights

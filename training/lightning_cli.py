@@ -9,6 +9,7 @@ SLURMEnvironment supplies ranks and the master address.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from pathlib import Path
@@ -78,10 +79,25 @@ class SemcoatCLI(LightningCLI):
             config["logger"] = default_loggers(config.get("default_root_dir") or "runs")
         return super()._instantiate_trainer(config, callbacks)
 
+    def before_fit(self) -> None:
+        """Read and check ``--model.init_from`` before the fit writes anything (a refused file leaves no log folder
+        and waits for no data scan); a resumed fit (``--ckpt_path``) keeps its checkpoint's weights instead."""
+        model: Any = self.model
+        if not self.config.fit.get("ckpt_path") and hasattr(model, "initial_weights"):
+            model.initial_weights()
+
     def before_predict(self) -> None:
         """Write predicted masks to ``--predict_dir``."""
         trainer: Any = self.trainer
         trainer.callbacks.append(MaskWriter(self.config.predict.predict_dir))
+
+
+def argument_flags() -> dict[str, str]:
+    """The flag of each model and data argument (``init_from`` -> ``--model.init_from``), for the errors that name
+    an argument (:class:`semcoat.errors.SemcoatError`'s ``argument``)."""
+    flags = {name: f"--data.{name}" for name in inspect.signature(SegmentationDataModule).parameters}
+    flags.update({name: f"--model.{name}" for name in inspect.signature(SegmentationModule).parameters})
+    return flags
 
 
 def run(args: list[str]) -> SemcoatCLI:

@@ -137,6 +137,8 @@ class SegmentationModule(L.LightningModule):
         self.last_confusion: dict[str, np.ndarray] = {}
         self.last_metrics: dict[str, dict[str, float]] = {}
         self._time_fraction = 0.0  # share of trainer.max_time used, read every TIME_CHECK_STEPS (same on every rank)
+        self._initial: dict[str, Tensor] | None = None  # init_from's weights, read once (initial_weights)
+        self._restored = False  # the weights came from a checkpoint: init_from is not read
 
     @property
     def hp(self) -> Any:
@@ -152,15 +154,34 @@ class SegmentationModule(L.LightningModule):
             log.info("class weights from the training split: %s",
                      dict(zip(self.class_names, np.round(weights, 3).tolist(), strict=True)))
 
-    def on_fit_start(self) -> None:
-        """Start from ``init_from``'s network weights, unless the fit resumes a checkpoint (``--ckpt_path``: its
-        weights are already restored). Every DDP rank reads the same file. A module loaded from its own checkpoint
-        (predict, export, calibrate) never reads ``init_from`` again."""
-        if self.hp.init_from and not self.trainer.ckpt_path:
+    def initial_weights(self) -> dict[str, Tensor] | None:
+        """``init_from``'s network weights, read and checked once (None: no ``init_from``, or this module's weights
+        came from a checkpoint, a resumed fit's or ``load_from_checkpoint``'s, which ``init_from`` must not replace).
+
+        ``semcoat train fit`` calls it before the fit starts (nothing is written for a refused file); a fit started
+        otherwise reads it in :meth:`on_fit_start`. Every DDP rank reads the same file.
+        """
+        if self.hp.init_from is None or self._restored:
+            return None
+        if self._initial is None:
             from training.init_weights import load_initial_weights
 
-            self.net.load_state_dict(load_initial_weights(self.hp.init_from, self.hp.model, self.hp.model_options,
-                                                          self.class_names))
+            self._initial = load_initial_weights(self.hp.init_from, self.hp.model, self.class_names,
+                                                 self.net.state_dict())
+        return self._initial
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Weights restored from a checkpoint (a resume, or ``load_from_checkpoint``) are kept: see
+        :meth:`initial_weights`."""
+        self._restored = True
+
+    def on_fit_start(self) -> None:
+        """Start from ``init_from``'s network weights (:meth:`initial_weights`)."""
+        weights = self.initial_weights()
+        if weights is not None:
+            self.net.load_state_dict(weights)
+            self._initial = None  # applied: not kept in memory for the whole fit
+            self._restored = True
             log.info("starting weights from %s", self.hp.init_from)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

@@ -14,6 +14,7 @@ import json
 import logging
 import posixpath
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -31,11 +32,13 @@ from render_service.training_schemas import TrainingCreate
 from render_service.training_store import create_training, get_training
 from semcoat.params import quoted
 from training.config_check import (
+    MAX_NAME_CHARS,
     READY_CONFIGS,
     ConfigError,
     ConfigProblem,
     apply_overrides,
     check_config,
+    checkpoint_path_problem,
     drop_service_keys,
     parse_config,
     ready_config_text,
@@ -104,32 +107,44 @@ def _dataset_folders(session: Session, owner: str, body: TrainingCreate, setting
 
 def packaged_checkpoint(settings: Settings, training: Training) -> str | None:
     """Where the job of another training reads ``training``'s best checkpoint: the service's collected copy (local
-    backend) or the package on the cluster (slurm); None when its package names no checkpoint."""
+    backend) or the package on the cluster (slurm); None when its package names no usable checkpoint."""
     try:
         summary = json.loads((settings.trainings_dir / training.id / METRICS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     relative = summary.get("checkpoint") if isinstance(summary, dict) else None
     # written by the job: only a plain checkpoints/<name>.ckpt is taken
-    if not (isinstance(relative, str) and relative.startswith("checkpoints/") and relative.endswith(".ckpt")
-            and "/" not in relative[len("checkpoints/"):] and relative.isprintable()):
+    name = relative[len("checkpoints/"):] if isinstance(relative, str) and relative.startswith("checkpoints/") else ""
+    if not (name.endswith(".ckpt") and "/" not in name and name.isprintable() and len(name) <= MAX_NAME_CHARS):
         return None
+    relative = f"checkpoints/{name}"
     if training.backend == "slurm":
         return posixpath.join(training.remote_dir, "outputs", relative) if training.remote_dir else None
     return str((settings.trainings_dir / training.id / relative).absolute())
 
 
-def _init_from(session: Session, owner: str, body: TrainingCreate, settings: Settings, doc: dict[str, Any] | None,
+def _init_from(session: Session, owner: str, body: TrainingCreate, settings: Settings, doc: dict[str, Any],
                problems: list[FieldProblem]) -> str | None:
-    """The checkpoint path of ``init_from_training`` (None: not asked, or a problem was added)."""
+    """The checkpoint path of ``init_from_training`` (None: not asked, or a problem was added); a
+    ``model.init_from`` the config gives itself is checked here too."""
+    model = doc.get("model")
+    given = model.get("init_from") if isinstance(model, dict) else None
     source_id = body.init_from_training
+    if given is not None:
+        loc = _config_loc(ConfigProblem(("model", "init_from"), ""), body)
+        if source_id is not None:
+            problems.append(_problem(loc, "give init_from_training or model.init_from, not both", given))
+        elif body.backend != "slurm":
+            problems.append(_problem(loc, "a checkpoint path is a path on the cluster (backend 'slurm' only); to "
+                                          "fine-tune from a training of yours give init_from_training: ID", given))
+        elif isinstance(given, str) and given.startswith((settings.cluster_home or "").rstrip("/") +
+                                                          "/semcoat-trainings/"):
+            problems.append(_problem(loc, "the service's own trainings are named by id: give init_from_training: "
+                                          "ID (one of yours)", given))
+        return None
     if source_id is None:
         return None
-    loc: list[str | int] = ["body", "init_from_training"]
-    if "model.init_from" in body.overrides:
-        problems.append(_problem(loc, "give init_from_training or the override model.init_from, not both",
-                                 source_id))
-        return None
+    loc = ["body", "init_from_training"]
     source = get_training(session, source_id, owner)
     if source is None:
         problems.append(_problem(loc, "no training of yours has this id", source_id))
@@ -144,24 +159,32 @@ def _init_from(session: Session, owner: str, body: TrainingCreate, settings: Set
         return None
     path = packaged_checkpoint(settings, source)
     if path is None:
-        problems.append(_problem(loc, f"training {source_id}'s package names no checkpoint (its metrics.json "
-                                      "lacks 'checkpoint')", source_id))
+        problems.append(_problem(loc, f"training {source_id}'s package names no usable checkpoint (its "
+                                      "metrics.json should say checkpoint: checkpoints/<name>.ckpt)", source_id))
         return None
-    if doc is not None:
-        theirs, ours = _network(yaml.safe_load(source.config_yaml)), _network(doc)
-        if theirs != ours:
-            problems.append(_problem(loc, f"training {source_id} trained a {theirs[0]} with model_options "
-                                          f"{theirs[1]}; this config builds a {ours[0]} with {ours[1]}: fine-tuning "
-                                          "needs the same network", source_id))
-            return None
+    problem = checkpoint_path_problem(path)
+    if problem is None and source.backend == "local" and not Path(path).is_file():
+        problem = f"its checkpoint {path} is gone from this server"
+    if problem is not None:
+        problems.append(_problem(loc, f"training {source_id}'s checkpoint cannot be read from here: {problem}",
+                                 source_id))
+        return None
+    theirs, ours = _model_name(yaml.safe_load(source.config_yaml)), _model_name(doc)
+    if theirs is not None and ours is not None and theirs != ours:  # a malformed model section is reported apart
+        problems.append(_problem(loc, f"training {source_id} trained a {theirs}; this config builds a {ours}: "
+                                      "fine-tuning needs the same network", source_id))
+        return None
     return path
 
 
-def _network(doc: Any) -> tuple[Any, Any]:
-    """(model name, model options) of a config as the job reads it (the module's defaults where not given)."""
-    model = doc.get("model") if isinstance(doc, dict) else None
-    model = model if isinstance(model, dict) else {}
-    return model.get("model", "unet"), model.get("model_options") or {}
+def _model_name(doc: Any) -> str | None:
+    """The network a config builds (the module's default where not given), None where its model section is no
+    mapping (the config check says so). The job compares the weights' names and shapes."""
+    model = doc.get("model", {}) if isinstance(doc, dict) else None
+    if not isinstance(model, dict):
+        return None
+    name = model.get("model", "unet")
+    return name if isinstance(name, str) else None
 
 
 def _resource_problems(body: TrainingCreate, settings: Settings) -> list[FieldProblem]:
@@ -205,12 +228,11 @@ def check_training(session: Session, owner: str, body: TrainingCreate, settings:
     if doc is not None:
         doc, refused = apply_overrides(doc, body.overrides)
         problems += [_problem(["body", "overrides", *p.path], p.msg, p.value) for p in refused]
-        init_from = _init_from(session, owner, body, settings, None if refused else doc, problems)
-        if init_from is not None:
-            model = doc.setdefault("model", {})
-            if isinstance(model, dict):
-                model["init_from"] = init_from
         if not refused:
+            init_from = _init_from(session, owner, body, settings, doc, problems)
+            model = doc.setdefault("model", {})
+            if init_from is not None and isinstance(model, dict):
+                model["init_from"] = init_from
             problems += [_problem(_config_loc(p, body), p.msg, p.value)
                          for p in check_config(doc, dataset_count=len(body.dataset.batches) +
                                                len(body.dataset.folders))]

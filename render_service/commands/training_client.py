@@ -92,7 +92,7 @@ def training_body(config: str, batches: list[str], folders: list[str], overrides
         raise fail(f"CONFIG: {config!r} is neither a file nor a ready config ({', '.join(READY)})")
     if name:
         body["name"] = name
-    if init_from_training:
+    if init_from_training is not None:  # an empty one too: the service says it is no training id
         body["init_from_training"] = init_from_training
     return body
 

@@ -73,3 +73,10 @@ def test_parse_refuses_oversized_text_and_tags() -> None:
     with pytest.raises(cc.ConfigError, match="not valid YAML"):
         cc.parse_config("a: !!python/name:os.system\n")
     assert cc.parse_config("") == {}
+
+
+def test_a_checkpoint_path_is_absolute_printable_and_bounded() -> None:
+    assert cc.checkpoint_path_problem("/home/u/runs/best-epoch003.ckpt") is None
+    for bad in ("runs/best.ckpt", "/x/best.pt", "/a\nb.ckpt", "/a\x00.ckpt", "", None, ["/x.ckpt"], 7,
+                "/" + "a" * 300 + ".ckpt", "/" + "/".join(["a" * 200] * 30) + ".ckpt"):
+        assert cc.checkpoint_path_problem(bad) is not None, bad

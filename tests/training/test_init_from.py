@@ -3,6 +3,7 @@ the network it builds, and never reads that file again once its own checkpoint e
 
 from __future__ import annotations
 
+import copy
 import pickle
 import shutil
 from pathlib import Path
@@ -54,18 +55,56 @@ def test_a_fit_starts_from_the_checkpoints_weights_and_never_reads_it_again(
     assert resumed.trainer.current_epoch == 2
 
 
+def small_unet_weights(**options: object) -> dict[str, torch.Tensor]:
+    from training.models import build_model
+
+    return build_model("unet", len(NAMES), **{**SMALL, **options}).state_dict()
+
+
 def test_a_checkpoint_of_another_network_or_other_classes_is_refused(trained_checkpoint: Path,
                                                                      tmp_path: Path) -> None:
-    assert load_initial_weights(trained_checkpoint, "unet", SMALL, NAMES).keys()
-    with pytest.raises(InvalidArgument, match=r"unet network with model_options .*8, 16, 32.* builds a unet with "
-                                              r".*16, 32, 64"):
-        load_initial_weights(trained_checkpoint, "unet", {**SMALL, "channels": [16, 32, 64]}, NAMES)
-    with pytest.raises(InvalidArgument, match="builds a deeplab"):
-        load_initial_weights(trained_checkpoint, "deeplab", SMALL, NAMES)
+    ours = small_unet_weights()
+    assert load_initial_weights(trained_checkpoint, "unet", NAMES, ours).keys() == ours.keys()
+    with pytest.raises(InvalidArgument, match=r"do not fit the network this fit builds .*of another shape"):
+        load_initial_weights(trained_checkpoint, "unet", NAMES, small_unet_weights(channels=[16, 32, 64]))
+    with pytest.raises(InvalidArgument, match=r"missing .*not in this network"):
+        load_initial_weights(trained_checkpoint, "unet", NAMES, small_unet_weights(channels=[8, 16, 32, 64]))
+    with pytest.raises(InvalidArgument, match="holds a unet network; this fit builds a deeplab"):
+        load_initial_weights(trained_checkpoint, "deeplab", NAMES, ours)
     with pytest.raises(InvalidArgument, match="classes must be the same, in the same order"):
-        load_initial_weights(trained_checkpoint, "unet", SMALL, [*NAMES[:2], NAMES[3], NAMES[2], *NAMES[4:]])
+        load_initial_weights(trained_checkpoint, "unet", [*NAMES[:2], NAMES[3], NAMES[2], *NAMES[4:]], ours)
     with pytest.raises(InvalidArgument, match="no such checkpoint file"):
-        load_initial_weights(tmp_path / "missing.ckpt", "unet", SMALL, NAMES)
+        load_initial_weights(tmp_path / "missing.ckpt", "unet", NAMES, ours)
+    with pytest.raises(InvalidArgument, match="is a folder"):
+        load_initial_weights(tmp_path, "unet", NAMES, ours)
+    for empty in ("", "  "):
+        with pytest.raises(InvalidArgument, match="an empty path"):
+            load_initial_weights(empty, "unet", NAMES, ours)
+    with pytest.raises(InvalidArgument, match="cannot be read"):
+        load_initial_weights(tmp_path / ("a" * 5000 + ".ckpt"), "unet", NAMES, ours)
+
+    source = torch.load(trained_checkpoint, map_location="cpu", weights_only=True)
+    first = next(k for k in source["state_dict"] if k.startswith("net.") and k.endswith("weight"))
+
+    def variant(name: str, change: object) -> Path:
+        changed = copy.deepcopy(source)
+        change(changed)  # type: ignore[operator]
+        path = tmp_path / f"{name}.ckpt"
+        torch.save(changed, path)
+        return path
+
+    refused = {
+        "non-finite weights": variant("nan", lambda c: c["state_dict"][first].fill_(float("nan"))),
+        "1 missing": variant("missing", lambda c: c["state_dict"].pop(first)),
+        "no class table": variant("classes", lambda c: c["hyper_parameters"].update(class_names=None)),
+        "names no semcoat network": variant("model", lambda c: c["hyper_parameters"].pop("model")),
+    }
+    for words, path in refused.items():
+        with pytest.raises(InvalidArgument, match=words):
+            load_initial_weights(path, "unet", NAMES, ours)
+    # options that change no weight may differ (the weights' names and shapes decide)
+    dropout = variant("dropout", lambda c: c["hyper_parameters"]["model_options"].update(dropout=0.1))
+    assert load_initial_weights(dropout, "unet", NAMES, ours).keys() == ours.keys()
 
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint at all")
@@ -78,21 +117,32 @@ def test_a_checkpoint_of_another_network_or_other_classes_is_refused(trained_che
 
     hostile = tmp_path / "hostile.ckpt"
     hostile.write_bytes(pickle.dumps({"state_dict": Payload()}))
-    for path in (garbage, plain, hostile):
-        with pytest.raises(InvalidArgument, match="is not a checkpoint of `semcoat train fit`") as raised:
-            load_initial_weights(path, "unet", SMALL, NAMES)
-        assert raised.value.argument == "init_from"
+    for path, words in ((garbage, "is not a checkpoint of `semcoat train fit`"),
+                        (plain, "is not a checkpoint of `semcoat train fit`"),
+                        (hostile, "is not a checkpoint of `semcoat train fit` .*refused unread")):
+        with pytest.raises(InvalidArgument, match=words) as raised:
+            load_initial_weights(path, "unet", NAMES, ours)
+        assert raised.value.argument == "init_from" and "\x1b" not in str(raised.value)
 
 
-def test_the_command_says_what_is_wrong_with_init_from(tiny_datasets: list[Path], tmp_path: Path) -> None:
+def test_the_command_refuses_a_bad_init_from_before_writing_anything(trained_checkpoint: Path,
+                                                                      tiny_datasets: list[Path],
+                                                                      tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from semcoat_cli.app import app
 
+    def fit(init_from: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, ["train", "fit", "--config", str(CONFIG_DIR / "unet.yaml"),
+                                          *datasets_arg(tiny_datasets), *FAST, "--trainer.max_epochs", "1",
+                                          "--trainer.default_root_dir", str(tmp_path / "out"),
+                                          "--model.init_from", init_from])
+        return result.exit_code, result.output
+
     missing = tmp_path / "runs" / "best.ckpt"
-    result = CliRunner().invoke(app, ["train", "fit", "--config", str(CONFIG_DIR / "unet.yaml"),
-                                      *datasets_arg(tiny_datasets), *FAST, "--trainer.max_epochs", "1",
-                                      "--trainer.default_root_dir", str(tmp_path / "out"),
-                                      "--model.init_from", str(missing)])
-    assert result.exit_code == 2 and f"no such checkpoint file {missing}" in result.output
-    assert "Traceback" not in result.output
+    for given, words in ((str(missing), f"--model.init_from: no such checkpoint file {missing}"),
+                         ("", "--model.init_from: an empty path"),
+                         (str(trained_checkpoint), "do not fit the network this fit builds")):  # 8-128 channels here
+        code, output = fit(given)
+        assert code == 2 and words in output and "Traceback" not in output, output
+    assert not (tmp_path / "out").exists()  # refused before the fit made its log folders

@@ -274,10 +274,14 @@ def test_files_and_archive_serve_the_collected_training_only(api: Api) -> None:
 
 def _finished(api: Api, training_id: str, summary: object, state: str = "succeeded",
               remote_dir: str | None = None, backend: str | None = None) -> None:
-    """Mark a training ``state`` with a collected package whose metrics.json holds ``summary``."""
+    """Mark a training ``state`` with a collected package whose metrics.json holds ``summary`` (and the checkpoint
+    it names, when that is a plain name)."""
     folder = api.settings.trainings_dir / training_id
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(summary))
+    named = summary.get("checkpoint") if isinstance(summary, dict) else None
+    if isinstance(named, str) and named.startswith("checkpoints/") and named.count("/") == 1 and len(named) < 200:
+        (folder / named).write_bytes(b"ckpt")
     with api.database.session() as session:
         stored = session.get(Training, training_id)
         assert stored is not None
@@ -341,13 +345,33 @@ def test_init_from_training_is_refused_with_the_reason(api: Api) -> None:
               remote_dir="/home/u/semcoat-trainings/x")
     assert "ran on the slurm backend" in problem(elsewhere["id"])
     for summary in ({}, {"checkpoint": "../../../etc/passwd.ckpt"}, {"checkpoint": "checkpoints/a/../../b.ckpt"},
-                    {"checkpoint": 7}, ["checkpoints/best.ckpt"]):
+                    {"checkpoint": 7}, ["checkpoints/best.ckpt"], {"checkpoint": "checkpoints/" + "a" * 300 + ".ckpt"}):
         broken = _submitted(api)
         _finished(api, broken["id"], summary)
-        assert "names no checkpoint" in problem(broken["id"]), summary
+        assert "names no usable checkpoint" in problem(broken["id"]), summary
+    gone = _submitted(api)
+    _finished(api, gone["id"], {"checkpoint": "checkpoints/best.ckpt"})
+    (api.settings.trainings_dir / gone["id"] / "checkpoints" / "best.ckpt").unlink()
+    assert "is gone from this server" in problem(gone["id"])
     good = _submitted(api)
     _finished(api, good["id"], {"checkpoint": "checkpoints/best.ckpt"})
-    assert "fine-tuning needs the same network" in problem(good["id"], overrides={"model.model": "deeplab"})
-    assert "not both" in problem(good["id"], overrides={"model.init_from": "/x/best.ckpt"})
+    assert "trained a unet; this config builds a deeplab: fine-tuning needs the same network" in problem(
+        good["id"], overrides={"model.model": "deeplab"})
+    # options that change no weight may differ: the job compares the weights' names and shapes
+    assert post(api, {**body, "init_from_training": good["id"],
+                      "overrides": {"model.model_options": {"dropout": 0.1}}}).status_code == 202
     bad_id = problems_of(post(api, {**body, "init_from_training": "../x"}))
     assert "is not a training id" in bad_id[("body", "init_from_training")]["msg"]
+
+    # a checkpoint path the config gives itself: not with init_from_training, and not a path on this server
+    unet_yaml = (Path(__file__).parents[3] / "training" / "configs" / "unet.yaml").read_text()
+    mine = unet_yaml.replace("init_from: null", "init_from: /mine/keep.ckpt")
+    both = problems_of(post(api, {**body, "config": None, "config_yaml": mine, "init_from_training": good["id"]}))
+    assert "not both" in both[("body", "config_yaml", "model", "init_from")]["msg"]
+    stored = str((api.settings.trainings_dir / good["id"] / "checkpoints" / "best.ckpt").absolute())
+    local = problems_of(post(api, {**body, "overrides": {"model.init_from": stored}}))
+    assert "backend 'slurm' only" in local[("body", "overrides", "model.init_from")]["msg"]
+    # a malformed model section is named once, by the config check, not also as another network
+    odd = problems_of(post(api, {**body, "config": None, "config_yaml": "model: 5\ndata: {}\n",
+                                 "init_from_training": good["id"]}))
+    assert ("body", "config_yaml", "model") in odd and ("body", "init_from_training") not in odd
