@@ -96,9 +96,9 @@ class SegmentationModule(L.LightningModule):
         ``{"feal": -0.75}``): what ``semcoat train calibrate`` finds so that measurements match the ground truth
         (:mod:`training.calibrate`); None adds nothing.
     init_from : a checkpoint of an earlier fit whose network weights this fit starts from (fine-tuning, e.g. a model
-        trained on renders, on a lab's own labelled micrographs): the same model, model options and classes; the
-        optimizer, schedule, class weights and offsets start afresh (:mod:`training.init_weights`). A resumed fit
-        (``--ckpt_path``) takes its checkpoint's weights instead.
+        trained on renders, on a lab's own labelled micrographs): the same model and classes, weights of the same
+        names and shapes; the optimizer, schedule, class weights and offsets start afresh
+        (:mod:`training.init_weights`). A resumed fit (``--ckpt_path``) takes its checkpoint's weights instead.
     """
 
     def __init__(self, num_classes: int = classes.NUM_CLASSES, class_names: list[str] | None = None,
