@@ -178,8 +178,8 @@ def test_a_training_fine_tunes_from_an_earlier_ones_checkpoint_on_the_cluster(
         best = json.loads(http.get(f"/trainings/{earlier['id']}/files/metrics.json").content)["checkpoint"]
     tuned = submit_training(service, {"name": "it-tuned", "dataset": {"batches": [rendered["id"]]},
                                       "config": "unet", "overrides": {**FAST, "trainer.max_epochs": 1},
-                                      "backend": "slurm", "resources": RESOURCES,
-                                      "init_from_training": earlier["id"]})
+                                      "backend": "slurm", "resources": {**RESOURCES, "processes_per_node": 1},
+                                      "init_from_training": earlier["id"]})  # one process: DDP is tested above
     done = wait_training(service, tuned["id"], timeout_s=360)
     home = stack_env["SEMCOAT_CLUSTER_HOME"]
     remote = f"{home}/semcoat-trainings/{tuned['id']}"
