@@ -215,7 +215,7 @@ def write_calibrated(checkpoint: str | Path, out: str | Path, found: Sequence[Cl
 
     src, dst = Path(checkpoint), Path(out)
     check_output(dst)
-    state = torch.load(src, map_location="cpu", weights_only=False)
+    state = torch.load(src, map_location="cpu", weights_only=True)
     hparams = state.setdefault("hyper_parameters", {})
     offsets = dict(hparams.get("class_offsets") or {})
     for item in found:

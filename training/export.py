@@ -10,9 +10,7 @@ class names travel with the file (ONNX metadata ``semcoat_classes``, TorchScript
 from __future__ import annotations
 
 import json
-import pickle
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ import torch
 from torch import nn
 
 from semcoat.errors import SemcoatError
+from training.init_weights import LOAD_ERRORS, load_refusal
 from training.module import SegmentationModule
 
 CLASSES_KEY = "semcoat_classes"
@@ -42,12 +41,11 @@ def load_module(path: str | Path) -> SegmentationModule:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        module = SegmentationModule.load_from_checkpoint(path, map_location="cpu", weights_only=False)
-    except (KeyError, RuntimeError, TypeError, ValueError, EOFError, AttributeError, OSError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as exc:
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise CheckpointError(f"{path}: not a checkpoint of a semcoat segmentation model ({reason})") from exc
+    try:  # weights and plain values only: a checkpoint someone sent runs no code when it is loaded
+        module = SegmentationModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except LOAD_ERRORS as exc:
+        raise CheckpointError(f"{path}: not a checkpoint of a semcoat segmentation model "
+                              f"({load_refusal(exc)})") from exc
     return module.float().eval()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,24 @@ NET_PREFIX = "net."
 # How many differing weight names a message lists before "..."
 _LISTED = 3
 _ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+# What torch.load raises for a file it cannot read as weights and plain values.
+LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError,
+               AttributeError, TypeError, struct.error, zipfile.BadZipFile)
+
+
+def load_refusal(exc: BaseException) -> str:
+    """Why a weights-only ``torch.load`` refused a file, in a few words: torch's own text goes on to advise loading
+    it unsafely and to ask for bug reports, which a user given a hostile file must not be told."""
+    text = " ".join(_ESCAPES.sub("", str(exc)).split())
+    unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if unsupported:
+        return f"it holds a {unsupported.group(1)} object, which a checkpoint does not; refused unread"
+    refused = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    if refused:
+        return f"a load of weights and plain values alone stops at: {refused.group(1)[:200]}; refused unread"
+    return text.split(" (Could this error message")[0][:200] or type(exc).__name__
 
 
 def _refuse(message: str) -> InvalidArgument:
@@ -46,18 +65,8 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
                       else f"no such checkpoint file {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        text = " ".join(_ESCAPES.sub("", str(exc)).split())
-        unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        if unsupported:  # torch's own text goes on to say how to load it unsafely: not repeated here
-            raise _refuse(f"{path} holds a {unsupported.group(1)} object, which a checkpoint of `semcoat train fit` "
-                          "does not: refused unread") from exc
-        refused = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
-        if refused:
-            raise _refuse(f"{path} is not a checkpoint of `semcoat train fit` (a load of weights and plain values "
-                          f"alone stops at: {refused.group(1)[:200]}); refused unread") from exc
-        reason = text.split(" (Could this error message")[0][:200]
-        raise _refuse(f"{path} is not a checkpoint of `semcoat train fit` ({reason or type(exc).__name__})") from exc
+    except LOAD_ERRORS as exc:
+        raise _refuse(f"{path} is not a checkpoint of `semcoat train fit` ({load_refusal(exc)})") from exc
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("hyper_parameters"), dict) \
             or not isinstance(ckpt.get("state_dict"), dict):
         raise _refuse(f"{path} is not a checkpoint of `semcoat train fit` (it has no hyper_parameters and "

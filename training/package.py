@@ -61,7 +61,12 @@ def _checkpoint_state(path: Path) -> dict[str, Any]:
     """The ModelCheckpoint state saved in a checkpoint (monitor, best_model_path, best_model_score), or {}."""
     import torch
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    from training.init_weights import LOAD_ERRORS
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except LOAD_ERRORS:  # not readable as weights and plain values: the state is unknown, the files decide
+        return {}
     for key, state in (ckpt.get("callbacks") or {}).items():
         if key.startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("monitor"):
             score = state.get("best_model_score")

@@ -96,6 +96,28 @@ def test_export_refuses_bad_input(trained_checkpoint: Path, tmp_path: Path) -> N
     assert result.exit_code == 2 and "no such checkpoint" in result.output
 
 
+def test_a_checkpoint_that_would_run_code_is_refused_unread(tmp_path: Path) -> None:
+    import pickle
+
+    marker = tmp_path / "code-ran"
+
+    class Payload:  # loaded without weights_only, it would create the marker file
+        def __reduce__(self) -> tuple[object, tuple[str, str]]:
+            return (open, (str(marker), "w"))
+
+    hostile = tmp_path / "shared.ckpt"
+    hostile.write_bytes(pickle.dumps({"state_dict": {}, "hyper_parameters": Payload()}))
+    with pytest.raises(CheckpointError, match="not a checkpoint of a semcoat segmentation model .*refused unread"):
+        load_module(hostile)
+    import cv2
+
+    micrograph = tmp_path / "micrograph.png"
+    cv2.imwrite(str(micrograph), np.zeros((64, 64), np.uint8))
+    result = runner.invoke(app, ["predict", "--model", str(hostile), str(micrograph), "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0 and "refused unread" in result.output, result.output
+    assert not marker.exists()
+
+
 def test_predict_with_exported_model_and_with_checkpoint(trained_checkpoint: Path, image: np.ndarray,
                                                          tmp_path: Path) -> None:
     import cv2
