@@ -117,7 +117,7 @@ def packaged_checkpoint(settings: Settings, training: Training) -> str | None:
     name = relative[len("checkpoints/"):] if isinstance(relative, str) and relative.startswith("checkpoints/") else ""
     if not (name.endswith(".ckpt") and "/" not in name and name.isprintable() and len(name) <= MAX_NAME_CHARS):
         return None
-    relative = f"checkpoints/{name}"
+    relative = f"checkpoints/{name}"  # the same text, now known to be a str
     if training.backend == "slurm":
         return posixpath.join(training.remote_dir, "outputs", relative) if training.remote_dir else None
     return str((settings.trainings_dir / training.id / relative).absolute())
@@ -230,9 +230,8 @@ def check_training(session: Session, owner: str, body: TrainingCreate, settings:
         problems += [_problem(["body", "overrides", *p.path], p.msg, p.value) for p in refused]
         if not refused:
             init_from = _init_from(session, owner, body, settings, doc, problems)
-            model = doc.setdefault("model", {})
-            if init_from is not None and isinstance(model, dict):
-                model["init_from"] = init_from
+            if init_from is not None and isinstance(doc.setdefault("model", {}), dict):
+                doc["model"]["init_from"] = init_from
             problems += [_problem(_config_loc(p, body), p.msg, p.value)
                          for p in check_config(doc, dataset_count=len(body.dataset.batches) +
                                                len(body.dataset.folders))]
