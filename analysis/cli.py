@@ -180,6 +180,15 @@ def predict_command(
             "its likeliest class alone. The classical baseline is not changed either way.",
         ),
     ] = True,
+    flip_average: Annotated[
+        bool,
+        typer.Option(
+            "--flip-average/--no-flip-average",
+            help="Average a learned model's class probabilities over the image and its left-right mirror (the one "
+            "mirror that keeps the surface up): a little more Dice on edges and small features (0.001-0.005 per class "
+            "on held-out renders) for about twice the model's time. The classical baseline is not changed either way.",
+        ),
+    ] = False,
 ) -> None:
     """Segment real SEM micrographs with a trained model (or the classical baseline), then measure them.
 
@@ -219,6 +228,7 @@ def predict_command(
             overlap_px,
             on_image=progress,
             relabel_islands=relabel_islands,
+            flip_average=flip_average,
         )
     failed = [r for r in records if r.failed]
     done = len(records) - len(failed)

@@ -6,9 +6,10 @@ narrowest probe, no line noise, JPEG or charging), which shows what the model re
 most to see.
 
 Run: ``python bench/train_quality.py --out DIR [--minutes 20] [--train-count 150] [--heldout-count 12]
-[--presets 5h_650C,20h_650C,thin_slurry] [--checkpoint CKPT] [--calibrate]``. Each set also gets the measurements'
-errors against the truth (model and baseline); ``--calibrate`` first calibrates FeAl's logit offset on 12 more renders
-per preset (``semcoat train calibrate``).
+[--presets 5h_650C,20h_650C,thin_slurry] [--checkpoint CKPT] [--calibrate] [--flip-average]``. Each set also gets
+the measurements' errors against the truth (model and baseline); ``--calibrate`` first calibrates FeAl's logit offset
+on 12 more renders per preset (``semcoat train calibrate``); ``--flip-average`` evaluates as ``semcoat predict
+--flip-average`` does.
 Rendered batches are kept in ``DIR/data`` (reused when complete). ``DIR/metrics.json`` holds every figure.
 Dice is per image, averaged over the images holding the class (as ``bench/baseline_accuracy.py`` reports it).
 The precipitate target counts the precipitates whose phase's grey differs from Fe2Al5 by >= 0.08 (the renderer's
@@ -162,11 +163,12 @@ def summarise(scores: dict[str, list[float]], layered: list[bool], seconds: floa
             "measurement_error": {k: float(np.mean(v)) for k, v in (errors or {}).items()}}
 
 
-def evaluate(folders: list[Path], model_path: Path) -> dict[str, Any]:
+def evaluate(folders: list[Path], model_path: Path, flip_average: bool = False) -> dict[str, Any]:
     """Per-class Dice of the model (tiled, with its layer islands relabelled, as ``semcoat predict``), of the network
     alone (its argmax: ``--keep-islands``) and of the classical baseline on every image, and how many predicted masks
     pass the layered check (:func:`analysis.measure.check_layered`: what ``semcoat predict`` asks of a mask before it
-    measures); over all ``folders`` and per folder (``by_set``)."""
+    measures); over all ``folders`` and per folder (``by_set``). ``flip_average``: the model's probabilities averaged
+    over each image and its mirror (``semcoat predict --flip-average``)."""
     from analysis.baseline import segment
     from analysis.files import read_grey_image, read_mask
     from analysis.layer_islands import remove_layer_islands
@@ -188,7 +190,7 @@ def evaluate(folders: list[Path], model_path: Path) -> dict[str, Any]:
             image, truth = read_grey_image(ds.image_path(sid)), read_mask(ds.mask_path(sid))
             contrasted, faint = split_precipitates(ds, sid, truth)
             started = time.perf_counter()
-            probabilities = class_probabilities(model, image)
+            probabilities = class_probabilities(model, image, flip_average=flip_average)
             network_s = time.perf_counter() - started
             preds = {"network": probabilities.argmax(axis=0).astype(np.uint8)}
             started = time.perf_counter()
@@ -292,6 +294,9 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true",
                         help="calibrate FeAl's logit offset on a fourth set of renders (seeds 5000 + k) before the "
                              "evaluation (semcoat train calibrate)")
+    parser.add_argument("--flip-average", action="store_true",
+                        help="evaluate with the probabilities averaged over each image and its left-right mirror "
+                             "(semcoat predict --flip-average)")
     parser.add_argument("--fit-arg", action="append", default=[],
                         help="extra `semcoat train fit` argument, repeatable: --fit-arg=--data.crop_px --fit-arg=384")
     args = parser.parse_args()
@@ -327,13 +332,14 @@ def main() -> None:
                        for c in found}
         print(f"calibrated on {len(presets) * args.heldout_count} renders: {calibration} -> {ckpt}")
     onnx_path = export(ckpt, args.out / "model.onnx")
-    results = {"heldout": evaluate(held, onnx_path), "hard": evaluate(hard, onnx_path),
-               "sharp": evaluate(sharp_sets, onnx_path)}
+    results = {name: evaluate(sets, onnx_path, args.flip_average)
+               for name, sets in (("heldout", held), ("hard", hard), ("sharp", sharp_sets))}
     n = len(presets) * args.heldout_count
     table(f"held-out ({n} images: {', '.join(presets)})", results["heldout"])
     table(f"harder held-out ({n} images: lower dose, more blur, weaker precipitates)", results["hard"])
     table(f"sharp held-out ({n} images: high dose, 4 frames, narrowest probe)", results["sharp"])
     summary = {"checkpoint": str(ckpt), "calibration": calibration, "fit_args": args.fit_arg, "onnx": str(onnx_path),
+               "flip_average": args.flip_average,
                "presets": presets,
                "train_seconds": train_s, "render_seconds": render_s,
                "minutes_limit": minutes, "train_images_per_preset": args.train_count, "cpu_count": os.cpu_count(),

@@ -295,3 +295,33 @@ def test_measure_refuses_two_masks_that_would_share_a_row_and_the_reader_a_repea
     table.write_text("image,pixel_size_um\nx,1\nx,1\n")
     with pytest.raises(files.ResultsTableError, match="image 'x' appears twice"):
         files.read_results_csv(table)
+
+
+def test_predict_flip_average_reads_an_image_and_its_mirror_alike(tmp_path: Path) -> None:
+    import torch
+
+    class LeftLooking(torch.nn.Module):
+        """Class 0 where a pixel is bright, class 1 where its left neighbour is: not mirror-symmetric."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            left = torch.nn.functional.pad(x, (1, 0))[..., :-1]
+            return torch.cat([4 * x, 4 * left, torch.zeros_like(x) + 2], dim=1)
+
+    model = tmp_path / "left.pt"
+    torch.jit.save(torch.jit.script(LeftLooking()), str(model))
+    pixels = np.random.default_rng(8).integers(0, 256, (48, 64), dtype=np.uint8)
+    images = {"a": pixels, "mirror": np.ascontiguousarray(pixels[:, ::-1])}
+    for name, image in images.items():
+        cv2.imwrite(str(tmp_path / f"{name}.png"), image)
+    masks: dict[str, np.ndarray] = {}
+    for flag in ("--no-flip-average", "--flip-average"):
+        out = tmp_path / flag.strip("-")
+        paths = [str(tmp_path / f"{name}.png") for name in images]
+        result = runner.invoke(
+            app, ["predict", "--model", str(model), *paths, "--out", str(out), "--pixel-size-um", "0.5", flag]
+        )
+        assert result.exit_code == 1 and "2 of 2 images failed" in result.stderr, result.output  # no coating in noise
+        for name in images:
+            masks[f"{name}{flag}"] = np.asarray(Image.open(out / "masks" / f"{name}.png"))
+    np.testing.assert_array_equal(masks["mirror--flip-average"], masks["a--flip-average"][:, ::-1])
+    assert not np.array_equal(masks["mirror--no-flip-average"], masks["a--no-flip-average"][:, ::-1])

@@ -230,3 +230,46 @@ def test_a_model_failure_fails_that_image_alone_but_a_bug_stops_the_run(
     monkeypatch.setattr(predict, "load_model", lambda _: _FlakyModel(ValueError("a bug in our code")))
     with pytest.raises(ValueError, match="a bug in our code"):
         predict.predict_files("m.onnx", paths, tmp_path / "out2", pixel_size_um=1.0)
+
+
+class _LeftLookingModel:
+    """Three classes whose logits read a pixel and its left neighbour: a model that is not mirror-symmetric."""
+
+    n_classes = 3
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = batch[:, 0]
+        left = np.zeros_like(x)
+        left[..., 1:] = x[..., :-1]
+        return np.stack([4 * x, 4 * left, 2 * (x + left) - 1], axis=1).astype(np.float32)
+
+
+def test_flip_average_makes_a_one_sided_model_mirror_symmetric() -> None:
+    image = np.random.default_rng(5).random((48, 80)).astype(np.float32)
+    mirrored = np.ascontiguousarray(image[:, ::-1])
+    model = _LeftLookingModel()
+    plain = predict.class_probabilities(model, image, tile_px=64, overlap_px=16)
+    plain_of_mirror = predict.class_probabilities(model, mirrored, tile_px=64, overlap_px=16)
+    assert not np.allclose(plain_of_mirror, plain[:, :, ::-1], atol=1e-3)  # the model alone reads a mirror otherwise
+    averaged = predict.class_probabilities(model, image, tile_px=64, overlap_px=16, flip_average=True)
+    averaged_of_mirror = predict.class_probabilities(model, mirrored, tile_px=64, overlap_px=16, flip_average=True)
+    np.testing.assert_allclose(averaged_of_mirror, averaged[:, :, ::-1], atol=1e-6)
+    np.testing.assert_allclose(averaged, (plain + plain_of_mirror[:, :, ::-1]) / 2, atol=1e-6)
+    assert averaged.dtype == np.float32 and averaged.shape == plain.shape
+    np.testing.assert_allclose(averaged.sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_flip_average_leaves_a_pixelwise_model_and_the_classical_baseline_as_they_are(
+    tmp_path: Path, onnx_model: Path
+) -> None:
+    mask = line_mask(2)
+    image = grey_image(mask, np.random.default_rng(4))
+    model = load_model(onnx_model)  # nearest grey: each pixel alone, so mirroring changes nothing
+    np.testing.assert_array_equal(
+        predict.predict_mask(model, image, tile_px=96, overlap_px=16, flip_average=True),
+        predict.predict_mask(model, image, tile_px=96, overlap_px=16),
+    )
+    classical = load_model("classical")
+    np.testing.assert_array_equal(
+        predict.predict_mask(classical, image, flip_average=True), predict.predict_mask(classical, image)
+    )
