@@ -186,6 +186,9 @@ class TrainingPublic(BaseModel):
     state: BatchStateName
     backend: BackendName
     config: str | None = Field(description="The ready config it started from; None for a config given as YAML.")
+    init_from: str | None = Field(None, description="The checkpoint its network's weights started from (its config's "
+                                                    "model.init_from: fine-tuning, e.g. set by init_from_training); "
+                                                    "None when it trained from scratch.")
     datasets: list[DatasetFolder]
     resources: TrainingResourcesPublic
     slurm_job_id: int | None

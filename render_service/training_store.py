@@ -11,6 +11,7 @@ import json
 import logging
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -92,12 +93,24 @@ def progress_public(training: Training, now: dt.datetime | None = None) -> Train
         return TrainingProgress(**new_record(config_limits(training.config_yaml)), elapsed_s=elapsed)
 
 
+def config_init_from(config_yaml: str) -> str | None:
+    """The checkpoint a training config starts its weights from (``model.init_from``); None when it names none or
+    does not parse."""
+    try:
+        doc = yaml.safe_load(config_yaml)
+    except yaml.YAMLError:
+        return None
+    model = doc.get("model") if isinstance(doc, dict) else None
+    init_from = model.get("init_from") if isinstance(model, dict) else None
+    return init_from if isinstance(init_from, str) and init_from else None
+
+
 def training_public(training: Training, now: dt.datetime | None = None) -> TrainingPublic:
     """The API's view of a training (``now``: the time its elapsed time runs to while it runs)."""
     resources = training.resources
     return TrainingPublic(
         id=training.id, name=training.name, state=training.state, backend=training.backend,  # type: ignore[arg-type]
-        config=training.config_name,
+        config=training.config_name, init_from=config_init_from(training.config_yaml),
         datasets=[DatasetFolder(batch_id=d.get("batch_id"), path=d["path"]) for d in training.datasets],
         resources=TrainingResourcesPublic(
             nodes=int(resources.get("nodes") or 1), devices_per_node=devices_per_node(resources),

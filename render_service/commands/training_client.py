@@ -29,7 +29,8 @@ def _show(training: TrainingPublic) -> str:
     r = training.resources
     kind = f"{r.gpus_per_node} GPU(s)" if r.gpus_per_node else f"{r.devices_per_node} CPU process(es)"
     lines = [f"{training.id}  {training.name}  {training.state}  ({training.backend})",
-             f"  config: {training.config or 'YAML given at submit'}",
+             f"  config: {training.config or 'YAML given at submit'}"
+             + (f", weights from {training.init_from}" if training.init_from else ""),
              f"  resources: {r.nodes} node(s) x {kind}" + (f", {r.cpus_per_task} CPU(s) each" if r.cpus_per_task
                                                           else "")]
     for folder in training.datasets:

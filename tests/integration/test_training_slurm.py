@@ -189,6 +189,7 @@ def test_a_training_fine_tunes_from_an_earlier_ones_checkpoint_on_the_cluster(
     source = f"{home}/semcoat-trainings/{earlier['id']}/outputs/{best}"
     assert f"init_from: {source}" in ssh.read_text(f"{remote}/config.yaml")
     assert f"starting weights from {source}" in log, log[-3000:]
+    assert done["init_from"] == source and earlier["init_from"] is None  # the API says what each started from
 
 
 @pytest.mark.timeout(300)

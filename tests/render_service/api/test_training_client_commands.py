@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from pathlib import Path
@@ -109,6 +110,13 @@ def test_fetch_copies_the_files_once_the_training_succeeded(live: Api, tmp_path:
     assert (out / "model.onnx").read_bytes() == b"onnx" and (out / "checkpoints" / "best.ckpt").is_file()
     again = runner.invoke(app, ["train", "fetch", training_id, "--out", str(out)])
     assert again.exit_code == 0 and "2 already there" in again.stderr
+    # a fine-tuning of it says where its weights start
+    (folder / "metrics.json").write_text(json.dumps({"checkpoint": "checkpoints/best.ckpt"}))
+    tuned = runner.invoke(app, ["train", "submit", "unet", "--batches", batch_id, "--init-from-training", training_id])
+    assert tuned.exit_code == 0, tuned.output
+    shown = runner.invoke(app, ["train", "status", tuned.stdout.strip()])
+    assert f"weights from {(folder / 'checkpoints' / 'best.ckpt').absolute()}" in shown.stdout, shown.stdout
+    assert "weights from" not in runner.invoke(app, ["train", "status", training_id]).stdout
 
 
 def test_cancel_and_refusals(live: Api, tmp_path: Path) -> None:  # noqa: F811

@@ -302,6 +302,10 @@ def test_a_training_starts_from_an_earlier_trainings_checkpoint(api: Api) -> Non
         doc = yaml.safe_load(stored.config_yaml)
     expected = (api.settings.trainings_dir / earlier["id"] / "checkpoints" / "best-epoch007.ckpt").absolute()
     assert doc["model"]["init_from"] == str(expected) and doc["model"]["lr"] == 0.001
+    # what it started from is shown with it, and the earlier one shows none
+    assert response.json()["init_from"] == str(expected)
+    assert api.client.get(f"{URL}/{response.json()['id']}", headers=api.auth()).json()["init_from"] == str(expected)
+    assert api.client.get(f"{URL}/{earlier['id']}", headers=api.auth()).json()["init_from"] is None
 
 
 def test_a_slurm_training_starts_from_the_package_on_the_cluster(tmp_path: Path,
