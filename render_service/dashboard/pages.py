@@ -235,7 +235,8 @@ def training_page(owner: str, view: dict[str, Any], loss: list[Series], dice: li
     facts = "".join(f"<dt>{esc(label)}</dt><dd data-text=\"{field}\">{esc(view[field])}</dd>"
                     for label, field in (("Scores", "scores"), ("Dice per class", "classes"), ("Id", "id"),
                                          ("Config", "config"), ("Backend", "backend"), ("Resources", "resources"),
-                                         ("Datasets", "datasets"), ("Job", "job"), ("Created", "created"),
+                                         ("Datasets", "datasets"), ("Weights from", "weights_from"),
+                                         ("Job", "job"), ("Created", "created"),
                                          ("Started", "started"), ("Finished", "finished")))
     main = (f"<p><a href=\"/\">← Overview</a></p><section id=\"training\" data-key=\"{esc(view['id'])}\">"
             f"<h1 data-text=\"name\">{esc(view['name'])}</h1>"

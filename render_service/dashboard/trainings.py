@@ -42,6 +42,7 @@ def training_view(training: TrainingPublic) -> dict[str, Any]:
     return {"id": training.id, "url": f"/ui/trainings/{training.id}", "name": training.name,
             "state": training.state, "backend": training.backend, "config": config, "resources": resources,
             "datasets": ", ".join(d.batch_id or d.path for d in training.datasets) or "none",
+            "weights_from": training.init_from or "scratch",
             "summary": f"{config}, {_plural(len(training.datasets), 'dataset')}, {resources}", "job": job,
             "created": when(training.created_at), "started": when(training.started_at) or "not yet",
             "finished": when(training.finished_at) or "not yet", "error": training.error or "",

@@ -11,6 +11,7 @@ import re
 import time
 from pathlib import Path
 
+import yaml
 from sqlalchemy import event
 
 from render_service.db.models import Batch, Training
@@ -27,9 +28,9 @@ from tests.render_service.test_training_progress import DEMO_LOG, window
 
 
 def add_training(api: Api, owner: str = "alice", name: str = "unet-p91", state: str = "running",
-                 error: str | None = None) -> str:
+                 error: str | None = None, config_yaml: str = "model: {}\n") -> str:
     with api.database.session() as session:
-        training: Training = create_training(session, owner, name, "local", "unet", "model: {}\n",
+        training: Training = create_training(session, owner, name, "local", "unet", config_yaml,
                                              [{"path": "/data/p91", "batch_id": None}], {})
         training.state, training.error = state, error
         training_id: str = training.id
@@ -68,10 +69,12 @@ def test_a_training_page_draws_its_curves_once_the_metrics_are_collected(api: Ap
     assert "Validation Dice" in page and CLASSES[PORE].label in page
     data = api.client.get(f"/ui/data/trainings/{training_id}").json()
     assert data["has_curves"] is True and data["training"]["final"] is True
+    assert data["training"]["weights_from"] == "scratch" and '<dd data-text="weights_from">scratch</dd>' in page
 
 
 def test_training_strings_are_escaped_and_nothing_shows_signed_out(api: Api) -> None:
-    training_id = add_training(api, name=HOSTILE, state="failed", error=f"exit 1: {HOSTILE}")
+    training_id = add_training(api, name=HOSTILE, state="failed", error=f"exit 1: {HOSTILE}",
+                               config_yaml=yaml.safe_dump({"model": {"init_from": f"/runs/{HOSTILE}.ckpt"}}))
     folder = api.settings.trainings_dir / training_id
     folder.mkdir(parents=True)
     (folder / "metrics.csv").write_bytes(b"\xff\xfe not text")
@@ -84,6 +87,7 @@ def test_training_strings_are_escaped_and_nothing_shows_signed_out(api: Api) -> 
         markup = page.text.replace(html.escape(HOSTILE), "")  # the text may say onerror=; no attribute may
         assert re.findall(r"\son[a-z]+\s*=", markup) == [] and " style=" not in markup
     assert "The curves appear" in api.client.get(f"/ui/trainings/{training_id}").text  # undecodable CSV: none
+    assert f"/runs/{html.escape(HOSTILE)}.ckpt</dd>" in api.client.get(f"/ui/trainings/{training_id}").text
     assert "curves_html" in api.client.get(f"/ui/data/trainings/{training_id}").json()
 
 
