@@ -33,7 +33,7 @@ def create_training(session: Session, owner: str, name: str, backend: str, confi
     training = Training(id=new_batch_id(), owner=owner, name=name, backend=backend, state="queued",
                         config_name=config_name, config_yaml=config_yaml, datasets_json=json.dumps(datasets),
                         resources_json=json.dumps(resources, sort_keys=True), job_state="pending", attempts=0,
-                        cancel_requested=False)
+                        cancel_requested=False, init_from=config_init_from(config_yaml))
     training.progress = new_record(config_limits(config_yaml))
     session.add(training)
     session.flush()
@@ -95,7 +95,8 @@ def progress_public(training: Training, now: dt.datetime | None = None) -> Train
 
 def config_init_from(config_yaml: str) -> str | None:
     """The checkpoint a training config starts its weights from (``model.init_from``); None when it names none or
-    does not parse."""
+    does not parse. Read once, when a training is stored (:attr:`Training.init_from`): a list of trainings parses no
+    YAML."""
     try:
         doc = yaml.safe_load(config_yaml)
     except yaml.YAMLError:
@@ -110,7 +111,7 @@ def training_public(training: Training, now: dt.datetime | None = None) -> Train
     resources = training.resources
     return TrainingPublic(
         id=training.id, name=training.name, state=training.state, backend=training.backend,  # type: ignore[arg-type]
-        config=training.config_name, init_from=config_init_from(training.config_yaml),
+        config=training.config_name, init_from=training.init_from,
         datasets=[DatasetFolder(batch_id=d.get("batch_id"), path=d["path"]) for d in training.datasets],
         resources=TrainingResourcesPublic(
             nodes=int(resources.get("nodes") or 1), devices_per_node=devices_per_node(resources),

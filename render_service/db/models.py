@@ -124,7 +124,8 @@ class Training(Base):
     config the job runs (the user's YAML or a ready config, overrides and the dataset folders merged in);
     ``datasets_json`` the folders with the batches they came from; ``resources_json`` the user's resources;
     ``progress_json`` its progress read from its log while it runs (:mod:`render_service.training_progress`: the
-    run's limits, latest step, loss and validation Dice, the best so far; a few hundred bytes).
+    run's limits, latest step, loss and validation Dice, the best so far; a few hundred bytes); ``init_from`` the
+    checkpoint its weights start from (its config's ``model.init_from``, read once when it is stored).
     """
 
     __tablename__ = "trainings"
@@ -152,6 +153,7 @@ class Training(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     progress_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    init_from: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     @property
     def progress(self) -> dict[str, Any] | None:

@@ -36,8 +36,9 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the newest schema (Alembic ``upgrade head``); safe to call at every start."""
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` to the newest schema (Alembic ``upgrade head``; ``revision``: an older one, for
+    tests of a migration); safe to call at every start."""
     from alembic import command
     from alembic.config import Config
 
@@ -46,7 +47,7 @@ def migrate(url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 class Database:

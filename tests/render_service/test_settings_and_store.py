@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+import yaml
+from sqlalchemy import inspect, select, text
 
-from render_service.db.models import Base
-from render_service.db.session import Database
+from render_service.db.models import Base, Training
+from render_service.db.session import Database, make_engine, migrate
 from render_service.settings import SettingsError, load_settings
 from render_service.store import batch_public, create_batch, get_batch, list_batches
 from render_service.tokens import create_token, list_tokens, owner_of, revoke_tokens
+from render_service.training_store import training_public
 from semcoat.batch import BatchSpec
 from semcoat.errors import InvalidArgument
 
@@ -50,6 +52,28 @@ def test_migrated_schema_matches_the_models(db: Database) -> None:
     inspector = inspect(db.engine)
     for table in Base.metadata.sorted_tables:
         assert {c["name"] for c in inspector.get_columns(table.name)} == {c.name for c in table.columns}, table.name
+
+
+def test_trainings_stored_before_init_from_was_a_column_get_it_from_their_configs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate(url, "0003")
+    engine = make_engine(url)
+    configs = {"tuned": yaml.safe_dump({"model": {"init_from": "/runs/a/best.ckpt", "lr": 0.001}}),
+               "fresh": "model: {init_from: null}\n", "broken": "model: [unclosed\n"}
+    with engine.begin() as connection:
+        for training_id, config_yaml in configs.items():
+            connection.execute(text(
+                "INSERT INTO trainings (id, owner, name, backend, state, config_yaml, datasets_json, resources_json, "
+                "job_state, attempts, cancel_requested, created_at) VALUES (:id, 'alice', :id, 'local', 'succeeded', "
+                ":config, '[]', '{}', 'done', 1, 0, '2026-12-01 10:00:00')"),
+                {"id": training_id, "config": config_yaml})
+    engine.dispose()
+    db = Database(url)  # migrates to the newest revision
+    with db.session() as session:
+        found = {t.id: t.init_from for t in session.scalars(select(Training))}
+        assert training_public(session.get(Training, "tuned")).init_from == "/runs/a/best.ckpt"  # type: ignore[arg-type]
+    assert found == {"tuned": "/runs/a/best.ckpt", "fresh": None, "broken": None}
+    db.dispose()
 
 
 def test_batches_are_stored_with_their_tasks_and_seen_by_their_owner_only(db: Database) -> None:
