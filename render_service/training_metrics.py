@@ -1,11 +1,11 @@
 """Where a training's Lightning CSV log is, and reading only what its progress needs of it.
 
 A fit logs into ``<run>/logs/version_N/metrics.csv`` (:func:`training.lightning_cli.default_loggers`); the newest
-``version_N`` (highest N) is the run's, as ``semcoat train package`` picks it (:func:`training.package.
-latest_version_dir`). The run folder is ``<job folder>/run`` for both backends: in place for a local training
-(``<data dir>/work/trainings/<id>/run``), on the cluster for a Slurm one, whose worker keeps its latest copy of the
-log at ``<data dir>/work/trainings/<id>/live/metrics.csv``. Once collected, ``<data dir>/trainings/<id>/metrics.csv``
-is the whole log.
+``version_N`` (highest N) is the run's: a training job runs only its fit there (``semcoat train package`` passes
+over the folders of other runs: :func:`training.package.fit_log_dir`). The run folder is ``<job folder>/run``
+for both backends: in place for a local training (``<data dir>/work/trainings/<id>/run``), on the cluster for a
+Slurm one, whose worker keeps its latest copy of the log at ``<data dir>/work/trainings/<id>/live/metrics.csv``.
+Once collected, ``<data dir>/trainings/<id>/metrics.csv`` is the whole log.
 
 A log read for progress is a :class:`~render_service.training_progress.MetricsWindow`: the header line (the first
 :data:`HEAD_BYTES` at most) and the last :data:`TAIL_BYTES`, so a log of any length costs the same to follow.

@@ -113,6 +113,10 @@ def package_command(
         packaged = package_run(root, out, (sample_px, sample_px))
     best = packaged.summary.get("best") or {}
     score = f", {packaged.summary['monitor']} {best['value']:.4f} at epoch {best['epoch']}" if best else ""
+    if packaged.passed_over:
+        names = ", ".join(p.name for p in packaged.passed_over)
+        typer.echo(f"note: {names} in {root / 'logs'}: newer, but no fit's log (validate, test or predict); "
+                   "packaged the fit before", err=True)
     typer.echo(f"wrote {packaged.out}: model.onnx, {packaged.summary['checkpoint']}{score}")
 
 

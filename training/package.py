@@ -1,7 +1,8 @@
 """What a finished fit leaves for its users, in one folder: ``semcoat train package ROOT --out DIR``.
 
-``ROOT`` is the fit's ``trainer.default_root_dir``; its newest CSV log folder ``ROOT/logs/version_N`` holds the
-checkpoints and metrics. ``DIR`` gets:
+``ROOT`` is the fit's ``trainer.default_root_dir``; its newest fit's CSV log folder ``ROOT/logs/version_N`` holds
+the checkpoints and metrics (``validate``, ``test`` and ``predict`` runs with the same root write newer
+``version_N`` folders of their own, which are passed over: :func:`fit_log_dir`). ``DIR`` gets:
 
 - ``model.onnx``: the best checkpoint exported (what ``semcoat predict --model`` takes);
 - ``checkpoints/<best>.ckpt``: the best checkpoint itself (by the ModelCheckpoint's monitor; ``last.ckpt`` when
@@ -44,17 +45,36 @@ class Packaged:
     out: Path
     checkpoint: Path
     summary: dict[str, Any]
+    passed_over: tuple[Path, ...] = ()  # newer log folders of runs that were no fit (validate, test, predict)
 
 
-def latest_version_dir(root: Path) -> Path:
-    """The newest ``ROOT/logs/version_N`` folder (highest N)."""
+def _is_fit_log(version: Path) -> bool:
+    """Whether a log folder is a fit's: it holds a checkpoint or logged a training step (``validate``, ``test`` and
+    ``predict`` runs do neither)."""
+    if (version / "checkpoints").is_dir() and any((version / "checkpoints").glob("*.ckpt")):
+        return True
+    try:
+        with (version / "metrics.csv").open(encoding="utf-8", errors="replace") as log:
+            header = log.readline()
+    except OSError:
+        return False
+    return any(name.startswith("train/") for name in header.strip().split(","))
+
+
+def fit_log_dir(root: Path) -> tuple[Path, list[Path]]:
+    """The newest fit's ``ROOT/logs/version_N`` folder (highest N among the fits'), and the newer folders passed
+    over (runs that were no fit). With no fit's folder at all, the newest folder (its missing checkpoint is then
+    the error)."""
     logs = root / "logs"
-    versions = [(int(m.group(1)), p) for p in logs.glob("version_*") if (m := _VERSION.fullmatch(p.name))] \
-        if logs.is_dir() else []
+    versions = sorted(((int(m.group(1)), p) for p in logs.glob("version_*") if (m := _VERSION.fullmatch(p.name))),
+                      reverse=True) if logs.is_dir() else []
     if not versions:
         raise PackageError(f"{root} holds no fit log folder (logs/version_N): did `semcoat train fit` run with "
                            f"--trainer.default_root_dir {root}?", argument="root")
-    return max(versions)[1]
+    for k, (_, version) in enumerate(versions):
+        if _is_fit_log(version):
+            return version, [p for _, p in versions[:k]]
+    return versions[0][1], []
 
 
 def _checkpoint_state(path: Path) -> dict[str, Any]:
@@ -136,7 +156,7 @@ def package_run(root: str | Path, out: str | Path, sample_px: tuple[int, int] = 
     from training.export import export
 
     root, out = Path(root), Path(out)
-    version = latest_version_dir(root)
+    version, passed_over = fit_log_dir(root)
     checkpoint, state = best_checkpoint(version / "checkpoints")
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     if staging.exists():
@@ -160,4 +180,4 @@ def package_run(root: str | Path, out: str | Path, sample_px: tuple[int, int] = 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Packaged(out, out / "checkpoints" / checkpoint.name, summary)
+    return Packaged(out, out / "checkpoints" / checkpoint.name, summary, tuple(passed_over))

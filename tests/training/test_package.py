@@ -4,6 +4,7 @@ metrics summary taken from the CSV log; summaries by hand; a folder without a fi
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from semcoat_cli.app import app
-from training.package import PackageError, latest_version_dir, package_run, summarise_metrics
+from training.package import PackageError, fit_log_dir, package_run, summarise_metrics
 
 runner = CliRunner()
 
@@ -38,13 +39,31 @@ def test_the_summary_takes_the_first_best_row_and_the_last_epoch_and_step() -> N
 
 def test_a_folder_without_a_fit_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PackageError, match="no fit log folder"):
-        latest_version_dir(tmp_path)
+        fit_log_dir(tmp_path)
     (tmp_path / "logs" / "version_0").mkdir(parents=True)
     with pytest.raises(PackageError, match="saved no checkpoint"):
         package_run(tmp_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     result = runner.invoke(app, ["train", "package", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "no fit log folder" in result.output
+
+
+def test_the_newest_fit_is_found_past_the_folders_of_test_and_predict_runs(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    for name, files in {"version_0": {"checkpoints/best.ckpt": "x"},  # a fit
+                        "version_1": {"metrics.csv": "epoch,step,train/loss\n0,9,0.5\n"},  # a fit, no checkpoint yet
+                        "version_2": {"metrics.csv": "epoch,step,test/loss,test/dice_mean\n0,0,0.4,0.8\n"},  # test
+                        "version_10": {"hparams.yaml": "{}"}}.items():  # predict (logs nothing); 10 > 2 by number
+        for relative, text in files.items():
+            (logs / name / relative).parent.mkdir(parents=True, exist_ok=True)
+            (logs / name / relative).write_text(text)
+    assert fit_log_dir(tmp_path) == (logs / "version_1", [logs / "version_10", logs / "version_2"])
+    with pytest.raises(PackageError, match="saved no checkpoint in .*version_1"):  # the newest fit speaks for itself
+        package_run(tmp_path, tmp_path / "out")
+    (logs / "version_1" / "metrics.csv").write_text("epoch,step,val/loss\n")  # not a fit either, after all
+    assert fit_log_dir(tmp_path) == (logs / "version_0", [logs / "version_10", logs / "version_2", logs / "version_1"])
+    (logs / "version_0" / "checkpoints" / "best.ckpt").unlink()  # no fit anywhere: the newest folder
+    assert fit_log_dir(tmp_path) == (logs / "version_10", [])
 
 
 @pytest.mark.slow
@@ -55,10 +74,16 @@ def test_a_fit_is_packaged_with_its_best_checkpoint_an_onnx_model_that_predicts_
     from analysis.model import load_model
     from semcoat.dataset import read_dataset
 
-    root = trained_checkpoint.parents[3]  # ROOT/logs/version_N/checkpoints/best-....ckpt
+    # ROOT/logs/version_N/checkpoints/best-....ckpt, copied: a test run then logs into the same root
+    root = tmp_path / "root"
+    shutil.copytree(trained_checkpoint.parents[3], root)
+    newest = max(int(p.name.split("_")[1]) for p in (root / "logs").glob("version_*"))
+    (root / "logs" / f"version_{newest + 1}").mkdir()
+    (root / "logs" / f"version_{newest + 1}" / "metrics.csv").write_text("epoch,step,test/dice_mean\n0,0,0.5\n")
     result = runner.invoke(app, ["train", "package", str(root), "--out", str(tmp_path / "package"),
                                  "--sample-px", "64"])
     assert result.exit_code == 0, result.output
+    assert f"version_{newest + 1} in {root / 'logs'}: newer, but no fit's log" in result.stderr
     out = tmp_path / "package"
     assert (out / "checkpoints" / trained_checkpoint.name).read_bytes() == trained_checkpoint.read_bytes()
     summary = json.loads((out / "metrics.json").read_text())
