@@ -146,7 +146,8 @@ def predict_command(
         Path,
         typer.Option(
             "--model",
-            help="Segmentation model: .onnx or TorchScript (.pt/.ts), or `classical` for the non-learned baseline.",
+            help="Segmentation model: .onnx, TorchScript (.pt/.ts), a .ckpt of `semcoat train fit` (with the train "
+            "extra), or `classical` for the non-learned baseline.",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder for images, masks, overlays and measurements.")],
