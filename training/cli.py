@@ -8,18 +8,30 @@ every option of the model, the data and the trainer).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from semcoat_cli.errors import EXIT_USAGE, user_errors
+from semcoat.errors import SemcoatError
+from semcoat_cli.errors import EXIT_USAGE, fail, message_of, user_errors
 
 train_app = typer.Typer(help="Segmentation training (Lightning): fit, validate, test, predict, export, calibrate, "
                              "package, sbatch; submit, status, fetch, cancel through the service.",
                         no_args_is_help=True)
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def launched_rank() -> tuple[int, int] | None:
+    """(rank, number of processes) when a launcher started this command several times at once (srun:
+    ``SLURM_PROCID`` of ``SLURM_NTASKS``; torchrun: ``RANK`` of ``WORLD_SIZE``); None for a single process."""
+    for rank_name, size_name in (("SLURM_PROCID", "SLURM_NTASKS"), ("RANK", "WORLD_SIZE")):
+        rank, size = os.environ.get(rank_name, ""), os.environ.get(size_name, "")
+        if rank.isdigit() and size.isdigit() and int(size) > 1:
+            return int(rank), int(size)
+    return None
 
 
 def _lightning(subcommand: str, ctx: typer.Context) -> None:
@@ -30,9 +42,15 @@ def _lightning(subcommand: str, ctx: typer.Context) -> None:
     logger = logging.getLogger("training")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    flags = argument_flags()
     try:
-        with user_errors(EXIT_USAGE, argument_flags()):
-            run([subcommand, *ctx.args])
+        run([subcommand, *ctx.args])
+    except SemcoatError as exc:
+        # Under srun every process meets the refusal and says it in the one job log: each says which it is (a file
+        # missing on one node only is then told apart from a refusal of the config itself).
+        ranks = launched_rank()
+        where = f"rank {ranks[0]} of {ranks[1]}: " if ranks else ""
+        raise fail(where + message_of(exc, flags), EXIT_USAGE) from exc
     finally:  # a second command in the same process (tests, notebooks) gets its own, on its own stderr
         logger.removeHandler(handler)
 

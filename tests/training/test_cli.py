@@ -124,3 +124,21 @@ def test_lightning_takes_ranks_from_slurm(monkeypatch: pytest.MonkeyPatch) -> No
     assert isinstance(cluster, SLURMEnvironment)
     assert (cluster.global_rank(), cluster.local_rank(), cluster.world_size()) == (1, 1, 2)
     assert cluster.main_address == "node1"
+
+
+def test_launched_rank_reads_srun_and_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.cli import launched_rank
+
+    for name in ("SLURM_PROCID", "SLURM_NTASKS", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert launched_rank() is None
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # a batch script's single task: one process
+    assert launched_rank() is None
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    assert launched_rank() == (3, 4)
+    monkeypatch.delenv("SLURM_PROCID")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert launched_rank() == (1, 2)

@@ -147,3 +147,10 @@ def test_the_command_refuses_a_bad_init_from_before_writing_anything(trained_che
         code, output = fit(given)
         assert code == 2 and words in output and "Traceback" not in output, output
     assert not (tmp_path / "out").exists()  # refused before the fit made its log folders
+    # one of several processes a launcher started says which it is (torchrun's variables: srun's would make
+    # Lightning validate a Slurm job here)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RANK", "1")
+        env.setenv("WORLD_SIZE", "2")
+        code, output = fit(str(missing))
+    assert code == 2 and f"error: rank 1 of 2: --model.init_from: no such checkpoint file {missing}" in output, output
