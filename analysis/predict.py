@@ -411,7 +411,7 @@ def predict_files(
             warning = pixel_size_warning(path, pixel_size_um, meta_size)
             record = PredictionRecord(
                 stem, str(path), str(model_path), _round6(size), source, _round6(meta_size), None, None, None,
-                _named(path, exc), True, [warning] if warning else [],
+                _named(path, exc), True, [warning] if warning else [], relabel_islands, flip_average,
             )  # fmt: skip
             rows.append((stem, record.pixel_size_um, None))
             failure: SemcoatError | None = exc
@@ -431,7 +431,7 @@ def predict_files(
             record = PredictionRecord(
                 stem, str(item.path), str(model_path), _round6(item.pixel_size_um), item.pixel_size_from,
                 _round6(item.metadata_pixel_size_um), item.databar_top_row, int(mask.shape[0]), int(mask.shape[1]),
-                error, error is not None, [*item.warnings, *(w for w in warnings if w)],
+                error, error is not None, [*item.warnings, *(w for w in warnings if w)], relabel_islands, flip_average,
             )  # fmt: skip
             rows.append((stem, record.pixel_size_um, result))
         records.append(record)

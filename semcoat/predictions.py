@@ -63,7 +63,9 @@ class PredictionRecord:
     pixel sizes are rounded to 6 significant digits. ``databar_top_row`` is the first row of the cropped data bar in
     the source file (None without one). ``rows`` and ``columns`` are the analysed image's size in pixels (data bar
     cropped); they, and the pixel size, are None when the image failed before they were known. ``warnings``: e.g. a
-    given pixel size that differs from the file's metadata.
+    given pixel size that differs from the file's metadata. ``relabel_islands`` and ``flip_average`` are the options
+    the mask was predicted with (``semcoat predict --keep-islands`` / ``--flip-average``); None in records of versions
+    before they were recorded.
     """
 
     image: str
@@ -78,6 +80,8 @@ class PredictionRecord:
     error: str | None
     failed: bool = False
     warnings: list[str] = field(default_factory=list)
+    relabel_islands: bool | None = None
+    flip_average: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-ready dict, keys in field order."""
@@ -140,6 +144,10 @@ def _flag(value: Any) -> str | None:
     return None if isinstance(value, bool) else "true or false"
 
 
+def _optional_flag(value: Any) -> str | None:
+    return None if value is None or isinstance(value, bool) else "true, false or null"
+
+
 def _warnings(value: Any) -> str | None:
     ok = isinstance(value, list) and all(isinstance(w, str) for w in value)
     return None if ok else "a list of strings"
@@ -149,7 +157,7 @@ _FIELD_CHECKS = {
     "image": _text, "source": _optional_text, "model": _optional_text, "pixel_size_um": _optional_size,
     "pixel_size_from": _optional_text, "metadata_pixel_size_um": _optional_size, "databar_top_row": _optional_count,
     "rows": _optional_count, "columns": _optional_count, "error": _optional_text, "failed": _flag,
-    "warnings": _warnings,
+    "warnings": _warnings, "relabel_islands": _optional_flag, "flip_average": _optional_flag,
 }  # fmt: skip
 
 

@@ -60,6 +60,13 @@ def test_predict_end_to_end_with_onnx(tmp_path: Path, onnx_model: Path) -> None:
     assert table["fei"]["pore_line_present"] is True and table["plain"]["pore_line_present"] is False
     saved = json.loads((out / "predictions.json").read_text())
     assert saved[0]["source"] == str(tiff) and saved[0]["error"] is None
+    # the options the masks were made with are recorded with them, on every record
+    assert [(r["relabel_islands"], r["flip_average"]) for r in saved] == [(True, False), (True, False)]
+    predict.predict_files(onnx_model, [tiff, tmp_path / "missing.png"], out, pixel_size_um=0.1, tile_px=96,
+                          overlap_px=16, relabel_islands=False, flip_average=True)  # fmt: skip
+    saved = json.loads((out / "predictions.json").read_text())
+    assert saved[1]["failed"] is True
+    assert [(r["relabel_islands"], r["flip_average"]) for r in saved] == [(False, True), (False, True)]
 
 
 def test_jpeg_input(tmp_path: Path, onnx_model: Path) -> None:

@@ -45,6 +45,14 @@ def test_records_of_earlier_versions_read_with_defaults_and_unknown_keys_are_ign
     (record,) = read_predictions(tmp_path).values()
     assert record.image == "x" and record.model is None and record.pixel_size_um is None
     assert record.failed is False and record.warnings == []
+    assert record.relabel_islands is None and record.flip_average is None  # not recorded then: unknown, not False
+
+
+@pytest.mark.parametrize("name", ["relabel_islands", "flip_average"])
+def test_a_prediction_option_that_is_no_flag_is_refused_naming_it(tmp_path: Path, name: str) -> None:
+    (tmp_path / PREDICTIONS_JSON).write_text(json.dumps([{"image": "x", name: "yes"}]))
+    with pytest.raises(PredictionsError, match=rf"{name} must be true, false or null; got \"yes\""):
+        read_predictions(tmp_path)
 
 
 def test_a_folder_without_records_is_a_bare_table(tmp_path: Path) -> None:
