@@ -113,9 +113,10 @@ def choose_offset(mae_by_offset: dict[float, float], tolerance: float = TOLERANC
 
 
 def calibrate(checkpoint: str | Path, datasets: Sequence[str | Path], class_names: Sequence[str] = ("feal",),
-              offsets: Sequence[float] = DEFAULT_OFFSETS) -> list[ClassCalibration]:
+              offsets: Sequence[float] = DEFAULT_OFFSETS, flip_average: bool = False) -> list[ClassCalibration]:
     """Offsets for ``class_names`` (of :data:`MEASUREMENT_OF_CLASS`) that bring the checkpoint's measurements closest
     to the truth of the images in ``datasets``; each class is searched with the others at their current offsets.
+    ``flip_average``: predict as ``semcoat predict --flip-average`` does (the offsets then suit masks made so).
 
     Images are read as ``semcoat predict`` reads them (:func:`analysis.predict.load_input`: the data bar cropped).
     An image whose truth for a class is unknown (None: e.g. the frame does not show the FeAl's end) does not count for
@@ -159,7 +160,7 @@ def calibrate(checkpoint: str | Path, datasets: Sequence[str | Path], class_name
             image = load_input(path, pixel_size_um).image
         except SemcoatError as exc:
             raise DatasetError(f"{path}: cannot be read for calibration ({exc})") from exc
-        probabilities = class_probabilities(model, image)
+        probabilities = class_probabilities(model, image, flip_average=flip_average)
         log_p = np.log(np.maximum(probabilities, 1e-12, out=probabilities), out=probabilities)
         for name in class_names:
             cid, measurement = model.class_names.index(name), MEASUREMENT_OF_CLASS[name]

@@ -96,6 +96,8 @@ def calibrate_command(
                                          "pore and precipitate (by their area %).")] = "feal",
     offsets: Annotated[str | None, typer.Option(help="Comma-separated logit offsets to try (0 is always tried). "
                                                 "Default: -2 to +1 by 0.25.", show_default=False)] = None,
+    flip_average: Annotated[bool, typer.Option(help="Predict as `semcoat predict --flip-average` does (choose this "
+                                               "when the model will be used so).")] = False,
 ) -> None:
     """Add per-class logit offsets so that the model's measurements match the ground truth (class_offsets)."""
     from training.calibrate import DEFAULT_OFFSETS, calibrate, check_output, write_calibrated
@@ -109,12 +111,13 @@ def calibrate_command(
     with user_errors(EXIT_USAGE, {"classes": "--classes", "offsets": "--offsets", "out": "--out",
                                   "datasets": "--data"}):
         check_output(out)  # before minutes of predicting, not after
-        found = calibrate(checkpoint, data, names, grid)
+        found = calibrate(checkpoint, data, names, grid, flip_average)
         path = write_calibrated(checkpoint, out, found)
     for item in found:
         edge = " (the grid's edge: a wider --offsets may do better)" if item.at_edge else ""
         typer.echo(f"{item.class_name}: logit offset {item.offset:+g}{edge}; {item.measurement} mean absolute error "
-                   f"{item.mae_before:.3g} -> {item.mae_after:.3g} over {item.images} images")
+                   f"{item.mae_before:.3g} -> {item.mae_after:.3g} over {item.images} images"
+                   + (" (mirror-averaged)" if flip_average else ""))
     typer.echo(f"wrote {path} (export it with `semcoat train export {path} --out model.onnx`)")
 
 

@@ -120,3 +120,35 @@ def test_truth_is_checked_first_unknown_truth_is_left_out_and_repeats_count_once
     once = calibrate(trained_checkpoint, [folder], ["feal"], [-1.0])
     twice = calibrate(trained_checkpoint, [folder, folder], ["feal", "feal"], [-1.0])
     assert len(twice) == 1 and twice[0] == once[0] and once[0].images == 1
+
+
+def test_with_flip_average_the_errors_are_those_of_predict_flip_average(
+        trained_checkpoint: Path, tiny_datasets: list[Path], tmp_path: Path) -> None:
+    """Calibrated offsets belong to the way masks are made: with --flip-average, the error calibrate searches from is
+    the error of `semcoat predict --flip-average`'s own measurements (images whose masks fail the check count 0)."""
+    from analysis.files import read_results_csv
+    from analysis.predict import predict_files
+    from semcoat.dataset import read_dataset
+    from semcoat.predictions import RESULTS_CSV
+
+    folder = tiny_datasets[0]
+    ds = read_dataset(folder)
+    errors = {}
+    for flip in (False, True):
+        out = tmp_path / f"flip{flip}"
+        predict_files(trained_checkpoint, [ds.image_path(i) for i in ds.ids], out,
+                      pixel_size_um=ds.info.pixel_size_um, flip_average=flip)  # fmt: skip
+        table = read_results_csv(out / RESULTS_CSV)
+        errors[flip] = [abs((table[i]["pore_fraction_pct"] or 0.0) - ds.meta(i)["truth"]["pore_fraction_pct"])
+                        for i in ds.ids]  # fmt: skip
+    found = {flip: calibrate(trained_checkpoint, [folder], ["pore"], [1.0], flip_average=flip)[0]
+             for flip in (False, True)}  # fmt: skip
+    for flip in (False, True):
+        assert found[flip].mae_before == pytest.approx(sum(errors[flip]) / len(errors[flip]), abs=1e-4)  # CSV rounding
+    assert found[True].mae_by_offset != found[False].mae_by_offset  # the option reaches the prediction
+    out = tmp_path / "mirrored.ckpt"
+    result = runner.invoke(app, ["train", "calibrate", str(trained_checkpoint), "--data", str(folder), "--out",
+                                 str(out), "--classes", "pore", "--offsets", "1", "--flip-average"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"pore_fraction_pct mean absolute error {found[True].mae_before:.3g}" in result.output
+    assert "(mirror-averaged)" in result.output and out.is_file()
