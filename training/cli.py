@@ -26,8 +26,11 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help
 
 def launched_rank() -> tuple[int, int] | None:
     """(rank, number of processes) when a launcher started this command several times at once (srun:
-    ``SLURM_PROCID`` of ``SLURM_NTASKS``; torchrun: ``RANK`` of ``WORLD_SIZE``); None for a single process."""
-    for rank_name, size_name in (("SLURM_PROCID", "SLURM_NTASKS"), ("RANK", "WORLD_SIZE")):
+    ``SLURM_PROCID`` of ``SLURM_STEP_NUM_TASKS``; torchrun: ``RANK`` of ``WORLD_SIZE``); None for a single process.
+
+    Not ``SLURM_NTASKS``: that is the allocation's, also set in the batch script itself, where a command run without
+    srun is one process (with ``SLURM_PROCID`` 0); srun sets the step's task count for each task it starts."""
+    for rank_name, size_name in (("SLURM_PROCID", "SLURM_STEP_NUM_TASKS"), ("RANK", "WORLD_SIZE")):
         rank, size = os.environ.get(rank_name, ""), os.environ.get(size_name, "")
         if rank.isdigit() and size.isdigit() and int(size) > 1:
             return int(rank), int(size)

@@ -129,15 +129,23 @@ def test_lightning_takes_ranks_from_slurm(monkeypatch: pytest.MonkeyPatch) -> No
 def test_launched_rank_reads_srun_and_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
     from training.cli import launched_rank
 
-    for name in ("SLURM_PROCID", "SLURM_NTASKS", "RANK", "WORLD_SIZE"):
+    for name in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "RANK", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
     assert launched_rank() is None
+    # The variables as the loopback cluster sets them. In an `sbatch --ntasks=2` script's own shell (no srun): the
+    # allocation's task count, rank 0, and no step: one process.
     monkeypatch.setenv("SLURM_PROCID", "0")
-    monkeypatch.setenv("SLURM_NTASKS", "1")  # a batch script's single task: one process
+    monkeypatch.setenv("SLURM_NTASKS", "2")
     assert launched_rank() is None
+    # In each task that `srun` started there: the step's count as well.
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    assert launched_rank() == (0, 2)
     monkeypatch.setenv("SLURM_PROCID", "3")
     monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
     assert launched_rank() == (3, 4)
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # `srun --ntasks 1` inside a larger allocation: one process
+    assert launched_rank() is None
     monkeypatch.delenv("SLURM_PROCID")
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
