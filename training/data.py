@@ -8,6 +8,7 @@ uniform crop. Validation and test run on whole images. Splits are by seed inside
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -162,8 +163,8 @@ class SegmentationDataModule(L.LightningDataModule):
         if weights is not None and len(weights) != len(datasets):
             raise DatasetError(f"weights gives {len(weights)} value(s) for {len(datasets)} dataset folder(s); "
                                "give one weight per folder")
-        if weights is not None and (any(w < 0 for w in weights) or sum(weights) <= 0):
-            raise DatasetError(f"weights must be non-negative with a positive sum (got {weights})")
+        if weights is not None and (not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0):
+            raise DatasetError(f"weights must be finite non-negative numbers with a positive sum (got {weights})")
         if crop_px < 32:
             raise DatasetError(f"crop_px must be at least 32 pixels (got {crop_px})")
         if cache_mb < 0:

@@ -79,15 +79,34 @@ class SemcoatCLI(LightningCLI):
             config["logger"] = default_loggers(config.get("default_root_dir") or "runs")
         return super()._instantiate_trainer(config, callbacks)
 
+    def _read_data_first(self) -> None:
+        """Split the folders and index the training masks before the trainer runs: Lightning makes the loggers'
+        folders before it calls the DataModule's setup, so a damaged or missing dataset would otherwise be refused
+        after a log folder was left behind (the DataModule's setup runs once; Lightning's call then does nothing)."""
+        datamodule: Any = self.datamodule
+        if hasattr(datamodule, "setup"):
+            datamodule.setup(self.subcommand)
+
     def before_fit(self) -> None:
         """Read and check ``--model.init_from`` before the fit writes anything (a refused file leaves no log folder
-        and waits for no data scan); a resumed fit (``--ckpt_path``) keeps its checkpoint's weights instead."""
+        and waits for no data scan), then the data; a resumed fit (``--ckpt_path``) keeps its checkpoint's weights
+        instead."""
         model: Any = self.model
         if not self.config.fit.get("ckpt_path") and hasattr(model, "initial_weights"):
             model.initial_weights()
+        self._read_data_first()
+
+    def before_validate(self) -> None:
+        """Read the data before anything is written."""
+        self._read_data_first()
+
+    def before_test(self) -> None:
+        """Read the data before anything is written."""
+        self._read_data_first()
 
     def before_predict(self) -> None:
-        """Write predicted masks to ``--predict_dir``."""
+        """Read the data before anything is written; write predicted masks to ``--predict_dir``."""
+        self._read_data_first()
         trainer: Any = self.trainer
         trainer.callbacks.append(MaskWriter(self.config.predict.predict_dir))
 

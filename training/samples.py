@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from semcoat import classes, pngio
-from semcoat.dataset import DatasetError, read_dataset
+from semcoat.dataset import DatasetError, read_dataset, sample_paths
 from semcoat.errors import SemcoatError
 from semcoat.spec import CoatingSpec
 
@@ -74,7 +74,8 @@ def class_table(folders: Sequence[str | Path]) -> dict[int, str]:
 
 
 def list_samples(folder: str | Path) -> list[Sample]:
-    """The complete samples of a dataset folder, in id order.
+    """The complete samples of a dataset folder, in id order; a warning names a folder where some are missing
+    (a batch still rendering, or a file deleted), so that a training on fewer images than the folder holds is seen.
 
     Raises
     ------
@@ -84,6 +85,9 @@ def list_samples(folder: str | Path) -> list[Sample]:
     ds = read_dataset(folder)
     if not ds.ids:
         raise DatasetError(f"{folder}: the dataset holds no complete sample (image, mask and meta)")
+    if not ds.is_complete:
+        log.warning("%s: %d of its %d samples are complete (image, mask and meta); the others are left out (run "
+                    "`semcoat dataset check %s` for the list)", folder, len(ds.ids), ds.info.count, folder)
     return [Sample(Path(folder), sid, ds.image_path(sid), ds.mask_path(sid)) for sid in ds.ids]
 
 
@@ -153,10 +157,16 @@ def ignore_faint_precipitates(samples: Sequence[Sample], contrast_min: float, n_
         phase_path = dataset.phase_map_path(sample.sid)
         faint_phase = None
         if phase_path is not None:
+            meta_path = sample_paths(dataset.root, sample.sid)[2]
             try:
-                faint_phase = faint_phases(dataset.meta(sample.sid).get("params"), contrast_min)
-            except (OSError, ValueError, AttributeError, RecursionError):  # unreadable meta: labels stay as they are
-                faint_phase = None
+                meta = dataset.meta(sample.sid)
+            except (OSError, ValueError, RecursionError) as exc:
+                raise DatasetError(f"{meta_path}: unreadable ({str(exc):.120}), so its faint precipitates cannot be "
+                                   "told apart; run `semcoat dataset check` on its folder") from exc
+            if not isinstance(meta, dict):
+                raise DatasetError(f"{meta_path}: a JSON object is expected, not {type(meta).__name__}; run "
+                                   "`semcoat dataset check` on its folder")
+            faint_phase = faint_phases(meta.get("params"), contrast_min)
         mask = read_mask(sample.mask, n_classes)
         total_px += int(np.count_nonzero(mask == classes.PRECIPITATE))
         if phase_path is None or faint_phase is None:

@@ -247,6 +247,11 @@ def test_datamodule_batches_and_splits(tiny_datasets: list[Path]) -> None:
     assert by_folder.describe()["train"] == 6 and len(by_folder.val_samples) == 4
     with pytest.raises(DatasetError, match="one weight per folder"):
         SegmentationDataModule([str(tiny_datasets[0])], weights=[1.0, 2.0])
+    folders = [str(p) for p in tiny_datasets]
+    for bad in ([1.0, -1.0], [0.0, 0.0], [1.0, float("nan")], [1.0, float("inf")]):  # YAML's .nan and .inf pass
+        said = r"weights must be finite non-negative numbers with a positive sum \(got \[(1|0)\.0, "
+        with pytest.raises(DatasetError, match=said):
+            SegmentationDataModule(folders, weights=bad)
 
 
 def test_items_differ_by_index_under_the_same_torch_seed(tiny_datasets: list[Path]) -> None:

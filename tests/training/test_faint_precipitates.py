@@ -121,3 +121,31 @@ def test_a_phase_map_or_mask_that_is_no_grey_png_is_refused_and_renders_without_
     (copy / "masks" / "000002.png").write_bytes(cv2.imencode(".png", np.dstack([phases] * 3))[1].tobytes())
     with pytest.raises(DatasetError, match=r"masks/000002.png: expected an 8-bit grey PNG of class ids, found colour"):
         training_read_mask(copy / "masks" / "000002.png", len(classes.CLASS_NAMES))
+
+
+def test_an_unreadable_meta_is_refused_by_name_and_a_folder_with_missing_samples_is_named(
+        rendered: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A meta file the faint precipitates are read from that is broken stops the training (it would otherwise keep
+    labels nobody can see); a folder whose samples are not all complete trains on the rest, and says so."""
+    import logging
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(rendered, copy)
+    for text, said in (('{"params": ', "unreadable"), ("[1, 2]", "a JSON object is expected, not list")):
+        (copy / "meta" / "000002.json").write_text(text)
+        with pytest.raises(DatasetError, match=rf"meta/000002.json: {said}.*semcoat dataset check"):
+            ignore_faint_precipitates(list_samples(copy), 0.08, len(classes.CLASS_NAMES))
+    # without the faint-precipitate rule the meta file is not read, so nothing stops
+    assert len(ignore_faint_precipitates(list_samples(copy), 0.0, len(classes.CLASS_NAMES))) == 4
+    shutil.copy2(rendered / "meta" / "000002.json", copy / "meta" / "000002.json")
+
+    (copy / "masks" / "000003.png").unlink()
+    with caplog.at_level(logging.WARNING, logger="training.samples"):
+        samples = list_samples(copy)
+    assert [s.sid for s in samples] == ["000000", "000001", "000002"]
+    assert f"{copy}: 3 of its 4 samples are complete (image, mask and meta); the others are left out" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="training.samples"):
+        list_samples(rendered)
+    assert caplog.text == ""

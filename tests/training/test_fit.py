@@ -71,6 +71,31 @@ def test_bad_dataset_folder_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "dataset.json is missing" in result.output
 
 
+def test_a_damaged_dataset_is_refused_before_any_log_folder_is_written(
+        trained_checkpoint: Path, tiny_datasets: list[Path], tmp_path: Path) -> None:
+    """Lightning makes its loggers' folders before it calls the DataModule's setup: the data are read first, so a
+    refused dataset leaves no empty version_N behind (for fit and for the subcommands on a checkpoint)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from semcoat_cli.app import app
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_datasets[0], damaged)
+    (damaged / "masks" / "000003.png").write_bytes(b"\x89PNG\r\n")  # truncated
+    small = ["--model.model_options", '{"channels": [8, 16, 32], "num_res_units": 1}']
+    for subcommand, extra in (("fit", []), ("validate", ["--ckpt_path", str(trained_checkpoint)]),
+                              ("test", ["--ckpt_path", str(trained_checkpoint)])):
+        root = tmp_path / f"runs_{subcommand}"
+        result = CliRunner().invoke(app, ["train", subcommand, "--config", str(CONFIG_DIR / "unet.yaml"),
+                                          *datasets_arg([damaged]), *FAST, *small, *extra,
+                                          "--trainer.default_root_dir", str(root)])
+        assert result.exit_code == 2, (subcommand, result.output)
+        assert "masks/000003.png" in result.output and "Traceback" not in result.output
+        assert not root.exists(), (subcommand, sorted(root.rglob("*")))
+
+
 def test_test_and_predict_subcommands_on_a_checkpoint(trained_checkpoint: Path, tiny_datasets: list[Path],
                                                       tmp_path: Path) -> None:
     small = ["--model.model_options", '{"channels": [8, 16, 32], "num_res_units": 1}']
