@@ -2,7 +2,7 @@
 Lightning's overhead against a plain torch loop running the same module, loss, optimiser and data (target < 5 %).
 
 Run: ``python bench/train_throughput.py [--steps 30] [--repeats 3] [--precision auto] [--models unet,...]``
-(``auto``: bf16-mixed where the CPU computes bf16 natively, as the configs' fallback decides, else 32-true).
+(``auto``: bf16-mixed where the CPU has AMX, as the configs' fallback decides, else 32-true).
 Data are generated layered masks and images held in memory (no decoding), so the figures are the model's and the
 loop's. Plain loop and Lightning alternate ``--repeats`` times; the median seconds per step after 3 warm-up steps
 are compared.
@@ -26,7 +26,7 @@ import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
 from semcoat.classes import CLASSES
-from training.lightning_cli import CONFIG_DIR, cpu_supports_bf16, effective_precision
+from training.lightning_cli import CONFIG_DIR, cpu_has_fast_bf16, effective_precision
 from training.module import SegmentationModule
 
 WARMUP = 3
@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--overhead-model", default="unet")
     args = parser.parse_args()
     if args.precision == "auto":
-        args.precision = effective_precision("bf16-mixed", "cpu", cpu_supports_bf16())
+        args.precision = effective_precision("bf16-mixed", "cpu", cpu_has_fast_bf16())
     torch.set_num_threads(torch.get_num_threads())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, precision {args.precision}, "
           f"batch {args.batch} x 256x256")
