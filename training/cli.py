@@ -45,15 +45,19 @@ def _lightning(subcommand: str, ctx: typer.Context) -> None:
     logger = logging.getLogger("training")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     flags = argument_flags()
+    # Under srun every process meets a refusal and says it in the one job log: each says which it is (a file
+    # missing on one node only is then told apart from a refusal of the config itself).
+    ranks = launched_rank()
+    where = f"rank {ranks[0]} of {ranks[1]}: " if ranks else ""
     try:
         run([subcommand, *ctx.args])
     except SemcoatError as exc:
-        # Under srun every process meets the refusal and says it in the one job log: each says which it is (a file
-        # missing on one node only is then told apart from a refusal of the config itself).
-        ranks = launched_rank()
-        where = f"rank {ranks[0]} of {ranks[1]}: " if ranks else ""
         raise fail(where + message_of(exc, flags), EXIT_USAGE) from exc
+    except MisconfigurationException as exc:  # Lightning's own word on a setting it cannot use (e.g. a max_time)
+        raise fail(where + str(exc).strip(), EXIT_USAGE) from exc
     finally:  # a second command in the same process (tests, notebooks) gets its own, on its own stderr
         logger.removeHandler(handler)
 

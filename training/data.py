@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from semcoat.classes import IGNORE_ID
-from semcoat.dataset import DatasetError
+from semcoat.dataset import DatasetError, read_dataset
 from training.augment import AugmentConfig, augment, build_augmentation
 from training.samples import (
     MaskIndex,
@@ -167,6 +167,12 @@ class SegmentationDataModule(L.LightningDataModule):
             raise DatasetError(f"weights must be finite non-negative numbers with a positive sum (got {weights})")
         if crop_px < 32:
             raise DatasetError(f"crop_px must be at least 32 pixels (got {crop_px})")
+        for name, value, low in (("crops_per_epoch", crops_per_epoch, 1), ("batch_size", batch_size, 1),
+                                 ("eval_batch_size", eval_batch_size, 1), ("num_workers", num_workers, 0)):
+            if value < low:
+                raise DatasetError(f"{name} must be a whole number of at least {low} (got {value})")
+        if not 0.0 <= class_balance <= 1.0:  # NaN too
+            raise DatasetError(f"class_balance must be a probability in [0, 1] (got {class_balance})")
         if cache_mb < 0:
             raise DatasetError(f"cache_mb must be 0 or more MiB (got {cache_mb})")
         if not 0.0 <= ignore_faint_precipitates <= 1.0:
@@ -228,6 +234,26 @@ class SegmentationDataModule(L.LightningDataModule):
         self._train = CropDataset([g for g, _ in kept], [w for _, w in kept], self.num_classes,
                                   (hp.crop_px, hp.crop_px), hp.crops_per_epoch, hp.class_balance,
                                   self.augment_config, hp.augment, hp.cache_mb * 2**20)
+
+    def check_split(self, stage: str) -> None:
+        """Refuse an empty split that ``stage`` needs (after :meth:`setup`): ``fit`` and ``validate`` the validation
+        images (the shipped configs choose the best checkpoint and stop early on validation Dice), ``test`` and
+        ``predict`` the test images.
+
+        Raises
+        ------
+        DatasetError
+            Naming the split, its fraction and the images per folder.
+        """
+        split, samples, fraction, folders = (("validation", self._val, "val_fraction", "val_datasets")
+                                             if stage in ("fit", "validate") else
+                                             ("test", self._test, "test_fraction", "test_datasets"))
+        if samples:
+            return
+        counts = ", ".join(f"{folder}: {len(read_dataset(folder).ids)}" for folder in self.hp.datasets)
+        raise DatasetError(f"the {split} split is empty ({fraction} {getattr(self.hp, fraction)}; images per folder: "
+                           f"{counts}); {stage} needs {split} images: give {fraction} above 0 with folders of at "
+                           f"least 2 images, or {folders}")
 
     def class_weights(self, max_ratio: float = 10.0, power: float = 1.0) -> np.ndarray:
         """Loss weights from the class shares of the training crops as they are drawn (:meth:`CropDataset.

@@ -20,6 +20,7 @@ from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from semcoat.errors import InvalidArgument
 from training.callbacks import MaskWriter
 from training.data import SegmentationDataModule
 from training.module import SegmentationModule
@@ -52,6 +53,16 @@ def effective_precision(precision: str | int | None, accelerator: str | None, bf
     return precision
 
 
+def precision_problem(precision: str | int | None, accelerator: str | None) -> str | None:
+    """Why ``precision`` cannot train on this machine (None: it can): pure fp16 on a CPU overflows (its loss turned
+    NaN from the second step, and checkpoints of NaN weights were written)."""
+    on_cpu = accelerator in (None, "auto", "cpu") and not torch.cuda.is_available()
+    if on_cpu and str(precision) == "16-true":
+        return ("--trainer.precision 16-true trains in half precision, which overflows on a CPU (the loss turns NaN); "
+                "use 32-true, or bf16-mixed on a CPU with AMX")
+    return None
+
+
 def default_loggers(root: str | Path) -> list[Logger]:
     """CSV logs (``ROOT/logs/version_N/metrics.csv``, also the trainer's log folder: checkpoints and confusion
     matrices go there) and TensorBoard logs (``ROOT/tensorboard``)."""
@@ -74,6 +85,9 @@ class SemcoatCLI(LightningCLI):
         """Fall back from bf16 on CPUs where it is slower than fp32."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer = config.trainer
+        problem = precision_problem(trainer.precision, trainer.accelerator)
+        if problem:
+            raise InvalidArgument(problem)
         wanted = trainer.precision
         trainer.precision = effective_precision(wanted, trainer.accelerator, cpu_has_fast_bf16())
         if trainer.precision != wanted:
@@ -86,12 +100,19 @@ class SemcoatCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def _read_data_first(self) -> None:
-        """Split the folders and index the training masks before the trainer runs: Lightning makes the loggers'
-        folders before it calls the DataModule's setup, so a damaged or missing dataset would otherwise be refused
-        after a log folder was left behind (the DataModule's setup runs once; Lightning's call then does nothing)."""
+        """Split the folders, index the training masks and check that the split the subcommand needs holds images,
+        before the trainer runs: Lightning makes the loggers' folders before it calls the DataModule's setup, so a
+        damaged or missing dataset would otherwise be refused after a log folder was left behind (the DataModule's
+        setup runs once; Lightning's call then does nothing)."""
         datamodule: Any = self.datamodule
-        if hasattr(datamodule, "setup"):
+        if isinstance(datamodule, SegmentationDataModule) and self.subcommand:
             datamodule.setup(self.subcommand)
+            trainer: Any = self.trainer
+            # a fit needs validation images where a callback watches a validation metric (the shipped configs'
+            # checkpoint choice and early stopping): Lightning would fail on it after the first epoch
+            watched = any(str(getattr(cb, "monitor", None) or "").startswith("val/") for cb in trainer.callbacks)
+            if self.subcommand != "fit" or watched:
+                datamodule.check_split(self.subcommand)
 
     def before_fit(self) -> None:
         """Read and check ``--model.init_from`` before the fit writes anything (a refused file leaves no log folder

@@ -9,6 +9,7 @@ import lightning as L
 import pytest
 import torch
 
+from semcoat.dataset import DatasetError
 from tests.training.conftest import FAST, datasets_arg
 from training.data import SegmentationDataModule
 from training.lightning_cli import CONFIG_DIR, effective_precision, run
@@ -106,6 +107,46 @@ def test_a_damaged_dataset_is_refused_before_any_log_folder_is_written(
         assert result.exit_code == 2, (subcommand, result.output)
         assert "masks/000003.png" in result.output and "Traceback" not in result.output
         assert not root.exists(), (subcommand, sorted(root.rglob("*")))
+
+
+def test_settings_that_cannot_train_are_refused_before_anything_is_written(tiny_datasets: list[Path],
+                                                                           tmp_path: Path) -> None:
+    """Each said with its value and what is accepted, exit 2, no traceback, no log folder (they used to end in a
+    traceback, or in a fit that trained nothing or wrote checkpoints of NaN weights)."""
+    from typer.testing import CliRunner
+
+    from semcoat_cli.app import app
+
+    cases = (
+        (["--data.batch_size", "0"], "batch_size must be a whole number of at least 1 (got 0)"),
+        (["--data.eval_batch_size", "-1"], "eval_batch_size must be a whole number of at least 1 (got -1)"),
+        (["--data.crops_per_epoch", "0"], "crops_per_epoch must be a whole number of at least 1 (got 0)"),
+        (["--data.num_workers", "-2"], "num_workers must be a whole number of at least 0 (got -2)"),
+        (["--data.class_balance", ".nan"], "class_balance must be a probability in [0, 1] (got nan)"),
+        (["--data.val_fraction", "0"], "the validation split is empty (val_fraction 0.0; images per folder: "),
+        (["--trainer.max_time", "1h"], "`Timer(duration='1h')` is not a valid duration. Expected a string in the "
+                                       "format DD:HH:MM:SS."),
+        (["--trainer.precision", "16-true"], "--trainer.precision 16-true trains in half precision, which "
+                                             "overflows on a CPU"),
+    )
+    for extra, said in cases:
+        root = tmp_path / "runs"
+        result = CliRunner().invoke(app, ["train", "fit", "--config", str(CONFIG_DIR / "unet.yaml"),
+                                          *datasets_arg(tiny_datasets), *FAST, *extra,
+                                          "--trainer.default_root_dir", str(root)])
+        assert result.exit_code == 2 and f"error: {said}" in result.output, (extra, result.output)
+        assert "Traceback" not in result.output and not root.exists(), extra
+    # a fit needs validation images; testing a checkpoint needs test images only
+    dm = SegmentationDataModule([str(tiny_datasets[1])], val_fraction=0.0, test_fraction=0.5, num_workers=0)
+    dm.setup("test")
+    dm.check_split("test")
+    assert len(dm.test_samples) == 2 and dm.val_samples == []
+    with pytest.raises(DatasetError, match=r"the validation split is empty .* fit needs validation images"):
+        dm.check_split("fit")
+    dm = SegmentationDataModule([str(tiny_datasets[1])], test_fraction=0.0, num_workers=0)
+    dm.setup("test")
+    with pytest.raises(DatasetError, match=r"the test split is empty \(test_fraction 0.0; images per folder: .*: 4\)"):
+        dm.check_split("test")
 
 
 def test_test_and_predict_subcommands_on_a_checkpoint(trained_checkpoint: Path, tiny_datasets: list[Path],
