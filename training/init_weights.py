@@ -10,11 +10,13 @@ shapes as the network about to be trained (options that change no weight, such a
 
 from __future__ import annotations
 
+import errno
 import pickle
 import re
 import struct
 import zipfile
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,13 @@ def load_refusal(exc: BaseException) -> str:
     """Why a weights-only ``torch.load`` refused a file, in a few words: torch's own text goes on to advise loading
     it unsafely and to ask for bug reports, which a user given a hostile file must not be told."""
     text = " ".join(_ESCAPES.sub("", str(exc)).split())
+    # torch's words for a file that is no archive it wrote, or a cut one: a magic number as a KeyError, EINVAL,
+    # "failed finding central directory", "invalid load key"
+    damaged = isinstance(exc, KeyError | EOFError | zipfile.BadZipFile | struct.error) \
+        or (isinstance(exc, OSError) and exc.errno == errno.EINVAL) \
+        or any(words in text for words in ("PytorchStreamReader failed", "invalid load key", "truncated"))
+    if damaged:
+        return "not a file PyTorch saved, or a damaged or truncated one"
     unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if unsupported:
         return f"it holds a {unsupported.group(1)} object, which a checkpoint does not; refused unread"
@@ -46,31 +55,33 @@ def load_refusal(exc: BaseException) -> str:
     return text.split(" (Could this error message")[0][:200] or type(exc).__name__
 
 
-def _refuse(message: str) -> InvalidArgument:
-    return InvalidArgument(message, argument="init_from")
+def _refuse(message: str, argument: str = "init_from") -> InvalidArgument:
+    return InvalidArgument(message, argument=argument)
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint's top-level mapping, read without running code; InvalidArgument saying why not."""
+def read_checkpoint(path: Path, argument: str = "init_from") -> dict[str, Any]:
+    """The checkpoint's top-level mapping, read without running code; InvalidArgument about ``argument`` saying why
+    not (a folder, no file, a file that is no checkpoint of ``semcoat train fit``)."""
+    refuse = partial(_refuse, argument=argument)
     try:
         found = path.is_file()
         folder = path.is_dir()
     except OSError as exc:  # a name too long, a loop of links
-        raise _refuse(f"{str(path)[:200]}: cannot be read ({exc.strerror or exc})") from exc
+        raise refuse(f"{str(path)[:200]}: cannot be read ({exc.strerror or exc})") from exc
     if folder:
-        raise _refuse(f"{path} is a folder; give a .ckpt file of it (a fit keeps them in "
-                      "logs/version_N/checkpoints/, a package in checkpoints/)")
+        raise refuse(f"{path} is a folder; give a .ckpt file of it (a fit keeps them in "
+                     "logs/version_N/checkpoints/, a package in checkpoints/)")
     if not found:
-        raise _refuse(f"no such checkpoint file {path} (from the folder {Path.cwd()})" if not path.is_absolute()
-                      else f"no such checkpoint file {path}")
+        raise refuse(f"no such checkpoint file {path} (from the folder {Path.cwd()})" if not path.is_absolute()
+                     else f"no such checkpoint file {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except LOAD_ERRORS as exc:
-        raise _refuse(f"{path} is not a checkpoint of `semcoat train fit` ({load_refusal(exc)})") from exc
+        raise refuse(f"{path} is not a checkpoint of `semcoat train fit` ({load_refusal(exc)})") from exc
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("hyper_parameters"), dict) \
             or not isinstance(ckpt.get("state_dict"), dict):
-        raise _refuse(f"{path} is not a checkpoint of `semcoat train fit` (it has no hyper_parameters and "
-                      "state_dict)")
+        raise refuse(f"{path} is not a checkpoint of `semcoat train fit` (it has no hyper_parameters and "
+                     "state_dict)")
     return ckpt
 
 
@@ -95,7 +106,7 @@ def load_initial_weights(path: str | Path, model: str, class_names: list[str],
     if not str(path).strip():
         raise _refuse("an empty path: give an earlier fit's .ckpt file, or leave init_from null")
     path = Path(path)
-    ckpt = _read_checkpoint(path)
+    ckpt = read_checkpoint(path)
     hparams, state = ckpt["hyper_parameters"], ckpt["state_dict"]
     theirs = hparams.get("model")
     if not isinstance(theirs, str):

@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from semcoat.errors import InvalidArgument
 from training.callbacks import MaskWriter
 from training.data import SegmentationDataModule
+from training.init_weights import read_checkpoint
 from training.module import SegmentationModule
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,16 @@ class SemcoatCLI(LightningCLI):
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.add_argument("--predict_dir", default="predictions",
                             help="Folder the predict subcommand writes masks to (<dataset>/<id>.png).")
+
+    def _parse_ckpt_path(self) -> None:
+        """Refuse a ``--ckpt_path`` that is no checkpoint of ``semcoat train fit`` before Lightning's CLI reads its
+        hyperparameters (its own load ends in a traceback for a missing, damaged or foreign file); ``last``, ``best``
+        and ``hpc`` name checkpoints Lightning finds itself."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and str(ckpt_path) not in ("last", "best", "hpc"):
+            read_checkpoint(Path(ckpt_path), argument="ckpt_path")
+        super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
         """Fall back from bf16 on CPUs where it is slower than fp32."""
@@ -143,6 +154,7 @@ def argument_flags() -> dict[str, str]:
     an argument (:class:`semcoat.errors.SemcoatError`'s ``argument``)."""
     flags = {name: f"--data.{name}" for name in inspect.signature(SegmentationDataModule).parameters}
     flags.update({name: f"--model.{name}" for name in inspect.signature(SegmentationModule).parameters})
+    flags["ckpt_path"] = "--ckpt_path"
     return flags
 
 

@@ -149,6 +149,31 @@ def test_settings_that_cannot_train_are_refused_before_anything_is_written(tiny_
         dm.check_split("test")
 
 
+def test_a_ckpt_path_that_is_no_checkpoint_is_refused_by_name(tiny_datasets: list[Path], tmp_path: Path) -> None:
+    """Lightning's CLI reads --ckpt_path's hyperparameters before anything else, and its load of a missing, damaged
+    or foreign file ended in a traceback."""
+    from typer.testing import CliRunner
+
+    from semcoat_cli.app import app
+
+    text = tmp_path / "notes.ckpt"
+    text.write_text("junk")
+    damaged = tmp_path / "cut.ckpt"
+    damaged.write_bytes(b"PK\x03\x04" + bytes(100))
+    cases = ((text, "not a file PyTorch saved, or a damaged or truncated one"),
+             (damaged, "not a file PyTorch saved, or a damaged or truncated one"),
+             (tmp_path / "missing.ckpt", "no such checkpoint file"), (tmp_path, "is a folder; give a .ckpt file"))
+    for subcommand in ("fit", "test"):
+        for given, said in cases:
+            root = tmp_path / "runs"
+            result = CliRunner().invoke(app, ["train", subcommand, "--config", str(CONFIG_DIR / "unet.yaml"),
+                                              *datasets_arg(tiny_datasets), *FAST, "--ckpt_path", str(given),
+                                              "--trainer.default_root_dir", str(root)])
+            assert result.exit_code == 2 and result.output.startswith("error: --ckpt_path: "), result.output
+            assert str(given) in result.output and said in result.output, result.output
+            assert "Traceback" not in result.output and not root.exists()
+
+
 def test_test_and_predict_subcommands_on_a_checkpoint(trained_checkpoint: Path, tiny_datasets: list[Path],
                                                       tmp_path: Path) -> None:
     small = ["--model.model_options", '{"channels": [8, 16, 32], "num_res_units": 1}']
