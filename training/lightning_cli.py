@@ -89,7 +89,10 @@ class SemcoatCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and str(ckpt_path) not in ("last", "best", "hpc"):
-            read_checkpoint(Path(ckpt_path), argument="ckpt_path")
+            theirs = read_checkpoint(Path(ckpt_path), argument="ckpt_path")["hyper_parameters"].get("model")
+            ours = self.config[subcommand].get("model", {}).get("model")
+            if theirs != ours:  # Lightning's CLI takes the checkpoint's model options over the config's
+                log.warning("--ckpt_path %s holds a %s network; it replaces the config's %s", ckpt_path, theirs, ours)
         super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:

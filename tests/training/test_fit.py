@@ -174,6 +174,20 @@ def test_a_ckpt_path_that_is_no_checkpoint_is_refused_by_name(tiny_datasets: lis
             assert "Traceback" not in result.output and not root.exists()
 
 
+def test_a_checkpoint_of_another_network_says_it_replaces_the_configs(trained_checkpoint: Path,
+                                                                      tiny_datasets: list[Path],
+                                                                      tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from semcoat_cli.app import app
+
+    result = CliRunner().invoke(app, ["train", "validate", "--config", str(CONFIG_DIR / "deeplab.yaml"),
+                                      *datasets_arg(tiny_datasets), *FAST, "--ckpt_path", str(trained_checkpoint),
+                                      "--trainer.default_root_dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert f"--ckpt_path {trained_checkpoint} holds a unet network; it replaces the config's deeplab" in result.output
+
+
 def test_test_and_predict_subcommands_on_a_checkpoint(trained_checkpoint: Path, tiny_datasets: list[Path],
                                                       tmp_path: Path) -> None:
     small = ["--model.model_options", '{"channels": [8, 16, 32], "num_res_units": 1}']
