@@ -213,13 +213,19 @@ def load_model(path: str | Path, n_classes: int = NUM_CLASSES) -> SegmentationMo
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such model file (accepted: {accepted})")
     suffix = path.suffix.lower()
+    model: SegmentationModel
     if suffix in ONNX_SUFFIXES:
-        return OnnxModel(path, n_classes)
-    if suffix in TORCHSCRIPT_SUFFIXES:
-        return TorchScriptModel(path, n_classes)
-    if suffix in CHECKPOINT_SUFFIXES:
-        return _load_checkpoint(path, accepted)
-    raise ModelLoadError(f"{path}: unknown model file kind {suffix!r}; accepted: {accepted}")
+        model = OnnxModel(path, n_classes)
+    elif suffix in TORCHSCRIPT_SUFFIXES:
+        model = TorchScriptModel(path, n_classes)
+    elif suffix in CHECKPOINT_SUFFIXES:
+        model = _load_checkpoint(path, accepted)
+    else:
+        raise ModelLoadError(f"{path}: unknown model file kind {suffix!r}; accepted: {accepted}")
+    if not 2 <= model.n_classes <= n_classes:  # its masks could not be drawn or measured with the class table
+        raise ModelLoadError(f"{path}: the model outputs {model.n_classes} class(es); a segmentation model of 2 to "
+                             f"{n_classes} classes is accepted (the class table's first ones, in its order)")
+    return model
 
 
 def _load_checkpoint(path: Path, accepted: str) -> SegmentationModel:

@@ -108,6 +108,9 @@ def predict_probabilities(
                 2 <= logits.shape[1] <= n_classes):
             raise ModelRunError(f"the model returned logits of shape {logits.shape}; expected {expected} (or fewer "
                                 "classes, from 2, for a model trained on the first classes of the table)")
+        if not np.isfinite(logits).all():  # else every pixel's argmax is class 0: "no coating", a false reading
+            raise ModelRunError("the model returned non-finite logits (NaN or infinity): the model is broken (a "
+                                "training that diverged?), not the image")
         probs = _softmax(logits.astype(np.float32))
         known = probs.shape[1]
         for (r, c), p in zip(batch_origins, probs, strict=True):

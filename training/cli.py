@@ -88,7 +88,7 @@ def export_command(
     """Export a checkpoint for `semcoat predict --model`: float32 N x 1 x H x W in [0, 1] to class logits."""
     from training.export import export
 
-    with user_errors(EXIT_USAGE, {"out": "--out"}):
+    with user_errors(EXIT_USAGE, {"out": "--out", "sample_px": "--sample-px"}):
         path = export(checkpoint, out, (sample_px, sample_px))
     typer.echo(f"wrote {path}")
 
@@ -131,13 +131,14 @@ def calibrate_command(
 @train_app.command("package")
 def package_command(
     root: Annotated[Path, typer.Argument(help="The fit's --trainer.default_root_dir (holds logs/version_N).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder to write (replaced whole if it exists).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write: a new or empty one, or an earlier package "
+                                               "(replaced whole); any other folder is refused.")],
     sample_px: Annotated[int, typer.Option(help="Edge of the example input used to trace the network, pixels.")] = 256,
 ) -> None:
     """Package a finished fit: best checkpoint, its ONNX export, metrics.csv and a metrics.json summary."""
     from training.package import package_run
 
-    with user_errors(EXIT_USAGE, {"out": "--out", "root": "ROOT"}):
+    with user_errors(EXIT_USAGE, {"out": "--out", "root": "ROOT", "sample_px": "--sample-px"}):
         packaged = package_run(root, out, (sample_px, sample_px))
     best = packaged.summary.get("best") or {}
     score = f", {packaged.summary['monitor']} {best['value']:.4f} at epoch {best['epoch']}" if best else ""

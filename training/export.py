@@ -10,6 +10,7 @@ class names travel with the file (ONNX metadata ``semcoat_classes``, TorchScript
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -46,6 +47,12 @@ def load_module(path: str | Path) -> SegmentationModule:
     except LOAD_ERRORS as exc:
         raise CheckpointError(f"{path}: not a checkpoint of a semcoat segmentation model "
                               f"({load_refusal(exc)})") from exc
+    broken = [name for name, value in module.net.state_dict().items()
+              if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:  # its every prediction would be NaN, read as "no coating" in every image
+        listed = ", ".join(broken[:3]) + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
+        raise CheckpointError(f"{path}: holds non-finite weights ({listed}): its training diverged (a lower "
+                              "--model.lr, or finite class weights, may train it)")
     return module.float().eval()
 
 
@@ -104,12 +111,30 @@ def export(checkpoint: str | Path, out: str | Path, sample_px: tuple[int, int] =
     CheckpointError
         For an unusable checkpoint or an unknown output suffix.
     """
-    kind = EXPORT_SUFFIXES.get(Path(out).suffix.lower())
+    out = Path(out)
+    kind = EXPORT_SUFFIXES.get(out.suffix.lower())
     if kind is None:
-        raise CheckpointError(f"{out}: unknown export kind {Path(out).suffix!r}; accepted: "
+        raise CheckpointError(f"{out}: unknown export kind {out.suffix!r}; accepted: "
                               f"{', '.join(EXPORT_SUFFIXES)}", argument="out")
+    if out.is_dir():
+        raise CheckpointError(f"{out} is a folder; give the model file to write, e.g. {out / 'model.onnx'}",
+                              argument="out")
+    if len(sample_px) != 2 or not all(isinstance(p, int) and 32 <= p <= 4096 and p % 32 == 0 for p in sample_px):
+        raise CheckpointError(f"the example input must be 32 to 4096 pixels a side, in multiples of 32 (the "
+                              f"networks halve it five times; got {tuple(sample_px)})", argument="sample_px")
     module = load_module(checkpoint)
-    return (export_onnx if kind == "onnx" else export_torchscript)(module, out, sample_px)
+    # written under a temporary name and renamed into place: ONNX is written twice (the export, then its class names)
+    # and an interrupted write must not leave a model file that looks whole
+    staging = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        (export_onnx if kind == "onnx" else export_torchscript)(module, staging, sample_px)
+        os.replace(staging, out)
+    except OSError as exc:
+        raise CheckpointError(f"{out}: cannot write the model there ({exc.strerror or exc})", argument="out") from exc
+    finally:
+        staging.unlink(missing_ok=True)
+    return out
 
 
 class CheckpointModel:

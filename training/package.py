@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semcoat.errors import SemcoatError
+from semcoat.errors import InvalidArgument, SemcoatError
 
 COPIED = ("metrics.csv", "confusion_val.csv", "config.yaml", "hparams.yaml")
+# Everything a package holds (what an earlier one may hold when it is replaced).
+PACKAGE_NAMES = frozenset({"model.onnx", "metrics.json", "checkpoints", *COPIED})
 _VERSION = re.compile(r"version_(\d+)")
 
 
@@ -151,11 +153,45 @@ def summarise_metrics(csv_text: str, monitor: str | None, mode: str = "max") -> 
     return summary
 
 
+def is_package(folder: Path) -> bool:
+    """Whether ``folder`` is a package this module wrote: its model and summary, and nothing else than a package
+    holds (so a fit's root, a dataset or any folder of the user's is never taken for one)."""
+    try:
+        names = {p.name for p in folder.iterdir()}
+    except OSError:
+        return False
+    return {"model.onnx", "metrics.json"} <= names and names <= PACKAGE_NAMES
+
+
+def check_package_out(root: Path, out: Path) -> None:
+    """Refuse an ``out`` that package_run would replace wrongly: anything but a missing or empty folder or an earlier
+    package (a fit's root, its parent, a dataset: replacing ``out`` deletes it), a file, the root or a folder
+    holding it.
+
+    Raises
+    ------
+    InvalidArgument
+        Saying what ``out`` is and what is accepted.
+    """
+    resolved_out, resolved_root = out.resolve(), root.resolve()
+    if resolved_out == resolved_root or resolved_out in resolved_root.parents:
+        raise InvalidArgument(f"{out} is the fit's root or holds it; give a folder of its own for the package "
+                              f"(e.g. {root / 'package'})", argument="out")
+    if out.exists() and not out.is_dir():
+        raise InvalidArgument(f"{out} exists and is not a folder; give a new folder for the package", argument="out")
+    if out.is_dir() and any(out.iterdir()) and not is_package(out):
+        shown = ", ".join(sorted(p.name for p in out.iterdir())[:5])
+        raise InvalidArgument(f"{out} is a folder of other files ({shown}...), not an earlier package, which alone "
+                              "is replaced; give a new or empty folder", argument="out")
+
+
 def package_run(root: str | Path, out: str | Path, sample_px: tuple[int, int] = (256, 256)) -> Packaged:
-    """Write the package of the fit in ``root`` into ``out`` (replaced whole if it exists); see the module doc."""
+    """Write the package of the fit in ``root`` into ``out`` (a new or empty folder, or an earlier package, replaced
+    whole: :func:`check_package_out`); see the module doc."""
     from training.export import export
 
     root, out = Path(root), Path(out)
+    check_package_out(root, out)
     version, passed_over = fit_log_dir(root)
     checkpoint, state = best_checkpoint(version / "checkpoints")
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")

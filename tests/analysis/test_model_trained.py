@@ -32,6 +32,20 @@ def test_onnx_class_count_is_the_models_own(tmp_path: Path) -> None:
     assert model(np.zeros((2, 1, 40, 48), np.float32)).shape == (2, 3, 40, 48)
 
 
+@pytest.mark.parametrize("classes", [1, 8, 300])
+def test_a_model_of_more_classes_than_the_table_or_of_one_is_refused_at_load(tmp_path: Path, classes: int) -> None:
+    """Its masks could not be drawn or measured (a class id past the table's palette was an IndexError after the
+    image was segmented, and the output folder was left empty)."""
+    from semcoat.classes import CLASS_NAMES
+
+    path = tmp_path / f"c{classes}.onnx"
+    torch.onnx.export(_Conv(classes), (torch.rand(1, 1, 32, 32),), str(path), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})
+    with pytest.raises(ModelLoadError, match=rf"the model outputs {classes} class\(es\); a segmentation model of 2 "
+                                             rf"to {len(CLASS_NAMES)} classes is accepted"):
+        load_model(path)
+
+
 def test_torchscript_class_count_from_its_class_names(tmp_path: Path) -> None:
     traced = torch.jit.trace(_Conv(4), torch.rand(1, 1, 16, 16))
     named, bare = tmp_path / "named.pt", tmp_path / "bare.pt"

@@ -94,6 +94,55 @@ def test_export_refuses_bad_input(trained_checkpoint: Path, tmp_path: Path) -> N
         export(tmp_path / "junk.ckpt", tmp_path / "m.onnx")
     result = runner.invoke(app, ["train", "export", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "m.onnx")])
     assert result.exit_code == 2 and "no such checkpoint" in result.output
+    (tmp_path / "dir.onnx").mkdir()
+    for extra, said in ((["--out", str(tmp_path / "dir.onnx")], f"--out: {tmp_path / 'dir.onnx'} is a folder"),
+                        (["--out", str(tmp_path / "m.onnx"), "--sample-px", "33"], "--sample-px: the example input "
+                         "must be 32 to 4096 pixels a side, in multiples of 32 (the networks halve it five times; got "
+                         "(33, 33))"),
+                        (["--out", str(tmp_path / "m.onnx"), "--sample-px", "0"], "--sample-px: the example input"),
+                        (["--out", "/proc/no/m.onnx"], "--out: /proc/no/m.onnx: cannot write the model there")):
+        result = runner.invoke(app, ["train", "export", str(trained_checkpoint), *extra])
+        assert result.exit_code == 2 and f"error: {said}" in result.output, result.output
+        assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.onnx", "junk.ckpt"]  # no model, no partial file
+    # a missing parent folder is made, as calibrate and package make theirs
+    nested = tmp_path / "models" / "v1" / "m.pt"
+    assert runner.invoke(app, ["train", "export", str(trained_checkpoint), "--out", str(nested),
+                               "--sample-px", "64"]).exit_code == 0
+    assert [p.name for p in nested.parent.iterdir()] == ["m.pt"]
+
+
+def test_a_checkpoint_that_diverged_to_nan_is_refused_and_a_nan_model_is_no_coating_reading(
+        trained_checkpoint: Path, image: np.ndarray, tmp_path: Path) -> None:
+    """A training that diverged writes checkpoints of NaN weights; their every pixel's argmax was class 0, which
+    `semcoat predict` reported as "no coating" in the image, blaming the micrograph."""
+    from analysis.model import ModelRunError
+    from analysis.predict import class_probabilities
+
+    ckpt = torch.load(trained_checkpoint, map_location="cpu", weights_only=True)
+    name = next(k for k in ckpt["state_dict"] if k.startswith("net.") and ckpt["state_dict"][k].is_floating_point())
+    ckpt["state_dict"][name] = torch.full_like(ckpt["state_dict"][name], float("nan"))
+    diverged = tmp_path / "diverged.ckpt"
+    torch.save(ckpt, diverged)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "x.png"), np.round(image * 255).astype(np.uint8))
+    for command in (["train", "export", str(diverged), "--out", str(tmp_path / "nan.onnx")],
+                    ["predict", "--model", str(diverged), str(tmp_path / "x.png"), "--out", str(tmp_path / "o"),
+                     "--pixel-size-um", "0.2"]):
+        result = runner.invoke(app, command)
+        said = f"holds non-finite weights ({name.removeprefix('net.')})"  # the network's own name of it
+        assert result.exit_code in (1, 2) and said in result.output, result.output
+    assert not (tmp_path / "nan.onnx").exists() and not (tmp_path / "o").exists()
+
+    class NanModel:  # an exported model that returns NaN (made outside semcoat, or exported before this check)
+        n_classes, size_multiple, input_size, batch_size = 7, 32, None, None
+
+        def __call__(self, batch: np.ndarray) -> np.ndarray:
+            return np.full((batch.shape[0], 7, *batch.shape[2:]), np.nan, np.float32)
+
+    with pytest.raises(ModelRunError, match="the model returned non-finite logits"):
+        class_probabilities(NanModel(), image)  # type: ignore[arg-type]
 
 
 def test_a_checkpoint_that_would_run_code_is_refused_unread(tmp_path: Path) -> None:

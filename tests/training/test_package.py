@@ -98,3 +98,39 @@ def test_a_fit_is_packaged_with_its_best_checkpoint_an_onnx_model_that_predicts_
     image = cv2.imread(str(dataset.image_path(dataset.ids[0])), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
     logits = model(image[None, None, :96, :128])
     assert logits.shape[:2] == (1, len(dataset.info.classes)) and np.isfinite(logits).all()
+
+    # packaging again replaces its own earlier package whole: every file is this run's
+    for name in ("confusion_val.csv", "hparams.yaml", "metrics.json"):
+        (out / name).write_text("stale")
+    again = runner.invoke(app, ["train", "package", str(root), "--out", str(out), "--sample-px", "64"])
+    assert again.exit_code == 0, again.output
+    for name in ("confusion_val.csv", "hparams.yaml"):
+        assert not (out / name).exists() or (out / name).read_text() != "stale"
+    assert json.loads((out / "metrics.json").read_text()) == summary
+
+
+def test_out_is_only_ever_a_new_or_empty_folder_or_an_earlier_package(trained_checkpoint: Path,
+                                                                      tiny_datasets: list[Path],
+                                                                      tmp_path: Path) -> None:
+    """Replacing --out deletes it: a dataset, the fit's root, its parent or any folder of the user's is refused (it
+    was deleted whole), before anything is exported."""
+    root = tmp_path / "runs" / "unet"
+    shutil.copytree(trained_checkpoint.parents[3], root)
+    dataset = tmp_path / "mydata"
+    shutil.copytree(tiny_datasets[0], dataset)
+    (dataset / "NOTES.txt").write_text("mine")
+    a_file = tmp_path / "afile.txt"
+    a_file.write_text("x")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    cases = ((dataset, "is a folder of other files (NOTES.txt, dataset.json, images, masks, meta...), not an "
+                       "earlier package"),
+             (root, "is the fit's root or holds it"), (root.parent, "is the fit's root or holds it"),
+             (a_file, "exists and is not a folder"))
+    for out, said in cases:
+        result = runner.invoke(app, ["train", "package", str(root), "--out", str(out), "--sample-px", "64"])
+        assert result.exit_code == 2 and f"error: --out: {out} {said}" in result.output, result.output
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing deleted or written
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert runner.invoke(app, ["train", "package", str(root), "--out", str(empty), "--sample-px", "64"]).exit_code == 0
+    assert (empty / "model.onnx").is_file()
