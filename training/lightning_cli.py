@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from training.callbacks import MaskWriter
 from training.data import SegmentationDataModule
 from training.init_weights import read_checkpoint
 from training.module import SegmentationModule
+from training.samples import class_table
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,29 @@ def precision_problem(precision: str | int | None, accelerator: str | None) -> s
     return None
 
 
+def check_writable_folder(folder: Path, argument: str) -> None:
+    """Refuse a folder the run could not write into, without creating it (a run refused later leaves nothing): it is
+    a folder or can be made one under its nearest existing parent, which must be a writable folder.
+
+    Raises
+    ------
+    InvalidArgument
+        About ``argument``, naming the folder and what stands in the way.
+    """
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == folder and not folder.is_dir():
+        raise InvalidArgument(f"{folder} exists and is not a folder; give a folder to write into", argument=argument)
+    if not existing.is_dir():
+        raise InvalidArgument(f"{folder} cannot be made: {existing} is a file", argument=argument)
+    try:  # a probe, not os.access: root passes that everywhere, and /proc refuses it anyway
+        os.rmdir(tempfile.mkdtemp(prefix=".semcoat-probe-", dir=existing))
+    except OSError as exc:
+        raise InvalidArgument(f"{folder} cannot be written: {existing} refuses a new folder "
+                              f"({exc.strerror or exc})", argument=argument) from exc
+
+
 def default_loggers(root: str | Path) -> list[Logger]:
     """CSV logs (``ROOT/logs/version_N/metrics.csv``, also the trainer's log folder: checkpoints and confusion
     matrices go there) and TensorBoard logs (``ROOT/tensorboard``)."""
@@ -89,10 +115,22 @@ class SemcoatCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and str(ckpt_path) not in ("last", "best", "hpc"):
-            theirs = read_checkpoint(Path(ckpt_path), argument="ckpt_path")["hyper_parameters"].get("model")
-            ours = self.config[subcommand].get("model", {}).get("model")
-            if theirs != ours:  # Lightning's CLI takes the checkpoint's model options over the config's
-                log.warning("--ckpt_path %s holds a %s network; it replaces the config's %s", ckpt_path, theirs, ours)
+            hparams = read_checkpoint(Path(ckpt_path), argument="ckpt_path")["hyper_parameters"]
+            config = self.config[subcommand]
+            data = config.get("data") or {}
+            folders = [*(data.get("datasets") or []), *(data.get("val_datasets") or []),
+                       *(data.get("test_datasets") or [])]
+            table = class_table(folders)
+            names = [table[i] for i in range(len(table))]
+            theirs = hparams.get("class_names")
+            if isinstance(theirs, list) and theirs != names:  # else a size mismatch deep in load_state_dict
+                raise InvalidArgument(f"{ckpt_path} segments the classes {theirs}; the data's class table is {names}: "
+                                      "give folders of the checkpoint's classes, or a checkpoint trained on these",
+                                      argument="ckpt_path")
+            ours = (config.get("model") or {}).get("model")
+            if hparams.get("model") != ours:  # Lightning's CLI takes the checkpoint's model options over the config's
+                log.warning("--ckpt_path %s holds a %s network; it replaces the config's %s", ckpt_path,
+                            hparams.get("model"), ours)
         super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
@@ -109,6 +147,7 @@ class SemcoatCLI(LightningCLI):
                         "fp32: running %s", wanted, trainer.precision)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        check_writable_folder(Path(config.get("default_root_dir") or "runs"), "default_root_dir")
         if config.get("logger") in (None, True):
             config["logger"] = default_loggers(config.get("default_root_dir") or "runs")
         return super()._instantiate_trainer(config, callbacks)
@@ -147,6 +186,7 @@ class SemcoatCLI(LightningCLI):
 
     def before_predict(self) -> None:
         """Read the data before anything is written; write predicted masks to ``--predict_dir``."""
+        check_writable_folder(Path(self.config.predict.predict_dir), "predict_dir")
         self._read_data_first()
         trainer: Any = self.trainer
         trainer.callbacks.append(MaskWriter(self.config.predict.predict_dir))
@@ -157,7 +197,7 @@ def argument_flags() -> dict[str, str]:
     an argument (:class:`semcoat.errors.SemcoatError`'s ``argument``)."""
     flags = {name: f"--data.{name}" for name in inspect.signature(SegmentationDataModule).parameters}
     flags.update({name: f"--model.{name}" for name in inspect.signature(SegmentationModule).parameters})
-    flags["ckpt_path"] = "--ckpt_path"
+    flags.update(ckpt_path="--ckpt_path", default_root_dir="--trainer.default_root_dir", predict_dir="--predict_dir")
     return flags
 
 

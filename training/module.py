@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from semcoat import classes
 from semcoat.errors import InvalidArgument
+from training.config_check import VALUE_CHECKS
 from training.losses import SegmentationLoss
 from training.metrics import confusion_csv, stage_metrics
 from training.models import SIZE_MULTIPLE, build_model
@@ -64,6 +65,11 @@ def pad_to_multiple(x: Tensor, multiple: int = SIZE_MULTIPLE) -> tuple[Tensor, t
         mode = "reflect" if pad_r < rows and pad_c < cols else "replicate"
         x = F.pad(x, (0, pad_c, 0, pad_r), mode=mode)
     return x, (rows, cols)
+
+
+# Options checked against the ranges of :data:`training.config_check.VALUE_CHECKS` (what the service refuses).
+_CHECKED_OPTIONS = ("class_weights", "label_smoothing", "focal_gamma", "dice_weight", "ce_weight", "max_weight_ratio",
+                    "class_weight_power", "lr", "weight_decay", "warmup_steps", "prior_correction")
 
 
 class SegmentationModule(L.LightningModule):
@@ -112,6 +118,11 @@ class SegmentationModule(L.LightningModule):
                  init_from: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
+        for name in _CHECKED_OPTIONS:  # the service's ranges: a NaN weight or a negative lr trained to NaN or crashed
+            value = self.hparams[name]
+            problem = VALUE_CHECKS[f"model.{name}"](value)
+            if problem:
+                raise InvalidArgument(f"{problem} (got {value!r})", argument=name)
         names = class_names or [classes.CLASS_NAMES.get(i, f"class{i}") for i in range(num_classes)]
         if len(names) != num_classes:
             raise ValueError(f"class_names holds {len(names)} names for {num_classes} classes")

@@ -128,6 +128,15 @@ def test_settings_that_cannot_train_are_refused_before_anything_is_written(tiny_
                                        "format DD:HH:MM:SS."),
         (["--trainer.precision", "16-true"], "--trainer.precision 16-true trains in half precision, which "
                                              "overflows on a CPU"),
+        # model options that trained to NaN (rc 0, checkpoints written) or crashed inside torch or MONAI
+        (["--model.lr", "-1"], "--model.lr: expected a number above 0 (got -1.0)"),
+        (["--model.class_weight_power", ".nan"], "--model.class_weight_power: expected a number in [0, 4] (got nan)"),
+        (["--model.prior_correction", "2"], "--model.prior_correction: expected a number in [0, 1] (got 2.0)"),
+        (["--model.max_weight_ratio", "0"], "--model.max_weight_ratio: expected a number in [1, 1e+06] (got 0.0)"),
+        (["--model.class_weights", "[1, 1, 1, 1, 1, 1, .inf]"], "--model.class_weights: expected 'auto', null, or a "
+                                                                 "list of non-negative numbers"),
+        (["--model.model_options", '{"channels": [8], "num_res_units": 1}'],
+         "--model.model_options: model 'unet' cannot be built with {'channels': [8], 'num_res_units': 1}: "),
     )
     for extra, said in cases:
         root = tmp_path / "runs"
@@ -147,6 +156,58 @@ def test_settings_that_cannot_train_are_refused_before_anything_is_written(tiny_
     dm.setup("test")
     with pytest.raises(DatasetError, match=r"the test split is empty \(test_fraction 0.0; images per folder: .*: 4\)"):
         dm.check_split("test")
+
+
+def test_a_fit_stopped_before_its_first_validation_ends_with_its_last_checkpoint(tiny_datasets: list[Path],
+                                                                                 tmp_path: Path) -> None:
+    """max_steps (or max_time) reached inside the first epoch: early stopping had no validation metric yet and the
+    run ended in a traceback with nothing saved."""
+    from typer.testing import CliRunner
+
+    from semcoat_cli.app import app
+
+    root = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["train", "fit", "--config", str(CONFIG_DIR / "unet.yaml"),
+                                      *datasets_arg(tiny_datasets), *FAST, "--data.crops_per_epoch", "64",
+                                      "--trainer.max_steps", "2", "--trainer.default_root_dir", str(root)])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in root.glob("logs/version_0/checkpoints/*.ckpt")] == ["last.ckpt"]
+
+
+def test_output_folders_and_the_checkpoints_classes_are_checked_before_anything_is_written(
+        trained_checkpoint: Path, tiny_datasets: list[Path], tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from semcoat_cli.app import app
+
+    a_file = tmp_path / "afile.txt"
+    a_file.write_text("x")
+    renamed = tmp_path / "renamed"
+    shutil.copytree(tiny_datasets[0], renamed)
+    info = json.loads((renamed / "dataset.json").read_text())
+    info["classes"] = {**info["classes"], "6": "oxide"}
+    (renamed / "dataset.json").write_text(json.dumps(info))
+    ckpt = ["--ckpt_path", str(trained_checkpoint)]
+    cases = (
+        ("fit", ["--trainer.default_root_dir", str(a_file)],
+         f"--trainer.default_root_dir: {a_file} exists and is not a folder"),
+        ("fit", ["--trainer.default_root_dir", str(a_file / "sub")],
+         f"--trainer.default_root_dir: {a_file / 'sub'} cannot be made: {a_file} is a file"),
+        ("predict", [*ckpt, "--predict_dir", str(a_file)], f"--predict_dir: {a_file} exists and is not a folder"),
+        ("test", [*ckpt, "--data.datasets", f'["{renamed}"]'],
+         f"--ckpt_path: {trained_checkpoint} segments the classes ['background', 'fe2al5', 'feal', 'substrate', "
+         "'pore', 'precipitate', 'crack']; the data's class table is ['background', 'fe2al5', 'feal', 'substrate', "
+         "'pore', 'precipitate', 'oxide']"),
+    )
+    for subcommand, extra, said in cases:
+        result = CliRunner().invoke(app, ["train", subcommand, "--config", str(CONFIG_DIR / "unet.yaml"),
+                                          *datasets_arg(tiny_datasets), *FAST, *extra])
+        assert result.exit_code == 2 and f"error: {said}" in result.output, (extra, result.output)
+        assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt", "renamed"]
 
 
 def test_a_ckpt_path_that_is_no_checkpoint_is_refused_by_name(tiny_datasets: list[Path], tmp_path: Path) -> None:

@@ -50,7 +50,8 @@ def build_model(name: str, num_classes: int, in_channels: int = 1, **options: An
     Raises
     ------
     InvalidArgument
-        For an unknown name or an option the builder does not take, listing what is accepted.
+        For an unknown name or an option the builder does not take, listing what is accepted, or option values the
+        network cannot be built with (the builder's reason).
     """
     if name not in _BUILDERS:
         raise InvalidArgument(f"unknown model {name!r}; accepted: {', '.join(MODEL_NAMES)}", argument="model")
@@ -60,4 +61,9 @@ def build_model(name: str, num_classes: int, in_channels: int = 1, **options: An
     if unknown:
         raise InvalidArgument(f"model {name!r} takes no option(s) {unknown}; accepted: {', '.join(accepted)}",
                               argument="model_options")
-    return ScaledInput(builder(in_channels=in_channels, num_classes=num_classes, **options))
+    try:
+        net = builder(in_channels=in_channels, num_classes=num_classes, **options)
+    except (ValueError, TypeError, AssertionError, RuntimeError) as exc:  # a value the network cannot be built with
+        raise InvalidArgument(f"model {name!r} cannot be built with {options}: {str(exc)[:300]}",
+                              argument="model_options") from exc
+    return ScaledInput(net)
