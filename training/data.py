@@ -128,6 +128,23 @@ class WholeImageDataset(Dataset[dict[str, Any]]):
                 "name": f"{sample.folder.name}/{sample.sid}"}
 
 
+def _check_folders_apart(datasets: Sequence[str], val_datasets: Sequence[str], test_datasets: Sequence[str]) -> None:
+    """Refuse a training folder given twice (its images would sit in one copy's training split and another's
+    validation split) or also given for validation or test (scored on what the model trained on)."""
+    seen: dict[Path, str] = {}
+    for folder in datasets:
+        key = Path(folder).resolve()
+        if key in seen:
+            raise DatasetError(f"{folder} is given twice in datasets (as {seen[key]} before): each copy would be split "
+                               "apart, and the images one trains on the other would validate and test")
+        seen[key] = folder
+    for role, folders in (("val_datasets", val_datasets), ("test_datasets", test_datasets)):
+        for folder in folders:
+            if Path(folder).resolve() in seen:
+                raise DatasetError(f"{folder} is in both datasets and {role}: the model would be scored on images it "
+                                   "trained on; give a folder of other images")
+
+
 class SegmentationDataModule(L.LightningDataModule):
     """Crops for training, whole images for validation and test, from dataset folders.
 
@@ -178,6 +195,7 @@ class SegmentationDataModule(L.LightningDataModule):
         if not 0.0 <= ignore_faint_precipitates <= 1.0:
             raise DatasetError("ignore_faint_precipitates must be a grey difference in [0, 1] "
                                f"(got {ignore_faint_precipitates})")
+        _check_folders_apart(datasets, val_datasets or [], test_datasets or [])
         self.save_hyperparameters(ignore=["augment_config"])
         self.augment_config = augment_config
         table = class_table([*datasets, *(val_datasets or []), *(test_datasets or [])])

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -422,17 +422,21 @@ def crop_origin(shape: tuple[int, int], crop: tuple[int, int], rng: np.random.Ge
 
 def crop_pair(image: np.ndarray, mask: np.ndarray, origin: tuple[int, int],
               crop: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The same window of an image and its mask; parts outside the image are filled by reflection in both, so the
-    two stay aligned pixel for pixel."""
+    """The same window of an image and its mask, aligned pixel for pixel. Columns outside the image are filled by
+    reflection in both (a mirrored cross-section is a cross-section: horizontal flips are allowed); rows outside it
+    repeat the edge row in the image and are :data:`~semcoat.classes.IGNORE_ID` in the mask, out of the loss,
+    because a vertical mirror would put the surface down (a crop taller than the image)."""
     top, left = origin
     rows, cols = crop
-    pad: tuple[tuple[int, int], tuple[int, int]] = (
-        (max(0, -top), max(0, top + rows - image.shape[0])), (max(0, -left), max(0, left + cols - image.shape[1])))
-    if any(p for pair in pad for p in pair):
-        if min(image.shape) > 1:
-            image, mask = np.pad(image, pad, mode="reflect"), np.pad(mask, pad, mode="reflect")
-        else:
-            image, mask = np.pad(image, pad, mode="edge"), np.pad(mask, pad, mode="edge")
-        top, left = top + pad[0][0], left + pad[1][0]
+    pad_rows = (max(0, -top), max(0, top + rows - image.shape[0]))
+    pad_cols = (max(0, -left), max(0, left + cols - image.shape[1]))
+    if any(pad_cols):
+        sideways: Literal["reflect", "edge"] = "reflect" if image.shape[1] > 1 else "edge"
+        image = np.pad(image, ((0, 0), pad_cols), mode=sideways)
+        mask = np.pad(mask, ((0, 0), pad_cols), mode=sideways)
+    if any(pad_rows):
+        image = np.pad(image, (pad_rows, (0, 0)), mode="edge")
+        mask = np.pad(mask, (pad_rows, (0, 0)), mode="constant", constant_values=classes.IGNORE_ID)
+    top, left = top + pad_rows[0], left + pad_cols[0]
     return (np.ascontiguousarray(image[top:top + rows, left:left + cols]),
             np.ascontiguousarray(mask[top:top + rows, left:left + cols]))

@@ -123,8 +123,18 @@ def test_crops_keep_image_and_mask_aligned() -> None:
         assert img.shape == msk.shape == (32, 32)
         assert np.array_equal(np.round(img * 10).astype(np.uint8), msk)
         assert np.array_equal(msk, mask[origin[0]:origin[0] + 32, origin[1]:origin[1] + 32])
-    img, msk = crop_pair(image, mask, crop_origin((50, 70), (64, 96), rng), (64, 96))  # larger than the image
-    assert img.shape == (64, 96) and np.array_equal(np.round(img * 10).astype(np.uint8), msk)
+    # larger than the image: columns mirrored (a cross-section still), rows outside it out of the loss (a vertical
+    # mirror would put the surface down): the image repeats its edge rows there
+    img, msk = crop_pair(image, mask, crop_origin((50, 70), (64, 96), rng), (64, 96))
+    assert img.shape == msk.shape == (64, 96)
+    inside = msk != classes.IGNORE_ID
+    assert np.array_equal(np.round(img[inside] * 10).astype(np.uint8), msk[inside])
+    rows_inside = np.flatnonzero(inside.all(axis=1))
+    assert rows_inside.size == 50 and np.array_equal(rows_inside, np.arange(rows_inside[0], rows_inside[0] + 50))
+    assert (~inside).sum() == (64 - 50) * 96
+    assert np.array_equal(img[: rows_inside[0]], np.repeat(img[rows_inside[:1]], rows_inside[0], axis=0))
+    centre_cols = slice(13, 13 + 70)  # (96 - 70) // 2 columns mirrored on the left
+    assert np.array_equal(msk[rows_inside][:, centre_cols], mask)
 
 
 def test_centred_crop_holds_its_centre() -> None:
@@ -247,6 +257,12 @@ def test_datamodule_batches_and_splits(tiny_datasets: list[Path]) -> None:
     assert by_folder.describe()["train"] == 6 and len(by_folder.val_samples) == 4
     with pytest.raises(DatasetError, match="one weight per folder"):
         SegmentationDataModule([str(tiny_datasets[0])], weights=[1.0, 2.0])
+    a, b = str(tiny_datasets[0]), str(tiny_datasets[1])
+    with pytest.raises(DatasetError, match=rf"{a}/\. is given twice in datasets \(as {a} before\)"):
+        SegmentationDataModule([a, b, f"{a}/."])
+    for role in ("val_datasets", "test_datasets"):
+        with pytest.raises(DatasetError, match=f"{b} is in both datasets and {role}: the model would be scored on"):
+            SegmentationDataModule([a, b], **{role: [b]})  # type: ignore[arg-type]
     folders = [str(p) for p in tiny_datasets]
     for bad in ([1.0, -1.0], [0.0, 0.0], [1.0, float("nan")], [1.0, float("inf")]):  # YAML's .nan and .inf pass
         said = r"weights must be finite non-negative numbers with a positive sum \(got \[(1|0)\.0, "
