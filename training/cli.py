@@ -156,7 +156,7 @@ def sbatch_command(
     gpus_per_node: Annotated[int, typer.Option(help="GPUs per node; 0: CPU processes (gloo).")] = 0,
     processes_per_node: Annotated[int, typer.Option(help="CPU processes per node when there are no GPUs.")] = 1,
     cpus_per_task: Annotated[int, typer.Option(help="CPU cores per process.")] = 4,
-    time: Annotated[str, typer.Option(help="Wall-clock limit, HH:MM:SS.")] = "04:00:00",
+    time: Annotated[str, typer.Option(help="Wall-clock limit, as sbatch takes it: H:M:S, D-H:M:S.")] = "04:00:00",
     partition: Annotated[str | None, typer.Option(help="Slurm partition.")] = None,
     setup: Annotated[str, typer.Option(help="Shell line run first, e.g. 'source ~/semcoat/.venv/bin/activate'.")] = "",
     extra: Annotated[list[str] | None, typer.Argument(help="More `semcoat train fit` arguments (after --).")] = None,
@@ -164,7 +164,9 @@ def sbatch_command(
     """Print an sbatch script running `srun semcoat train fit` as a DDP job (one task per device)."""
     from training.slurm import sbatch_script
 
-    with user_errors(EXIT_USAGE):
+    with user_errors(EXIT_USAGE, {"gpus_per_node": "--gpus-per-node", "processes_per_node": "--processes-per-node",
+                                  "cpus_per_task": "--cpus-per-task", "time": "--time", "partition": "--partition",
+                                  "config": "--config", "setup": "--setup", "nodes": "--nodes"}):
         typer.echo(sbatch_script(config, extra or [], nodes, gpus_per_node, processes_per_node, cpus_per_task, time,
                                  partition=partition, setup=setup), nl=False)
 

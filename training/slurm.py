@@ -9,10 +9,28 @@ service imports this module.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
 
 from semcoat.errors import InvalidArgument
+
+# Job, partition and account names that are never shell syntax, and the time formats sbatch --time takes (M, M:S,
+# H:M:S, D-H, D-H:M, D-H:M:S): what this script and the service's jobs accept.
+_SLURM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SLURM_NAME_HELP = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+_TIME_LIMIT = re.compile(r"\d+(:\d{1,2}){0,2}|\d+-\d{1,2}(:\d{1,2}){0,2}")
+TIME_LIMIT_HELP = "minutes ('30'), 'M:S', 'H:M:S' ('1:00:00'), 'D-H', 'D-H:M' or 'D-H:M:S' ('1-00:00:00'), above zero"
+
+
+def is_slurm_name(value: object) -> bool:
+    """Whether ``value`` is a Slurm job, partition or account name of :data:`SLURM_NAME_HELP`."""
+    return isinstance(value, str) and _SLURM_NAME.fullmatch(value) is not None
+
+
+def is_time_limit(value: object) -> bool:
+    """Whether ``value`` is a time limit sbatch takes, above zero (:data:`TIME_LIMIT_HELP`)."""
+    return isinstance(value, str) and _TIME_LIMIT.fullmatch(value) is not None and any(c in "123456789" for c in value)
 
 
 def fit_argv(semcoat: str | Sequence[str], config: str, nodes: int = 1, devices: int = 1, gpus: bool = False,
@@ -54,13 +72,22 @@ def sbatch_script(config: str, extra_args: Sequence[str] = (), nodes: int = 1, g
     partition : Slurm partition, the cluster's default when None.
     setup : shell lines run before ``srun`` (activating the environment that holds the ``train`` extra).
     """
-    if nodes < 1 or gpus_per_node < 0 or processes_per_node < 1 or cpus_per_task < 1:
-        raise InvalidArgument(f"nodes, processes and CPUs must be at least 1 and GPUs at least 0 (got nodes={nodes}, "
-                              f"gpus_per_node={gpus_per_node}, processes_per_node={processes_per_node}, "
-                              f"cpus_per_task={cpus_per_task})", argument="nodes")
+    for argument, value, low in (("nodes", nodes, 1), ("gpus_per_node", gpus_per_node, 0),
+                                 ("processes_per_node", processes_per_node, 1), ("cpus_per_task", cpus_per_task, 1)):
+        if value < low:
+            raise InvalidArgument(f"give a whole number of at least {low} (got {value})", argument=argument)
     if job_name in ("bash", "interactive"):
         raise InvalidArgument(f"job name {job_name!r} makes Lightning ignore Slurm; choose another",
                               argument="job_name")
+    for argument, name in (("job_name", job_name), ("partition", partition)):
+        if name is not None and not is_slurm_name(name):
+            raise InvalidArgument(f"{name!r} is not accepted: use {SLURM_NAME_HELP}", argument=argument)
+    if not is_time_limit(time):
+        raise InvalidArgument(f"{time!r} is not accepted: use {TIME_LIMIT_HELP}", argument="time")
+    for argument, text in (("config", config), ("setup", setup)):
+        if any(c in text for c in "\n\r\0") or (argument == "config" and not text):
+            what = "a path" if argument == "config" else "a shell line"
+            raise InvalidArgument(f"{text!r} is not accepted: give {what} on one line", argument=argument)
     tasks = gpus_per_node or processes_per_node
     lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --nodes={nodes}",
              f"#SBATCH --ntasks-per-node={tasks}", f"#SBATCH --cpus-per-task={cpus_per_task}", f"#SBATCH --time={time}"]

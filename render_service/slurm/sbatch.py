@@ -11,20 +11,14 @@ pattern, and every path and command word is quoted with :func:`shlex.quote` (sba
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 
 from render_service.slurm.errors import InvalidJobSetting
 from semcoat.batch import render_chunk_argv
-from training.slurm import fit_argv, package_argv
+from training.slurm import SLURM_NAME_HELP, TIME_LIMIT_HELP, fit_argv, is_slurm_name, is_time_limit, package_argv
 
 # Slurm names (job, partition, account): letters, digits and . _ - only, so they are never shell or sbatch syntax.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_NAME_HELP = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
-# The time formats sbatch --time takes: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
-_TIME_LIMIT = re.compile(r"\d+(:\d{1,2}){0,2}|\d+-\d{1,2}(:\d{1,2}){0,2}")
-_TIME_HELP = "minutes ('30'), 'M:S', 'H:M:S' ('1:00:00'), 'D-H', 'D-H:M' or 'D-H:M:S' ('1-00:00:00'), above zero"
 # Shell text that render_chunk_argv puts where the chunk's numbers go; NUL cannot occur in any real argument.
 _START, _COUNT = "\0start\0", "\0count\0"
 
@@ -101,8 +95,8 @@ class RenderArrayJob:
 
 def check_name(field: str, value: object) -> None:
     """Raise InvalidJobSetting unless ``value`` is a Slurm name (job, partition, account) that is never shell syntax."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise InvalidJobSetting(f"{field} {value!r} is not accepted: use {_NAME_HELP}", argument=field)
+    if not is_slurm_name(value):
+        raise InvalidJobSetting(f"{field} {value!r} is not accepted: use {SLURM_NAME_HELP}", argument=field)
 
 
 def check_positive(field: str, value: object) -> None:
@@ -113,8 +107,8 @@ def check_positive(field: str, value: object) -> None:
 
 def check_time_limit(value: object) -> None:
     """Raise InvalidJobSetting unless ``value`` is a time limit sbatch takes (above zero)."""
-    if not isinstance(value, str) or not _TIME_LIMIT.fullmatch(value) or not any(c in "123456789" for c in value):
-        raise InvalidJobSetting(f"time_limit {value!r} is not accepted: use {_TIME_HELP}", argument="time_limit")
+    if not is_time_limit(value):
+        raise InvalidJobSetting(f"time_limit {value!r} is not accepted: use {TIME_LIMIT_HELP}", argument="time_limit")
 
 
 def _check_setup_lines(lines: tuple[str, ...]) -> None:

@@ -98,6 +98,21 @@ def test_sbatch_script_for_gpus_and_for_cpus() -> None:
     result = runner.invoke(app, ["train", "sbatch", "--config", "u.yaml", "--gpus-per-node", "2", "--",
                                  "--data.datasets", "[a]"])
     assert result.exit_code == 0 and result.output.rstrip().endswith("--data.datasets '[a]'")
+    # values the script would carry are checked: sbatch refused them later, and a line break pasted a shell line in
+    cases = ((["--time", "1h"], "--time: '1h' is not accepted: use minutes ('30'), 'M:S', 'H:M:S'"),
+             (["--time", "0:00:00"], "--time: '0:00:00' is not accepted"),
+             (["--time", "01:00:00\ntouch /tmp/pwned"], "--time: '01:00:00\\ntouch /tmp/pwned' is not accepted"),
+             (["--partition", "gpu nodes"], "--partition: 'gpu nodes' is not accepted: use 1-128 letters"),
+             (["--config", ""], "--config: '' is not accepted: give a path on one line"),
+             (["--setup", "a\nb"], "--setup: 'a\\nb' is not accepted: give a shell line on one line"),
+             (["--cpus-per-task", "0"], "--cpus-per-task: give a whole number of at least 1 (got 0)"),
+             (["--gpus-per-node", "-1"], "--gpus-per-node: give a whole number of at least 0 (got -1)"))
+    for extra, said in cases:
+        args = ["train", "sbatch", "--config", "u.yaml", *extra] if extra[0] != "--config" else ["train", "sbatch",
+                                                                                                 *extra]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and f"error: {said}" in result.output, (extra, result.output)
+    assert "#SBATCH --time=2-00:00:00" in sbatch_script("u.yaml", time="2-00:00:00", partition="gpu-a100")
 
 
 def test_lightning_takes_ranks_from_slurm(monkeypatch: pytest.MonkeyPatch) -> None:
