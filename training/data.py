@@ -150,20 +150,44 @@ class SegmentationDataModule(L.LightningDataModule):
 
     Parameters
     ----------
-    datasets : dataset folders to train on (synthetic batches and real labelled folders alike).
-    weights : mixing weight of each folder in ``datasets`` (crops are drawn from a folder in proportion to it);
+    datasets
+        dataset folders to train on (synthetic batches and real labelled folders alike).
+    weights
+        mixing weight of each folder in ``datasets`` (crops are drawn from a folder in proportion to it);
         default: equal weights per folder.
-    val_datasets, test_datasets : folders used whole for validation / test (split by folder); when not given, each
-        folder of ``datasets`` is split by ``split_seed`` with ``val_fraction`` and ``test_fraction``.
-    crop_px : training crop edge, pixels (rows = columns), a multiple of 32 for the U-Nets.
-    crops_per_epoch : training crops in one epoch.
-    class_balance : probability that a crop is centred near a pixel of a class drawn uniformly from the image's.
-    batch_size : training crops per batch; ``eval_batch_size`` whole images per validation/test batch.
-    num_workers : data-loader worker processes (0: load in the main process).
-    augment : whether training crops are augmented (:mod:`training.augment`); ``augment_config`` tunes it.
-    cache_mb : decoded training images each loading process keeps in memory, MiB (:class:`training.samples.
+    val_datasets
+        folders used whole for validation (split by folder); when not given, each folder of ``datasets`` gives
+        ``val_fraction`` of its images (by ``split_seed``).
+    test_datasets
+        folders used whole for test (split by folder); when not given, each folder of ``datasets`` gives
+        ``test_fraction`` of its images.
+    val_fraction
+        share of each folder's images held out for validation, in [0, 1) (at least one image when above 0).
+    test_fraction
+        share of each folder's images held out for test, in [0, 1); the two sum below 1.
+    split_seed
+        seed of the split (folder k is shuffled with ``split_seed + k``).
+    crop_px
+        training crop edge, pixels (rows = columns), a multiple of 32 for the U-Nets.
+    crops_per_epoch
+        training crops in one epoch.
+    class_balance
+        probability that a crop is centred near a pixel of a class drawn uniformly from the image's.
+    batch_size
+        training crops per batch.
+    eval_batch_size
+        whole images per validation/test batch.
+    num_workers
+        data-loader worker processes (0: load in the main process).
+    augment
+        whether training crops are augmented (:mod:`training.augment`).
+    augment_config
+        the augmentation's ranges and probabilities (:class:`training.augment.AugmentConfig`; null: its defaults).
+    cache_mb
+        decoded training images each loading process keeps in memory, MiB (:class:`training.samples.
         PairCache`; 0: decode every crop's image anew).
-    ignore_faint_precipitates : in rendered images, precipitates whose phase's grey differs from Fe2Al5's by less
+    ignore_faint_precipitates
+        in rendered images, precipitates whose phase's grey differs from Fe2Al5's by less
         than this (0-1 grey) are left out of the loss and the metrics (:func:`training.samples.
         ignore_faint_precipitates`); 0 keeps every label. Images without a phase map (real labelled folders) are never
         changed.

@@ -77,31 +77,57 @@ class SegmentationModule(L.LightningModule):
 
     Parameters
     ----------
-    num_classes : output classes (the data's class table; linked from the DataModule by the CLI).
-    class_names : names of classes 0..num_classes-1, used in metric names (default: :mod:`semcoat.classes`).
-    model : network name (:data:`training.models.MODEL_NAMES`); ``model_options`` go to its builder.
-    loss : loss name (:data:`training.losses.LOSS_NAMES`).
-    class_weights : weight per class, ``"auto"`` (median frequency balancing over the class shares of the training
+    num_classes
+        output classes (the data's class table; linked from the DataModule by the CLI).
+    class_names
+        names of classes 0..num_classes-1, used in metric names (default: :mod:`semcoat.classes`).
+    model
+        network name (:data:`training.models.MODEL_NAMES`).
+    model_options
+        options of the network's builder (:mod:`training.models`; e.g. U-Net ``channels``, ``num_res_units``).
+    loss
+        loss name (:data:`training.losses.LOSS_NAMES`).
+    class_weights
+        weight per class, ``"auto"`` (median frequency balancing over the class shares of the training
         crops, raised to ``class_weight_power``, when fitting with a :class:`training.data.SegmentationDataModule`)
         or None (equal).
-    class_weight_power : exponent of the automatic weights (1: median frequency balancing; below 1 milder, see
+    class_weight_power
+        exponent of the automatic weights (1: median frequency balancing; below 1 milder, see
         :func:`training.samples.class_weights`).
-    label_smoothing, focal_gamma, dice_weight, ce_weight : loss options (:class:`training.losses.SegmentationLoss`).
-    max_weight_ratio : clip of the automatic class weights, [1/r, r].
-    lr, weight_decay : AdamW learning rate and decoupled weight decay.
-    scheduler : ``cosine`` (decay to 1 % of ``lr`` after a linear warm-up of ``warmup_steps``, or of 10 % of the time
+    label_smoothing
+        of the cross-entropy's targets, in [0, 1) (:class:`training.losses.SegmentationLoss`).
+    focal_gamma
+        the focal loss's exponent (``loss: focal``).
+    dice_weight
+        weight of the Dice term of ``dice_ce``.
+    ce_weight
+        weight of the cross-entropy term of ``dice_ce``.
+    max_weight_ratio
+        clip of the automatic class weights, [1/r, r].
+    lr
+        AdamW's learning rate (above 0).
+    weight_decay
+        AdamW's decoupled weight decay.
+    warmup_steps
+        linear warm-up of the learning rate, steps (see ``scheduler``).
+    scheduler
+        ``cosine`` (decay to 1 % of ``lr`` after a linear warm-up of ``warmup_steps``, or of 10 % of the time
         limit ``trainer.max_time`` when that is shorter, over the run's steps or its time limit, whichever runs out
         first: :func:`lr_factor`) or ``constant``.
-    channels_last : run the network in channels-last memory format (faster on CPUs with bf16).
-    prior_correction : share of the class weights' log taken off the logits of every prediction (validation, test,
+    channels_last
+        run the network in channels-last memory format (faster on CPUs with bf16).
+    prior_correction
+        share of the class weights' log taken off the logits of every prediction (validation, test,
         predict, exported models): :meth:`logit_offsets`. A weighted cross-entropy moves the logits its optimum gives
         by ``log w_c`` (rare classes are labelled ``argmax_c w_c p_c``, so pores and precipitates grow a rim);
         ``prior_correction`` 1 takes all of it back, 0 none. 0.5 measured best with ``dice_ce`` (the Dice term pulls
         the other way): see :data:`PRIOR_CORRECTION`.
-    class_offsets : logit added to the named classes in every prediction, after the prior correction (e.g.
+    class_offsets
+        logit added to the named classes in every prediction, after the prior correction (e.g.
         ``{"feal": -0.75}``): what ``semcoat train calibrate`` finds so that measurements match the ground truth
         (:mod:`training.calibrate`); None adds nothing.
-    init_from : a checkpoint of an earlier fit whose network weights this fit starts from (fine-tuning, e.g. a model
+    init_from
+        a checkpoint of an earlier fit whose network weights this fit starts from (fine-tuning, e.g. a model
         trained on renders, on a lab's own labelled micrographs): the same model and classes, weights of the same
         names and shapes; the optimizer, schedule, class weights and offsets start afresh
         (:mod:`training.init_weights`). A resumed fit (``--ckpt_path``) takes its checkpoint's weights instead.

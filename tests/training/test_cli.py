@@ -84,6 +84,24 @@ def test_train_fit_help_is_lightnings() -> None:
     assert result.exit_code == 0 and "--data.datasets" in result.output and "--model.loss" in result.output
 
 
+def test_every_data_and_model_option_has_its_help_text() -> None:
+    """--help takes each option's text from the classes' docstrings: a "name : text" entry read as a type there and
+    the option lost its first line (--data.datasets had none)."""
+    import inspect
+
+    import docstring_parser
+
+    from training.data import SegmentationDataModule
+    from training.module import SegmentationModule
+
+    for cls in (SegmentationDataModule, SegmentationModule):
+        described = {p.arg_name: p.description for p in docstring_parser.parse(cls.__doc__ or "").params}
+        for name in inspect.signature(cls).parameters:
+            assert described.get(name), f"{cls.__name__}: no help text for {name}"
+    result = runner.invoke(app, ["train", "fit", "--help"], terminal_width=200)
+    assert "dataset folders to train on" in result.output and "AdamW's learning rate" in result.output
+
+
 def test_sbatch_script_for_gpus_and_for_cpus() -> None:
     gpu = sbatch_script("cfg/unet.yaml", ["--data.datasets", "[/data/a]"], nodes=2, gpus_per_node=4,
                         setup="source /opt/semcoat/bin/activate")
