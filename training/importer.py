@@ -73,6 +73,16 @@ def check_mask(path: Path, shape: tuple[int, int], ids: Sequence[int]) -> np.nda
     DatasetError
         Naming the mask, for another size, another depth, colour, or ids of no class.
     """
+    try:
+        with path.open("rb") as file:
+            head = file.read(33)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if head.startswith(pngio.PNG_SIGNATURE) and len(head) == 33 and pngio.read_header(head).color_type == 3:
+        # OpenCV expands the palette to colours, which would be called a 3-channel mask: say what the file is
+        raise DatasetError(f"{path}: a palette (indexed-colour) PNG, as labelling tools often write; a mask must be "
+                           "an 8-bit greyscale PNG whose values are the class ids: save its indices as grey, e.g. "
+                           "with Pillow: Image.fromarray(numpy.asarray(Image.open(path))).save(path)")
     mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise DatasetError(f"{path}: cannot be read as a mask")

@@ -62,6 +62,12 @@ def test_dataset_import_refuses_bad_masks(tmp_path: Path) -> None:
     cv2.imwrite(str(masks / "sem_1.png"), bad[:50])
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "mask is 128x50 px but its image is 128x96 px" in result.output
+    from PIL import Image
+
+    palette = Image.fromarray(cv2.imread(str(masks / "sem_0.png"), cv2.IMREAD_UNCHANGED), mode="L").convert("P")
+    palette.save(masks / "sem_1.png")  # indices in one channel and a colour table: what labelling tools write
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "sem_1.png: a palette (indexed-colour) PNG" in result.output, result.output
     (masks / "sem_1.png").unlink()
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "no mask" in result.output and "sem_1.tif" in result.output
