@@ -18,7 +18,7 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from semcoat import classes
-from semcoat.errors import InvalidArgument
+from semcoat.errors import InvalidArgument, SemcoatError
 from training.config_check import VALUE_CHECKS
 from training.losses import SegmentationLoss
 from training.metrics import confusion_csv, stage_metrics
@@ -65,6 +65,10 @@ def pad_to_multiple(x: Tensor, multiple: int = SIZE_MULTIPLE) -> tuple[Tensor, t
         mode = "reflect" if pad_r < rows and pad_c < cols else "replicate"
         x = F.pad(x, (0, pad_c, 0, pad_r), mode=mode)
     return x, (rows, cols)
+
+
+class TrainingDiverged(SemcoatError):
+    """The training loss became NaN or infinite."""
 
 
 # Options checked against the ranges of :data:`training.config_check.VALUE_CHECKS` (what the service refuses).
@@ -257,8 +261,23 @@ class SegmentationModule(L.LightningModule):
         return self.corrected(self(x))
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        """Loss of one batch of crops."""
+        """Loss of one batch of crops.
+
+        Raises
+        ------
+        TrainingDiverged
+            When the loss is not finite on any process (all of them raise together): every later step and
+            checkpoint would be NaN.
+        """
         loss = self.loss_fn(self(batch["image"]), batch["mask"])
+        finite = bool(torch.isfinite(loss.detach()).item())
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:  # every rank decides alike, or the others would hang
+            finite = not trainer.strategy.reduce_boolean_decision(not finite, all=False)
+        if not finite:
+            raise TrainingDiverged(f"the training loss is {loss.item()} at step {self.global_step} (epoch "
+                                   f"{self.current_epoch}): the training diverged. A lower --model.lr (now "
+                                   f"{self.hparams['lr']:g}) usually mends it; the checkpoints saved before stay")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 

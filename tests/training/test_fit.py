@@ -174,6 +174,23 @@ def test_a_fit_stopped_before_its_first_validation_ends_with_its_last_checkpoint
     assert [p.name for p in root.glob("logs/version_0/checkpoints/*.ckpt")] == ["last.ckpt"]
 
 
+def test_a_diverging_training_stops_with_why_instead_of_saving_nan(tiny_datasets: list[Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from semcoat_cli.app import app
+
+    root = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["train", "fit", "--config", str(CONFIG_DIR / "unet.yaml"),
+                                      *datasets_arg(tiny_datasets), *FAST, "--model.lr", "1e6",
+                                      "--trainer.max_epochs", "3", "--trainer.default_root_dir", str(root)])
+    assert result.exit_code == 2, result.output
+    assert "the training diverged. A lower --model.lr (now 1e+06) usually mends it" in result.output
+    assert "Traceback" not in result.output
+    for ckpt in root.rglob("*.ckpt"):  # whatever was saved before the loss turned is finite
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
 def test_output_folders_and_the_checkpoints_classes_are_checked_before_anything_is_written(
         trained_checkpoint: Path, tiny_datasets: list[Path], tmp_path: Path) -> None:
     import json
