@@ -45,6 +45,13 @@ def find_pairs(images_dir: Path, masks_dir: Path) -> list[Pair]:
     images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not images:
         raise DatasetError(f"{images_dir}: no image ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+    stems: dict[str, list[str]] = {}
+    for path in images:
+        stems.setdefault(path.stem, []).append(path.name)
+    twice = [names for names in stems.values() if len(names) > 1]
+    if twice:  # one mask would label both, and the copies would sit in training and validation alike
+        raise DatasetError(f"{images_dir}: images share a file stem, and so their mask: "
+                           f"{'; '.join(', '.join(n) for n in twice[:10])}; keep one image per stem")
     masks = {p.stem: p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in MASK_SUFFIXES and p.is_file()}
     missing = [p.name for p in images if p.stem not in masks]
     if missing:
@@ -121,11 +128,11 @@ def import_dataset(images_dir: str | Path, masks_dir: str | Path, pixel_size_um:
     DatasetError
         For any problem of the inputs, before anything is written (see the module docstring).
     """
-    from analysis.measure import MaskError, measure
+    from analysis.measure import MAX_PIXEL_SIZE_UM, MIN_PIXEL_SIZE_UM, MaskError, measure
 
-    if not (0 < pixel_size_um < float("inf")):
-        raise DatasetError(f"the pixel size must be a positive number of µm per pixel (got {pixel_size_um})",
-                           argument="pixel_size_um")
+    if not MIN_PIXEL_SIZE_UM <= pixel_size_um <= MAX_PIXEL_SIZE_UM:  # NaN too: one message for every bad value
+        raise DatasetError(f"the pixel size must be a finite number of µm per pixel from {MIN_PIXEL_SIZE_UM:g} to "
+                           f"{MAX_PIXEL_SIZE_UM:g} (e.g. 0.05); got {pixel_size_um}", argument="pixel_size_um")
     pairs = find_pairs(Path(images_dir), Path(masks_dir))
     ids = sorted(classes.CLASS_IDS)
     loaded = []
@@ -150,10 +157,13 @@ def import_dataset(images_dir: str | Path, masks_dir: str | Path, pixel_size_um:
                        spec={"source": "real", "images": str(images_dir), "masks": str(masks_dir)},
                        generator_version=GENERATOR,
                        classes={str(c.id): c.name for c in classes.CLASSES})
-    writer = DatasetWriter.open(out, info)
-    for index, (pair, image, mask, truth) in enumerate(loaded):
-        sid = sample_id(index)
-        meta = {"id": sid, "index": index, "truth": truth,
-                "params": {"source_image": pair.image.name, "source_mask": pair.mask.name}}
-        writer.write_sample(sid, _encode(image), _encode(mask), meta)
+    try:
+        writer = DatasetWriter.open(out, info)
+        for index, (pair, image, mask, truth) in enumerate(loaded):
+            sid = sample_id(index)
+            meta = {"id": sid, "index": index, "truth": truth,
+                    "params": {"source_image": pair.image.name, "source_mask": pair.mask.name}}
+            writer.write_sample(sid, _encode(image), _encode(mask), meta)
+    except OSError as exc:  # a folder that cannot be made or written (no space, no permission)
+        raise DatasetError(f"{out}: cannot write the dataset there ({exc.strerror or exc})", argument="out") from exc
     return info

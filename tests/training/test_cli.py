@@ -51,6 +51,23 @@ def test_dataset_import_writes_a_valid_dataset(tmp_path: Path, bit16: bool) -> N
     assert ds.meta(ds.ids[0])["truth"]["fe2al5_thickness_um"] > 0
 
 
+def test_dataset_import_refuses_bad_options_and_twin_images(tmp_path: Path) -> None:
+    images, masks = _real_folders(tmp_path)
+    base = ["dataset", "import", str(images), str(masks)]
+    for size in ("0", "-1", "nan", "1e-12", "1e9"):  # one message, with the range, for every bad value
+        result = runner.invoke(app, [*base, "--pixel-size-um", size, "--out", str(tmp_path / "o")])
+        assert result.exit_code == 2, result.output
+        assert "the pixel size must be a finite number of µm per pixel from 1e-05 to 100 (e.g. 0.05)" in result.output
+    result = runner.invoke(app, [*base, "--pixel-size-um", "0.2", "--out", "/proc/semcoat-import"])
+    assert result.exit_code == 2 and "--out: /proc/semcoat-import: cannot write the dataset there" in result.output
+    assert "Traceback" not in result.output
+    cv2.imwrite(str(images / "sem_1.png"), cv2.imread(str(images / "sem_1.tif"), cv2.IMREAD_UNCHANGED))
+    result = runner.invoke(app, [*base, "--pixel-size-um", "0.2", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "images share a file stem, and so their mask: sem_1.png, sem_1.tif" in result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_dataset_import_refuses_bad_masks(tmp_path: Path) -> None:
     images, masks = _real_folders(tmp_path)
     args = ["dataset", "import", str(images), str(masks), "--pixel-size-um", "0.2", "--out", str(tmp_path / "o")]
