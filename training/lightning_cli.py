@@ -197,8 +197,20 @@ def argument_flags() -> dict[str, str]:
     an argument (:class:`semcoat.errors.SemcoatError`'s ``argument``)."""
     flags = {name: f"--data.{name}" for name in inspect.signature(SegmentationDataModule).parameters}
     flags.update({name: f"--model.{name}" for name in inspect.signature(SegmentationModule).parameters})
-    flags.update(ckpt_path="--ckpt_path", default_root_dir="--trainer.default_root_dir", predict_dir="--predict_dir")
+    flags.update(ckpt_path="--ckpt_path", default_root_dir="--trainer.default_root_dir", predict_dir="--predict_dir",
+                 config="--config")
     return flags
+
+
+def _config_files(args: list[str]) -> list[Path]:
+    """The files given to ``--config`` / ``-c`` in ``args``."""
+    found = []
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            found.append(Path(args[i + 1]))
+        elif arg.startswith("--config="):
+            found.append(Path(arg.split("=", 1)[1]))
+    return found
 
 
 def run(args: list[str]) -> SemcoatCLI:
@@ -206,5 +218,11 @@ def run(args: list[str]) -> SemcoatCLI:
     with warnings.catch_warnings():
         # `semcoat train fit ARGS` hands ARGS over explicitly while sys.argv holds them too: intended here.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        for config in _config_files(args):
+            if config.is_file() and not config.read_text(encoding="utf-8", errors="replace").strip():
+                raise InvalidArgument(f"{config} is empty; a config is a YAML mapping of trainer, model and data, as "
+                                      f"{CONFIG_DIR / 'unet.yaml'}", argument="config")
+        # prog: the usage line and its tip name the command users typed, not the program
         return SemcoatCLI(SegmentationModule, SegmentationDataModule, args=args, seed_everything_default=0,
-                          save_config_kwargs={"overwrite": True}, parser_kwargs={"default_env": False})
+                          save_config_kwargs={"overwrite": True},
+                          parser_kwargs={"default_env": False, "prog": "semcoat train"})

@@ -107,6 +107,15 @@ def test_train_fit_help_is_lightnings() -> None:
     assert result.exit_code == 0 and "--data.datasets" in result.output and "--model.loss" in result.output
 
 
+def test_an_empty_config_and_a_bare_fit_say_what_to_give(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("\n")
+    result = runner.invoke(app, ["train", "fit", "--config", str(empty), "--data.datasets", "[a]"])
+    assert result.exit_code == 2 and f"error: --config: {empty} is empty; a config is a YAML mapping" in result.output
+    result = runner.invoke(app, ["train", "fit"])
+    assert result.exit_code == 2 and "semcoat train --help" in result.output, result.output
+
+
 def test_every_data_and_model_option_has_its_help_text() -> None:
     """--help takes each option's text from the classes' docstrings: a "name : text" entry read as a type there and
     the option lost its first line (--data.datasets had none)."""
