@@ -218,6 +218,9 @@ def run(args: list[str]) -> SemcoatCLI:
     with warnings.catch_warnings():
         # `semcoat train fit ARGS` hands ARGS over explicitly while sys.argv holds them too: intended here.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        # Lightning's hint on every local fit where Slurm is installed; a DDP job under Slurm is `semcoat train
+        # sbatch`'s or the service's, both started by srun
+        warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
         for config in _config_files(args):
             if config.is_file() and not config.read_text(encoding="utf-8", errors="replace").strip():
                 raise InvalidArgument(f"{config} is empty; a config is a YAML mapping of trainer, model and data, as "
