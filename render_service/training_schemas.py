@@ -39,6 +39,7 @@ class TrainingDataset(BaseModel):
             problem = folder_problem(value)
             if problem:
                 raise ValueError(f"{value[:200]!r}: {problem}")
+        _once_each(values)
         return values
 
     @field_validator("batches")
@@ -47,7 +48,16 @@ class TrainingDataset(BaseModel):
         for value in values:
             if not (1 <= len(value) <= 32 and value.isascii() and value.isalnum()):
                 raise ValueError(f"{value[:64]!r} is not a batch id (16 hex digits, as POST /batches returns)")
+        _once_each(values)
         return values
+
+
+def _once_each(values: list[str]) -> None:
+    """A folder given twice would be split twice, its images validating what the other copy trained on (the job's
+    fit refuses it too, after queueing)."""
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise ValueError(f"{twice[0][:200]!r} is given twice; give each once")
 
 
 def folder_problem(path: str) -> str | None:

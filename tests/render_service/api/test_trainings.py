@@ -164,6 +164,10 @@ def test_a_config_by_name_and_as_text_are_exclusive_and_names_are_known(api: Api
     assert "unet, deeplab, swin_unetr" in unknown[("body", "config")]["msg"]
     empty = problems_of(post(api, {"dataset": {}, "config": "unet"}))
     assert "at least one" in empty[("body", "dataset")]["msg"]
+    twice = problems_of(post(api, {"dataset": {"batches": [batch_id, batch_id], "folders": ["/a", "/b", "/a"]},
+                                   "config": "unet", "backend": "slurm"}))
+    assert f"'{batch_id}' is given twice; give each once" in twice[("body", "dataset", "batches")]["msg"]
+    assert "'/a' is given twice; give each once" in twice[("body", "dataset", "folders")]["msg"]
 
 
 @pytest.mark.parametrize(("field", "value"), [
