@@ -39,8 +39,8 @@ def cpu_has_fast_bf16() -> bool:
     """Whether bf16 autocast speeds training up on this CPU: whether it has AMX (the matrix tiles of Intel's Xeons
     since Sapphire Rapids), as the machine of the first figures had, where bf16 steps were the faster ones.
 
-    Not merely bf16 arithmetic: on an AMD EPYC with AVX-512 BF16 but no AMX, the U-Net's steps ran 2.5x slower under
-    bf16 autocast than in fp32 and DeepLab's 5 % slower (``bench/train_throughput.py``): the casts around its many
+    Not merely bf16 arithmetic: on an AMD EPYC with AVX-512 BF16 but no AMX, the U-Net's steps ran 4.3x slower under
+    bf16 autocast than in fp32 and DeepLab's 2x slower (``bench/train_throughput.py``): the casts around its many
     small layers cost more than the bf16 dot products save."""
     try:
         return bool(torch.cpu._is_amx_tile_supported())

@@ -63,7 +63,7 @@ def test_bf16_falls_back_on_cpus_without_it() -> None:
 
 
 def test_bf16_counts_as_fast_exactly_on_cpus_with_amx() -> None:
-    """AVX-512 BF16 alone is not enough (an AMD EPYC with it trained the U-Net 2.5x slower in bf16): the kernel's
+    """AVX-512 BF16 alone is not enough (an AMD EPYC with it trained the U-Net 4.3x slower in bf16): the kernel's
     own flags decide, as the probe reads the CPU."""
     from training.lightning_cli import cpu_has_fast_bf16
 
