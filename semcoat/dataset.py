@@ -274,8 +274,23 @@ class Dataset:
         return sample_paths(self.root, sid)[1]
 
     def meta(self, sid: str) -> dict[str, Any]:
-        """Parsed meta file of sample ``sid``."""
-        return json.loads(sample_paths(self.root, sid)[2].read_text(encoding="utf-8"))
+        """Parsed meta file of sample ``sid``.
+
+        Raises
+        ------
+        DatasetError
+            Naming the file, when it cannot be read, is no JSON or holds no JSON object.
+        """
+        path = sample_paths(self.root, sid)[2]
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise DatasetError(f"{path}: unreadable ({str(exc):.120}); run `semcoat dataset check` on its "
+                               "folder") from exc
+        if not isinstance(meta, dict):
+            raise DatasetError(f"{path}: a JSON object is expected, not {type(meta).__name__}; run `semcoat "
+                               "dataset check` on its folder")
+        return meta
 
     def phase_map_path(self, sid: str) -> Path | None:
         """Precipitate-phase map of sample ``sid``, or None when the folder holds none for it."""

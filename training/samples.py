@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from semcoat import classes, pngio
-from semcoat.dataset import DatasetError, read_dataset, sample_paths
+from semcoat.dataset import DatasetError, read_dataset
 from semcoat.errors import SemcoatError
 from semcoat.spec import CoatingSpec
 
@@ -157,16 +157,8 @@ def ignore_faint_precipitates(samples: Sequence[Sample], contrast_min: float, n_
         phase_path = dataset.phase_map_path(sample.sid)
         faint_phase = None
         if phase_path is not None:
-            meta_path = sample_paths(dataset.root, sample.sid)[2]
-            try:
-                meta = dataset.meta(sample.sid)
-            except (OSError, ValueError, RecursionError) as exc:
-                raise DatasetError(f"{meta_path}: unreadable ({str(exc):.120}), so its faint precipitates cannot be "
-                                   "told apart; run `semcoat dataset check` on its folder") from exc
-            if not isinstance(meta, dict):
-                raise DatasetError(f"{meta_path}: a JSON object is expected, not {type(meta).__name__}; run "
-                                   "`semcoat dataset check` on its folder")
-            faint_phase = faint_phases(meta.get("params"), contrast_min)
+            # a broken meta file is refused (Dataset.meta): its faint precipitates could not be told apart
+            faint_phase = faint_phases(dataset.meta(sample.sid).get("params"), contrast_min)
         mask = read_mask(sample.mask, n_classes)
         total_px += int(np.count_nonzero(mask == classes.PRECIPITATE))
         if phase_path is None or faint_phase is None:

@@ -322,3 +322,14 @@ def test_a_small_png_claiming_a_huge_frame_is_refused_by_its_header(full: Path) 
     (full / "masks" / "000001.png").write_bytes(bomb)
     problems = check_dataset(full).problems
     assert problems == [f"{full / 'masks' / '000001.png'}: mask is {side}x{side} px, dataset.json says {W}x{H}"]
+
+
+def test_a_broken_meta_file_is_a_dataset_error_naming_it(full: Path) -> None:
+    ds = read_dataset(full)
+    assert isinstance(ds.meta(ds.ids[0]), dict)
+    path = full / "meta" / f"{ds.ids[0]}.json"
+    for text, said in (('{"truth": ', "unreadable"), ("[1, 2]", "a JSON object is expected, not list"),
+                       ("\udcff", "unreadable")):
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
+        with pytest.raises(DatasetError, match=rf"{path}: {said}.*semcoat dataset check"):
+            ds.meta(ds.ids[0])
